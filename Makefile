@@ -1,0 +1,33 @@
+# Set-up and everyday commands. Every target is idempotent: re-running only redoes what changed.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# torch first, pinned to the CPU build that pip finds on this kind of machine; the
+# project's own `torch>=2.1` is then already satisfied and no CUDA wheel is downloaded.
+TORCH  ?= torch==2.13.0
+STAMP  := $(VENV)/.recfeat-installed
+
+.PHONY: setup demo test lint clean-venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	HF_HUB_OFFLINE=1 $(BIN)/recfeat demo
+
+test: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check core plugins exporters tests benchmarks
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,42 @@
+"""``recfeat components``: every registered component with its options."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command("components")
+@click.argument("kind", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
+def components_command(kind: str | None, as_json: bool) -> None:
+    """List components (optionally of one KIND: cleaners, tokenizers, encoders, models,
+    datasets, metrics, exporters) with aliases, plugin, doc and options."""
+    from recfeat.registry import KINDS, get_registry, normalize_kind
+
+    kinds = [normalize_kind(kind)] if kind else list(KINDS)
+    items = [item for k in kinds for item in get_registry(k).describe()]
+    if as_json:
+        click.echo(json.dumps(items, indent=2, default=repr))
+        return
+    current = None
+    for item in items:
+        if item["kind"] != current:
+            current = item["kind"]
+            click.echo(f"{'' if item is items[0] else chr(10)}{current}s:")
+        alias = f" (aliases: {', '.join(item['aliases'])})" if item["aliases"] else ""
+        plugin = "" if item["plugin"].startswith("recfeat.") else f" [{item['plugin']}]"
+        click.echo(f"  {item['name']}{alias}{plugin}: {item['doc']}")
+        opts = ", ".join(
+            f"{k}={v['default']!r}" if not v["required"] else f"{k} (required)"
+            for k, v in item["options"].items()
+        )
+        if opts:
+            click.echo(f"      options: {opts}")
+    if not items:
+        click.echo("No components registered.")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(components_command)

@@ -1,0 +1,1 @@
+"""Exporters: encoder (pooling included) -> optimized, quantized, validated ONNX / OpenVINO."""
