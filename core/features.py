@@ -80,3 +80,47 @@ def read_features(path: str | Path) -> tuple[pd.DataFrame, np.ndarray, dict[str,
         vectors = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, dim)
     ids = table.drop([VECTOR_COLUMN]).to_pandas()
     return ids, vectors, manifest
+
+
+class Features:
+    """Vectors keyed by id (item or user ids as strings), for models to look up.
+
+    ``lookup(ids)`` returns the matrix for ``ids`` and a mask of which ids had a vector;
+    missing rows are zeros, so callers decide the policy (and report the count).
+    """
+
+    def __init__(self, ids, vectors: np.ndarray, manifest: dict[str, Any] | None = None):
+        self.ids = np.asarray([str(i) for i in ids], dtype=object)
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if self.vectors.ndim != 2 or len(self.ids) != len(self.vectors):
+            raise DataError(f"features: {len(self.ids)} ids but vectors of shape {self.vectors.shape}")
+        self.manifest = manifest or {}
+        self._index = {k: i for i, k in enumerate(self.ids)}
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, key) -> bool:
+        return str(key) in self._index
+
+    def lookup(self, ids) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.fromiter((self._index.get(str(i), -1) for i in ids), dtype=np.int64)
+        found = rows >= 0
+        out = np.zeros((len(rows), self.dim), dtype=np.float32)
+        out[found] = self.vectors[rows[found]]
+        return out, found
+
+    @classmethod
+    def from_file(cls, path: str | Path, id_column: str | None = None) -> Features:
+        """Load a features file; ``id_column`` defaults to the first id column in it."""
+        ids, vectors, manifest = read_features(path)
+        col = id_column or (list(ids.columns)[0] if len(ids.columns) else None)
+        if col is None or col not in ids.columns:
+            raise DataError(
+                f"{path}: no id column {id_column!r} (columns: {', '.join(ids.columns)})"
+            )
+        return cls(ids[col].astype(str).to_numpy(), vectors, manifest)

