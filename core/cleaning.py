@@ -1,0 +1,106 @@
+"""Cleaner chains: several cleaners, configured by name, applied in order.
+
+A chain is described by a list of names or ``{"use": name, **options}`` tables (the TOML
+``cleaners = [...]`` section), or a comma-separated string (``"html,whitespace"``) on the
+command line. ``CleanerChain.spec()`` gives back a canonical, JSON-able description with
+every option spelled out, for feature manifests and cache keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .errors import DataError, UsageError
+from .registry import get_registry
+
+DEFAULT_CLEANERS: tuple[str, ...] = ("html", "control-chars", "nfkc", "whitespace")
+
+CleanerSpec = str | dict[str, Any]
+
+
+class CleanerChain:
+    """Apply cleaners in order. ``clean(texts)`` runs each cleaner over the whole batch."""
+
+    def __init__(self, cleaners: Sequence[Any], names: Sequence[str]):
+        self.cleaners = list(cleaners)
+        self.names = list(names)
+
+    def clean(self, texts: Iterable[str | None]) -> list[str]:
+        """Clean many texts. ``None`` (a missing review) becomes ``""``; other non-strings are refused."""
+        batch = []
+        for i, text in enumerate(texts):
+            if text is None:
+                text = ""
+            elif not isinstance(text, str):
+                raise DataError(
+                    f"text {i} is a {type(text).__name__}, not a string; convert the column to text first"
+                )
+            batch.append(text)
+        for cleaner in self.cleaners:
+            batch = cleaner.clean(batch)
+        return batch
+
+    def clean_text(self, text: str) -> str:
+        return self.clean([text])[0]
+
+    __call__ = clean_text
+
+    def spec(self) -> list[dict[str, Any]]:
+        """``[{"use": name, **options}, ...]`` with canonical names and every option value."""
+        return [
+            {"use": name, **{k: _jsonable(v) for k, v in cleaner.get_options().items()}}
+            for name, cleaner in zip(self.names, self.cleaners, strict=True)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.cleaners)
+
+    def __repr__(self) -> str:
+        return f"CleanerChain({', '.join(self.names) or 'no cleaners'})"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def parse_cleaner_specs(specs: str | Sequence[CleanerSpec] | None) -> list[tuple[str, dict[str, Any]]]:
+    """Normalise any accepted form to ``[(name, options), ...]``; ``None`` means the default chain."""
+    if specs is None:
+        specs = DEFAULT_CLEANERS
+    if isinstance(specs, str):
+        specs = [part.strip() for part in specs.split(",") if part.strip()]
+    parsed = []
+    for i, spec in enumerate(specs):
+        if isinstance(spec, str):
+            parsed.append((spec, {}))
+        elif isinstance(spec, dict):
+            if "use" not in spec:
+                raise UsageError(
+                    f"cleaner {i} has no 'use' key: write it as {{use = \"name\", ...options}}; "
+                    "see `recfeat components cleaners`"
+                )
+            parsed.append((spec["use"], {k: v for k, v in spec.items() if k != "use"}))
+        else:
+            raise UsageError(
+                f"cleaner {i} must be a name or a {{use = \"name\", ...}} table, not {type(spec).__name__}"
+            )
+    return parsed
+
+
+def build_cleaner_chain(specs: str | Sequence[CleanerSpec] | None = None) -> CleanerChain:
+    """Build a chain from names, ``{"use": name, **options}`` dicts or ``"html,whitespace"``.
+
+    ``None`` gives ``DEFAULT_CLEANERS``; an empty list or string gives a chain that changes
+    nothing. Unknown names and bad options raise the registry's errors.
+    """
+    registry = get_registry("cleaner")
+    cleaners, names = [], []
+    for name, options in parse_cleaner_specs(specs):
+        cleaners.append(registry.create(name, **options))
+        names.append(registry.entry(name).name)
+    return CleanerChain(cleaners, names)

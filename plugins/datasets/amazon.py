@@ -1,0 +1,191 @@
+"""Amazon product reviews (McAuley lab), JSON Lines, 2014 and 2018 schemas.
+
+- 2014: ``reviewerID, asin, overall, reviewText, summary, unixReviewTime, helpful=[up, total]``.
+- 2018 adds ``verified, style, vote`` (a string that may hold commas, "1,234") and ``image``.
+
+Review text is the ``text_fields`` joined (default: ``summary`` then ``reviewText``, as
+"summary. reviewText"; see ``validation.join_text``). A review whose joined text is empty
+is kept with text ``""`` and counted in ``report["empty_texts"]``; ``report["empty_fields"]``
+counts each empty field on its own. The file has no item text (titles are in a separate
+metadata file), so ``items`` is None and the pipeline aggregates reviews into item vectors.
+Repeated (user, item) rows keep the latest review (``report["duplicates_dropped"]``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from recfeat.components import Dataset
+from recfeat.data import RecData
+from recfeat.errors import DataError
+
+from . import validation as v
+
+SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz")
+REQUIRED_KEYS = ("reviewerID", "asin", "overall")
+KEYS_2018 = ("verified", "style", "vote", "image")
+
+
+def _is_json_file(p: Path) -> bool:
+    return p.is_file() and p.name.lower().endswith(SUFFIXES)
+
+
+def resolve_file(path: Path) -> Path:
+    """``path`` itself, or the single JSON (Lines) file inside the folder ``path``."""
+    if path.is_dir():
+        found = sorted(p for p in path.iterdir() if _is_json_file(p))
+        if not found:
+            raise DataError(
+                f"folder {path} holds no {'/'.join(SUFFIXES)} file; pass the review file itself"
+            )
+        if len(found) > 1:
+            names = ", ".join(p.name for p in found)
+            raise DataError(f"folder {path} holds several review files ({names}); pass one of them")
+        return found[0]
+    return path
+
+
+def first_object(path: Path) -> dict[str, Any] | None:
+    """The first non-blank line of a JSON Lines file parsed, or None if it is not an object."""
+    import json
+
+    try:
+        for _, raw in v.read_raw_lines(path):
+            if raw.strip():
+                obj = json.loads(raw)
+                return obj if isinstance(obj, dict) else None
+    except (ValueError, DataError, OSError):
+        return None
+    return None
+
+
+def _votes(obj: dict[str, Any]) -> int:
+    """Helpful votes: 2018 ``vote`` ("1,234") or 2014 ``helpful[0]``; 0 when absent."""
+    vote = obj.get("vote")
+    if vote is not None:
+        try:
+            return int(str(vote).replace(",", "").strip() or 0)
+        except ValueError:
+            return 0
+    helpful = obj.get("helpful")
+    if isinstance(helpful, (list, tuple)) and helpful:
+        try:
+            return int(helpful[0])
+        except (TypeError, ValueError):
+            return 0
+    return 0
+
+
+def _rating(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+class AmazonReviews(Dataset):
+    """Amazon reviews JSON Lines (.json/.json.gz, 2014 or 2018 schema), de-duplicated."""
+
+    name = "amazon"
+
+    def __init__(
+        self,
+        text_fields: tuple[str, ...] = ("summary", "reviewText"),
+        encoding: str = "utf-8",
+        skip_bad_rows: bool = False,
+        rating_scale: tuple[float, float] | None = (1.0, 5.0),
+    ):
+        self.text_fields = tuple(text_fields)
+        self.encoding = encoding
+        self.skip_bad_rows = skip_bad_rows
+        self.rating_scale = rating_scale
+
+    @classmethod
+    def sniff(cls, path: Path) -> bool:
+        path = Path(path)
+        try:
+            path = resolve_file(path)
+        except DataError:
+            return False
+        if not _is_json_file(path):
+            return False
+        obj = first_object(path)
+        return bool(obj) and "reviewerID" in obj and "asin" in obj
+
+    def load(self, path: str | Path) -> RecData:
+        import pandas as pd
+
+        path = resolve_file(v.check_path(path))
+        report: dict[str, Any] = {"format": "amazon", "file": str(path)}
+        users: list[str | None] = []
+        items: list[str | None] = []
+        ratings: list[float] = []
+        times: list[int] = []
+        texts: list[str] = []
+        votes: list[int] = []
+        lines: list[int] = []
+        empty_fields = dict.fromkeys(self.text_fields, 0)
+        saw_2018 = False
+        rows_read = 0
+        for lineno, obj in v.iter_json_lines(
+            path, encoding=self.encoding, skip_bad_rows=self.skip_bad_rows, report=report
+        ):
+            rows_read += 1
+            missing = [k for k in REQUIRED_KEYS if k not in obj]
+            if missing:
+                if self.skip_bad_rows:
+                    report["bad_rows_skipped"] = report.get("bad_rows_skipped", 0) + 1
+                    continue
+                raise DataError(
+                    f"{path} line {lineno}: no {', '.join(missing)} key; keys found: "
+                    f"{', '.join(obj)}; for other JSON Lines use --format jsonl with "
+                    "user_col/item_col/rating_col/text_col, or pass skip_bad_rows=True"
+                )
+            saw_2018 = saw_2018 or any(k in obj for k in KEYS_2018)
+            parts = []
+            for field in self.text_fields:
+                value = obj.get(field)
+                value = "" if value is None else str(value)
+                if not value.strip():
+                    empty_fields[field] += 1
+                parts.append(value)
+            users.append(obj["reviewerID"])
+            items.append(obj["asin"])
+            ratings.append(_rating(obj["overall"]))
+            ts = obj.get("unixReviewTime")
+            times.append(int(ts) if isinstance(ts, (int, float)) else -1)
+            texts.append(v.join_text(parts))
+            votes.append(_votes(obj))
+            lines.append(lineno)
+
+        report["rows_read"] = rows_read
+        report["schema"] = "2018" if saw_2018 else "2014"
+        report["text_fields"] = list(self.text_fields)
+        report["empty_fields"] = empty_fields
+        df = pd.DataFrame(
+            {
+                "user": v.coerce_ids(pd.Series(users, dtype=object)),
+                "item": v.coerce_ids(pd.Series(items, dtype=object)),
+                "rating": pd.Series(ratings, dtype="float64"),
+                "timestamp": pd.Series(times, dtype="int64"),
+                "text": pd.Series(texts, dtype=object),
+                "helpful_votes": pd.Series(votes, dtype="int64"),
+            }
+        )
+        df = v.drop_bad_rows(
+            df,
+            rating_scale=self.rating_scale,
+            skip_bad_rows=self.skip_bad_rows,
+            report=report,
+            locate=lambda i: f"{path} line {lines[i]}",
+        )
+        df = v.dedupe_latest(df, report)
+        return v.build_recdata(
+            f"amazon:{path.name}",
+            df,
+            report=report,
+            rating_scale=self.rating_scale or v.observed_scale(df["rating"]),
+            has_text=True,
+            extra_review_columns=("helpful_votes",),
+        )

@@ -1,0 +1,370 @@
+"""Checks and normalisation shared by every dataset loader.
+
+Policies, the same for every format:
+
+- **Errors** are ``recfeat.errors.DataError`` with one line naming the file, the line or row,
+  and the option that fixes it (``encoding``, ``skip_bad_rows``, ``rating_scale``,
+  ``user_col``...).
+- **Empty or whitespace-only text**: the interaction is kept; its text row is kept as ``""``
+  and counted in ``report["empty_texts"]``. Dropping it would silently lose ratings, and
+  encoders give every row a vector, so downstream stages decide what an empty text means.
+- **Bad rows** (a malformed JSON line, a missing user or item id, a rating that is NaN or
+  outside ``rating_scale``) are an error naming the first one; with ``skip_bad_rows=True``
+  they are skipped and counted in ``report["bad_rows_skipped"]``.
+- **Repeated (user, item) pairs** keep the latest row (highest timestamp, then the later one
+  in the file); the others are counted in ``report["duplicates_dropped"]``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from recfeat.errors import DataError
+
+if TYPE_CHECKING:  # pandas is imported inside functions: this module loads with the plugin
+    import pandas as pd
+    from recfeat.data import RecData
+
+_SENTENCE_END = tuple(".!?;:。！？；…")
+
+
+def check_path(path: str | Path, *, what: str = "input") -> Path:
+    """Return ``path`` as a Path, or raise DataError when it does not exist."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise DataError(f"{what} path {str(p)!r} does not exist; check the path and try again")
+    return p
+
+
+def check_file(path: Path) -> Path:
+    """``path`` must be a readable, non-empty file."""
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; expected a file (pass the file itself, or --format)")
+    if path.stat().st_size == 0:
+        raise DataError(f"input file {path} is empty (0 bytes); nothing to load")
+    return path
+
+
+def is_gzip(path: Path) -> bool:
+    return path.name.lower().endswith(".gz")
+
+
+def read_raw_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(line_number, raw_bytes)`` for every line of a plain or gzip'd file.
+
+    Bytes, not str, so an undecodable line can be reported with its exact number.
+    """
+    check_file(path)
+    opener = gzip.open if is_gzip(path) else open
+    try:
+        with opener(path, "rb") as fh:
+            yield from enumerate(fh, start=1)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise DataError(
+            f"{path} is not a valid gzip file ({exc}); re-download or decompress it"
+        ) from None
+
+
+def decode_line(raw: bytes, path: Path, lineno: int, encoding: str) -> str:
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path} line {lineno}: bytes not valid {encoding} ({exc.reason} at byte {exc.start}); "
+            "pass the file's encoding with the `encoding` option (--encoding, e.g. latin-1)"
+        ) from None
+    except LookupError:
+        raise DataError(
+            f"unknown encoding {encoding!r}; pass a Python codec name such as utf-8 or latin-1"
+        ) from None
+
+
+def iter_json_lines(
+    path: Path, *, encoding: str, skip_bad_rows: bool, report: dict[str, Any]
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Stream ``(line_number, object)`` from a JSON Lines file, one ``json.loads`` per line.
+
+    Blank lines are ignored. A line that is not a JSON object raises DataError naming the
+    line, or with ``skip_bad_rows`` is skipped and counted in ``report["bad_rows_skipped"]``.
+    """
+    loads = _json_loads()
+    seen_any = False
+    for lineno, raw in read_raw_lines(path):
+        text = decode_line(raw, path, lineno, encoding)
+        if not text.strip():
+            continue
+        seen_any = True
+        try:
+            obj = loads(text)
+            if not isinstance(obj, dict):
+                raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+        except ValueError as exc:
+            if skip_bad_rows:
+                report["bad_rows_skipped"] = report.get("bad_rows_skipped", 0) + 1
+                continue
+            raise DataError(
+                f"{path} line {lineno}: malformed JSON ({_first_line(exc)}); fix the line or pass "
+                "skip_bad_rows=True (--skip-bad-rows) to skip and count bad lines"
+            ) from None
+        yield lineno, obj
+    if not seen_any:
+        raise DataError(f"input file {path} has no data (only blank lines); nothing to load")
+
+
+def _json_loads():
+    try:  # orjson is several times faster on large review dumps; optional
+        import orjson
+
+        return orjson.loads
+    except ImportError:
+        return json.loads
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def first_undecodable_line(path: Path, encoding: str) -> tuple[int, UnicodeDecodeError] | None:
+    """Find the first line of ``path`` that ``encoding`` cannot decode (for error messages
+    after a bulk reader such as pandas failed without a line number)."""
+    for lineno, raw in read_raw_lines(path):
+        try:
+            raw.decode(encoding)
+        except UnicodeDecodeError as exc:
+            return lineno, exc
+    return None
+
+
+def raise_decode_error(path: Path, encoding: str, exc: UnicodeDecodeError) -> None:
+    """Re-raise a bulk reader's UnicodeDecodeError as DataError naming the line."""
+    found = first_undecodable_line(path, encoding)
+    lineno, err = found if found else (None, exc)
+    where = f" line {lineno}" if lineno else ""
+    raise DataError(
+        f"{path}{where}: bytes not valid {encoding} ({err.reason} at byte {err.start}); "
+        "pass the file's encoding with the `encoding` option (--encoding, e.g. latin-1)"
+    ) from None
+
+
+def join_text(parts) -> str:
+    """Join non-empty text parts into one string: ``"Great product. Works well"``.
+
+    Parts are stripped; empty ones dropped; ``". "`` separates them unless the previous part
+    already ends a sentence (then a single space), so "Wow!" + "Loud" is "Wow! Loud".
+    """
+    out = ""
+    for part in parts:
+        if part is None or (isinstance(part, float) and part != part):  # None or NaN
+            continue
+        s = str(part).strip()
+        if not s:
+            continue
+        if not out:
+            out = s
+        elif out.endswith(_SENTENCE_END):
+            out = f"{out} {s}"
+        else:
+            out = f"{out}. {s}"
+    return out
+
+
+_WS = re.compile(r"\s+")
+
+
+def normalise_texts(values: pd.Series, report: dict[str, Any]) -> pd.Series:
+    """Texts as str: missing and whitespace-only become ``""`` and are counted in
+    ``report["empty_texts"]`` (the rows are kept; see the module docstring)."""
+    s = values.astype("object").where(values.notna(), "")
+    s = s.map(lambda v: v if isinstance(v, str) else str(v)).map(lambda v: v if v.strip() else "")
+    report["empty_texts"] = report.get("empty_texts", 0) + int((s == "").sum())
+    return s.astype(str)
+
+
+def coerce_ids(values: pd.Series) -> pd.Series:
+    """Ids as str; integral floats (pandas reads ``12`` as ``12.0`` when a column has NaN)
+    become ``"12"`` so ids match across files."""
+    import pandas as pd
+
+    if pd.api.types.is_float_dtype(values):
+        ok = values.notna() & (values == values.round())
+        out = values.astype("object")
+        out[ok] = values[ok].astype("int64").astype(str)
+        return out.where(values.notna(), None)
+    out = values.astype("object")
+    return out.where(values.notna(), None).map(lambda v: v if v is None else str(v).strip())
+
+
+def bad_row_mask(
+    df: pd.DataFrame, rating_scale: tuple[float, float] | None
+) -> tuple[pd.Series, pd.Series]:
+    """Return (bad mask, reason per row) for missing ids and NaN / out-of-range ratings."""
+    import numpy as np
+    import pandas as pd
+
+    reason = pd.Series("", index=df.index, dtype=object)
+    no_user = df["user"].isna() | (df["user"].astype(str).str.strip() == "")
+    no_item = df["item"].isna() | (df["item"].astype(str).str.strip() == "")
+    rating = df["rating"].astype(float)
+    nan = rating.isna()
+    reason[nan] = "rating is missing or not a number"
+    if rating_scale is not None:
+        lo, hi = rating_scale
+        out = ~nan & ((rating < lo) | (rating > hi))
+        reason[out] = [f"rating {v:g} outside rating_scale ({lo:g}, {hi:g})" for v in rating[out]]
+    else:
+        out = pd.Series(False, index=df.index)
+    inf = ~nan & ~np.isfinite(rating)
+    reason[inf] = "rating is infinite"
+    reason[no_item] = "item id is missing"
+    reason[no_user] = "user id is missing"
+    return (no_user | no_item | nan | out | inf), reason
+
+
+def drop_bad_rows(
+    df: pd.DataFrame,
+    *,
+    rating_scale: tuple[float, float] | None,
+    skip_bad_rows: bool,
+    report: dict[str, Any],
+    locate,
+) -> pd.DataFrame:
+    """Remove rows with a missing id or a bad rating, or raise DataError naming the first.
+
+    ``locate(index_label) -> str`` says where a row came from ("data.csv line 12").
+    """
+    bad, reason = bad_row_mask(df, rating_scale)
+    if not bad.any():
+        return df
+    if not skip_bad_rows:
+        first = bad.idxmax()
+        hint = (
+            "set rating_scale=(min, max) to match your data or "
+            if "rating_scale" in reason[first]
+            else ""
+        )
+        raise DataError(
+            f"{locate(first)}: {reason[first]} ({int(bad.sum())} such rows); {hint}pass "
+            "skip_bad_rows=True (--skip-bad-rows) to skip and count them"
+        )
+    report["bad_rows_skipped"] = report.get("bad_rows_skipped", 0) + int(bad.sum())
+    return df[~bad]
+
+
+def dedupe_latest(df: pd.DataFrame, report: dict[str, Any]) -> pd.DataFrame:
+    """Keep one row per (user, item): the latest timestamp, ties broken by file order."""
+    # A stable sort keeps file order among equal timestamps, so keep="last" means "later line".
+    ordered = df.sort_values("timestamp", kind="stable")
+    kept = ordered.drop_duplicates(["user", "item"], keep="last")
+    report["duplicates_dropped"] = report.get("duplicates_dropped", 0) + int(len(df) - len(kept))
+    return kept.sort_index(kind="stable")
+
+
+def timestamps_to_int(values: pd.Series, *, where: str) -> pd.Series:
+    """Unix seconds as int64; missing -> -1. Accepts numbers or date strings."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(values):
+        return values.fillna(-1).astype("int64")
+    numeric = pd.to_numeric(values, errors="coerce")
+    if numeric.notna().sum() == values.notna().sum():
+        return numeric.fillna(-1).astype("int64")
+    try:
+        parsed = pd.to_datetime(values, utc=True, errors="raise", format="mixed")
+    except (ValueError, TypeError) as exc:
+        raise DataError(
+            f"{where}: timestamp column is neither unix seconds nor dates ({_first_line(exc)}); "
+            "map another column with timestamp_col or fix the values"
+        ) from None
+    secs = (parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    return secs.fillna(-1).astype("int64")
+
+
+def build_recdata(
+    name: str,
+    rows: pd.DataFrame,
+    *,
+    report: dict[str, Any],
+    rating_scale: tuple[float, float] | None,
+    has_text: bool,
+    items: pd.DataFrame | None = None,
+    extra_review_columns: tuple[str, ...] = (),
+) -> RecData:
+    """Turn validated, de-duplicated rows (user, item, rating, timestamp[, text]) into RecData."""
+    from recfeat.data import RecData
+
+    rows = rows.reset_index(drop=True)
+    if rows.empty:
+        raise DataError(f"{name}: no usable rows left after validation ({report}); check the input")
+    inter = rows[["user", "item", "rating", "timestamp"]].copy()
+    inter["user"] = inter["user"].astype(str)
+    inter["item"] = inter["item"].astype(str)
+    inter["rating"] = inter["rating"].astype("float64")
+    inter["timestamp"] = inter["timestamp"].astype("int64")
+    reviews = None
+    if has_text:
+        reviews = inter.copy()
+        reviews["text"] = normalise_texts(rows["text"], report)
+        for col in extra_review_columns:
+            reviews[col] = rows[col].to_numpy()
+    else:
+        report.setdefault("empty_texts", 0)
+    if items is not None:
+        items = items.reset_index(drop=True)
+        items["item"] = items["item"].astype(str)
+        items["text"] = normalise_texts(items["text"], report)
+        report["items_without_text"] = int(
+            (~inter["item"].drop_duplicates().isin(items["item"])).sum()
+        )
+    report.setdefault("bad_rows_skipped", 0)
+    report.setdefault("duplicates_dropped", 0)
+    return RecData(
+        name=name,
+        interactions=inter,
+        reviews=reviews,
+        items=items,
+        report=report,
+        rating_scale=None
+        if rating_scale is None
+        else (float(rating_scale[0]), float(rating_scale[1])),
+    )
+
+
+def observed_scale(ratings: pd.Series) -> tuple[float, float] | None:
+    r = ratings.astype(float).dropna()
+    return None if r.empty else (float(r.min()), float(r.max()))
+
+
+def pick_column(
+    columns,
+    wanted: str | None,
+    defaults: tuple[str, ...],
+    *,
+    option: str,
+    path: Path,
+    required: bool,
+) -> str | None:
+    """The column to use: ``wanted`` if given, else the first default present (any case)."""
+    cols = list(columns)
+    found = ", ".join(map(str, cols))
+    if wanted:
+        if wanted in cols:
+            return wanted
+        raise DataError(
+            f"{path}: column {wanted!r} (option {option}) not found; columns found: {found}"
+        )
+    lower = {str(c).lower(): c for c in cols}
+    for cand in defaults:
+        if cand.lower() in lower:
+            return lower[cand.lower()]
+    if required:
+        raise DataError(
+            f"{path}: no {option.removesuffix('_col')} column (tried {', '.join(defaults)}); "
+            f"columns found: {found}; map one with the {option} option (e.g. {option}={cols[0] if cols else 'name'!r})"
+        )
+    return None
