@@ -8,9 +8,10 @@ component knows which plugin provided it and duplicates can name both sides.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
-from .errors import DuplicateComponentError, UnknownComponentError, closest
+from .errors import DuplicateComponentError, RecfeatError, UnknownComponentError, closest
 from .options import option_specs, validate_options
 
 
@@ -27,7 +28,7 @@ class Entry:
 
 
 KINDS = {
-    # kind: (hook name, plural used on the command line)
+    # kind: the hook that fills its registry
     "cleaner": "register_cleaners",
     "tokenizer": "register_tokenizers",
     "encoder": "register_encoders",
@@ -37,24 +38,70 @@ KINDS = {
     "exporter": "register_exporters",
 }
 
+# kind: base classes a registered class must subclass, as (module, class name). Imported
+# only when something registers, so using the cleaner registry never imports scikit-learn.
+BASES: dict[str, tuple[tuple[str, str], ...]] = {
+    "cleaner": (("recfeat.components.cleaner", "Cleaner"),),
+    "tokenizer": (
+        ("recfeat.components.tokenizer", "Tokenizer"),
+        ("recfeat.components.tokenizer", "TokenFeaturizer"),
+    ),
+    "encoder": (("recfeat.components.encoder", "Encoder"),),
+    "model": (("recfeat.components.model", "RecModel"),),
+    "dataset": (("recfeat.components.dataset", "Dataset"),),
+    "metric": (("recfeat.components.metric", "Metric"),),
+    "exporter": (("recfeat.components.exporter", "Exporter"),),
+}
+
+
+def base_classes(kind: str) -> tuple[type, ...]:
+    """The classes a component of ``kind`` must subclass."""
+    import importlib
+
+    return tuple(getattr(importlib.import_module(m), c) for m, c in BASES[kind])
+
 
 class Registry:
     """Named components of one kind: ``register``, ``get``, ``create``, ``names``, ``describe``."""
 
-    def __init__(self, kind: str):
-        self.kind = kind
-        self.hook_name = KINDS[kind]
+    def __init__(self, kind: str, *, autoload: bool = True):
+        """``autoload=False`` gives a standalone registry that never calls the plugin hooks
+        (for tests and programs that want only what they register themselves)."""
+        self.kind = normalize_kind(kind)
+        self.hook_name = KINDS[self.kind]
         self._entries: dict[str, Entry] = {}
         self._aliases: dict[str, str] = {}
-        self._loaded = False
+        self._loaded = not autoload
 
     # -- filling ---------------------------------------------------------------------------
     def register(
         self, cls: type, name: str | None = None, aliases=(), *, plugin: str = "(direct)"
     ) -> type:
-        """Add ``cls`` under ``name`` (default ``cls.name``) and ``aliases``."""
+        """Add ``cls`` under ``name`` (default ``cls.name``) and ``aliases`` (default
+        ``cls.aliases``); return ``cls`` so this also works as a decorator's body.
+
+        Raises DuplicateComponentError naming both plugins when a name or alias is taken,
+        and RecfeatError when ``cls`` is not a subclass of this kind's base class.
+        """
+        if not isinstance(cls, type):
+            raise RecfeatError(
+                f"plugin {plugin!r} registered {cls!r} as a {self.kind}; register the class itself"
+            )
+        bases = base_classes(self.kind)
+        if not issubclass(cls, bases):
+            wanted = " or ".join(f"recfeat.components.{b.__name__}" for b in bases)
+            raise RecfeatError(
+                f"plugin {plugin!r} registered {cls.__module__}.{cls.__qualname__} as a "
+                f"{self.kind}, but it is not a subclass of {wanted}"
+            )
         name = name or getattr(cls, "name", None) or cls.__name__.lower()
         aliases = tuple(aliases) or tuple(getattr(cls, "aliases", ()) or ())
+        if not isinstance(name, str) or not all(isinstance(a, str) and a for a in aliases):
+            raise RecfeatError(
+                f"plugin {plugin!r}: {self.kind} names and aliases must be non-empty strings, "
+                f"got name={name!r}, aliases={aliases!r}"
+            )
+        aliases = tuple(dict.fromkeys(a for a in aliases if a != name))
         for key in (name, *aliases):
             owner = self._owner(key)
             if owner is not None:
@@ -70,10 +117,16 @@ class Registry:
         return cls
 
     def unregister(self, name: str) -> None:
+        """Remove ``name`` and its aliases (no error when absent)."""
         entry = self._entries.pop(name, None)
         if entry:
             for alias in entry.aliases:
                 self._aliases.pop(alias, None)
+
+    def unregister_plugin(self, plugin: str) -> None:
+        """Remove every component that ``plugin`` registered here."""
+        for name in [n for n, e in self._entries.items() if e.plugin == plugin]:
+            self.unregister(name)
 
     def _owner(self, key: str) -> Entry | None:
         if key in self._entries:
@@ -141,19 +194,30 @@ class Registry:
 
 
 def _jsonable(spec: dict[str, Any]) -> dict[str, Any]:
-    default = spec["default"]
-    if not isinstance(default, (str, int, float, bool, type(None), list, dict)):
-        default = repr(default)
-    if isinstance(default, tuple):
-        default = list(default)
-    return {**spec, "default": default}
+    return {**spec, "default": jsonable(spec["default"])}
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON data: tuples become lists, anything exotic its repr."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)  # NaN and infinities are not valid JSON
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    return repr(value)
 
 
 _REGISTRIES: dict[str, Registry] = {}
 
 
 def normalize_kind(kind: str) -> str:
-    k = kind.lower().rstrip("s") if kind.lower() not in KINDS else kind.lower()
+    """``"encoders"``/``"Encoder"`` -> ``"encoder"``; UnknownComponentError for other words."""
+    k = kind.lower()
+    if k not in KINDS and k.endswith("s"):
+        k = k[:-1]
     if k not in KINDS:
         raise UnknownComponentError(
             f"unknown component kind {kind!r}.{closest(k, KINDS)} Kinds: {', '.join(KINDS)}"

@@ -68,3 +68,38 @@ def fresh_plugins():
     plugin_manager.reset()
     yield plugin_manager
     plugin_manager.reset()
+
+
+@pytest.fixture()
+def add_plugin(fresh_plugins):
+    """Register throwaway plugins for one test: ``add_plugin(obj, name="test-plugin")``.
+
+    ``obj`` is any object with ``@hookimpl`` methods (a class instance or a module).
+    Returns True when it registered, False when recfeat recorded it as a failure. Every
+    plugin added is unregistered afterwards, and plugins and registries are reloaded.
+    """
+    added: list[str] = []
+
+    def add(obj, name: str = "recfeat-test-plugin") -> bool:
+        added.append(name)
+        return fresh_plugins.add_plugin(obj, name)
+
+    yield add
+    for name in added:
+        fresh_plugins.remove_plugin(name)
+
+
+def make_entry_point_dist(
+    root: Path, dist: str, entry_points: dict[str, str], modules: dict[str, str] | None = None
+) -> Path:
+    """Write a minimal installed distribution under ``root``: ``<dist>-1.0.dist-info`` with
+    METADATA and entry_points.txt (group ``recfeat``), plus module files. Put ``root`` on
+    sys.path (or PYTHONPATH) and importlib.metadata sees it like a pip-installed package."""
+    info = root / f"{dist.replace('-', '_')}-1.0.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    lines = "".join(f"{name} = {target}\n" for name, target in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[recfeat]\n{lines}")
+    for modname, source in (modules or {}).items():
+        (root / f"{modname}.py").write_text(source)
+    return root

@@ -6,6 +6,9 @@ import json
 
 import click
 
+# The JSON schema of one item; tests/test_cli_core.py pins it.
+ITEM_KEYS = ("kind", "name", "aliases", "plugin", "class", "doc", "options")
+
 
 @click.command("components")
 @click.argument("kind", required=False)
@@ -20,22 +23,23 @@ def components_command(kind: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(items, indent=2, default=repr))
         return
-    current = None
-    for item in items:
-        if item["kind"] != current:
-            current = item["kind"]
-            click.echo(f"{'' if item is items[0] else chr(10)}{current}s:")
-        alias = f" (aliases: {', '.join(item['aliases'])})" if item["aliases"] else ""
-        plugin = "" if item["plugin"].startswith("recfeat.") else f" [{item['plugin']}]"
-        click.echo(f"  {item['name']}{alias}{plugin}: {item['doc']}")
-        opts = ", ".join(
-            f"{k}={v['default']!r}" if not v["required"] else f"{k} (required)"
-            for k, v in item["options"].items()
-        )
-        if opts:
-            click.echo(f"      options: {opts}")
-    if not items:
-        click.echo("No components registered.")
+    for n, k in enumerate(kinds):
+        of_kind = [item for item in items if item["kind"] == k]
+        if n:
+            click.echo("")
+        click.echo(f"{k}s:")
+        if not of_kind:
+            click.echo("  (none registered)")
+        for item in of_kind:
+            alias = f" (aliases: {', '.join(item['aliases'])})" if item["aliases"] else ""
+            plugin = "" if item["plugin"].startswith("recfeat.") else f" [{item['plugin']}]"
+            click.echo(f"  {item['name']}{alias}{plugin}: {item['doc']}")
+            opts = ", ".join(
+                f"{name} (required)" if spec["required"] else f"{name}={spec['default']!r}"
+                for name, spec in item["options"].items()
+            )
+            if opts:
+                click.echo(f"      options: {opts}")
 
 
 def register(cli: click.Group) -> None:

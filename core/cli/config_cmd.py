@@ -11,15 +11,23 @@ def config_group() -> None:
 
 
 @config_group.command("validate")
-@click.argument("path", type=click.Path(dir_okay=False))
+@click.argument("path", type=click.Path(dir_okay=True))
 def validate_command(path: str) -> None:
-    """Check PATH: unknown components, bad options and malformed TOML, one line each."""
+    """Check PATH: unreadable file, malformed TOML, unknown sections or components,
+    missing `use`, bad option names, values and types; every problem on its own line.
+
+    Exit code 0 when valid, 2 when PATH has problems (usage errors, like any command
+    given a bad config).
+    """
     from recfeat.config import read_config, validate_config
     from recfeat.errors import ConfigError
 
     problems = validate_config(read_config(path), path)
     if problems:
-        raise ConfigError("\n".join(problems))
+        for line in problems:
+            click.echo(line, err=True)
+        plural = "s" if len(problems) > 1 else ""
+        raise ConfigError(f"{path}: {len(problems)} problem{plural} (listed above)")
     click.echo(f"{path}: OK")
 
 

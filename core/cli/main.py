@@ -94,16 +94,37 @@ def _register_builtin_commands() -> None:
         module.register(cli)
 
 
-def _register_plugin_commands() -> None:
-    # Plugins are loaded lazily for everything else; commands need them at start-up.
-    from recfeat.plugin_manager import get_plugin_manager
+def _register_plugin_commands(group: click.Group | None = None) -> None:
+    """Let third-party plugins add commands. Only they are loaded here (built-in commands
+    come from BUILTIN_COMMAND_MODULES), so start-up never imports the built-in component
+    modules. A plugin whose ``register_commands`` raises, or that would replace an existing
+    command, is recorded (``recfeat plugins`` shows it) and the other commands still work."""
+    from recfeat.plugin_manager import ordered_hookimpls, record_failure
 
-    pm = get_plugin_manager()
-    for impl in reversed(pm.hook.register_commands.get_hookimpls()):
+    group = group or cli
+
+    def fail(plugin_name: str, message: str) -> None:
+        record_failure(plugin_name, f"register_commands: {message}")
+        print(f"recfeat: plugin {plugin_name!r} failed to add commands: {message}", file=sys.stderr)
+
+    for impl in ordered_hookimpls("register_commands", builtins=False):
+        before = dict(group.commands)
         try:
-            impl.function(**{arg: cli for arg in impl.argnames})
+            impl.function(**{arg: group for arg in impl.argnames})
         except Exception as exc:
-            print(f"recfeat: plugin {impl.plugin_name!r} failed to add commands: {exc}", file=sys.stderr)
+            group.commands.clear()
+            group.commands.update(before)  # nothing half-added
+            fail(impl.plugin_name, f"{type(exc).__name__}: {exc}")
+            continue
+        clashes = sorted(n for n, cmd in before.items() if group.commands.get(n) is not cmd)
+        if clashes:
+            group.commands.clear()
+            group.commands.update(before)
+            fail(
+                impl.plugin_name,
+                f"command {clashes[0]!r} already exists; a plugin may add commands but not "
+                "replace them (rename it)",
+            )
 
 
 _register_builtin_commands()

@@ -1,0 +1,246 @@
+"""The core CLI: --version, plugins, components, error handling and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from recfeat import __version__
+from recfeat.cli.components_cmd import ITEM_KEYS
+from recfeat.cli.main import cli
+from recfeat.cli.plugins_cmd import ROW_KEYS
+from recfeat.components import Cleaner, Metric
+from recfeat.errors import DataError, OptionError
+from recfeat.hookspecs import hookimpl
+from recfeat.registry import KINDS
+
+
+class Rot13(Cleaner):
+    """Rotate letters by 13 places.
+
+    More text that must not appear.
+    """
+
+    name = "test-rot13"
+    aliases = ("test-rot",)
+
+    def __init__(self, times: int = 1, label: str | None = None):
+        self.times = times
+        self.label = label
+
+
+class Perfect(Metric):
+    """Always 1."""
+
+    name = "test-perfect"
+
+
+class CliTestPlugin:
+    @hookimpl
+    def register_cleaners(self, register):
+        register(Rot13)
+
+    @hookimpl
+    def register_metrics(self, register):
+        register(Perfect)
+
+
+@pytest.fixture()
+def plugin(add_plugin):
+    assert add_plugin(CliTestPlugin(), "test-cli-plugin")
+    return "test-cli-plugin"
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_version():
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"recfeat, version {__version__}"
+
+
+def test_help_lists_the_core_commands():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("plugins", "components", "config"):
+        assert f"  {command} " in result.stdout
+
+
+# -- recfeat plugins ---------------------------------------------------------------------------
+
+
+def test_plugins_json_schema_and_throwaway_plugin(plugin):
+    result = invoke("plugins", "--json")
+    assert result.exit_code == 0
+    rows = json.loads(result.stdout)
+    assert all(tuple(row) == ROW_KEYS for row in rows)
+    assert all(not row["builtin"] for row in rows)  # built-ins only with --all
+    (row,) = [r for r in rows if r["name"] == plugin]
+    assert row == {
+        "name": plugin,
+        "distribution": None,
+        "version": None,
+        "builtin": False,
+        "hooks": ["register_cleaners", "register_metrics"],
+        "components": {"cleaner": ["test-rot13"], "metric": ["test-perfect"]},
+        "error": None,
+    }
+
+
+def test_plugins_all_includes_builtins(plugin, fresh_plugins):
+    rows = json.loads(invoke("plugins", "--all", "--json").stdout)
+    builtins = [r for r in rows if r["builtin"]]
+    assert {r["name"] for r in builtins} == set(fresh_plugins.DEFAULT_PLUGINS)
+    for row in builtins:
+        assert row["distribution"] == "recfeat"
+        assert tuple(row) == ROW_KEYS
+        if row["error"] is None:
+            assert row["version"] == __version__ and row["hooks"]
+    cleaners = next(r for r in builtins if r["name"] == "recfeat.plugins.cleaners")
+    if cleaners["error"] is None:
+        assert "html" in cleaners["components"]["cleaner"]
+
+
+def test_plugins_text_output(plugin):
+    result = invoke("plugins")
+    assert result.exit_code == 0
+    assert "test-cli-plugin" in result.stdout
+    assert "  hooks: register_cleaners, register_metrics" in result.stdout
+    assert "  cleaners: test-rot13" in result.stdout
+
+
+def test_plugins_shows_a_broken_plugin(add_plugin, fresh_plugins):
+    class Typo:
+        @hookimpl
+        def register_cleanrs(self, register):
+            pass
+
+    assert not add_plugin(Typo(), "test-typo-plugin")
+    rows = json.loads(invoke("plugins", "--json").stdout)
+    (row,) = [r for r in rows if r["name"] == "test-typo-plugin"]
+    assert "register_cleanrs" in row["error"] and row["hooks"] == []
+    text = invoke("plugins").stdout
+    assert "test-typo-plugin" in text and "BROKEN: " in text
+
+
+# -- recfeat components ------------------------------------------------------------------------
+
+
+def test_components_json_schema_and_content(plugin):
+    result = invoke("components", "--json")
+    assert result.exit_code == 0
+    items = json.loads(result.stdout)
+    assert all(tuple(item) == ITEM_KEYS for item in items)
+    assert {item["kind"] for item in items} <= set(KINDS)
+    (rot,) = [i for i in items if i["name"] == "test-rot13"]
+    assert rot == {
+        "kind": "cleaner",
+        "name": "test-rot13",
+        "aliases": ["test-rot"],
+        "plugin": plugin,
+        "class": f"{__name__}.Rot13",
+        "doc": "Rotate letters by 13 places.",
+        "options": {
+            "times": {"default": 1, "required": False, "type": "int"},
+            "label": {"default": None, "required": False, "type": "str | None"},
+        },
+    }
+
+
+@pytest.mark.parametrize("spelling", ["cleaners", "cleaner", "Cleaners"])
+def test_components_of_one_kind(plugin, spelling):
+    items = json.loads(invoke("components", spelling, "--json").stdout)
+    assert {i["kind"] for i in items} == {"cleaner"}
+    assert "test-rot13" in {i["name"] for i in items}
+    assert "test-perfect" not in {i["name"] for i in items}
+
+
+def test_components_builtin_cleaners_are_listed(fresh_plugins):
+    pytest.importorskip("recfeat.plugins.cleaners")
+    items = json.loads(invoke("components", "cleaners", "--json").stdout)
+    html = next(i for i in items if i["name"] == "html")
+    assert html["plugin"] == "recfeat.plugins.cleaners" and html["doc"]
+
+
+def test_components_text_output(plugin):
+    result = invoke("components", "cleaners")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("cleaners:\n")
+    assert "  test-rot13 (aliases: test-rot) [test-cli-plugin]: Rotate letters by 13 places." in result.stdout
+    assert "      options: times=1, label=None" in result.stdout
+    assert "More text" not in result.stdout
+
+
+def test_components_unknown_kind_is_a_usage_error():
+    result = invoke("components", "encodrs")
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        f"Error: unknown component kind 'encodrs'. Did you mean 'encoder'? Kinds: {', '.join(KINDS)}"
+    ]
+    assert result.stdout == ""
+
+
+# -- error handling ----------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def failing_command():
+    """A temporary command raising whatever exception the test passes with --kind."""
+    errors = {
+        "option": OptionError("bad option 'x'; valid options: y"),
+        "data": DataError("reviews.json line 3: not JSON; fix the line or pass --skip-bad-rows"),
+        "bug": KeyError("oops"),
+        "memory": MemoryError(),
+    }
+
+    @click.command("test-fail")
+    @click.argument("kind")
+    def fail(kind):
+        raise errors[kind]
+
+    cli.add_command(fail)
+    yield
+    cli.commands.pop("test-fail")
+
+
+@pytest.mark.parametrize(
+    "kind, code, message",
+    [
+        ("option", 2, "Error: bad option 'x'; valid options: y"),
+        ("data", 1, "Error: reviews.json line 3: not JSON; fix the line or pass --skip-bad-rows"),
+        ("bug", 1, "Error: unexpected KeyError: 'oops' (rerun with --debug for the traceback; please report it)"),
+        ("memory", 1, "Error: out of memory; lower --batch-tokens or the batch size, or process the input in parts"),
+    ],
+)
+def test_errors_are_one_line_with_their_exit_code(failing_command, kind, code, message):
+    result = invoke("test-fail", kind)
+    assert result.exit_code == code
+    assert result.stderr.strip() == message
+
+
+def test_debug_reraises_with_the_traceback(failing_command):
+    result = invoke("--debug", "test-fail", "data")
+    assert isinstance(result.exception, DataError)
+
+
+def test_click_usage_errors_exit_2():
+    result = invoke("components", "--no-such-flag")
+    assert result.exit_code == 2
+    assert "No such option" in result.stderr
+
+
+def test_json_goes_to_stdout_only_in_a_real_process():
+    code = "import sys; from recfeat.cli.main import cli; cli(sys.argv[1:])"
+    out = subprocess.run(
+        [sys.executable, "-c", code, "components", "cleaners", "--json"], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0
+    items = json.loads(out.stdout)
+    assert isinstance(items, list)
