@@ -1,0 +1,45 @@
+"""Assemble benchmarks/RESULTS.md from the per-area reports in benchmarks/results/*.md.
+
+Each benchmark script writes its own report (figures, command, machine, date); this keeps
+one file to read without anyone editing another area's figures by hand.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ORDER = ["encode", "cache", "models", "export", "throughput", "accuracy", "gpu"]
+
+HEADER = """# Measured results
+
+Every figure below was produced by a script in `benchmarks/`; each section gives the exact
+command, the machine and the date. Speeds are ratios measured side by side in one process,
+medians over repeats. The machine is a shared 2-core Sapphire Rapids VM (AVX-512 VNNI, AMX),
+24 GiB; absolute numbers move with load, ratios much less. Rows that use random-weight model
+shapes say so. Regenerate this file with `python benchmarks/collect_results.py`.
+
+"""
+
+
+def main() -> int:
+    parts = sorted((HERE / "results").glob("*.md"))
+    rank = {name: i for i, name in enumerate(ORDER)}
+    parts.sort(key=lambda p: (rank.get(p.stem, len(ORDER)), p.stem))
+    body = [HEADER]
+    for part in parts:
+        text = part.read_text(encoding="utf-8").strip()
+        # demote the part's headings one level so RESULTS.md has a single title
+        lines = [("#" + ln) if ln.startswith("#") else ln for ln in text.splitlines()]
+        body.append("\n".join(lines) + f"\n\n_Source: `benchmarks/results/{part.name}`_\n")
+    out = HERE / "RESULTS.md"
+    tmp = out.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(body), encoding="utf-8")
+    tmp.replace(out)
+    print(f"wrote {out} from {len(parts)} reports")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

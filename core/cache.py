@@ -1,0 +1,201 @@
+"""Content-addressed vector cache: one SQLite file of float32 vectors keyed by what made them.
+
+Each vector's key is ``sha256(fingerprint digest + cleaned text)``, where the fingerprint
+digest covers every encoder setting that changes the numbers (weights hash, pooling,
+normalisation, max_length, backend, precision, ...). Change any of them and the keys change,
+so stale vectors are never served; keep them and a re-run encodes only new or changed texts.
+
+The file lives in ``$RECFEAT_CACHE_DIR`` (default ``~/.cache/recfeat``) as ``vectors.sqlite``,
+or in the folder given by ``--cache DIR``. SQLite in WAL mode makes each ``put_many`` one
+durable transaction: a run killed with SIGKILL keeps every chunk it committed and loses none
+half-way, which is what makes extraction resumable. Several processes may share one file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import DataError, RecfeatError
+
+CACHE_FILE = "vectors.sqlite"
+CACHE_ENV = "RECFEAT_CACHE_DIR"
+
+# Fingerprint fields that only change speed, never the vectors. Everything else the encoder
+# reports is part of the key: a field wrongly kept costs a cache miss, a field wrongly dropped
+# would serve wrong vectors, so the list is short on purpose.
+SPEED_ONLY_FIELDS = frozenset(
+    {"batch_tokens", "batch_size", "threads", "num_threads", "progress", "intra_op_threads"}
+)
+# With a content hash of the weights, where they were loaded from no longer matters.
+LOCATION_FIELDS = frozenset({"path", "model_path", "local_path", "source", "cache_dir"})
+
+# SQLite's default limit on host parameters is 32766 in recent versions, 999 in old ones.
+_IN_BATCH = 900
+
+
+def default_cache_dir() -> Path:
+    """``$RECFEAT_CACHE_DIR`` or ``~/.cache/recfeat``."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "recfeat"
+
+
+def vector_fingerprint(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of an encoder fingerprint that determines its vectors."""
+    drop = set(SPEED_ONLY_FIELDS)
+    if fingerprint.get("weights_sha256"):
+        drop |= LOCATION_FIELDS
+    return {k: v for k, v in sorted(fingerprint.items()) if k not in drop}
+
+
+def fingerprint_digest(fingerprint: Mapping[str, Any]) -> bytes:
+    """32-byte digest of :func:`vector_fingerprint`, canonical JSON (sorted keys)."""
+    canon = json.dumps(vector_fingerprint(fingerprint), sort_keys=True, default=str)
+    return hashlib.sha256(canon.encode("utf-8")).digest()
+
+
+def text_keys(texts: Sequence[str], digest: bytes) -> list[bytes]:
+    """One 32-byte key per text: sha256(digest + utf-8 text)."""
+    keys = []
+    for text in texts:
+        h = hashlib.sha256(digest)
+        h.update(text.encode("utf-8", "surrogatepass"))
+        keys.append(h.digest())
+    return keys
+
+
+class VectorCache:
+    """float32 vectors by key in one SQLite file (WAL mode); safe to share between processes."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we open transactions ourselves, one per put_many
+            self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable against process death (SIGKILL); FULL adds power-loss safety
+            # at a cost per commit that a cache does not need.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS vectors ("
+                "key BLOB PRIMARY KEY, dim INTEGER NOT NULL, vec BLOB NOT NULL) WITHOUT ROWID"
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise RecfeatError(
+                f"cannot open the vector cache {self.path}: {exc}; pass --cache DIR with a "
+                "writable folder, or --no-cache"
+            ) from None
+
+    @classmethod
+    def in_dir(cls, folder: str | Path | None = None) -> VectorCache:
+        """The cache file in ``folder`` (default :func:`default_cache_dir`)."""
+        folder = Path(folder).expanduser() if folder is not None else default_cache_dir()
+        if folder.exists() and not folder.is_dir():
+            raise RecfeatError(f"cache location {folder} is a file, not a folder; pass --cache DIR")
+        return cls(folder / CACHE_FILE)
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0])
+
+    def get_many(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
+        """Vectors for the keys present; absent keys are simply missing from the result."""
+        found: dict[bytes, np.ndarray] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), _IN_BATCH):
+            part = unique[start : start + _IN_BATCH]
+            marks = ",".join("?" * len(part))
+            rows = self._db.execute(
+                f"SELECT key, dim, vec FROM vectors WHERE key IN ({marks})", part
+            )
+            for key, dim, blob in rows:
+                vec = np.frombuffer(blob, dtype=np.float32)
+                if vec.shape[0] != dim:
+                    raise DataError(
+                        f"vector cache {self.path} holds a corrupt entry; delete the file to rebuild it"
+                    )
+                found[bytes(key)] = vec
+        return found
+
+    def put_many(self, keys: Sequence[bytes], vectors: np.ndarray) -> None:
+        """Store ``vectors[i]`` under ``keys[i]`` in one transaction (all or nothing)."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if len(keys) != len(vectors):
+            raise ValueError(f"{len(keys)} keys for {len(vectors)} vectors")
+        dim = int(vectors.shape[1]) if vectors.ndim == 2 else 0
+        rows = ((k, dim, v.tobytes()) for k, v in zip(keys, vectors, strict=True))
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("INSERT OR IGNORE INTO vectors VALUES (?, ?, ?)", rows)
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise RecfeatError(
+                f"cannot write to the vector cache {self.path}: {exc}; free disk space, pass "
+                "--cache DIR elsewhere, or --no-cache"
+            ) from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> VectorCache:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"VectorCache({str(self.path)!r})"
+
+
+class NoCache:
+    """Stand-in for ``--no-cache``: finds nothing, keeps nothing."""
+
+    path = None
+
+    def __len__(self) -> int:
+        return 0
+
+    def get_many(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
+        return {}
+
+    def put_many(self, keys: Sequence[bytes], vectors: np.ndarray) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def __enter__(self) -> NoCache:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def open_cache(cache: Any = None) -> VectorCache | NoCache:
+    """``None``/``True`` -> the default cache; ``False`` -> no cache; a path -> the cache in
+    that folder; an existing cache object is returned as is."""
+    if cache is None or cache is True:
+        return VectorCache.in_dir()
+    if cache is False:
+        return NoCache()
+    if isinstance(cache, (str, os.PathLike)):
+        return VectorCache.in_dir(cache)
+    return cache
+
+
+def iter_chunks(n: int, size: int) -> Iterator[range]:
+    """``range``s of at most ``size`` covering ``0..n``; fixed boundaries, so a resumed run
+    re-encodes exactly the chunks an interrupted one had not committed."""
+    if size < 1:
+        raise ValueError("chunk size must be at least 1")
+    for start in range(0, n, size):
+        yield range(start, min(n, start + size))

@@ -1,0 +1,290 @@
+"""``recfeat extract``: a dataset's texts -> vectors per review, item or user -> Parquet."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+FORMATS_HELP = (
+    "auto, amazon, movielens-100k, movielens (ml-latest), csv, jsonl, parquet, "
+    "synthetic-books (sample)"
+)
+BACKENDS = ("torch", "onnx", "openvino")
+EPILOG = """\b
+Empty texts: a text that is empty or whitespace-only after cleaning gets a zero vector, is
+not encoded, and is counted as empty_texts in the manifest (item/user means skip it).
+Texts over --max-length are truncated and counted as truncated_texts.
+\b
+Vectors are cached by (cleaned text, encoder weights, pooling, normalisation, max_length,
+backend, precision) in $RECFEAT_CACHE_DIR (default ~/.cache/recfeat) or --cache DIR; a
+re-run encodes only new or changed texts, and a killed run resumes where it stopped.
+"""
+
+
+def _encoder_spec(
+    config: dict[str, Any], name: str | None, backend: str | None, onnx_dir: str | None,
+    cli_options: dict[str, Any],
+) -> tuple[str, dict[str, Any]]:  # fmt: skip
+    """(encoder name, options): the config's encoder, overridden by command-line flags."""
+    from recfeat.config import component_spec
+    from recfeat.errors import UsageError
+    from recfeat.pipeline import DEFAULT_ENCODER
+
+    base_name, base_options = (
+        component_spec(config["encoder"]) if "encoder" in config else (DEFAULT_ENCODER, {})
+    )
+    if backend in ("onnx", "openvino"):
+        if not onnx_dir:
+            raise UsageError(
+                f"--backend {backend} needs --onnx DIR (a folder from `recfeat export`)"
+            )
+        if name and name != backend:
+            raise UsageError(
+                f"--encoder {name} and --backend {backend} conflict: the model comes from "
+                "--onnx DIR; drop --encoder"
+            )
+        return backend, {"path": onnx_dir, **cli_options}
+    if onnx_dir:
+        raise UsageError("--onnx DIR needs --backend onnx (or openvino)")
+    if name and name != base_name:
+        base_options = {}  # options of another component do not carry over
+    return name or base_name, {**base_options, **cli_options}
+
+
+def check_out_path(out: str) -> Path:
+    """Refuse an --out that cannot be written, before any work is done."""
+    from recfeat.errors import RecfeatError, UsageError
+
+    path = Path(out).expanduser()
+    if not path.name.endswith(".parquet"):
+        raise UsageError(f"--out {out}: give a file name ending in .parquet")
+    if path.is_dir():
+        raise UsageError(f"--out {out} is a folder; give a file name ending in .parquet")
+    ancestor = path.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise RecfeatError(f"cannot create {path.parent}: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise RecfeatError(f"cannot write to {ancestor} (permission denied); choose another --out")
+    return path
+
+
+def read_train(path: str, interactions) -> Any:
+    """Training interactions from a split file saved by recfeat, or a table with user and
+    item columns (.csv, .parquet, .jsonl)."""
+    import pandas as pd
+
+    from recfeat.errors import DataError
+
+    p = Path(path)
+    if p.suffix == ".json":
+        from recfeat.splits import load_split
+
+        return load_split(p, interactions).train
+    try:
+        if p.suffix == ".parquet":
+            table = pd.read_parquet(p)
+        elif p.suffix in (".jsonl", ".ndjson"):
+            table = pd.read_json(p, lines=True, dtype=False)
+        else:
+            table = pd.read_csv(p, dtype=str)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read --train {path}: {exc}") from None
+    return table
+
+
+@click.command("extract", epilog=EPILOG)
+@click.argument("data", required=False)
+@click.option(
+    "--format", "fmt", default=None, help=f"Input format: {FORMATS_HELP} [default: auto]."
+)
+@click.option(
+    "--level", type=click.Choice(["review", "item", "user"]), default="review", show_default=True,
+    help="One vector per review, per item (item text, or its reviews aggregated) or per user.",
+)  # fmt: skip
+@click.option("--encoder", "encoder_name", default=None, help="Encoder name [default: minilm].")
+@click.option("--pooling", default=None, help="cls, mean, max or last-token (encoder default).")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None,
+              help="Numeric precision (bf16 is fast on CPUs with AMX/AVX-512-bf16).")  # fmt: skip
+@click.option("--batch-tokens", type=click.IntRange(min=1), default=None,
+              help="Token budget per encoder batch.")  # fmt: skip
+@click.option("--max-length", type=click.IntRange(min=2), default=None,
+              help="Truncate texts to this many tokens (counted in the manifest).")  # fmt: skip
+@click.option("--cleaners", default=None,
+              help="Comma-separated cleaner names, or 'none' [default: the default chain].")  # fmt: skip
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="TOML pipeline (sections dataset, cleaners, encoder); flags override it.")  # fmt: skip
+@click.option("--backend", type=click.Choice(BACKENDS), default=None,
+              help="torch (default), or onnx/openvino with --onnx DIR.")  # fmt: skip
+@click.option(
+    "--onnx", "onnx_dir", default=None, help="Exported model folder for --backend onnx/openvino."
+)
+@click.option("--cache", "cache_dir", default=None,
+              help="Vector cache folder [default: $RECFEAT_CACHE_DIR or ~/.cache/recfeat].")  # fmt: skip
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the vector cache.")
+@click.option("--aggregate", type=click.Choice(["mean", "rating-weighted"]), default=None,
+              help="Item/user vectors as the mean of review (or item) vectors; given at item "
+                   "level, it aggregates reviews even when the data has item texts.")  # fmt: skip
+@click.option("--user-from", type=click.Choice(["auto", "reviews", "items"]), default="auto",
+              show_default=True, help="User profiles from their reviews or their rated items' vectors.")  # fmt: skip
+@click.option("--train", "train_path", default=None,
+              help="Training interactions for user/item profiles (a recfeat split .json, or a "
+                   "table with user,item columns) so evaluation data never leaks [default: all].")  # fmt: skip
+@click.option("--token-features", default=None,
+              help="Also write sparse token features (hashed-bow, tfidf) to <out>.tokens.npz.")  # fmt: skip
+@click.option("--skip-bad-rows", is_flag=True, help="Skip and count malformed input rows.")
+@click.option("--encoding", default=None, help="Text encoding of the input (default per format).")
+@click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
+              help="Loader option, repeatable (e.g. -o text_col=review).")  # fmt: skip
+@click.option("--chunk-size", type=click.IntRange(min=1), default=2048, show_default=True,
+              help="Texts encoded and committed to the cache at a time (the resume unit).")  # fmt: skip
+@click.option(
+    "--ray", "use_ray", is_flag=True, help="Encode with Ray Data (pip install 'recfeat[ray]')."
+)
+@click.option(
+    "--out", required=True, help="Output file (.parquet); a .manifest.json goes beside it."
+)
+def extract_command(data, fmt, level, encoder_name, pooling, precision, batch_tokens, max_length,
+                    cleaners, config_path, backend, onnx_dir, cache_dir, no_cache, aggregate,
+                    user_from, train_path, token_features, skip_bad_rows, encoding, options,
+                    chunk_size, use_ray, out) -> None:  # fmt: skip
+    """Turn the texts of DATA (a file or folder; 'sample' for the SYNTHETIC sample) into
+    feature vectors and write them to --out."""
+    from recfeat.errors import UsageError
+
+    if cache_dir and no_cache:
+        raise UsageError("--cache DIR and --no-cache contradict each other; pass one")
+    if data is None and fmt not in ("sample", "synthetic-books"):
+        raise UsageError(
+            "missing DATA: the input file or folder ('sample' for the SYNTHETIC sample)"
+        )
+    if level == "review" and aggregate:
+        raise UsageError("--aggregate applies to --level item or user, not review")
+    out_path = check_out_path(out)
+    config: dict[str, Any] = {}
+    if config_path:
+        from recfeat.config import load_config
+
+        config = load_config(config_path)
+    cli_options = {
+        k: v
+        for k, v in (
+            ("pooling", pooling),
+            ("precision", precision),
+            ("batch_tokens", batch_tokens),
+            ("max_length", max_length),
+        )  # fmt: skip
+        if v is not None
+    }
+    name, enc_options = _encoder_spec(config, encoder_name, backend, onnx_dir, cli_options)
+    run = ExtractRun(
+        data=data, fmt=fmt, config=config, loader_options=options, encoding=encoding,
+        skip_bad_rows=skip_bad_rows, cleaners=cleaners, token_features=token_features,
+    )  # fmt: skip
+    from recfeat.registry import get_registry
+
+    encoder = get_registry("encoder").create(name, **enc_options)  # validated, not loaded
+    cleaner = run.cleaner()
+    featurizer = run.featurizer()
+    dataset = run.load()
+    train = read_train(train_path, dataset.interactions) if train_path else None
+    from recfeat.pipeline import extract
+
+    result = extract(
+        dataset, level, encoder, cleaner, aggregate=aggregate, user_from=user_from,
+        train_interactions=train, cache=False if no_cache else cache_dir,
+        token_features=featurizer, chunk_size=chunk_size, ray=use_ray,
+    )  # fmt: skip
+    save(result, out_path)
+    click.echo(summary_line(result, out_path))
+
+
+class ExtractRun:
+    """Resolves the dataset, cleaners and token features from flags over a config file."""
+
+    def __init__(self, *, data, fmt, config, loader_options, encoding, skip_bad_rows, cleaners,
+                 token_features):  # fmt: skip
+        self.data = data
+        self.fmt = fmt
+        self.config = config
+        self.loader_options = loader_options
+        self.encoding = encoding
+        self.skip_bad_rows = skip_bad_rows
+        self.cleaners = cleaners
+        self.token_features = token_features
+
+    def load(self):
+        from recfeat.cli.data_cmd import parse_options
+        from recfeat.config import component_spec
+        from recfeat.plugins.datasets import load_dataset
+
+        fmt, options = self.fmt, {}
+        if "dataset" in self.config:
+            cfg_fmt, cfg_options = component_spec(self.config["dataset"])
+            if fmt in (None, cfg_fmt):
+                fmt, options = cfg_fmt, cfg_options
+        fmt = fmt or "auto"
+        options.update(parse_options(self.loader_options))
+        if self.encoding:
+            options["encoding"] = self.encoding
+        if self.skip_bad_rows:
+            options["skip_bad_rows"] = True
+        path = self.data
+        if path in (None, "sample") and fmt in ("auto", "sample", "synthetic-books"):
+            path, fmt = None, "synthetic-books"
+        started = time.perf_counter()
+        dataset = load_dataset(path, format=fmt, **options)
+        synthetic = dataset.report.get("synthetic") and "SYNTHETIC" not in dataset.name
+        label = " (SYNTHETIC sample data)" if synthetic else ""
+        click.echo(
+            f"loaded {dataset.name}{label}: {len(dataset.interactions):,} interactions, "
+            f"{0 if dataset.reviews is None else len(dataset.reviews):,} reviews, "
+            f"{0 if dataset.items is None else len(dataset.items):,} item texts "
+            f"({time.perf_counter() - started:.1f} s)",
+            err=True,
+        )
+        return dataset
+
+    def cleaner(self):
+        from recfeat.cleaning import build_cleaner_chain
+
+        if self.cleaners is not None:
+            specs = "" if self.cleaners.strip().lower() == "none" else self.cleaners
+            return build_cleaner_chain(specs)
+        return build_cleaner_chain(self.config.get("cleaners"))
+
+    def featurizer(self):
+        from recfeat.pipeline import make_token_featurizer
+
+        spec = self.token_features or self.config.get("token_features")
+        return make_token_featurizer(spec) if spec else None
+
+
+def save(result, out_path: Path) -> None:
+    from recfeat.errors import RecfeatError
+
+    try:
+        result.save(out_path)
+    except OSError as exc:
+        raise RecfeatError(
+            f"cannot write {out_path}: {exc.strerror or exc}; choose another --out"
+        ) from None
+
+
+def summary_line(result, out_path: Path) -> str:
+    m = result.manifest
+    dim = result.vectors.shape[1]
+    return (
+        f"wrote {out_path}: {len(result.ids):,} {m['level']} vectors x {dim} dims; "
+        f"{m['encoded_texts']:,} texts encoded, {m['cached_texts']:,} from cache, "
+        f"{m['empty_texts']:,} empty, {m['truncated_texts']:,} truncated; {m['elapsed_s']:.1f} s"
+    )
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(extract_command)
