@@ -1,0 +1,157 @@
+"""``recfeat bench accuracy``: what each backend's vectors are worth downstream.
+
+Every backend encodes the same texts (timed, tokenisation included); its vectors are compared
+with the reference (torch fp32) row by row, then fed to the same recommendation models on the
+same split through ``recfeat.evaluation.evaluate``. A backend whose downstream metric falls
+more than ``max_drop`` below the reference's is flagged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import bench_backends as bb
+from .bench_suite import REFERENCE, flag_drops, parity
+from .benchmarking import capture_environment, measure
+from .errors import RecfeatError, UsageError
+
+ACCURACY_METRICS = ("rmse", "recall@k", "ndcg@k")
+SPLITS = ("item-cold", "random")
+PARETO_METRIC = "ndcg@10"
+
+
+def _texts_and_builder(data) -> tuple[list[str], Callable[[np.ndarray, dict], Any]]:
+    """The texts to encode and how to turn their vectors into evaluation features: review
+    vectors (leakage-safe per-split aggregation) or item vectors from item texts."""
+    from .evaluation import ReviewVectors
+    from .features import Features
+
+    if data.reviews is not None:
+        reviews = data.reviews
+        texts = reviews["text"].fillna("").astype(str).tolist()
+        users = reviews["user"].astype(str).to_numpy(dtype=object)
+        items = reviews["item"].astype(str).to_numpy(dtype=object)
+        return texts, lambda v, man: ReviewVectors(users, items, v, {**man, "level": "review"})
+    if data.items is not None:
+        ids = data.items["item"].astype(str).tolist()
+        texts = data.items["text"].fillna("").astype(str).tolist()
+        return texts, lambda v, man: Features(ids, v, {**man, "level": "item"})
+    raise UsageError(f"dataset {data.name} has no review or item texts to encode")
+
+
+def _subset(data, limit: int | None, seed: int = 0):
+    """Keep a seeded random subset of ``limit`` interactions (and their texts)."""
+    if limit is None or limit >= len(data.interactions):
+        return data
+    import dataclasses
+
+    rng = np.random.default_rng(seed)
+    keep = data.interactions.iloc[np.sort(rng.choice(len(data.interactions), limit, replace=False))]
+    pairs = set(zip(keep["user"].astype(str), keep["item"].astype(str), strict=True))
+    reviews = data.reviews
+    if reviews is not None:
+        mask = [(u, i) in pairs for u, i in zip(reviews["user"].astype(str), reviews["item"].astype(str), strict=True)]
+        reviews = reviews[mask].reset_index(drop=True)
+    items = data.items
+    if items is not None:
+        items = items[items["item"].astype(str).isin(keep["item"].astype(str))].reset_index(drop=True)
+    return dataclasses.replace(data, interactions=keep.reset_index(drop=True), reviews=reviews,
+                               items=items)
+
+
+def run_accuracy(
+    *,
+    data: str,
+    fmt: str,
+    encoder: str,
+    backends: Sequence[bb.BackendSpec],
+    models: Sequence[str],
+    split: str = "item-cold",
+    max_drop: float = 0.01,
+    ctx: bb.BuildContext | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    command: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Parity and downstream metrics per backend; rows are (backend, model)."""
+    from recfeat.plugins.datasets import load_dataset
+
+    from .evaluation import evaluate
+    from .splits import make_split
+
+    if split not in SPLITS:
+        raise UsageError(f"unknown --split {split!r}; valid: {', '.join(SPLITS)}")
+    if not models:
+        raise UsageError("no models to evaluate; pass --models a,b")
+    say = progress or (lambda msg: None)
+    ctx = ctx or bb.BuildContext(encoder=encoder)
+    rec = _subset(load_dataset(data, fmt), limit, seed)
+    texts, to_features = _texts_and_builder(rec)
+    if ctx.calibration_texts is None:
+        ctx.calibration_texts = [t for t in texts if t.strip()][:512]
+    split_obj = make_split(rec.interactions, split, seed=seed)
+    specs = sorted(backends, key=lambda s: s.name != REFERENCE)
+    if specs[0].name != REFERENCE:
+        specs.insert(0, bb.get_backend(REFERENCE))  # parity and drops need the reference
+    rows: list[dict[str, Any]] = []
+    failed: list[dict[str, str]] = []
+    reference_vectors = None
+    random_weights = ctx.init == "random"
+    for spec in specs:
+        say(f"{spec.name}: encoding {len(texts)} texts")
+        try:
+            runner = spec.build(ctx)
+            runner.encode(texts[:16])  # warm-up
+            m = measure(lambda r=runner: r.encode(texts), sequences=len(texts), tokens=0,
+                        warmup=0, repeats=1, device=ctx.device, sync=runner.sync)
+        except Exception as exc:  # noqa: BLE001 - reported per backend, others go on
+            failed.append({"backend": spec.name, "error": f"{type(exc).__name__}: {exc}"
+                           if not isinstance(exc, RecfeatError) else str(exc)})
+            continue
+        random_weights = random_weights or runner.random_weights
+        vectors = np.asarray(m.result, dtype=np.float32)
+        if spec.name == REFERENCE:
+            reference_vectors = vectors
+        features = to_features(vectors, {"encoder": encoder, "backend": spec.name})
+        say(f"{spec.name}: evaluating {', '.join(models)} on the {split} split")
+        result = evaluate(rec, features, models=list(models), split=split_obj, k=10, seed=seed,
+                          metrics=ACCURACY_METRICS)
+        for model, row in result.to_dict()["models"].items():
+            rows.append({
+                "backend": spec.name, "kind": spec.kind, "model": model,
+                "seq_per_s": m.seq_per_s, "encode_s": m.stats.median_s,
+                **parity(reference_vectors, vectors),
+                "metrics": {k: v for k, v in row["metrics"].items() if v is not None},
+                "not_applicable": row["not_applicable"],
+            })
+    if not rows:
+        raise RecfeatError("no backend could run: " + "; ".join(
+            f"{f['backend']}: {f['error']}" for f in failed))
+    flag_drops(rows, REFERENCE, max_drop)
+    notes = [
+        f"{len(texts)} texts encoded per backend; split {split} (seed {seed}); metrics from "
+        "recfeat.evaluation (full ranking, k=10)."
+    ]
+    if random_weights:
+        notes.append("RANDOM WEIGHTS: downstream metrics of random vectors mean nothing.")
+    return {
+        "mode": "accuracy",
+        "command": command,
+        "encoder": encoder,
+        "init": ctx.init,
+        "random_weights": random_weights,
+        "dataset": rec.name,
+        "split": split,
+        "models": list(models),
+        "reference": REFERENCE,
+        "max_drop": max_drop,
+        "pareto_metric": PARETO_METRIC,
+        "environment": capture_environment(threads=ctx.threads, device=ctx.device),
+        "rows": rows,
+        "failed": failed,
+        "notes": notes,
+    }

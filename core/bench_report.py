@@ -1,0 +1,331 @@
+"""Benchmark reports: results.json, results.md and PNG plots, written into one folder at once.
+
+A report folder carries a marker in its results.json, so ``--force`` replaces an earlier
+benchmark report but never a folder that holds something else.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .atomic import atomic_dir
+from .errors import UsageError
+
+MARKER = "recfeat-bench"
+SCHEMA_VERSION = 1
+RANDOM_LABEL = "random weights"
+
+
+# -- the output folder ---------------------------------------------------------------------
+def check_out_dir(out: str | Path, *, force: bool) -> Path:
+    """Refuse an existing ``out`` unless ``force``, and even then unless it is a bench report."""
+    out = Path(out)
+    if not out.exists():
+        return out
+    if not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder path")
+    if not force:
+        raise UsageError(
+            f"output folder {out} already exists; pass --force to replace it or choose another --out"
+        )
+    entries = [p for p in out.iterdir() if not p.name.startswith(".")]
+    if entries and not _is_bench_folder(out):
+        raise UsageError(
+            f"output folder {out} is not from a recfeat benchmark run (no results.json marked "
+            f"{MARKER!r}); --force only replaces benchmark reports: choose another --out"
+        )
+    return out
+
+
+def _is_bench_folder(path: Path) -> bool:
+    try:
+        data = json.loads((path / "results.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("marker") == MARKER
+
+
+def write_report(out: str | Path, results: dict[str, Any], *, force: bool = False) -> Path:
+    """Write results.json, results.md and the plots for ``results`` into ``out`` atomically."""
+    out = check_out_dir(out, force=force)
+    results = {"marker": MARKER, "schema": SCHEMA_VERSION, **results}
+    with atomic_dir(out, force=force) as tmp:
+        (tmp / "results.json").write_text(json.dumps(_clean(results), indent=2) + "\n")
+        (tmp / "results.md").write_text(render_markdown(results))
+        for name, fig in make_plots(results).items():
+            fig.savefig(tmp / name, dpi=110, bbox_inches="tight")
+            _close(fig)
+    return out
+
+
+def _clean(obj):
+    """JSON without NaN/inf (standard JSON has neither): they become null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+# -- markdown ------------------------------------------------------------------------------
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if isinstance(value, float):
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _environment_lines(env: dict[str, Any]) -> list[str]:
+    libs = env.get("libraries") or {}
+    versions = ", ".join(f"{k} {v}" for k, v in libs.items() if v)
+    return [
+        f"- date: {env.get('date')}",
+        f"- machine: {env.get('cpu_model')} ({env.get('cpu_count')} logical CPUs, "
+        f"{env.get('ram_gib')} GiB RAM), flags: {', '.join(env.get('cpu_flags') or []) or 'none'}",
+        f"- device: {env.get('device')}" + (f" ({env['gpu']})" if env.get("gpu") else ""),
+        f"- threads: {env.get('threads')}, 1-minute load average at start: "
+        f"{env.get('load_average_1m')}",
+        f"- versions: {versions}",
+    ]
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    """The human-readable report: headline, environment, one table per workload."""
+    mode = results.get("mode", "throughput")
+    title = f"# recfeat bench {mode}: {results.get('encoder')}"
+    if results.get("random_weights"):
+        title += f" ({RANDOM_LABEL})"
+    parts = [title, ""]
+    if results.get("command"):
+        parts += [f"Command: `{results['command']}`", ""]
+    parts += _environment_lines(results.get("environment") or {})
+    parts.append("")
+    for note in results.get("notes") or []:
+        parts.append(f"> {note}")
+    if results.get("notes"):
+        parts.append("")
+    if mode == "accuracy":
+        parts.append(_accuracy_table(results))
+    else:
+        for workload in ("fixed", "corpus"):
+            rows = [r for r in results.get("rows", []) if r.get("workload") == workload]
+            if rows:
+                parts.append(_throughput_table(rows, workload, results))
+                parts.append("")
+    failed = results.get("failed") or []
+    if failed:
+        parts += ["", "Backends that could not run:", ""]
+        parts += [f"- {f['backend']}: {f['error']}" for f in failed]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def _peer_names(rows: Sequence[dict[str, Any]]) -> list[str]:
+    seen: list[str] = []
+    for r in rows:
+        for peer in r.get("vs_peers") or {}:
+            if peer not in seen:
+                seen.append(peer)
+    return seen
+
+
+def _throughput_table(rows: Sequence[dict[str, Any]], workload: str, results: dict) -> str:
+    peers = _peer_names(rows)
+    if workload == "fixed":
+        heading = "## Fixed shapes (synthetic token ids, model only)"
+        shape_cols = ["batch", "seq"]
+    else:
+        corpus = results.get("corpus") or {}
+        heading = (
+            f"## Real corpus: {corpus.get('name', '?')}, {corpus.get('texts', '?')} texts, "
+            f"mean {_fmt(corpus.get('mean_tokens'))} tokens (tokenisation included)"
+        )
+        shape_cols = ["batching"]
+    header = [
+        "backend", "kind", *shape_cols, "median ms", "p95 ms", "seq/s", "tokens/s",
+        "peak RSS MiB", "cos mean", "cos min", *[f"x vs {p}" for p in peers],
+    ]
+    body = []
+    for r in rows:
+        shape = (
+            [str(r.get("batch")), str(r.get("seq"))] if workload == "fixed"
+            else [str(r.get("batching", "-"))]
+        )
+        mem = r.get("peak_gpu_mb") if r.get("peak_gpu_mb") is not None else r.get("peak_rss_mb")
+        body.append(
+            [
+                r["backend"], r.get("kind", "-"), *shape,
+                _fmt(r.get("median_ms")), _fmt(r.get("p95_ms")), _fmt(r.get("seq_per_s")),
+                _fmt(r.get("tokens_per_s"), 0), _fmt(mem, 0),
+                _fmt(r.get("cosine_mean"), 5), _fmt(r.get("cosine_min"), 5),
+                *[_fmt((r.get("vs_peers") or {}).get(p), 2) for p in peers],
+            ]
+        )
+    note = (
+        "\n\nseq/s and tokens/s come from the median call; `x vs PEER` is recfeat seq/s over "
+        "the peer's on the same workload; cosine is against the reference backend "
+        f"({results.get('reference') or '-'})."
+    )
+    return heading + "\n\n" + _table(header, body) + note
+
+
+def _accuracy_table(results: dict[str, Any]) -> str:
+    rows = results.get("rows", [])
+    metric_names: list[str] = []
+    for r in rows:
+        for key in r.get("metrics") or {}:
+            if key not in metric_names:
+                metric_names.append(key)
+    header = ["backend", "model", "seq/s", "cos mean", "cos min", *metric_names, "drop", "flag"]
+    body = []
+    for r in rows:
+        metrics = r.get("metrics") or {}
+        body.append(
+            [
+                r["backend"], r.get("model", "-"), _fmt(r.get("seq_per_s")),
+                _fmt(r.get("cosine_mean"), 5), _fmt(r.get("cosine_min"), 5),
+                *[_fmt(metrics.get(m), 4) for m in metric_names],
+                "-" if r.get("worst_drop") is None else f"{r['worst_drop'] * 100:.2f}%",
+                "DROP > max" if r.get("flagged") else "",
+            ]
+        )
+    split = results.get("split")
+    head = (
+        f"## Accuracy per backend (split {split}, reference {results.get('reference')}, "
+        f"max drop {results.get('max_drop', 0) * 100:.2f}%)"
+    )
+    return head + "\n\n" + _table(header, body)
+
+
+# -- plots ---------------------------------------------------------------------------------
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on servers
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _close(fig) -> None:
+    _pyplot().close(fig)
+
+
+def make_plots(results: dict[str, Any]) -> dict[str, Any]:
+    """Figures keyed by file name: throughput by backend and batch, or the Pareto plot."""
+    suffix = f" ({RANDOM_LABEL})" if results.get("random_weights") else ""
+    if results.get("mode") == "accuracy":
+        return {"pareto.png": _pareto_plot(results, suffix)}
+    figs = {}
+    rows = results.get("rows", [])
+    fixed = [r for r in rows if r.get("workload") == "fixed"]
+    corpus = [r for r in rows if r.get("workload") == "corpus"]
+    if fixed:
+        figs["throughput_fixed.png"] = _fixed_plot(fixed, results, suffix)
+    if corpus:
+        figs["throughput_corpus.png"] = _corpus_plot(corpus, results, suffix)
+    return figs
+
+
+def _fixed_plot(rows, results, suffix):
+    plt = _pyplot()
+    seqs = sorted({r["seq"] for r in rows})
+    backends = list(dict.fromkeys(r["backend"] for r in rows))
+    fig, axes = plt.subplots(1, len(seqs), figsize=(4.5 * len(seqs), 4), squeeze=False)
+    for ax, seq in zip(axes[0], seqs, strict=True):
+        batches = sorted({r["batch"] for r in rows if r["seq"] == seq})
+        width = 0.8 / max(len(backends), 1)
+        for i, backend in enumerate(backends):
+            values = []
+            for b in batches:
+                match = [r for r in rows if r["seq"] == seq and r["batch"] == b and r["backend"] == backend]
+                values.append(match[0]["seq_per_s"] if match else 0.0)
+            xs = [j + i * width for j in range(len(batches))]
+            ax.bar(xs, values, width, label=backend)
+        ax.set_xticks([j + width * (len(backends) - 1) / 2 for j in range(len(batches))])
+        ax.set_xticklabels([str(b) for b in batches])
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("sequences / s")
+        ax.set_title(f"seq len {seq}")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"{results.get('encoder')} throughput by backend and batch{suffix}")
+    fig.tight_layout()
+    return fig
+
+
+def _corpus_plot(rows, results, suffix):
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.5))
+    labels = [r["backend"] for r in rows]
+    values = [r["seq_per_s"] for r in rows]
+    colors = ["tab:blue" if r.get("kind") == "recfeat" else "tab:gray" for r in rows]
+    ax.barh(labels, values, color=colors)
+    ax.invert_yaxis()
+    ax.set_xlabel("sequences / s (tokenisation included)")
+    corpus = (results.get("corpus") or {}).get("name", "corpus")
+    ax.set_title(f"{results.get('encoder')} on {corpus}{suffix}\nblue: recfeat, grey: peers")
+    fig.tight_layout()
+    return fig
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of points not dominated (higher speed and higher accuracy are better)."""
+    front = []
+    for i, (s, a) in enumerate(points):
+        dominated = any(
+            (s2 >= s and a2 >= a) and (s2 > s or a2 > a) for j, (s2, a2) in enumerate(points) if j != i
+        )
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def _pareto_plot(results, suffix):
+    plt = _pyplot()
+    rows = [r for r in results.get("rows", []) if r.get("seq_per_s")]
+    metric = results.get("pareto_metric")
+    fig, ax = plt.subplots(figsize=(7, 5))
+    if rows:
+        models = list(dict.fromkeys(r.get("model") for r in rows))
+        for model in models:
+            sub = [r for r in rows if r.get("model") == model]
+            pts = [(r["seq_per_s"], _accuracy_of(r, metric)) for r in sub]
+            pts_ok = [(i, p) for i, p in enumerate(pts) if p[1] is not None]
+            for i, (x, y) in pts_ok:
+                ax.scatter(x, y, color="tab:red" if sub[i].get("flagged") else "tab:blue")
+                ax.annotate(sub[i]["backend"], (x, y), fontsize=7, xytext=(3, 3),
+                            textcoords="offset points")
+            clean = [p for _, p in pts_ok]
+            front = pareto_front(clean)
+            if len(front) > 1:
+                ax.plot([clean[i][0] for i in front], [clean[i][1] for i in front], "--",
+                        label=f"Pareto front ({model})")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    ax.set_xlabel("sequences / s")
+    ax.set_ylabel(metric or "cosine to reference")
+    ax.set_title(f"{results.get('encoder')}: speed vs accuracy{suffix}\nred: drop above max")
+    fig.tight_layout()
+    return fig
+
+
+def _accuracy_of(row: dict[str, Any], metric: str | None) -> float | None:
+    if metric and metric != "cosine_mean":
+        value = (row.get("metrics") or {}).get(metric)
+    else:
+        value = row.get("cosine_mean")
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value

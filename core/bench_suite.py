@@ -1,0 +1,308 @@
+"""The benchmark workloads: a fixed-shape grid, a real corpus, and downstream accuracy.
+
+Each function builds the backends once, times them with ``recfeat.benchmarking.measure``
+and returns a results dict that ``recfeat.bench_report.write_report`` turns into files.
+A backend that fails to build or run is reported under ``failed`` and the others go on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import bench_backends as bb
+from .benchmarking import capture_environment, check_fits, estimate_memory_bytes, measure
+from .errors import OptionError, RecfeatError, UsageError
+
+DEFAULT_BATCH_SIZES = (1, 8, 32, 128)
+DEFAULT_SEQ_LENS = (32, 128, 256)
+REFERENCE = "torch-fp32"
+WARMUP_TEXTS = 64  # corpus mode warms each backend up on this many texts, not the corpus
+
+
+def cosine_rows(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity of two (n, dim) matrices (zero rows count as 0)."""
+    a = np.asarray(reference, dtype=np.float64)
+    b = np.asarray(candidate, dtype=np.float64)
+    if a.shape != b.shape:
+        raise RecfeatError(f"cannot compare embeddings of shapes {a.shape} and {b.shape}")
+    num = (a * b).sum(axis=1)
+    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return np.where(den > 0, num / np.maximum(den, 1e-300), 0.0)
+
+
+def parity(reference: np.ndarray | None, candidate: np.ndarray | None) -> dict[str, float | None]:
+    if reference is None or candidate is None:
+        return {"cosine_mean": None, "cosine_min": None}
+    cos = cosine_rows(reference, candidate)
+    return {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min())}
+
+
+def parse_int_list(text: str | Sequence[int], what: str) -> list[int]:
+    if not isinstance(text, str):
+        values = [int(v) for v in text]
+    else:
+        try:
+            values = [int(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise OptionError(f"{what} must be comma-separated integers, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise OptionError(f"{what} must be positive integers, got {text!r}")
+    return sorted(dict.fromkeys(values))
+
+
+# -- model shape and memory ----------------------------------------------------------------
+def model_shape(encoder: str, init: str) -> dict[str, Any]:
+    """Hidden size, layers, heads, vocab, positions and parameter estimate (config only)."""
+    from recfeat.plugins.hf_models import load_config, local_model_dir
+
+    defaults = bb._encoder_class_defaults(encoder)
+    model = defaults["model"]
+    config = load_config(str(local_model_dir(model)) if init != "random" else model, init)
+    hidden = int(getattr(config, "hidden_size", getattr(config, "n_embd", 768)))
+    layers = int(getattr(config, "num_hidden_layers", getattr(config, "n_layer", 12)))
+    heads = int(getattr(config, "num_attention_heads", getattr(config, "n_head", 12)))
+    vocab = int(getattr(config, "vocab_size", 30522))
+    positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    params = 12 * layers * hidden * hidden + vocab * hidden
+    return {
+        "model": model, "hidden": hidden, "layers": layers, "heads": heads, "vocab": vocab,
+        "max_positions": positions, "params_estimate": params,
+    }
+
+
+def check_grid(shape: dict[str, Any], batch_sizes, seq_lens, *, device: str, available=None) -> None:
+    """Refuse sequence lengths past the model's positions and grids that cannot fit in memory."""
+    if shape.get("max_positions") and max(seq_lens) > shape["max_positions"]:
+        raise OptionError(
+            f"--seq-lens {max(seq_lens)} exceeds the model's {shape['max_positions']} positions; "
+            f"use lengths <= {shape['max_positions']}"
+        )
+    batch, seq = max(batch_sizes), max(seq_lens)
+    estimate = estimate_memory_bytes(
+        batch=batch, seq=seq, hidden=shape["hidden"], layers=shape["layers"],
+        heads=shape["heads"], bytes_per_value=4, weights_bytes=4 * shape["params_estimate"],
+    )
+    check_fits(estimate, device=device, available=available,
+               what=f"batch {batch} x seq {seq} ({shape['layers']} layers x {shape['hidden']} hidden)")
+
+
+def synthetic_batch(batch: int, seq: int, vocab: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids of exactly ``seq`` tokens per row (no padding), deterministic per shape."""
+    rng = np.random.default_rng([seed, batch, seq])
+    low = min(1000, max(vocab // 2, 1))  # skip special / unused ids at the start of BERT vocabs
+    ids = rng.integers(low, vocab, size=(batch, seq), dtype=np.int64)
+    return ids, np.ones((batch, seq), dtype=np.int64)
+
+
+# -- corpus --------------------------------------------------------------------------------
+def corpus_texts(data: str, fmt: str, limit: int | None = None, seed: int = 0) -> tuple[str, list[str]]:
+    """Review texts of a dataset (item texts when it has none), non-empty, optionally a
+    seeded random subset of ``limit`` texts."""
+    from recfeat.plugins.datasets import load_dataset
+
+    rec = load_dataset(data, fmt)
+    table = rec.reviews if rec.reviews is not None else rec.items
+    if table is None:
+        raise UsageError(f"dataset {data} has no review or item texts to encode")
+    texts = [t for t in table["text"].astype(str).tolist() if t.strip()]
+    if not texts:
+        raise UsageError(f"dataset {data} has only empty texts")
+    if limit is not None and limit < len(texts):
+        rng = np.random.default_rng(seed)
+        keep = np.sort(rng.choice(len(texts), size=limit, replace=False))
+        texts = [texts[i] for i in keep]
+    return rec.name, texts
+
+
+# -- throughput ----------------------------------------------------------------------------
+def _order(specs: list[bb.BackendSpec]) -> list[bb.BackendSpec]:
+    # The reference runs first so every later row can be compared with it.
+    return sorted(specs, key=lambda s: (s.name != REFERENCE, s.kind != bb.RECFEAT))
+
+
+def run_throughput(
+    *,
+    encoder: str,
+    backends: Sequence[bb.BackendSpec],
+    peers: Sequence[bb.BackendSpec] = (),
+    batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
+    seq_lens: Sequence[int] = DEFAULT_SEQ_LENS,
+    texts: Sequence[str] | None = None,
+    corpus_name: str | None = None,
+    fixed: bool = True,
+    ctx: bb.BuildContext | None = None,
+    repeats: int = 3,
+    warmup: int = 1,
+    command: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Time every backend and peer on the fixed grid and/or the corpus ``texts``."""
+    ctx = ctx or bb.BuildContext(encoder=encoder)
+    say = progress or (lambda msg: None)
+    shape = model_shape(encoder, ctx.init)
+    if fixed:
+        check_grid(shape, batch_sizes, seq_lens, device=ctx.device)
+    specs = _order([*backends, *peers])
+    rows: list[dict[str, Any]] = []
+    failed: list[dict[str, str]] = []
+    refs: dict[Any, np.ndarray] = {}
+    random_weights = ctx.init == "random"
+    corpus_info: dict[str, Any] | None = None
+    sync_dev = ctx.device
+    token_counts = None
+    reference = specs[0].name if specs else None
+    texts = list(texts) if texts is not None else None
+    for spec in specs:
+        say(f"building {spec.name}")
+        try:
+            runner = spec.build(ctx)
+        except RecfeatError as exc:
+            failed.append({"backend": spec.name, "error": str(exc)})
+            continue
+        except Exception as exc:  # a broken optional stack must not sink the other rows
+            failed.append({"backend": spec.name, "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        random_weights = random_weights or runner.random_weights
+        try:
+            if fixed:
+                for seq in seq_lens:
+                    for batch in batch_sizes:
+                        say(f"{spec.name}: batch {batch} x seq {seq}")
+                        ids, mask = synthetic_batch(batch, seq, shape["vocab"])
+                        m = measure(lambda r=runner, i=ids, k=mask: r.forward(i, k), sequences=batch,
+                                    tokens=batch * seq, warmup=warmup, repeats=repeats,
+                                    device=sync_dev, sync=runner.sync)
+                        key = ("fixed", batch, seq)
+                        if spec.name == reference:
+                            refs[key] = m.result
+                        rows.append({"backend": spec.name, "kind": spec.kind,
+                                     "workload": "fixed", "batch": batch, "seq": seq,
+                                     **m.as_row(), **parity(refs.get(key), m.result)})
+            if texts is not None:
+                if token_counts is None:
+                    token_counts = _count_tokens(runner, texts, ctx)
+                    corpus_info = {
+                        "name": corpus_name or "corpus", "texts": len(texts),
+                        "tokens": int(token_counts.sum()),
+                        "mean_tokens": float(token_counts.mean()),
+                        "max_length": ctx.max_length or bb._encoder_class_defaults(encoder).get("max_length"),
+                    }
+                say(f"{spec.name}: corpus of {len(texts)} texts")
+                warm = texts[:WARMUP_TEXTS]
+                m = _measure_with_warmup(runner, texts, warm, token_counts, repeats,
+                                         sync_dev, warmup)
+                if spec.name == reference:
+                    refs["corpus"] = m.result
+                batching = (
+                    f"token budget {getattr(getattr(runner, 'encoder', None), 'batch_tokens', '?')}"
+                    if spec.kind == bb.RECFEAT else f"fixed batch {ctx.peer_batch_size}"
+                )
+                rows.append({"backend": spec.name, "kind": spec.kind, "workload": "corpus",
+                             "batching": batching, **m.as_row(),
+                             **parity(refs.get("corpus"), m.result)})
+        except RecfeatError as exc:
+            failed.append({"backend": spec.name, "error": str(exc)})
+        except Exception as exc:
+            failed.append({"backend": spec.name, "error": f"{type(exc).__name__}: {exc}"})
+        runner = None  # free this backend's model before building the next
+    if not rows:
+        reasons = "; ".join(f"{f['backend']}: {f['error']}" for f in failed)
+        raise RecfeatError(f"no backend could run: {reasons}")
+    add_peer_ratios(rows)
+    notes = []
+    if random_weights:
+        notes.append("RANDOM WEIGHTS: a standard shape with seeded random weights; figures "
+                     "measure speed only, the vectors mean nothing.")
+    return {
+        "mode": "throughput",
+        "command": command,
+        "encoder": encoder,
+        "init": ctx.init,
+        "random_weights": random_weights,
+        "model_shape": shape,
+        "reference": reference,
+        "repeats": repeats,
+        "warmup": warmup,
+        "environment": capture_environment(threads=ctx.threads, device=ctx.device),
+        "corpus": corpus_info,
+        "rows": rows,
+        "failed": failed,
+        "notes": notes,
+    }
+
+
+def _measure_with_warmup(runner, texts, warm, token_counts, repeats, device, warmup):
+    # Warm-up on a small slice: loads lazy weights / graphs without doubling the run time.
+    for _ in range(warmup):
+        runner.encode(warm)
+    return measure(lambda: runner.encode(texts), sequences=len(texts),
+                   tokens=int(token_counts.sum()), warmup=0, repeats=repeats,
+                   device=device, sync=runner.sync)
+
+
+def _count_tokens(runner, texts, ctx) -> np.ndarray:
+    """Real (truncated) token counts per text with recfeat's tokenizer for the model."""
+    encoder = getattr(runner, "encoder", None)
+    if encoder is None or not hasattr(encoder, "tokenize"):
+        from .registry import get_registry
+
+        encoder = get_registry("encoder").create(ctx.encoder, **ctx.encoder_options())
+    return encoder.tokenize(texts).lengths
+
+
+def add_peer_ratios(rows: list[dict[str, Any]]) -> None:
+    """Give every recfeat row ``vs_peers``: its seq/s over each peer's on the same workload."""
+    def key(r):
+        return (r["workload"], r.get("batch"), r.get("seq"))
+
+    peers = [r for r in rows if r["kind"] == bb.PEER]
+    for row in rows:
+        if row["kind"] != bb.RECFEAT:
+            continue
+        ratios = {}
+        for p in peers:
+            if key(p) == key(row) and p.get("seq_per_s"):
+                ratios[p["backend"]] = row["seq_per_s"] / p["seq_per_s"]
+        if ratios:
+            row["vs_peers"] = ratios
+
+
+# -- accuracy ------------------------------------------------------------------------------
+DOWNSTREAM_METRICS = ("ndcg@10", "recall@10", "rmse")
+LOWER_IS_BETTER = {"rmse", "mae"}
+
+
+def relative_drop(reference: float, value: float, metric: str) -> float:
+    """How much worse ``value`` is than ``reference`` as a fraction (negative: better)."""
+    if reference is None or value is None or not math.isfinite(reference) or not math.isfinite(value):
+        return float("nan")
+    if reference == 0:
+        return 0.0 if value == reference else float("inf")
+    if metric.lower() in LOWER_IS_BETTER:
+        return (value - reference) / abs(reference)
+    return (reference - value) / abs(reference)
+
+
+def flag_drops(rows: list[dict[str, Any]], reference: str, max_drop: float) -> None:
+    """Mark rows whose metrics fall more than ``max_drop`` below the reference backend's
+    (same model); ``worst_drop`` holds the largest relative drop."""
+    refs = {r.get("model"): r for r in rows if r["backend"] == reference}
+    for row in rows:
+        ref = refs.get(row.get("model"))
+        if ref is None or row is ref:
+            row["worst_drop"] = 0.0 if row is ref else None
+            row["flagged"] = False
+            continue
+        drops = {
+            m: relative_drop(ref["metrics"].get(m), v, m)
+            for m, v in (row.get("metrics") or {}).items()
+            if m in (ref.get("metrics") or {})
+        }
+        finite = [d for d in drops.values() if not math.isnan(d)]
+        row["drops"] = drops
+        row["worst_drop"] = max(finite) if finite else None
+        row["flagged"] = bool(finite) and max(finite) > max_drop
