@@ -1,0 +1,315 @@
+"""Export -> optimise -> quantise, validating every step against PyTorch fp32.
+
+The artifact folder is built in a temporary sibling and moved into place only when every
+step passed (``recfeat.atomic.atomic_dir``): a failed validation leaves no folder behind,
+and an existing folder is replaced only with ``force``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from recfeat.errors import OptionError
+
+from . import manifest as mf
+from .families import OUTPUT_NAME, ExportFamily, family_for_config
+from .validate import StepValidation
+
+FORMATS = ("onnx", "openvino")
+
+
+@dataclasses.dataclass
+class ExportSpec:
+    """Everything ``recfeat export`` asks for, resolved to plain values."""
+
+    model: str
+    init: str = "pretrained"
+    pooling: str | None = None
+    normalize: bool = False
+    max_length: int = 256
+    encoder_name: str = "hf"
+    optimize: str | None = None
+    quantize: str | None = None
+    preset: str | None = None
+    per_channel: bool | None = None
+    calibration_method: str = "minmax"
+    calibration_size: int = 128
+    texts: Sequence[str] | None = None  # the user's texts: calibration and validation sample
+    min_cosine: float | None = None
+    auto_exclude: bool = False
+    exclude_nodes: tuple[str, ...] = ()
+    format: str = "onnx"
+    opset: int | None = None
+    external_data: bool | None = None
+
+
+@dataclasses.dataclass
+class Step:
+    name: str
+    file: str
+    settings: dict[str, Any]
+    validation: StepValidation
+
+
+class _Reporter:
+    """Collects validation rows and shows them as they arrive (the CLI prints a table)."""
+
+    def __init__(self, on_step: Callable[[StepValidation], None] | None):
+        self.on_step = on_step
+
+    def __call__(self, v: StepValidation) -> None:
+        if self.on_step:
+            self.on_step(v)
+
+
+def spec_from_encoder(encoder, **overrides: Any) -> ExportSpec:
+    """An ExportSpec from a torch encoder instance (``get_registry('encoder').create(...)``)."""
+    opts = encoder.get_options()
+    if "model" not in opts:
+        raise OptionError(
+            f"encoder {encoder.name!r} is not a Hugging Face transformer encoder; export one of "
+            "minilm, hf, bert-base, distilbert, gpt2"
+        )
+    base = dict(
+        model=opts["model"],
+        init=opts.get("init", "pretrained"),
+        pooling=opts.get("pooling"),
+        normalize=bool(opts.get("normalize", False)),
+        max_length=int(opts.get("max_length") or 256),
+        encoder_name=encoder.name,
+    )
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return ExportSpec(**base)
+
+
+def run_export(
+    spec: ExportSpec,
+    out: str | Path,
+    *,
+    force: bool = False,
+    on_step: Callable[[StepValidation], None] | None = None,
+) -> dict[str, Any]:
+    """Build the artifact folder ``out``; return its manifest."""
+    from recfeat.atomic import atomic_dir
+
+    _check_spec(spec)
+    out = Path(out)
+    if out.exists() and not force:
+        from recfeat.errors import UsageError
+
+        raise UsageError(f"output folder {out} already exists; pass --force to replace it")
+    report = _Reporter(on_step)
+    with atomic_dir(out, force=force) as tmp:
+        manifest = _build(spec, Path(tmp), report)
+    return manifest
+
+
+def _check_spec(spec: ExportSpec) -> None:
+    from recfeat.plugins.pooling import check_pooling
+
+    from .optimize import check_level
+    from .quantize import check_method, check_mode, check_preset
+
+    if spec.format not in FORMATS:
+        raise OptionError(f"unknown --format {spec.format!r}; valid formats: {', '.join(FORMATS)}")
+    if spec.pooling is not None:
+        check_pooling(spec.pooling)
+    if spec.optimize is not None:
+        spec.optimize = check_level(spec.optimize)
+    if spec.quantize is not None:
+        check_mode(spec.quantize)
+        check_preset(spec.preset)
+    check_method(spec.calibration_method)
+    if spec.min_cosine is not None and not 0.0 < spec.min_cosine <= 1.0:
+        raise OptionError(f"--min-cosine must be in (0, 1], got {spec.min_cosine}")
+    if spec.format == "openvino" and spec.quantize in ("fp16",):
+        raise OptionError(
+            "--quantize fp16 is for GPU ONNX Runtime; for OpenVINO use the bf16 inference hint "
+            "(default) or --quantize static-int8"
+        )
+
+
+def _build(spec: ExportSpec, tmp: Path, report: _Reporter) -> dict[str, Any]:
+    from recfeat.plugins.hf_models import load_transformer
+    from recfeat.progress import progress_bar
+
+    from . import validate as val
+    from .convert import build_pooled_module, export_onnx
+
+    # Eager attention: the exported MatMul/Softmax pattern is what ORT's optimizer fuses.
+    loaded = load_transformer(spec.model, init=spec.init, max_length=spec.max_length, sdpa=False)
+    family = family_for_config(loaded.model.config)
+    pooling = spec.pooling or family.default_pooling
+    module = build_pooled_module(loaded, family, pooling, spec.normalize)
+    tokenizer = loaded.tokenizer
+    tokenizer.save_pretrained(tmp)
+
+    valid_texts = val.validation_texts(spec.texts)
+    batches = val.tokenize_batches(tokenizer, valid_texts, family.input_names, max_length=spec.max_length)
+    reference = val.torch_outputs(module, batches)
+
+    steps: list[Step] = []
+    planned = 1 + bool(spec.optimize) + bool(spec.quantize) + (spec.format == "openvino")
+    with progress_bar(planned, "exporting") as bar:
+        # 1. export
+        base = tmp / "model.onnx"
+        export_onnx(module, tokenizer, family, base, opset=spec.opset, external_data=spec.external_data)
+        opset = spec.opset or family.default_opset
+        v = val.check_step("export", base.name, "fp32", reference, val.onnx_outputs(base, batches),
+                           _fp_threshold(spec))  # fmt: skip
+        _check_atol(v, family)
+        report(v)
+        steps.append(Step("export", base.name, {"opset": opset}, v))
+        current = base
+        bar.advance()
+
+        # 2. optimise
+        if spec.optimize:
+            from .optimize import optimize_onnx
+
+            opt = tmp / f"model_{spec.optimize}.onnx"
+            optimize_onnx(current, opt, family, loaded.model.config, spec.optimize,
+                          external_data=bool(spec.external_data))  # fmt: skip
+            v = val.check_step(f"optimize {spec.optimize}", opt.name, "fp32", reference,
+                               val.onnx_outputs(opt, batches), _fp_threshold(spec))  # fmt: skip
+            report(v)
+            steps.append(Step("optimize", opt.name, {"level": spec.optimize}, v))
+            current = opt
+            bar.advance()
+
+        # 3. quantise (ONNX)
+        if spec.quantize and spec.format == "onnx":
+            step = _quantize_onnx(spec, current, tmp, family, loaded, tokenizer, valid_texts,
+                                  batches, reference, report)  # fmt: skip
+            steps.append(step)
+            current = tmp / step.file
+            bar.advance()
+
+        # 4. OpenVINO IR
+        if spec.format == "openvino":
+            from .openvino_export import export_openvino
+
+            for step in export_openvino(spec, base, tmp, family, tokenizer, valid_texts, batches,
+                                        reference, report):  # fmt: skip
+                steps.append(step)
+            bar.advance()
+
+    default_file = steps[-1].file
+    manifest = {
+        "created": mf.now(),
+        "runtime": spec.format,
+        "encoder": spec.encoder_name,
+        "source": {
+            "model": loaded.source,
+            "weights_sha256": loaded.weights_sha256,
+            "random_init": loaded.random_init,
+        },
+        "family": family.name,
+        "model_type": loaded.model.config.model_type,
+        "pooling": pooling,
+        "normalize": spec.normalize,
+        "max_length": spec.max_length,
+        "hidden_size": loaded.hidden_size,
+        "opset": opset,
+        "inputs": list(family.input_names),
+        "output": OUTPUT_NAME,
+        "tokenizer": {
+            **mf.tokenizer_fingerprint(tmp),
+            "padding_side": tokenizer.padding_side,
+        },
+        "default_file": default_file,
+        "steps": [
+            {"step": s.name, "file": s.file, "settings": s.settings, "validation": s.validation.as_dict()}
+            for s in steps
+        ],
+        "validation_texts": len(valid_texts),
+        "versions": mf.versions(),
+    }
+    return mf.write_manifest(tmp, manifest)
+
+
+def _fp_threshold(spec: ExportSpec) -> float | None:
+    """--min-cosine targets the lossy step when there is one (quantisation); fp32 steps then
+    keep their strict default. Without quantisation it applies to every step."""
+    return None if spec.quantize else spec.min_cosine
+
+
+def _check_atol(v: StepValidation, family: ExportFamily) -> None:
+    """The plain fp32 export must also match element-wise (optimum's check)."""
+    from recfeat.errors import ValidationFailedError
+
+    if v.max_abs_diff > family.atol:
+        raise ValidationFailedError(
+            f"validation failed at step 'export' ({v.file}): max abs diff {v.max_abs_diff:.3g} > "
+            f"{family.atol} for the {family.name} family (cosine mean {v.cosine_mean:.6f}); "
+            "the graph does not reproduce PyTorch; try another --opset"
+        )
+
+
+def _quantize_onnx(spec, current, tmp, family, loaded, tokenizer, valid_texts, batches, reference, report):
+    from . import quantize as q
+    from . import validate as val
+
+    preset = q.check_preset(spec.preset) if spec.quantize != "fp16" else None
+    method = spec.calibration_method.lower()
+    dst = tmp / f"{current.stem}_{q.file_suffix(spec.quantize, preset, method)}.onnx"
+    precision = "fp16" if spec.quantize == "fp16" else "int8"
+    threshold = spec.min_cosine
+
+    if spec.quantize == "dynamic-int8":
+        src = current
+
+        def quantize(exclude):
+            return q.quantize_dynamic_int8(src, dst, preset, per_channel=spec.per_channel, exclude=exclude)
+
+    elif spec.quantize == "static-int8":
+        # Static QDQ quantises the un-fused graph; ORT fuses QDQ pairs into int8 kernels at
+        # load time. Ranges come from the user's texts (held apart from the validation sample).
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        src = tmp / ".model_prep.onnx"
+        quant_pre_process(str(tmp / "model.onnx"), str(src), skip_symbolic_shape=True)
+        calib_texts = q.calibration_sample(spec.texts, spec.calibration_size, avoid=valid_texts)
+        calib = val.tokenize_batches(tokenizer, calib_texts, family.input_names,
+                                     max_length=spec.max_length, same_width=method != "minmax")  # fmt: skip
+        cache = tmp / ".calibration.cache"
+
+        def quantize(exclude):
+            return q.quantize_static_int8(src, dst, calib, preset, method=method,
+                                          per_channel=spec.per_channel, exclude=exclude,
+                                          cache_path=cache)  # fmt: skip
+
+    else:
+        src = current
+
+        def quantize(exclude):
+            return q.convert_fp16(src, dst, exclude=exclude)
+
+    def validate():
+        return val.check_step(f"quantize {spec.quantize}", dst.name, precision, reference,
+                              val.onnx_outputs(dst, batches), threshold, raise_on_fail=False)  # fmt: skip
+
+    attempts: list[dict[str, Any]] = []
+
+    def on_attempt(v, excluded):
+        # Every attempt is shown, failures included, so the table explains an auto-exclude
+        # search or a failed threshold.
+        attempts.append({"excluded_nodes": len(excluded), "cosine_mean": v.cosine_mean})
+        if excluded:
+            v.step = f"{v.step} ({len(excluded)} nodes float)"
+        report(v)
+
+    settings, v = q.quantize_until_valid(
+        quantize, validate, q.quantizable_nodes(src), auto_exclude=spec.auto_exclude,
+        exclude=spec.exclude_nodes, on_attempt=on_attempt,
+    )  # fmt: skip
+    settings["attempts"] = attempts
+    for scratch in (tmp / ".model_prep.onnx", tmp / ".calibration.cache"):
+        if scratch.exists():
+            scratch.unlink()
+    for leftover in tmp.glob("*.onnx-inferred.onnx"):
+        leftover.unlink()
+    return Step("quantize", dst.name, settings, v)

@@ -1,0 +1,348 @@
+"""Quantisation: dynamic int8 with CPU presets, static int8 QDQ calibrated on the user's own
+corpus, fp16 for GPUs, and exclusion of sensitive nodes (by hand or automatically).
+
+Presets follow sentence-transformers / optimum names. On x86 without VNNI, ONNX Runtime's
+u8s8 kernels (VPMADDUBSW) can saturate, so ``avx2``/``avx512`` use 7-bit weights
+(``reduce_range``); ``avx512_vnni`` and ``arm64`` use the full 8 bits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from recfeat.errors import DataError, OptionError, ValidationFailedError
+
+QUANT_MODES = ("dynamic-int8", "static-int8", "fp16")
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+MIN_CALIBRATION_TEXTS = 32
+DEFAULT_CALIBRATION_SIZE = 128
+# Only MatMuls with a constant weight: the attention score products (QK^T, PV) are the
+# numerically fragile part and gain little from int8.
+QUANTIZED_OPS = ("MatMul", "Gemm", "Attention")
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantPreset:
+    name: str
+    per_channel: bool
+    reduce_range: bool
+
+
+PRESETS: dict[str, QuantPreset] = {
+    "avx2": QuantPreset("avx2", per_channel=True, reduce_range=True),
+    "avx512": QuantPreset("avx512", per_channel=True, reduce_range=True),
+    "avx512_vnni": QuantPreset("avx512_vnni", per_channel=True, reduce_range=False),
+    "arm64": QuantPreset("arm64", per_channel=True, reduce_range=False),
+}
+
+
+def check_mode(mode: str) -> str:
+    if mode not in QUANT_MODES:
+        raise OptionError(f"unknown --quantize {mode!r}; valid modes: {', '.join(QUANT_MODES)}")
+    return mode
+
+
+def check_preset(name: str | None) -> QuantPreset:
+    """The named preset, or the one that fits this CPU when ``name`` is None."""
+    name = name or detect_preset()
+    if name not in PRESETS:
+        raise OptionError(f"unknown --preset {name!r}; valid presets: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def check_method(method: str) -> str:
+    method = method.lower()
+    if method not in CALIBRATION_METHODS:
+        raise OptionError(
+            f"unknown calibration method {method!r}; valid methods: {', '.join(CALIBRATION_METHODS)}"
+        )
+    return method
+
+
+def detect_preset() -> str:
+    """The preset for the CPU this runs on (cpuinfo flags on Linux, machine name elsewhere)."""
+    import platform
+
+    machine = platform.machine().lower()
+    if machine in ("arm64", "aarch64"):
+        return "arm64"
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split("flags", 2)[1].split("\n", 1)[0].split()
+    except (OSError, IndexError):
+        return "avx2"
+    if "avx512_vnni" in flags or "avx_vnni" in flags:
+        return "avx512_vnni"
+    if "avx512f" in flags:
+        return "avx512"
+    return "avx2"
+
+
+def file_suffix(mode: str, preset: QuantPreset | None, method: str | None = None) -> str:
+    """``qint8_avx512_vnni`` (dynamic), ``qdq_int8_minmax`` (static), ``fp16``."""
+    if mode == "dynamic-int8":
+        return f"qint8_{preset.name}"
+    if mode == "static-int8":
+        return f"qdq_int8_{method}"
+    return "fp16"
+
+
+def _quiet_quantizer() -> None:
+    # ORT's quantizer logs "consider pre-processing" on the root logger for every call; the
+    # exporter pre-processes where it matters (static) and validates every result anyway.
+    import logging
+
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))
+
+
+# -- node selection --------------------------------------------------------------------------
+def quantizable_nodes(path: str | Path) -> list[str]:
+    """Names of nodes int8 quantisation would touch, in graph (topological) order."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = {init.name for init in graph.initializer}
+    names = []
+    for node in graph.node:
+        if node.op_type in QUANTIZED_OPS and any(i in weights for i in node.input[1:]):
+            names.append(node.name)
+    return names
+
+
+_LAYER_NUMBER = re.compile(r"(?<=[./_])\d+(?=[./_]|$)")
+
+
+def role_groups(nodes: Sequence[str]) -> dict[str, list[str]]:
+    """Quantisable nodes grouped by their role across layers: the node name with its layer
+    number replaced by ``*`` (``/model/encoder/layer.*/output/dense/MatMul`` is the FFN
+    down-projection of every layer). Roles are what differ in sensitivity: in BERT the FFN
+    down-projection reads the post-GELU activations, whose outliers int8 clips worst."""
+    groups: dict[str, list[str]] = {}
+    for name in nodes:
+        groups.setdefault(_LAYER_NUMBER.sub("*", name), []).append(name)
+    return groups
+
+
+# -- dynamic int8 ---------------------------------------------------------------------------
+def quantize_dynamic_int8(
+    src: str | Path,
+    dst: str | Path,
+    preset: QuantPreset,
+    *,
+    per_channel: bool | None = None,
+    exclude: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Dynamic int8 (weights int8 ahead of time, activations at run time). Returns settings."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    per_channel = preset.per_channel if per_channel is None else per_channel
+    _quiet_quantizer()
+    quantize_dynamic(
+        str(src),
+        str(dst),
+        per_channel=per_channel,
+        reduce_range=preset.reduce_range,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=list(QUANTIZED_OPS),
+        nodes_to_exclude=list(exclude),
+        # Fused com.microsoft ops (after --optimize) defeat ONNX shape inference; their
+        # outputs are float tensors.
+        extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
+    return {
+        "mode": "dynamic-int8",
+        "preset": preset.name,
+        "per_channel": per_channel,
+        "reduce_range": preset.reduce_range,
+        "weight_type": "int8",
+        "activation_type": "uint8 (dynamic)",
+        "excluded_nodes": list(exclude),
+    }
+
+
+# -- static int8 (QDQ) ----------------------------------------------------------------------
+def calibration_sample(
+    texts: Sequence[str] | None,
+    size: int = DEFAULT_CALIBRATION_SIZE,
+    avoid: Sequence[str] = (),
+    minimum: int = MIN_CALIBRATION_TEXTS,
+) -> list[str]:
+    """``size`` texts from the user's corpus, stratified by length, preferring texts not in
+    ``avoid`` (the validation sample). Too few texts is a DataError."""
+    from .validate import stratified_sample
+
+    distinct = [t for t in dict.fromkeys(texts or ()) if t and t.strip()]
+    if len(distinct) < minimum:
+        raise DataError(
+            f"calibration data too small: {len(distinct)} distinct non-empty texts, static int8 "
+            f"needs at least {minimum}; pass a larger --calibration file or use --quantize dynamic-int8"
+        )
+    held_out = set(avoid)
+    pool = [t for t in distinct if t not in held_out]
+    if len(pool) < minimum:
+        pool = distinct
+    return stratified_sample(pool, size, seed=2)
+
+
+def _calibration_reader(batches: list[dict[str, Any]]):
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter(batches)
+
+        def get_next(self):
+            return next(self._it, None)
+
+        def rewind(self):
+            self._it = iter(batches)
+
+    return _Reader()
+
+
+def quantize_static_int8(
+    src: str | Path,
+    dst: str | Path,
+    batches: list[dict[str, Any]],
+    preset: QuantPreset,
+    *,
+    method: str = "minmax",
+    per_channel: bool | None = None,
+    exclude: Sequence[str] = (),
+    cache_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """Static int8 in QDQ format: activation ranges from ``batches`` of the user's texts."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    method = check_method(method)
+    _quiet_quantizer()
+    per_channel = preset.per_channel if per_channel is None else per_channel
+    calibrate = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[method]
+    extra = {
+        "MatMulConstBOnly": True,
+        "ActivationSymmetric": False,
+        "WeightSymmetric": True,
+        # Percentile's default (99.999) clips BERT's outlier channels less than 99.99 would.
+        "CalibPercentile": 99.999,
+    }
+    quantize_static(
+        str(src),
+        str(dst),
+        _calibration_reader(batches),
+        quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=["MatMul", "Gemm"],
+        per_channel=per_channel,
+        reduce_range=preset.reduce_range,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        nodes_to_exclude=list(exclude),
+        calibrate_method=calibrate,
+        extra_options=extra,
+        calibration_cache_path=str(cache_path) if cache_path else None,
+    )
+    return {
+        "mode": "static-int8",
+        "format": "QDQ",
+        "preset": preset.name,
+        "calibration_method": method,
+        "calibration_texts": sum(len(next(iter(b.values()))) for b in batches),
+        "per_channel": per_channel,
+        "reduce_range": preset.reduce_range,
+        "weight_type": "int8 (symmetric)",
+        "activation_type": "uint8 (asymmetric)",
+        "excluded_nodes": list(exclude),
+    }
+
+
+# -- fp16 -----------------------------------------------------------------------------------
+def convert_fp16(src: str | Path, dst: str | Path, *, exclude: Sequence[str] = ()) -> dict[str, Any]:
+    """fp16 weights and compute for GPUs; inputs and output stay int64 / float32."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = onnx.load(str(src))
+    # LayerNorm statistics and Softmax overflow in fp16 on long inputs; keep them in fp32.
+    model = convert_float_to_float16(
+        model,
+        keep_io_types=True,
+        node_block_list=list(exclude),
+        op_block_list=["LayerNormalization", "SkipLayerNormalization", "Softmax", "ReduceMean", "Pow", "Sqrt"],
+    )
+    onnx.save_model(model, str(dst))
+    return {"mode": "fp16", "keep_io_types": True, "excluded_nodes": list(exclude)}
+
+
+# -- auto-exclude ------------------------------------------------------------------------------
+def quantize_until_valid(
+    quantize: Callable[[Sequence[str]], dict[str, Any]],
+    validate: Callable[[], Any],
+    nodes: Sequence[str],
+    *,
+    auto_exclude: bool,
+    exclude: Sequence[str] = (),
+    on_attempt: Callable[[Any, list[str]], None] | None = None,
+):
+    """Quantise and validate; with ``auto_exclude``, keep the most sensitive node roles in
+    float until the threshold holds.
+
+    Sensitivity is measured, not guessed: each role (see ``role_groups``) is left in float
+    on its own and the gain in mean cosine recorded; roles are then excluded greedily in
+    order of gain. That costs 2x the number of roles quantisations at most (6 roles for a
+    BERT layer), and static calibration runs once (its ranges are cached).
+
+    ``quantize(exclude)`` writes the file and returns its settings; ``validate()`` returns a
+    StepValidation (not raising). Returns (settings, validation). Raises
+    ValidationFailedError with the last figures when nothing passes.
+    """
+    from .validate import failure_message
+
+    base_excluded = list(exclude)
+
+    def attempt(excluded: list[str]):
+        settings = quantize(excluded)
+        result = validate()
+        if on_attempt:
+            on_attempt(result, excluded)
+        return settings, result
+
+    settings, result = attempt(base_excluded)
+    excluded = base_excluded
+    if not result.passed and auto_exclude:
+        roles = {
+            role: [n for n in members if n not in base_excluded]
+            for role, members in role_groups(nodes).items()
+        }
+        roles = {r: m for r, m in roles.items() if m}
+        base_cos = result.cosine_mean
+        gains = {}
+        for role, members in roles.items():
+            settings, result = attempt(base_excluded + members)
+            if result.passed:  # leaving this one role in float is enough
+                break
+            gains[role] = result.cosine_mean - base_cos
+        else:
+            excluded = list(base_excluded)
+            for role in sorted(gains, key=gains.get, reverse=True):
+                excluded = excluded + roles[role]
+                settings, result = attempt(excluded)
+                if result.passed:
+                    break
+        if result.passed:
+            excluded = list(settings.get("excluded_nodes", excluded))
+    if not result.passed:
+        extra = (
+            f" (auto-exclude left {len(excluded)} of {len(nodes)} nodes in float and still missed)"
+            if auto_exclude
+            else ""
+        )
+        raise ValidationFailedError(failure_message(result) + extra)
+    settings["auto_excluded"] = bool(auto_exclude) and len(settings.get("excluded_nodes", ())) > len(base_excluded)
+    return settings, result

@@ -1,0 +1,83 @@
+"""The ``openvino`` encoder backend: an exported folder's OpenVINO IR on the CPU.
+
+``precision`` ``bf16`` (default; AMX/AVX-512-bf16 CPUs run it natively) or ``fp32`` is the
+inference hint; ``int8`` runs the NNCF-quantised IR when the export made one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from recfeat.errors import OptionError
+
+from .runtime_onnx import ExportedEncoder
+
+PRECISIONS = ("bf16", "fp32", "int8")
+
+
+class OpenVinoEncoder(ExportedEncoder):
+    """An exported folder (``recfeat export --format openvino``) run by OpenVINO on the CPU."""
+
+    name = "openvino"
+    backend = "openvino"
+    runtime = "openvino"
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        file: str | None = None,
+        precision: str = "bf16",
+        pooling: str | None = None,
+        normalize: bool | None = None,
+        max_length: int | None = None,
+        threads: int | None = None,
+        batch_tokens: int = 16384,
+        max_batch_size: int = 256,
+        verify: bool = True,
+    ):
+        self.path = path
+        self.file = file
+        self.precision = precision
+        self.pooling = pooling
+        self.normalize = normalize
+        self.max_length = max_length
+        self.threads = threads
+        self.batch_tokens = batch_tokens
+        self.max_batch_size = max_batch_size
+        self.verify = verify
+        if precision not in PRECISIONS:
+            raise OptionError(f"unknown precision {precision!r} for openvino; valid: {', '.join(PRECISIONS)}")
+        self._setup()
+
+    def _precision_for_choice(self) -> str | None:
+        return None if self.file else self.precision
+
+    def _hint(self) -> str:
+        if self.precision == "int8":
+            return self._step["settings"].get("inference_precision", "bf16")
+        return self.precision
+
+    def _fingerprint_precision(self) -> str:
+        return self.precision
+
+    def _make_session(self):
+        from .openvino_export import compile_ir
+
+        compiled = compile_ir(self.model_file, self._hint(), self.threads)
+        self._names = {p.get_any_name() for p in compiled.inputs}
+        self._request = compiled.create_infer_request()
+        return compiled
+
+    def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        self._request.infer({k: v for k, v in feed.items() if k in self._names})
+        return np.array(self._request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+
+    def fingerprint(self) -> dict[str, Any]:
+        fp = super().fingerprint()
+        # The IR's weights live in the .bin beside the .xml.
+        bin_name = self._step["file"][: -len(".xml")] + ".bin"
+        fp["weights_sha256"] = self._manifest["files"].get(bin_name, {}).get("sha256", fp["weights_sha256"])
+        return fp

@@ -1,0 +1,182 @@
+"""Optimisation and quantisation: presets, static calibration on real reviews, validation
+failures that leave nothing behind, auto-exclusion of sensitive nodes."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+
+import numpy as np
+import pytest
+from _export_helpers import make_tiny
+
+from recfeat.errors import DataError, ValidationFailedError
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    return make_tiny("bert", tmp_path_factory.mktemp("tiny") / "bert")
+
+
+@pytest.fixture(scope="module")
+def reviews(musical_instruments):
+    texts = []
+    with gzip.open(musical_instruments, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            texts.append(json.loads(line)["reviewText"])
+            if len(texts) >= 400:
+                break
+    return texts
+
+
+def _export(model, out, **kw):
+    from recfeat.exporters.pipeline import ExportSpec, run_export
+
+    return run_export(ExportSpec(model=str(model), **kw), out)
+
+
+def test_presets_and_detection():
+    from recfeat.exporters import quantize as q
+
+    assert set(q.PRESETS) == {"avx2", "avx512", "avx512_vnni", "arm64"}
+    assert q.PRESETS["avx2"].reduce_range and not q.PRESETS["avx512_vnni"].reduce_range
+    assert q.detect_preset() in q.PRESETS
+    assert q.file_suffix("dynamic-int8", q.PRESETS["arm64"]) == "qint8_arm64"
+    with pytest.raises(Exception, match="valid presets"):
+        q.check_preset("avx9000")
+
+
+@pytest.mark.parametrize("level", ["O1", "O3"])
+def test_optimize_keeps_names_and_accuracy(tiny_bert, tmp_path, level):
+    import onnx
+
+    manifest = _export(tiny_bert, tmp_path / "o", optimize=level)
+    step = manifest["steps"][-1]
+    assert step["file"] == f"model_{level}.onnx" and step["validation"]["cosine_mean"] > 0.9999
+    graph = onnx.load(str(tmp_path / "o" / step["file"])).graph
+    assert [o.name for o in graph.output] == ["sentence_embedding"]
+    ops = {n.op_type for n in graph.node}
+    if level == "O3":  # fusions happened, GELU approximated
+        assert "Attention" in ops and "FastGelu" in ops or "BiasGelu" not in ops
+
+
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_dynamic_int8_settings_in_manifest(tiny_bert, tmp_path, per_channel):
+    manifest = _export(
+        tiny_bert, tmp_path / "q", optimize="O2", quantize="dynamic-int8", preset="avx2",
+        per_channel=per_channel,
+    )  # fmt: skip
+    step = manifest["steps"][-1]
+    assert step["file"] == "model_O2_qint8_avx2.onnx"
+    assert step["settings"]["per_channel"] is per_channel and step["settings"]["reduce_range"]
+    assert 0.99 <= step["validation"]["cosine_mean"] <= 1.0
+    assert manifest["default_file"] == step["file"]
+    assert [s["step"] for s in manifest["steps"]] == ["export", "optimize", "quantize"]
+
+
+@pytest.mark.parametrize("method", ["minmax", "percentile"])
+def test_static_int8_calibrated_on_real_reviews(tiny_bert, tmp_path, reviews, method):
+    import onnx
+
+    manifest = _export(
+        tiny_bert, tmp_path / "s", quantize="static-int8", texts=reviews,
+        calibration_method=method, calibration_size=48,
+    )  # fmt: skip
+    step = manifest["steps"][-1]
+    assert step["settings"]["calibration_method"] == method
+    assert step["settings"]["calibration_texts"] == 48
+    assert step["validation"]["n_texts"] == 64  # validation sample from the user's texts
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "s" / step["file"])).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+
+
+def test_calibration_too_small(tiny_bert, tmp_path):
+    with pytest.raises(DataError, match="calibration data too small: 5 distinct"):
+        _export(tiny_bert, tmp_path / "s", quantize="static-int8", texts=[f"text {i}" for i in range(5)])
+    assert not (tmp_path / "s").exists()
+
+
+def test_forced_accuracy_drop_fails_with_figures_and_writes_nothing(tiny_bert, tmp_path):
+    out = tmp_path / "q"
+    with pytest.raises(ValidationFailedError) as err:
+        _export(tiny_bert, out, quantize="dynamic-int8", min_cosine=1.0)
+    msg = str(err.value)
+    assert "step 'quantize dynamic-int8'" in msg
+    assert re.search(r"mean cosine 0\.9\d{7} < --min-cosine 1\.0 \(min 0\.9\d{7}", msg)
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".q.")]  # no temp leftovers
+
+
+def test_fp16_conversion_validates(tiny_bert, tmp_path):
+    manifest = _export(tiny_bert, tmp_path / "h", quantize="fp16")
+    step = manifest["steps"][-1]
+    assert step["file"] == "model_fp16.onnx" and step["validation"]["precision"] == "fp16"
+    assert step["validation"]["cosine_mean"] >= 0.999
+
+
+def test_role_groups_from_real_graph_names(tiny_bert, tmp_path):
+    from recfeat.exporters.quantize import quantizable_nodes, role_groups
+
+    _export(tiny_bert, tmp_path / "e", optimize="O2")
+    plain = role_groups(quantizable_nodes(tmp_path / "e" / "model.onnx"))
+    assert plain["/model/encoder/layer.*/output/dense/MatMul"] == [
+        "/model/encoder/layer.0/output/dense/MatMul",
+        "/model/encoder/layer.1/output/dense/MatMul",
+    ]
+    assert len(plain) == 6  # q, k, v, attention output, FFN up, FFN down
+    fused = role_groups(quantizable_nodes(tmp_path / "e" / "model_O2.onnx"))
+    assert "Attention_*" in fused
+
+
+class _Validation:
+    def __init__(self, cos, threshold=0.99):
+        self.cosine_mean = self.cosine_min = self.cosine_p1 = cos
+        self.max_abs_diff, self.min_cosine, self.n_texts = 0.1, threshold, 8
+        self.passed, self.step, self.file = cos >= threshold, "quantize", "m.onnx"
+
+
+def test_auto_exclude_measures_sensitivity_and_excludes_greedily():
+    """The search itself, with a quantiser whose damage per role is known: role C hurts
+    most, then A, B least; no single role is enough. Auto-exclude must keep C and A in float, not B."""
+    from recfeat.exporters.quantize import quantize_until_valid
+
+    nodes = ["/l.0/A/MatMul", "/l.1/A/MatMul", "/l.0/B/MatMul", "/l.1/B/MatMul", "/l.0/C/MatMul", "/l.1/C/MatMul"]
+    damage = {"A": 0.005, "B": 0.001, "C": 0.006}
+    state = {}
+
+    def quantize(exclude):
+        state["excluded"] = list(exclude)
+        return {"excluded_nodes": list(exclude)}
+
+    def validate():
+        quantized = [n for n in nodes if n not in state["excluded"]]
+        return _Validation(1.0 - sum(damage[n.split("/")[2]] for n in quantized))
+
+    with pytest.raises(ValidationFailedError, match="mean cosine 0.9760"):
+        quantize_until_valid(quantize, validate, nodes, auto_exclude=False)
+    settings, result = quantize_until_valid(quantize, validate, nodes, auto_exclude=True)
+    assert result.passed and settings["auto_excluded"]
+    assert sorted(settings["excluded_nodes"]) == sorted(n for n in nodes if "/B/" not in n)
+
+
+def test_auto_exclude_on_a_real_graph(tiny_bert, tmp_path):
+    """A threshold plain int8 cannot meet but float nodes can: auto-exclude finds it."""
+    from recfeat.exporters.quantize import PRESETS, quantizable_nodes, quantize_dynamic_int8
+
+    base = tmp_path / "base"
+    _export(tiny_bert, base)
+    plain = tmp_path / "plain.onnx"
+    quantize_dynamic_int8(base / "model.onnx", plain, PRESETS["avx512_vnni"])
+    from recfeat.exporters.validate import compare, onnx_outputs
+
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1000, 20000, (4, 16)).astype(np.int64)
+    batch = [{"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}]
+    cos = compare(onnx_outputs(base / "model.onnx", batch), onnx_outputs(plain, batch))["cosine_mean"]
+    threshold = 1.0 - (1.0 - cos) / 3  # a third of plain int8's error
+    manifest = _export(tiny_bert, tmp_path / "auto", quantize="dynamic-int8", min_cosine=threshold, auto_exclude=True)
+    step = manifest["steps"][-1]
+    assert step["validation"]["passed"] and step["settings"]["auto_excluded"]
+    excluded = step["settings"]["excluded_nodes"]
+    assert 0 < len(excluded) < len(quantizable_nodes(base / "model.onnx"))
