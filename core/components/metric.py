@@ -1,10 +1,22 @@
-"""Evaluation metrics. ``kind`` is 'rating' (predictions vs true ratings) or 'ranking'
-(ranked lists vs relevant sets)."""
+"""Evaluation metrics. ``kind`` says how a metric is called:
+
+- ``'rating'``: ``metric(y_true, y_pred) -> float`` over (user, item) pairs.
+- ``'ranking'``: ``metric(rankings, relevant) -> float``, the mean over users of
+  ``per_user(ranking, relevant)``; ``ranking`` is one user's FULL ordering of candidate items
+  (best first, item codes), ``relevant`` the codes of that user's held-out items.
+  Metrics with a cut-off take the option ``k`` and show as ``name@k`` (``display_name``).
+- ``'catalog'``: ``metric(rankings, relevant, n_candidates=...)``, a property of all lists
+  together (catalogue coverage).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
+import numpy as np
+
+from ..errors import DataError
 from .base import Component
 
 
@@ -12,5 +24,57 @@ class Metric(Component):
     kind: ClassVar[str] = "rating"
     higher_is_better: ClassVar[bool] = True
 
+    def display_name(self) -> str:
+        """The column title: ``ndcg@10`` for a metric registered as ``ndcg@k`` with k=10."""
+        k = getattr(self, "k", None)
+        if self.name.endswith("@k") and k is not None:
+            return f"{self.name[:-2]}@{k}"
+        return self.name
+
     def __call__(self, *args, **kwargs) -> float:
+        raise NotImplementedError
+
+
+class RatingMetric(Metric):
+    """Compares predicted ratings with true ones, pair by pair."""
+
+    kind: ClassVar[str] = "rating"
+    higher_is_better: ClassVar[bool] = False
+
+    def __call__(self, y_true, y_pred) -> float:
+        y_true = np.asarray(y_true, dtype=np.float64)
+        y_pred = np.asarray(y_pred, dtype=np.float64)
+        if y_true.shape != y_pred.shape:
+            raise DataError(
+                f"{self.name}: {y_true.shape} true ratings but {y_pred.shape} predictions"
+            )
+        if len(y_true) == 0:
+            raise DataError(f"{self.name}: no pairs to evaluate")
+        if np.isnan(y_pred).any():
+            raise DataError(f"{self.name}: {int(np.isnan(y_pred).sum())} predictions are NaN")
+        return float(self.compute(y_true, y_pred))
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        raise NotImplementedError
+
+
+class RankingMetric(Metric):
+    """Mean over users of a per-user score of a full ranking against the relevant set."""
+
+    kind: ClassVar[str] = "ranking"
+
+    def __call__(self, rankings: Sequence, relevant: Sequence) -> float:
+        if len(rankings) != len(relevant):
+            raise DataError(
+                f"{self.name}: {len(rankings)} rankings but {len(relevant)} relevant sets"
+            )
+        if len(rankings) == 0:
+            raise DataError(f"{self.name}: no users to evaluate")
+        scores = [
+            self.per_user(np.asarray(r), np.asarray(rel))
+            for r, rel in zip(rankings, relevant, strict=False)
+        ]
+        return float(np.mean(scores))
+
+    def per_user(self, ranking: np.ndarray, relevant: np.ndarray) -> float:
         raise NotImplementedError

@@ -2,26 +2,42 @@
 ``__init__`` only stores its arguments, ``fit`` validates and sets attributes ending in
 ``_`` and returns ``self``, prediction starts with a fitted check.
 
-Contract (refined in recfeat.plugins.models):
+Contract (every model in recfeat.plugins.models follows it):
+
 - ``fit(train, item_features=None, user_features=None)``: ``train`` is an interactions
   DataFrame (``user``, ``item``, ``rating``, ``timestamp``; ids are str); features are
-  ``recfeat.features.Features`` (vectors keyed by id) or None.
-- ``predict(users, items) -> np.ndarray``: one score per (user, item) pair; a rating estimate
-  for rating models.
-- ``score_items(users, items) -> np.ndarray (len(users), len(items))``: scores to rank
-  ``items`` for each user; NaN where the model cannot score an item (e.g. an ID-only model
-  and an item never seen in training).
+  ``recfeat.features.Features`` (vectors keyed by id) or None. User profiles and item
+  aggregates are computed from ``train`` only, so a model never sees held-out interactions.
+- ``predict(users, items, item_features=None) -> np.ndarray``: one score per (user, item)
+  pair; a rating estimate for rating models (``predicts_ratings``), clipped to the training
+  rating range.
+- ``score_items(users, items, item_features=None) -> np.ndarray (len(users), len(items))``:
+  scores to rank ``items`` for each user; NaN where the model cannot score an item (an
+  ID-only model and an item never seen in training). Users never seen in training get the
+  model's non-personalised fallback (item bias, popularity) or NaN when it has none.
+- ``item_features`` given at prediction time adds or replaces item vectors (new items that
+  arrived after training, or leakage-free per-user vectors during evaluation); they must
+  have the dimension the model was trained with (``DataError`` otherwise).
 - Class flags: ``uses_text`` (consumes features), ``cold_start_items`` (can score items
-  absent from training).
+  absent from training), ``predicts_ratings`` (``predict`` estimates a rating, so RMSE/MAE
+  apply).
+
+Subclasses implement ``_fit(self, u, i, r, train, item_features, user_features)`` (``u``/``i``
+are integer codes into ``users_``/``items_``) and ``_score_pairs(users, items,
+item_features)`` (arrays of str); they may override ``_score_matrix`` for speed.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import numpy as np
 from sklearn.base import BaseEstimator
 
+from ..errors import DataError, NotFittedError
 from .base import Component
+
+REQUIRED_COLUMNS = ("user", "item", "rating")
 
 
 class RecModel(Component, BaseEstimator):
@@ -29,15 +45,160 @@ class RecModel(Component, BaseEstimator):
 
     uses_text: ClassVar[bool] = False
     cold_start_items: ClassVar[bool] = False
+    predicts_ratings: ClassVar[bool] = False
+    #: rating models need explicit ratings; ranking models treat every row as a positive.
+    needs_ratings: ClassVar[bool] = False
 
     def get_options(self):
         return self.get_params(deep=False)
 
+    def __repr__(self) -> str:  # Component's repr, not BaseEstimator's pretty printer
+        return Component.__repr__(self)
+
+    # -- fitting ---------------------------------------------------------------------------
     def fit(self, train, item_features=None, user_features=None):
+        """Validate ``train``, index its ids, then fit; returns ``self``."""
+        train = check_interactions(train, needs_ratings=self.needs_ratings, what=self._what())
+        if self.uses_text and item_features is None and user_features is None:
+            from ..errors import UsageError
+
+            raise UsageError(
+                f"{self._what()} uses text features; pass item_features (recfeat extract "
+                "--level item) or choose an ID-only model"
+            )
+        users, u = np.unique(train["user"].to_numpy(dtype=object), return_inverse=True)
+        items, i = np.unique(train["item"].to_numpy(dtype=object), return_inverse=True)
+        self.users_ = users
+        self.items_ = items
+        self.user_index_ = {k: n for n, k in enumerate(users)}
+        self.item_index_ = {k: n for n, k in enumerate(items)}
+        r = train["rating"].to_numpy(dtype=np.float64)
+        if np.isnan(r).all():
+            r = np.ones(len(train))  # implicit feedback: every row is a positive
+        self.global_mean_ = float(np.nanmean(r))
+        self.rating_range_ = (float(np.nanmin(r)), float(np.nanmax(r)))
+        self.n_train_ = len(train)
+        feats = item_features if item_features is not None else user_features
+        self.feature_dim_ = None if feats is None else int(feats.dim)
+        self.feature_source_ = None if feats is None else feature_fingerprint(feats)
+        self._fit(u.astype(np.int64), i.astype(np.int64), r, train, item_features, user_features)
+        self.is_fitted_ = True
+        return self
+
+    def _fit(self, u, i, r, train, item_features, user_features) -> None:
         raise NotImplementedError
 
-    def predict(self, users, items):
+    # -- predicting ------------------------------------------------------------------------
+    def predict(self, users, items, item_features=None) -> np.ndarray:
+        """One score per (user, item) pair; ratings are clipped to the training range."""
+        self._check_fitted()
+        users, items = _as_ids(users), _as_ids(items)
+        if len(users) != len(items):
+            raise DataError(
+                f"predict: {len(users)} users but {len(items)} items; pass one per pair"
+            )
+        self._check_features(item_features)
+        out = np.asarray(self._score_pairs(users, items, item_features), dtype=np.float64)
+        if self.predicts_ratings:
+            out = np.clip(out, *self.rating_range_)
+        return out
+
+    def score_items(self, users, items, item_features=None) -> np.ndarray:
+        """Scores of shape (len(users), len(items)); NaN where an item cannot be scored."""
+        self._check_fitted()
+        users, items = _as_ids(users), _as_ids(items)
+        self._check_features(item_features)
+        scores = np.asarray(self._score_matrix(users, items, item_features), dtype=np.float64)
+        if not self.cold_start_items:
+            scores[:, ~self.known_items(items)] = np.nan
+        return scores
+
+    def _score_matrix(self, users, items, item_features) -> np.ndarray:
+        n_u, n_i = len(users), len(items)
+        flat = self._score_pairs(np.repeat(users, n_i), np.tile(items, n_u), item_features)
+        return np.asarray(flat, dtype=np.float64).reshape(n_u, n_i)
+
+    def _score_pairs(self, users, items, item_features) -> np.ndarray:
         raise NotImplementedError
 
-    def score_items(self, users, items):
-        raise NotImplementedError
+    # -- helpers for subclasses ------------------------------------------------------------
+    def known_items(self, items) -> np.ndarray:
+        return np.fromiter((k in self.item_index_ for k in items), dtype=bool, count=len(items))
+
+    def user_codes(self, users) -> np.ndarray:
+        """Integer code of each user, -1 for users not seen in training."""
+        idx = self.user_index_
+        return np.fromiter((idx.get(k, -1) for k in users), dtype=np.int64, count=len(users))
+
+    def item_codes(self, items) -> np.ndarray:
+        idx = self.item_index_
+        return np.fromiter((idx.get(k, -1) for k in items), dtype=np.int64, count=len(items))
+
+    def _check_fitted(self) -> None:
+        if not getattr(self, "is_fitted_", False):
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet; call fit(train, ...) first"
+            )
+
+    def _check_features(self, features) -> None:
+        if features is None or self.feature_dim_ is None:
+            return
+        if int(features.dim) != self.feature_dim_:
+            raise DataError(
+                f"features have dimension {features.dim} but {self._what()} was trained on "
+                f"dimension {self.feature_dim_} ({describe_source(self.feature_source_)}); "
+                "extract features with the same encoder the model was trained with"
+            )
+
+    def _what(self) -> str:
+        return f"model {self.name or type(self).__name__!r}"
+
+
+def check_interactions(train, *, needs_ratings: bool = False, what: str = "model"):
+    """Return ``train`` with str ids and float ratings, or raise DataError naming the problem."""
+    import pandas as pd
+
+    if not isinstance(train, pd.DataFrame):
+        raise DataError(f"{what}: train must be a pandas DataFrame, got {type(train).__name__}")
+    missing = [c for c in REQUIRED_COLUMNS if c not in train.columns]
+    if missing:
+        raise DataError(
+            f"{what}: interactions lack column(s) {', '.join(missing)} "
+            f"(found: {', '.join(map(str, train.columns))})"
+        )
+    if len(train) == 0:
+        raise DataError(f"{what}: no training interactions; check the split or the data")
+    out = train.assign(
+        user=train["user"].astype(str),
+        item=train["item"].astype(str),
+        rating=pd.to_numeric(train["rating"], errors="coerce").astype(float),
+    )
+    if needs_ratings and out["rating"].isna().any():
+        n = int(out["rating"].isna().sum())
+        raise DataError(
+            f"{what} predicts ratings but {n} training interactions have no rating; "
+            "use a ranking model (popularity, als, bpr, content, hybrid) for implicit data"
+        )
+    return out
+
+
+def feature_fingerprint(features) -> dict[str, Any]:
+    """What identifies the vectors a model was trained on: dim plus the manifest's encoder."""
+    manifest = getattr(features, "manifest", {}) or {}
+    keys = ("encoder", "model", "weights_sha256", "weights_hash", "pooling", "precision", "level")
+    found = {k: manifest[k] for k in keys if k in manifest and _plain(manifest[k])}
+    return {"dim": int(features.dim), **found}
+
+
+def describe_source(source: dict[str, Any] | None) -> str:
+    if not source:
+        return "unknown encoder"
+    return ", ".join(f"{k}={v}" for k, v in source.items())
+
+
+def _plain(value) -> bool:
+    return isinstance(value, (str, int, float, bool))
+
+
+def _as_ids(values) -> np.ndarray:
+    return np.asarray([str(v) for v in values], dtype=object)

@@ -1,0 +1,227 @@
+"""Train/test splits of an interactions table, deterministic for a seed, saved and loaded as
+JSON row assignments.
+
+Kinds:
+
+- ``random``: a seeded ``test_fraction`` (default 20%) of the rows go to test.
+- ``temporal``: per user, the latest ``test_fraction`` of that user's interactions (at
+  least one, ``leave_last=True`` for exactly one) go to test; every user keeps at least one
+  training interaction; ties in time are broken by row order. Needs timestamps.
+- ``item-cold``: a seeded ``test_fraction`` of the ITEMS is held out with ALL their
+  interactions, so no model ever sees them in training.
+- ``user-cold``: the same for users.
+
+Leakage guarantees (tested): no (user, item) pair is in both train and test; held-out
+items/users of the cold splits have no training row. Anything a model aggregates (user
+profiles, item means, text aggregates) must come from ``split.train`` only; the evaluation
+builds features from it (see recfeat.evaluation).
+
+Test rows whose user or item has no training data cannot be evaluated as warm
+recommendations. Policy, reported in ``split.report``: on ``random``/``temporal`` splits
+they are dropped from evaluation (counted as ``dropped_cold_rows``); on ``item-cold``, rows
+whose USER has no training data are dropped (no profile to rank for); on ``user-cold``,
+rows whose ITEM has no training data are dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .atomic import write_text
+from .errors import DataError, UsageError, closest
+
+KINDS = ("random", "temporal", "item-cold", "user-cold")
+FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass
+class Split:
+    """One split: ``train`` and ``test`` interactions plus what evaluation needs to know."""
+
+    kind: str
+    seed: int
+    test_fraction: float
+    train: pd.DataFrame
+    test: pd.DataFrame
+    test_rows: np.ndarray  # positions in the interactions table (what save/load stores)
+    cold_items: frozenset[str]  # test items with no training interaction
+    cold_users: frozenset[str]  # test users with no training interaction
+    report: dict[str, Any]
+
+    def evaluation_rows(self) -> pd.DataFrame:
+        """Test rows that can be evaluated under this split's policy (see module doc)."""
+        test = self.test
+        warm_user = ~test["user"].isin(self.cold_users)
+        warm_item = ~test["item"].isin(self.cold_items)
+        if self.kind == "item-cold":
+            return test[warm_user]
+        if self.kind == "user-cold":
+            return test[warm_item]
+        return test[warm_user & warm_item]
+
+
+def make_split(
+    interactions: pd.DataFrame,
+    kind: str = "random",
+    *,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    leave_last: bool = False,
+) -> Split:
+    """Split ``interactions`` (RecData.interactions) into train and test; see module doc."""
+    if kind not in KINDS:
+        raise UsageError(
+            f"unknown split {kind!r}.{closest(kind, KINDS)} Splits: {', '.join(KINDS)}"
+        )
+    if not 0.0 < test_fraction < 1.0:
+        raise UsageError(f"test_fraction must be between 0 and 1 (got {test_fraction})")
+    inter = _check(interactions)
+    rng = np.random.default_rng(seed)
+    n = len(inter)
+    if kind == "random":
+        n_test = max(1, int(round(test_fraction * n)))
+        test_rows = rng.permutation(n)[:n_test]
+    elif kind == "temporal":
+        test_rows = _temporal(inter, test_fraction, leave_last)
+    else:
+        column = "item" if kind == "item-cold" else "user"
+        ids = np.sort(inter[column].unique())
+        n_out = max(1, int(round(test_fraction * len(ids))))
+        held = set(rng.permutation(ids)[:n_out].tolist())
+        test_rows = np.flatnonzero(inter[column].isin(held).to_numpy())
+    return _build(inter, kind, seed, test_fraction, np.sort(test_rows), leave_last)
+
+
+def _check(interactions: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in ("user", "item") if c not in interactions.columns]
+    if missing:
+        raise DataError(f"split: interactions lack column(s) {', '.join(missing)}")
+    if len(interactions) < 2:
+        raise DataError(f"split: need at least 2 interactions, got {len(interactions)}")
+    inter = interactions.reset_index(drop=True)
+    dup = inter.duplicated(["user", "item"])
+    if dup.any():
+        raise DataError(
+            f"split: {int(dup.sum())} repeated (user, item) pairs; de-duplicate the interactions first "
+            "(the dataset loaders do)"
+        )
+    return inter.assign(user=inter["user"].astype(str), item=inter["item"].astype(str))
+
+
+def _temporal(inter: pd.DataFrame, fraction: float, leave_last: bool) -> np.ndarray:
+    if "timestamp" not in inter.columns or (inter["timestamp"] < 0).all():
+        raise DataError(
+            "temporal split needs timestamps, and these interactions have none; use --split random"
+        )
+    frame = pd.DataFrame(
+        {"user": inter["user"], "t": inter["timestamp"], "pos": np.arange(len(inter))}
+    ).sort_values(["user", "t", "pos"], kind="stable")
+    size = frame.groupby("user")["pos"].transform("size").to_numpy()
+    # Position from the end within each user: 0 is the latest interaction.
+    from_end = frame.groupby("user").cumcount(ascending=False).to_numpy()
+    if leave_last:
+        n_test = np.ones_like(size)
+    else:
+        n_test = np.maximum(1, np.round(fraction * size).astype(int))
+    n_test = np.minimum(n_test, size - 1)  # every user keeps one training interaction
+    return frame["pos"].to_numpy()[from_end < n_test]
+
+
+def _build(inter, kind, seed, fraction, test_rows, leave_last) -> Split:
+    mask = np.zeros(len(inter), dtype=bool)
+    mask[test_rows] = True
+    train, test = inter[~mask], inter[mask]
+    if len(train) == 0 or len(test) == 0:
+        raise DataError(
+            f"{kind} split left {len(train)} train and {len(test)} test rows; use more data"
+        )
+    train_users, train_items = set(train["user"]), set(train["item"])
+    cold_users = frozenset(set(test["user"]) - train_users)
+    cold_items = frozenset(set(test["item"]) - train_items)
+    split = Split(kind, seed, fraction, train, test, test_rows, cold_items, cold_users, {})
+    evaluated = split.evaluation_rows()
+    split.report = {
+        "split": kind,
+        "seed": seed,
+        "test_fraction": fraction,
+        "leave_last": leave_last,
+        "train_interactions": int(len(train)),
+        "test_interactions": int(len(test)),
+        "test_users_without_training_data": len(cold_users),
+        "test_items_without_training_data": len(cold_items),
+        "evaluated_test_interactions": int(len(evaluated)),
+        "dropped_cold_rows": int(len(test) - len(evaluated)),
+        "policy": _POLICY[kind],
+    }
+    return split
+
+
+_POLICY = {
+    "random": "test rows whose user or item has no training data are dropped from (warm) evaluation",
+    "temporal": "test rows whose user or item has no training data are dropped from (warm) evaluation",
+    "item-cold": "held-out items are ranked among held-out items only; test users with no "
+    "training data are dropped (no profile to rank for)",
+    "user-cold": "held-out users are ranked over training items with each model's "
+    "non-personalised fallback (or user features); items with no training data are dropped",
+}
+
+
+# -- persistence ---------------------------------------------------------------------------
+def fingerprint(interactions: pd.DataFrame) -> str:
+    """Hash of the (user, item) sequence, so a saved split is never applied to other data."""
+    h = hashlib.sha256()
+    for col in ("user", "item"):
+        h.update("\x1f".join(interactions[col].astype(str)).encode())
+        h.update(b"\x1e")
+    return h.hexdigest()[:16]
+
+
+def save_split(split: Split, path: str | Path, interactions: pd.DataFrame) -> Path:
+    """Write the split's row assignments (test row positions) as JSON, atomically."""
+    payload = {
+        "format": "recfeat-split",
+        "version": FORMAT_VERSION,
+        "kind": split.kind,
+        "seed": split.seed,
+        "test_fraction": split.test_fraction,
+        "leave_last": split.report.get("leave_last", False),
+        "rows": int(len(interactions)),
+        "fingerprint": fingerprint(interactions.reset_index(drop=True)),
+        "test_rows": [int(x) for x in split.test_rows],
+    }
+    path = Path(path)
+    write_text(path, json.dumps(payload) + "\n")
+    return path
+
+
+def load_split(path: str | Path, interactions: pd.DataFrame) -> Split:
+    """Rebuild a saved split over the same ``interactions`` (checked by fingerprint)."""
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read split file {path}: {exc}") from None
+    if payload.get("format") != "recfeat-split":
+        raise DataError(f"{path} is not a recfeat split file")
+    inter = _check(interactions)
+    if payload["rows"] != len(inter) or payload["fingerprint"] != fingerprint(inter):
+        raise DataError(
+            f"split file {path} was made for other interactions ({payload['rows']} rows); "
+            "make a new split for this data"
+        )
+    rows = np.asarray(payload["test_rows"], dtype=np.int64)
+    return _build(
+        inter,
+        payload["kind"],
+        payload["seed"],
+        payload["test_fraction"],
+        rows,
+        payload["leave_last"],
+    )

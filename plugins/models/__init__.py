@@ -1,0 +1,40 @@
+"""Built-in recommendation models, registered like any third-party plugin.
+
+Submodules are imported inside the hook so ``import recfeat.plugins.models`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from recfeat.hookspecs import hookimpl
+
+
+def model_classes() -> list[type]:
+    """Every built-in model class, in the order they are listed."""
+    from .baselines import Bias, GlobalMean, Popularity, Random
+    from .content import ContentModel
+    from .factorization import MatrixFactorization
+    from .hybrid import Hybrid
+    from .implicit_feedback import ALS, BPR
+    from .regression import GBMText, LinearText, RidgeText, SGDText
+
+    return [
+        GlobalMean,
+        Bias,
+        Popularity,
+        Random,
+        LinearText,
+        RidgeText,
+        SGDText,
+        GBMText,
+        MatrixFactorization,
+        ALS,
+        BPR,
+        ContentModel,
+        Hybrid,
+    ]
+
+
+@hookimpl
+def register_models(register):
+    for cls in model_classes():
+        register(cls)

@@ -1,0 +1,127 @@
+"""Implicit-feedback factorisation (ALS and BPR) from the ``implicit`` library (CPU build).
+
+Every training interaction is a positive (ratings, when present, are ignored: these models
+rank, they do not predict ratings). Scores are user . item factor dot products; BPR's item
+factors carry an item bias as their last column, matched by a constant 1 in the user factors.
+Users unseen in training get NaN (no non-personalised fallback).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from recfeat.components import RecModel
+from recfeat.errors import require
+
+
+class _ImplicitModel(RecModel):
+    def _make(self):
+        raise NotImplementedError
+
+    def _fit(self, u, i, r, train, item_features, user_features):
+        require("implicit", "implicit", f"the {self.name!r} model")
+        from scipy.sparse import csr_matrix
+        from threadpoolctl import threadpool_limits
+
+        user_items = csr_matrix(
+            (np.ones(len(u), dtype=np.float32), (u, i)), shape=(len(self.users_), len(self.items_))
+        )
+        # implicit slows down when BLAS also spawns threads (it has its own), and checks for
+        # that when the model is built: limit BLAS first, then build and fit inside the limit.
+        with threadpool_limits(1, "blas"), warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=".*OpenBLAS is configured", category=RuntimeWarning
+            )
+            model = self._make()
+            model.fit(user_items, show_progress=False)
+        self.user_factors_ = np.asarray(model.user_factors, dtype=np.float64)
+        self.item_factors_ = np.asarray(model.item_factors, dtype=np.float64)
+
+    def _score_matrix(self, users, items, item_features):
+        uc, ic = self.user_codes(users), self.item_codes(items)
+        scores = self.user_factors_[np.maximum(uc, 0)] @ self.item_factors_[np.maximum(ic, 0)].T
+        scores[uc < 0, :] = np.nan
+        scores[:, ic < 0] = np.nan
+        return scores
+
+    def _score_pairs(self, users, items, item_features):
+        uc, ic = self.user_codes(users), self.item_codes(items)
+        out = np.einsum(
+            "ij,ij->i", self.user_factors_[np.maximum(uc, 0)], self.item_factors_[np.maximum(ic, 0)]
+        )
+        out[(uc < 0) | (ic < 0)] = np.nan
+        return out
+
+
+class ALS(_ImplicitModel):
+    """Implicit-feedback ALS (Hu, Koren, Volinsky 2008) via the implicit library."""
+
+    name = "als"
+
+    def __init__(
+        self,
+        factors: int = 64,
+        regularization: float = 0.05,
+        alpha: float = 10.0,
+        iterations: int = 15,
+        seed: int = 0,
+        threads: int = 2,
+    ):
+        self.factors = factors
+        self.regularization = regularization
+        self.alpha = alpha
+        self.iterations = iterations
+        self.seed = seed
+        self.threads = threads
+
+    def _make(self):
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        return AlternatingLeastSquares(
+            factors=self.factors,
+            regularization=self.regularization,
+            alpha=self.alpha,
+            iterations=self.iterations,
+            random_state=self.seed,
+            num_threads=self.threads,
+        )
+
+
+class BPR(_ImplicitModel):
+    """Bayesian personalised ranking (Rendle et al. 2009) via the implicit library.
+
+    ``threads`` defaults to 1: implicit's BPR updates are lock-free across threads, so more
+    than one thread makes results vary between runs with the same seed.
+    """
+
+    name = "bpr"
+
+    def __init__(
+        self,
+        factors: int = 64,
+        learning_rate: float = 0.05,
+        regularization: float = 0.01,
+        iterations: int = 100,
+        seed: int = 0,
+        threads: int = 1,
+    ):
+        self.factors = factors
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.iterations = iterations
+        self.seed = seed
+        self.threads = threads
+
+    def _make(self):
+        from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+        return BayesianPersonalizedRanking(
+            factors=self.factors,
+            learning_rate=self.learning_rate,
+            regularization=self.regularization,
+            iterations=self.iterations,
+            random_state=self.seed,
+            num_threads=self.threads,
+        )
