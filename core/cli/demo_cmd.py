@@ -77,9 +77,85 @@ def step_item_features(ctx: DemoContext) -> None:
     _features_step(ctx, "item", "item_features.parquet")
 
 
+DEMO_MODELS = (
+    "global-mean",
+    "bias",
+    "popularity",
+    "random",
+    "mf",
+    "als",
+    "ridge",
+    "content",
+    "hybrid",
+)
+DEMO_METRICS = ("rmse", "ndcg@k", "recall@k", "hitrate@k", "coverage")
+
+
+def _demo_features(ctx: DemoContext):
+    """Leakage-safe text features for evaluation: item texts when the data has them, else
+    the review-level vectors (the evaluation averages TRAINING reviews per split)."""
+    from recfeat.evaluation import load_features
+
+    if ctx.data.items is not None and len(ctx.data.items) and "item_features" in ctx.outputs:
+        return load_features(ctx.outputs["item_features"]), "item texts"
+    if "review_features" in ctx.outputs:
+        return load_features(ctx.outputs["review_features"]), "training reviews, per split"
+    return None, "none"
+
+
+def _evaluate_step(ctx: DemoContext, split: str, file_stem: str) -> None:
+    from recfeat.evaluation import evaluate, plot_result
+
+    features, source = _demo_features(ctx)
+    result = evaluate(
+        ctx.data, features, models=DEMO_MODELS, split=split, k=10, seed=0, metrics=DEMO_METRICS
+    )
+    from recfeat.atomic import write_text
+
+    json_path = ctx.out_dir / f"{file_stem}.json"
+    write_text(json_path, result.to_json() + "\n")
+    label = "SYNTHETIC " if ctx.synthetic else ""
+    png = plot_result(
+        result, ctx.out_dir / f"{file_stem}.png", title=f"{label}{ctx.data.name}: {split} split"
+    )
+    ctx.results[file_stem] = result
+    ctx.outputs[file_stem] = json_path
+    ctx.echo(f"  text features: {source}; K=10, full ranking, seed 0")
+    for line in _compact_table(result).splitlines():
+        ctx.echo("    " + line)
+    ctx.echo(f"  -> {json_path}, {png}")
+
+
+def _compact_table(result) -> str:
+    """The result table with short n/a labels (the JSON keeps the full reasons)."""
+    from recfeat.evaluation import NA_COLD_ITEMS, NA_NOT_RATING
+
+    short = {NA_NOT_RATING: "rank-only", NA_COLD_ITEMS: "no: cold"}
+    shown = result.display_table(digits=3)
+    for model in shown.index:
+        for metric in shown.columns:
+            reason = result.na.get(model, {}).get(metric)
+            if reason:
+                shown.loc[model, metric] = short.get(reason, "n/a")
+    legend = "rank-only = ranks but predicts no rating; no: cold = cannot score unseen items"
+    return shown.to_string() + "\n" + legend
+
+
+def step_evaluate_warm(ctx: DemoContext) -> None:
+    """Every demo model on one random 80/20 split: ratings and top-10 ranking."""
+    _evaluate_step(ctx, "random", "evaluation_random")
+
+
+def step_evaluate_cold(ctx: DemoContext) -> None:
+    """Item cold-start: 20% of items held out; only text-using models can rank them."""
+    _evaluate_step(ctx, "item-cold", "evaluation_item_cold")
+
+
 DEMO_STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("review-level features", step_review_features),
     ("item-level features", step_item_features),
+    ("downstream evaluation, random 80/20 split", step_evaluate_warm),
+    ("downstream evaluation, item cold-start (20% of items unseen)", step_evaluate_cold),
 ]
 
 
@@ -162,7 +238,7 @@ def run_demo(
 )
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the vector cache.")
 def demo_command(data_path, fmt, options, out_dir, cache_dir, no_cache) -> None:  # fmt: skip
-    """Extract review- and item-level features with the default encoder, end to end.
+    """Extract features with the default encoder and evaluate recommendation models on them.
 
     Without --data it uses the SYNTHETIC book-review sample recfeat generates itself."""
     from recfeat.errors import RecfeatError, UsageError

@@ -13,7 +13,7 @@ FORMATS_HELP = (
     "auto, amazon, movielens-100k, movielens (ml-latest), csv, jsonl, parquet, "
     "synthetic-books (sample)"
 )
-BACKENDS = ("torch", "onnx", "openvino")
+BACKENDS = ("torch", "onnx", "openvino", "auto")
 EPILOG = """\b
 Empty texts: a text that is empty or whitespace-only after cleaning gets a zero vector, is
 not encoded, and is counted as empty_texts in the manifest (item/user means skip it).
@@ -50,6 +50,8 @@ def _encoder_spec(
         return backend, {"path": onnx_dir, **cli_options}
     if onnx_dir:
         raise UsageError("--onnx DIR needs --backend onnx (or openvino)")
+    if backend == "auto" and "precision" in cli_options:
+        raise UsageError("--backend auto chooses the precision itself; drop --precision")
     if name and name != base_name:
         base_options = {}  # options of another component do not carry over
     return name or base_name, {**base_options, **cli_options}
@@ -120,7 +122,9 @@ def read_train(path: str, interactions) -> Any:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="TOML pipeline (sections dataset, cleaners, encoder); flags override it.")  # fmt: skip
 @click.option("--backend", type=click.Choice(BACKENDS), default=None,
-              help="torch (default), or onnx/openvino with --onnx DIR.")  # fmt: skip
+              help="torch (default); onnx/openvino with --onnx DIR; auto: benchmark the "
+                   "available backends on a sample of DATA and keep the fastest that holds "
+                   "cosine >= 0.999 to torch fp32 (the choice is cached per machine and model).")  # fmt: skip
 @click.option(
     "--onnx", "onnx_dir", default=None, help="Exported model folder for --backend onnx/openvino."
 )
@@ -192,6 +196,8 @@ def extract_command(data, fmt, level, encoder_name, pooling, precision, batch_to
     cleaner = run.cleaner()
     featurizer = run.featurizer()
     dataset = run.load()
+    if backend == "auto":
+        encoder = choose_auto_encoder(name, enc_options, dataset, level, cleaner)
     train = read_train(train_path, dataset.interactions) if train_path else None
     from recfeat.pipeline import extract
 
@@ -202,6 +208,31 @@ def extract_command(data, fmt, level, encoder_name, pooling, precision, batch_to
     )  # fmt: skip
     save(result, out_path)
     click.echo(summary_line(result, out_path))
+
+
+def choose_auto_encoder(name: str, enc_options: dict[str, Any], dataset, level: str, cleaner):
+    """``--backend auto``: measure the candidate backends on a sample of this corpus and
+    return the encoder of the fastest one that passes the accuracy gate; say why."""
+    from recfeat.auto_backend import choose_backend, encoder_for_choice, format_table, sample_texts
+    from recfeat.bench_backends import BuildContext
+    from recfeat.errors import UsageError
+
+    table = dataset.texts("item" if level == "item" and dataset.items is not None else "review")
+    if table is None:
+        table = dataset.texts("item")
+    if table is None or not len(table):
+        raise UsageError("--backend auto needs texts in DATA to measure on; pass --backend torch")
+    texts = [t for t in cleaner.clean(table["text"].astype(str).tolist()) if t.strip()]
+    ctx = BuildContext(
+        encoder=name,
+        max_length=enc_options.get("max_length"),
+        batch_tokens=enc_options.get("batch_tokens"),
+    )
+    say = lambda msg: click.echo(msg, err=True)  # noqa: E731
+    choice = choose_backend(name, sample_texts(texts), ctx=ctx, say=say)
+    click.echo(format_table(choice), err=True)
+    click.echo(choice.summary(), err=True)
+    return encoder_for_choice(choice, ctx)
 
 
 class ExtractRun:
