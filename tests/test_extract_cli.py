@@ -206,18 +206,27 @@ def test_demo_on_a_real_dataset_and_the_synthetic_default(reviews_csv, tmp_path)
     r = run("demo", "--data", reviews_csv, "--out", tmp_path / "demo")
     assert r.exit_code == 0, r.output
     assert "SYNTHETIC" not in r.output
+    assert "skipped: 3 items is too few" in r.output
     assert (tmp_path / "demo" / "review_features.parquet").is_file()
     assert (tmp_path / "demo" / "item_features.parquet").is_file()
 
     # the synthetic default, shrunk so the test stays quick; `recfeat demo` runs it full size
-    data = load_dataset(None, format="synthetic-books", n_users=20, n_books=15, n_reviews=40)
+    data = load_dataset(None, format="synthetic-books", n_users=40, n_books=60, n_reviews=240)
     lines: list[str] = []
     calls: list[str] = []
     extra = ("an appended step", lambda ctx: calls.append(sorted(ctx.outputs)))
     ctx = run_demo(data, tmp_path / "demo2", steps=[*DEMO_STEPS, extra], echo=lines.append)
-    assert calls == [["item_features", "review_features"]]
+    assert calls == [
+        ["evaluation_item_cold", "evaluation_random", "item_features", "review_features"]
+    ]
+    cold = json.loads((tmp_path / "demo2" / "evaluation_item_cold.json").read_text())
+    # ID-only models cannot rank unseen items, and the demo says so instead of scoring them
+    assert "cannot score cold items" in json.dumps(cold["models"]["mf"]["not_applicable"])
+    assert cold["models"]["content"]["metrics"]["ndcg@10"] is not None
+    assert (tmp_path / "demo2" / "evaluation_random.png").stat().st_size > 0
+    assert any("rank-only" in line for line in lines)
     assert any("SYNTHETIC" in line for line in lines)
-    assert ctx.synthetic and read_features(ctx.outputs["item_features"])[1].shape == (15, 384)
+    assert ctx.synthetic and read_features(ctx.outputs["item_features"])[1].shape == (60, 384)
     assert json.loads((tmp_path / "demo2" / "item_features.manifest.json").read_text())["dataset"][
         "synthetic"
     ]

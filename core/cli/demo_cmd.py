@@ -103,8 +103,19 @@ def _demo_features(ctx: DemoContext):
     return None, "none"
 
 
+MIN_DEMO_ITEMS = 50  # below this a top-10 over a 20% hold-out measures nothing
+
+
 def _evaluate_step(ctx: DemoContext, split: str, file_stem: str) -> None:
     from recfeat.evaluation import evaluate, plot_result
+
+    n_items = ctx.data.interactions["item"].nunique()
+    if n_items < MIN_DEMO_ITEMS:
+        ctx.echo(
+            f"  skipped: {n_items} items is too few for a top-10 evaluation "
+            f"(the demo needs {MIN_DEMO_ITEMS}); use `recfeat evaluate` with a smaller --k"
+        )
+        return
 
     features, source = _demo_features(ctx)
     result = evaluate(
