@@ -57,6 +57,12 @@ NA_COLD_ITEMS = "n/a (cannot score cold items)"
 NA_COLD_USERS = "n/a (cannot score cold users)"
 NA_NOT_RATING = "n/a (ranks, does not predict ratings)"
 NA_NO_RATINGS = "n/a (implicit data: no ratings)"
+NA_SHORT = {
+    NA_COLD_ITEMS: "no:cold-item",
+    NA_COLD_USERS: "no:cold-user",
+    NA_NOT_RATING: "rank-only",
+    NA_NO_RATINGS: "no-ratings",
+}
 CHUNK_USERS = 128
 
 
@@ -190,17 +196,29 @@ class EvaluationResult:
     options: dict[str, dict[str, Any]]
     info: dict[str, Any]
 
-    def display_table(self, digits: int = 4) -> pd.DataFrame:
-        """The table as strings, with each n/a reason written out."""
+    def display_table(self, digits: int = 4, short: bool = False) -> pd.DataFrame:
+        """The table as strings, with each n/a reason written out (``short``: as the short
+        labels of ``NA_SHORT``, explained by ``na_legend()``, so wide tables stay readable)."""
         out = self.table.astype(object).copy()
         for model in out.index:
             for metric in out.columns:
                 value = self.table.loc[model, metric]
                 reason = self.na.get(model, {}).get(metric)
+                if reason and short:
+                    reason = NA_SHORT.get(reason, "n/a")
                 out.loc[model, metric] = reason or (
                     "-" if pd.isna(value) else f"{value:.{digits}f}"
                 )
         return out
+
+    def na_legend(self) -> str:
+        """One line explaining the short n/a labels that appear in this result."""
+        used = {r for per_model in self.na.values() for r in per_model.values()}
+        parts = [
+            f"{NA_SHORT.get(r, 'n/a')} = {r.removeprefix('n/a (').rstrip(')')}"
+            for r in sorted(used)
+        ]
+        return "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         models = {}

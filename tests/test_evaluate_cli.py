@@ -47,7 +47,8 @@ def test_evaluate_prints_one_table_and_writes_json_and_png(files):
             "--split", "random", "--k", "5", "--seed", "1", "--out", out, "--plot", png)  # fmt: skip
     assert r.exit_code == 0, r.output
     assert "ndcg@5" in r.output and "mf(iterations=5)" in r.output
-    assert "n/a (ranks, does not predict ratings)" in r.output  # popularity's rmse
+    assert "rank-only" in r.output  # popularity's rmse, short label
+    assert "rank-only = ranks, does not predict ratings" in r.output  # and its legend
     assert "split:" in r.output and "ranking:" in r.output
     payload = json.loads(out.read_text())
     assert set(payload["models"]) == {

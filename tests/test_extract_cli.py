@@ -225,6 +225,7 @@ def test_demo_on_a_real_dataset_and_the_synthetic_default(reviews_csv, tmp_path)
     assert cold["models"]["content"]["metrics"]["ndcg@10"] is not None
     assert (tmp_path / "demo2" / "evaluation_random.png").stat().st_size > 0
     assert any("rank-only" in line for line in lines)
+    assert any("no:cold-item = cannot score cold items" in line for line in lines)
     assert any("SYNTHETIC" in line for line in lines)
     assert ctx.synthetic and read_features(ctx.outputs["item_features"])[1].shape == (60, 384)
     assert json.loads((tmp_path / "demo2" / "item_features.manifest.json").read_text())["dataset"][

@@ -139,17 +139,7 @@ def _evaluate_step(ctx: DemoContext, split: str, file_stem: str) -> None:
 
 def _compact_table(result) -> str:
     """The result table with short n/a labels (the JSON keeps the full reasons)."""
-    from recfeat.evaluation import NA_COLD_ITEMS, NA_NOT_RATING
-
-    short = {NA_NOT_RATING: "rank-only", NA_COLD_ITEMS: "no: cold"}
-    shown = result.display_table(digits=3)
-    for model in shown.index:
-        for metric in shown.columns:
-            reason = result.na.get(model, {}).get(metric)
-            if reason:
-                shown.loc[model, metric] = short.get(reason, "n/a")
-    legend = "rank-only = ranks but predicts no rating; no: cold = cannot score unseen items"
-    return shown.to_string() + "\n" + legend
+    return result.display_table(digits=3, short=True).to_string() + "\nn/a: " + result.na_legend()
 
 
 def step_evaluate_warm(ctx: DemoContext) -> None:

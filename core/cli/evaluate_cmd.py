@@ -57,7 +57,7 @@ def load_optional_features(path: str | None):
 
 def print_table(result, *, title: str) -> None:
     """A rich table on a terminal, plain aligned text otherwise (logs, pipes, tests)."""
-    shown = result.display_table()
+    shown = result.display_table(short=True)
     shown.insert(len(shown.columns), "fit s", [f"{result.fit_seconds[m]:.1f}" for m in shown.index])
     if sys.stdout.isatty():
         from rich.console import Console
@@ -73,6 +73,9 @@ def print_table(result, *, title: str) -> None:
     else:
         click.echo(title)
         click.echo(shown.to_string())
+    legend = result.na_legend()
+    if legend:
+        click.echo(f"n/a: {legend}")
 
 
 @click.command("evaluate", epilog=EPILOG)
