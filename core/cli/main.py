@@ -85,13 +85,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def _register_builtin_commands() -> None:
     for modname in BUILTIN_COMMAND_MODULES:
-        try:
-            module = importlib.import_module(modname)
-        except ModuleNotFoundError as exc:  # TEMPORARY while commands are being written
-            if exc.name == modname:
-                continue
-            raise
-        module.register(cli)
+        importlib.import_module(modname).register(cli)
 
 
 def _register_plugin_commands(group: click.Group | None = None) -> None:
