@@ -33,7 +33,8 @@ RESULTS = REPO / "benchmarks" / "results"
 
 ID_ONLY = ["global-mean", "bias", "popularity", "random", "mf", "als", "bpr"]
 TEXT_RATING = ["linear", "ridge", "sgd", "gbm", ("hybrid", {"loss": "rating"})]
-TEXT_RANK = ["content", "hybrid"]
+TEXT_RANK = ["content", "hybrid", "hybrid-als"]
+HYBRIDS = ["hybrid", "hybrid-als"]  # the warm top-K target applies to the best of these
 
 
 def review_features(data_dir: Path, given: str | None, precision: str):
@@ -133,9 +134,11 @@ def check_targets(runs) -> list[dict]:
     out.append({"target": "item cold-start: ID-only models shown as unable", "met": len(unable) == len(ID_ONLY) - 1,
                 "measured": f"n/a for {', '.join(unable)}"})  # fmt: skip
     id_rank = mir.loc[[m for m in ID_ONLY], "ndcg@10"]
-    hy = mir.loc["hybrid", "ndcg@10"]
-    out.append({"target": "warm top-K (random 80/20): hybrid NDCG@10 >= best ID-only model's", "met": bool(hy >= id_rank.max()),
-                "measured": f"hybrid {hy:.4f} vs {id_rank.idxmax()} {id_rank.max():.4f}"})  # fmt: skip
+    hybrids = mir.loc[HYBRIDS, "ndcg@10"]
+    hy, best_hy = hybrids.max(), hybrids.idxmax()
+    others = ", ".join(f"{m} {v:.4f}" for m, v in hybrids.items() if m != best_hy)
+    out.append({"target": "warm top-K (random 80/20): best hybrid NDCG@10 >= best ID-only model's", "met": bool(hy >= id_rank.max()),
+                "measured": f"{best_hy} {hy:.4f} vs {id_rank.idxmax()} {id_rank.max():.4f} (also {others})"})  # fmt: skip
     return out
 
 
@@ -166,8 +169,8 @@ def write_outputs(stem: Path, runs, targets, reviews_path, reviews, wall, argv) 
     write_text(stem.with_suffix(".json"), json.dumps(payload, indent=2, default=str) + "\n")
     titles = {
         "ml100k_random": ("MovieLens 100k, random 80/20 split", "recfeat evaluate ../shared/data/movielens_100k --format movielens-100k --models global-mean,bias,popularity,random,mf,als,bpr --split random --k 10 --seed 0"),
-        "mi_random": ("Musical Instruments 5-core, random 80/20 split (warm)", "recfeat evaluate ../shared/data/amazon_musical_instruments_5 --format amazon --features MI_REVIEWS.parquet --models global-mean,bias,popularity,random,mf,als,bpr,linear,ridge,sgd,gbm,hybrid,content --split random --k 10 --seed 0  (plus hybrid with -O hybrid.loss=rating)"),
-        "mi_item_cold": ("Musical Instruments 5-core, item cold-start (20% of items held out)", "recfeat evaluate ../shared/data/amazon_musical_instruments_5 --format amazon --features MI_REVIEWS.parquet --models global-mean,bias,popularity,random,mf,als,bpr,ridge,gbm,content,hybrid --split item-cold --k 10 --seed 0"),
+        "mi_random": ("Musical Instruments 5-core, random 80/20 split (warm)", "recfeat evaluate ../shared/data/amazon_musical_instruments_5 --format amazon --features MI_REVIEWS.parquet --models global-mean,bias,popularity,random,mf,als,bpr,linear,ridge,sgd,gbm,content,hybrid,hybrid-als --split random --k 10 --seed 0  (plus hybrid with -O hybrid.loss=rating)"),
+        "mi_item_cold": ("Musical Instruments 5-core, item cold-start (20% of items held out)", "recfeat evaluate ../shared/data/amazon_musical_instruments_5 --format amazon --features MI_REVIEWS.parquet --models global-mean,bias,popularity,random,mf,als,bpr,ridge,gbm,content,hybrid,hybrid-als --split item-cold --k 10 --seed 0"),
     }  # fmt: skip
     lines = [
         "# Downstream models: measured results",
@@ -218,6 +221,14 @@ def write_outputs(stem: Path, runs, targets, reviews_path, reviews, wall, argv) 
         "of the item text vector; user factors = ID embedding + projection of the profile; "
         "ID-dropout 0.5 so the text path works alone for cold items. Tuning tried on the warm split (epochs 15-100, lr 0.005-0.02, reg 1e-4-1e-2, id_dropout 0.2-0.5, factors 32-64, a learned log-popularity item feature) stayed at NDCG@10 0.042-0.053. Default loss BPR (ranking); "
         "`hybrid(loss=rating)` is the squared-error variant for RMSE.",
+        "- `hybrid-als`: confidence-weighted implicit ALS (closed-form ridge solves in numpy) whose item factors "
+        "have a text prior q_i = W'x_i + d_i (ridge text_reg on the residual d_i; W a ridge regression of the "
+        "item factors on their text, refitted every sweep); a cold item's factor is W'x_i. Defaults (reg 10, "
+        "text_reg 300, projection_reg 1) chosen on validation slices carved from the TRAINING part of the "
+        "seed-0 random and item-cold splits (3 inner seeds), never on their test parts. For reference, not "
+        "in the tables: `als` with regularization=30 instead of its default 0.05 reaches warm NDCG@10 0.0881 "
+        "on this split (0.0724 on the same validation slices where hybrid-als got 0.0702), so hybrid-als beats "
+        "the ALS in the table, not a tuned ALS.",
         "- `linear`/`ridge`/`sgd`/`gbm`: scikit-learn regressors on [profile, item text, their product "
         "(PCA-reduced), shrunk user/item mean deviations and log counts]. LLM-token sparse features are not used.",
         "",

@@ -14,6 +14,7 @@ def model_classes() -> list[type]:
     from .content import ContentModel
     from .factorization import MatrixFactorization
     from .hybrid import Hybrid
+    from .hybrid_als import HybridALS
     from .implicit_feedback import ALS, BPR
     from .regression import GBMText, LinearText, RidgeText, SGDText
 
@@ -31,6 +32,7 @@ def model_classes() -> list[type]:
         BPR,
         ContentModel,
         Hybrid,
+        HybridALS,
     ]
 
 
