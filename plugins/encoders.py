@@ -1,0 +1,400 @@
+"""Built-in transformer encoders: ``hf`` (any Hugging Face model) and presets over it.
+
+``minilm`` (the default, all-MiniLM-L6-v2) reproduces sentence-transformers' embeddings;
+``bert-base``, ``distilbert`` and ``gpt2`` name those standard models, and with
+``init="random"`` build their shapes with seeded random weights for throughput work.
+
+Encoding tokenises all texts in one call of the fast tokenizer, sorts them by token count,
+batches them under a token budget (``recfeat.plugins.batching``), pads each batch only to its
+own longest text, pools with ``recfeat.plugins.pooling`` and writes rows back in input order.
+torch and transformers are imported when a model is first needed, never at import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import types
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from recfeat.components import Encoder, TokenBatch
+from recfeat.errors import DataError, OptionError
+from recfeat.hookspecs import hookimpl
+from recfeat.hub import DEFAULT_MODEL
+
+from .batching import padded_width, padding_ratio, plan_batches
+from .pooling import POOLING_METHODS, check_pooling, pool
+from .pooling import normalize as l2_normalize
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+# Batch widths are rounded up to this multiple: a few distinct shapes instead of one per
+# length, so oneDNN's per-shape kernel cache stays small (memory stayed flat in tests).
+PAD_MULTIPLE = 16
+
+
+class HFEncoder(Encoder):
+    """Any Hugging Face transformer (hub name or local folder), pooled to one vector per text.
+
+    Options: ``model`` (hub name or folder; a standard shape name with ``init="random"``),
+    ``pooling`` (cls, mean, max, last-token; None = the family's default), ``normalize``
+    (L2), ``max_length`` (tokens kept per text; longer texts are truncated and counted),
+    ``device`` (cpu, cuda), ``precision`` (fp32; bf16 autocast, fast on AMX/AVX-512-bf16
+    CPUs; fp16 on CUDA only), ``threads`` (torch threads while encoding), ``batch_tokens`` /
+    ``max_batch_size`` (token budget per padded batch; the defaults suit a 2-core CPU),
+    ``init`` (pretrained, or random for throughput work: every output then says so),
+    ``sdpa`` (PyTorch fused attention) and ``onednn`` (prepacked oneDNN GEMMs for fp32 on
+    CPU: same numbers, faster).
+    """
+
+    name = "hf"
+    backend = "torch"
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        pooling: str | None = None,
+        normalize: bool = False,
+        max_length: int = 256,
+        device: str = "cpu",
+        precision: str = "fp32",
+        threads: int | None = None,
+        batch_tokens: int = 4096,
+        max_batch_size: int = 128,
+        init: str = "pretrained",
+        sdpa: bool = True,
+        onednn: bool = True,
+    ):
+        self.model = model
+        self.pooling = pooling
+        self.normalize = normalize
+        self.max_length = max_length
+        self.device = device
+        self.precision = precision
+        self.threads = threads
+        self.batch_tokens = batch_tokens
+        self.max_batch_size = max_batch_size
+        self.init = init
+        self.sdpa = sdpa
+        self.onednn = onednn
+        self._check_options()
+        self._info = None  # hf_models.ModelInfo, read without loading weights
+        self._loaded = None  # hf_models.LoadedModel, built on first encode
+        self.last_stats: dict[str, Any] = {}
+
+    # -- options ---------------------------------------------------------------------------
+    def _check_options(self) -> None:
+        from .hf_models import check_init, random_shape
+
+        if self.pooling is not None:
+            check_pooling(self.pooling)
+        if self.precision not in PRECISIONS:
+            raise OptionError(
+                f"unknown precision {self.precision!r}; valid precisions: {', '.join(PRECISIONS)}"
+            )
+        for opt, low in (("max_length", 2), ("batch_tokens", 1), ("max_batch_size", 1)):
+            if getattr(self, opt) < low:
+                raise OptionError(f"{opt} must be at least {low} (got {getattr(self, opt)})")
+        if self.threads is not None and self.threads < 1:
+            raise OptionError(f"threads must be at least 1 (got {self.threads})")
+        if check_init(self.init) == "random":
+            random_shape(self.model)
+        if self.device == "cpu":
+            if self.precision == "fp16":
+                raise OptionError(
+                    "precision 'fp16' needs device='cuda'; on CPU use precision='bf16' "
+                    "(fast on CPUs with AMX/AVX-512-bf16) or 'fp32'"
+                )
+        elif self.device == "cuda" or self.device.startswith("cuda:"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise OptionError(
+                    f"device {self.device!r} asked for but no CUDA GPU is visible to torch "
+                    f"(torch {torch.__version__}); use device='cpu'"
+                )
+        else:
+            raise OptionError(f"unknown device {self.device!r}; valid devices: cpu, cuda, cuda:N")
+
+    # -- model -----------------------------------------------------------------------------
+    @property
+    def info(self):
+        """Source, weights hash, family and width, without loading the weights."""
+        if self._info is None:
+            from .hf_models import describe_model
+
+            self._info = describe_model(self.model, self.init)
+        return self._info
+
+    @property
+    def resolved_pooling(self) -> str:
+        return self.pooling or self.info.default_pooling
+
+    @property
+    def dim(self) -> int:
+        return self.info.hidden_size
+
+    def load(self):
+        """Load the model now (otherwise done by the first ``encode``); returns LoadedModel."""
+        if self._loaded is None:
+            from .hf_models import load_transformer
+
+            loaded = load_transformer(
+                self.model, init=self.init, max_length=self.max_length, sdpa=self.sdpa
+            )
+            if loaded.random_init:
+                print(
+                    f"recfeat: warning: encoder {self.name!r} uses RANDOM weights "
+                    f"({loaded.source}); its vectors measure speed, not meaning",
+                    file=sys.stderr,
+                )
+            loaded.model.to(self.device)
+            if self.onednn and self.device == "cpu" and self.precision == "fp32":
+                loaded.model = _prepack_linear(loaded.model)
+            self._loaded = loaded
+        return self._loaded
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Everything that changes the vectors; the feature cache keys on it."""
+        info = self.info
+        return {
+            "encoder": self.name,
+            "source": info.source,
+            "weights_sha256": info.weights_sha256,
+            "family": info.family,
+            "pooling": self.resolved_pooling,
+            "normalize": self.normalize,
+            "max_length": self.max_length,
+            "backend": self.backend,
+            "precision": self.precision,
+            "random_init": info.random_init,
+        }
+
+    # -- tokenising ------------------------------------------------------------------------
+    def tokenize(self, texts: Sequence[str]) -> TokenBatch:
+        """Token ids of every text (one batched tokenizer call), truncated to ``max_length``,
+        with each text's untruncated length and the number of tokens truncation dropped."""
+        texts = _check_texts(texts)
+        tokenizer = self.load().tokenizer
+        common = dict(
+            add_special_tokens=True,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+            verbose=False,  # no "sequence longer than model_max_length" log lines
+        )
+        ids = tokenizer(texts, truncation=True, max_length=self.max_length, **common)["input_ids"]
+        n_tokens = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        n_dropped = np.zeros(len(ids), dtype=np.int64)
+        # Only texts that reached the limit can have been cut: re-count just those in full.
+        at_limit = np.flatnonzero(n_tokens >= self.max_length)
+        if at_limit.size:
+            full = tokenizer([texts[i] for i in at_limit], truncation=False, **common)
+            full_len = np.fromiter((len(x) for x in full["input_ids"]), dtype=np.int64)
+            n_dropped[at_limit] = np.maximum(full_len - n_tokens[at_limit], 0)
+            n_tokens[at_limit] = np.maximum(full_len, n_tokens[at_limit])
+        return TokenBatch(ids=ids, n_tokens=n_tokens, n_dropped=n_dropped)
+
+    # -- encoding --------------------------------------------------------------------------
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """float32 array (len(texts), dim), rows in input order; stats in ``last_stats``."""
+        texts = _check_texts(texts)
+        if not texts:
+            self.last_stats = _stats(TokenBatch([], np.zeros(0, np.int64), np.zeros(0, np.int64)), [])
+            return np.zeros((0, self.dim), dtype=np.float32)
+        import torch
+
+        loaded = self.load()
+        tokens = self.tokenize(texts)
+        lengths = tokens.lengths
+        shape = dict(pad_multiple=PAD_MULTIPLE, cap=self.max_length)
+        batches = plan_batches(lengths, self.batch_tokens, self.max_batch_size, **shape)
+        out = np.empty((len(texts), loaded.hidden_size), dtype=np.float32)
+        pooling = self.resolved_pooling
+        pad_id = int(loaded.tokenizer.pad_token_id)
+        extra = _forward_kwargs(loaded.model)
+        from recfeat.progress import progress_bar
+
+        with (
+            _torch_threads(self.threads),
+            torch.inference_mode(),
+            self._autocast(),
+            progress_bar(len(texts), "encoding", enabled=None if progress else False) as bar,
+        ):
+            for idx in batches:
+                width = padded_width(lengths[idx].max(), **shape)
+                inputs = _pad_batch(tokens.ids, idx, width, pad_id)
+                feed = {k: torch.from_numpy(inputs[k]).to(self.device) for k in loaded.input_names}
+                hidden = loaded.model(**feed, **extra).last_hidden_state
+                vectors = pool(hidden, feed["attention_mask"], pooling)
+                if self.normalize:
+                    vectors = l2_normalize(vectors)
+                out[idx] = vectors.float().cpu().numpy()
+                bar.advance(len(idx))
+        self.last_stats = _stats(tokens, batches, **shape)
+        return out
+
+    def _autocast(self):
+        import torch
+
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(device_type=self.device.split(":")[0], dtype=dtype)
+
+
+def _prepack_linear(model):
+    """Run the Linear layers through oneDNN with weights reordered once at load.
+
+    Same fp32 arithmetic (differences ~1e-7), but on the development machine (an AVX-512
+    CPU that MKL's sgemm does not run at full speed) oneDNN's prepacked GEMMs were about
+    twice as fast, and GEMMs are ~80% of an encoder's time. bf16 already goes through oneDNN under autocast, so only fp32 gains.
+    Anything unexpected leaves the model as it was.
+    """
+    import warnings
+
+    import torch
+
+    if not torch.backends.mkldnn.is_available():
+        return model
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit deprecation notices
+            from torch.utils.mkldnn import to_mkldnn
+
+            return to_mkldnn(model)
+    except Exception:
+        return model
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise DataError("encode() takes a list of texts, not one string; wrap it in a list")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise DataError(
+                f"text {i} is {type(text).__name__}, not str; convert or drop missing texts first"
+            )
+    return texts
+
+
+def _pad_batch(ids: list[list[int]], idx: np.ndarray, width: int, pad_id: int) -> dict[str, np.ndarray]:
+    # Right padding for every family: positions of real tokens then start at 0 (what GPT-2's
+    # absolute positions expect), and pooling reads real positions from the mask anyway.
+    input_ids = np.full((len(idx), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(idx), width), dtype=np.int64)
+    for row, i in enumerate(idx):
+        seq = ids[i]
+        input_ids[row, : len(seq)] = seq
+        mask[row, : len(seq)] = 1
+    return {
+        "input_ids": input_ids,
+        "attention_mask": mask,
+        "token_type_ids": np.zeros_like(input_ids),
+    }
+
+
+def _forward_kwargs(model) -> dict[str, Any]:
+    import inspect
+
+    # Decoders would otherwise build a key/value cache nobody reads.
+    params = inspect.signature(model.forward).parameters
+    return {"use_cache": False} if "use_cache" in params else {}
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None):
+    import torch
+
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _stats(tokens: TokenBatch, batches: list[np.ndarray], **shape) -> dict[str, Any]:
+    lengths = tokens.lengths
+    return {
+        "texts": len(tokens.ids),
+        "tokens": int(lengths.sum()),
+        "truncated_texts": int((tokens.n_dropped > 0).sum()),
+        "tokens_dropped": int(tokens.n_dropped.sum()),
+        "padding_ratio": round(padding_ratio(lengths, batches, **shape), 6),
+        "batches": len(batches),
+    }
+
+
+# -- presets ---------------------------------------------------------------------------------
+def _preset(class_name: str, name: str, doc: str, aliases: tuple[str, ...] = (), **defaults):
+    """A subclass of HFEncoder whose option defaults differ: a copy of ``__init__`` with new
+    keyword defaults, so ``recfeat components`` and option validation show the real ones."""
+    base = HFEncoder.__init__
+    init = types.FunctionType(
+        base.__code__, base.__globals__, base.__name__, base.__defaults__, base.__closure__
+    )
+    init.__kwdefaults__ = {**(base.__kwdefaults__ or {}), **defaults}
+    init.__annotations__ = dict(base.__annotations__)
+    init.__qualname__ = f"{class_name}.__init__"
+    init.__doc__ = base.__doc__
+    return type(
+        class_name,
+        (HFEncoder,),
+        {
+            "__init__": init,
+            "__doc__": doc,
+            "__module__": __name__,
+            "__qualname__": class_name,
+            "name": name,
+            "aliases": aliases,
+        },
+    )
+
+
+MiniLMEncoder = _preset(
+    "MiniLMEncoder",
+    "minilm",
+    "all-MiniLM-L6-v2 sentence embeddings (mean pooled, normalised), as sentence-transformers gives.",
+    aliases=("all-minilm-l6-v2",),
+    model=DEFAULT_MODEL,
+    pooling="mean",
+    normalize=True,
+    max_length=256,
+)
+BertBaseEncoder = _preset(
+    "BertBaseEncoder",
+    "bert-base",
+    "BERT base (uncased); init='random' builds the bert-base shape with random weights.",
+    model="bert-base-uncased",
+    pooling="mean",
+)
+DistilBertEncoder = _preset(
+    "DistilBertEncoder",
+    "distilbert",
+    "DistilBERT base (uncased); init='random' builds its shape with random weights.",
+    model="distilbert-base-uncased",
+    pooling="mean",
+)
+GPT2Encoder = _preset(
+    "GPT2Encoder",
+    "gpt2",
+    "GPT-2 (124M), last-token pooled; init='random' builds its shape with random weights.",
+    model="gpt2",
+    pooling="last-token",
+)
+
+ENCODERS = (HFEncoder, MiniLMEncoder, BertBaseEncoder, DistilBertEncoder, GPT2Encoder)
+__all__ = ["ENCODERS", "POOLING_METHODS", "PRECISIONS", *(cls.__name__ for cls in ENCODERS)]
+
+
+@hookimpl
+def register_encoders(register):
+    for cls in ENCODERS:
+        register(cls, name=cls.name, aliases=cls.aliases)
