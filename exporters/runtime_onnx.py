@@ -30,13 +30,19 @@ def step_precision(step: dict[str, Any]) -> str:
     if step["step"] in _PRECISION_OF_STEP:
         return "fp32"
     mode = step["settings"].get("mode", "")
-    return "fp16" if mode == "fp16" else "int8" if "int8" in mode else step["validation"]["precision"]
+    return (
+        "fp16" if mode == "fp16" else "int8" if "int8" in mode else step["validation"]["precision"]
+    )
 
 
-def choose_file(manifest: dict[str, Any], file: str | None, precision: str | None, runtime: str) -> dict[str, Any]:
+def choose_file(
+    manifest: dict[str, Any], file: str | None, precision: str | None, runtime: str
+) -> dict[str, Any]:
     """The manifest step whose file to run: ``file`` by name, else the last step of
     ``precision``, else the manifest's default (the last step written)."""
-    steps = [s for s in manifest["steps"] if s["file"].endswith(".onnx" if runtime == "onnx" else ".xml")]
+    steps = [
+        s for s in manifest["steps"] if s["file"].endswith(".onnx" if runtime == "onnx" else ".xml")
+    ]
     if not steps:
         raise OptionError(
             f"this export folder holds no {runtime} model (runtime {manifest.get('runtime')!r}); "
@@ -46,7 +52,9 @@ def choose_file(manifest: dict[str, Any], file: str | None, precision: str | Non
         for s in steps:
             if s["file"] == file:
                 return s
-        raise OptionError(f"file {file!r} is not in this export; files: {', '.join(s['file'] for s in steps)}")
+        raise OptionError(
+            f"file {file!r} is not in this export; files: {', '.join(s['file'] for s in steps)}"
+        )
     if precision is not None:
         matching = [s for s in steps if step_precision(s) == precision]
         if not matching:
@@ -112,7 +120,10 @@ class ExportedEncoder(Encoder):
         name = self._step["file"]
         files = [name]
         recorded = self._manifest.get("files", {})
-        for extra in (name + ".data", name[: -len(".xml")] + ".bin" if name.endswith(".xml") else None):
+        for extra in (
+            name + ".data",
+            name[: -len(".xml")] + ".bin" if name.endswith(".xml") else None,
+        ):
             if extra and extra in recorded:
                 files.append(extra)
         return files
@@ -171,7 +182,7 @@ class ExportedEncoder(Encoder):
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """float32 [len(texts), dim], rows in input order."""
-        from recfeat.plugins.batching import padding_ratio, plan_batches
+        from recfeat.plugins.batching import pad_batch, padding_ratio, plan_batches
         from recfeat.progress import progress_bar
 
         if isinstance(texts, str):
@@ -179,7 +190,9 @@ class ExportedEncoder(Encoder):
         texts = list(texts)
         for i, t in enumerate(texts):
             if not isinstance(t, str):
-                raise DataError(f"text {i} is {type(t).__name__}, not str; convert or drop missing texts first")
+                raise DataError(
+                    f"text {i} is {type(t).__name__}, not str; convert or drop missing texts first"
+                )
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
@@ -199,17 +212,6 @@ class ExportedEncoder(Encoder):
             "padding_ratio": round(padding_ratio(lengths, batches), 6),
         }
         return out
-
-
-def pad_batch(ids: list[list[int]], idx: np.ndarray, width: int, pad_id: int) -> dict[str, np.ndarray]:
-    """Right-padded int64 ``input_ids``/``attention_mask``/``token_type_ids`` for rows ``idx``."""
-    input_ids = np.full((len(idx), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(idx), width), dtype=np.int64)
-    for row, i in enumerate(idx):
-        seq = ids[i]
-        input_ids[row, : len(seq)] = seq
-        mask[row, : len(seq)] = 1
-    return {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
 
 
 class OnnxEncoder(ExportedEncoder):
@@ -246,7 +248,9 @@ class OnnxEncoder(ExportedEncoder):
         self.max_batch_size = max_batch_size
         self.verify = verify
         if provider not in PROVIDERS:
-            raise OptionError(f"unknown provider {provider!r}; valid providers: {', '.join(PROVIDERS)}")
+            raise OptionError(
+                f"unknown provider {provider!r}; valid providers: {', '.join(PROVIDERS)}"
+            )
         if precision is not None and precision not in ("fp32", "fp16", "int8"):
             raise OptionError(
                 f"precision {precision!r} is not available with ONNX Runtime; valid: fp32, fp16, "
@@ -269,7 +273,11 @@ class OnnxEncoder(ExportedEncoder):
                 "provider 'cuda' needs onnxruntime-gpu and a visible GPU (install: pip install "
                 "'recfeat[gpu]'); use provider='cpu'"
             )
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if use_cuda else ["CPUExecutionProvider"]
+        providers = (
+            ["CUDAExecutionProvider", "CPUExecutionProvider"]
+            if use_cuda
+            else ["CPUExecutionProvider"]
+        )
         try:
             session = ort.InferenceSession(str(self.model_file), options, providers=providers)
         except Exception as exc:  # a file that passed no verification (verify=False)
@@ -290,7 +298,9 @@ class OnnxEncoder(ExportedEncoder):
 
         binding = session.io_binding()
         for name in self._inputs:
-            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(feed[name], "cuda", 0))
+            binding.bind_ortvalue_input(
+                name, ort.OrtValue.ortvalue_from_numpy(feed[name], "cuda", 0)
+            )
         binding.bind_output(self._manifest["output"], "cuda", 0)
         session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0]

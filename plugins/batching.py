@@ -75,3 +75,23 @@ def padding_ratio(
         len(b) * padded_width(lengths[b].max(), pad_multiple, cap) for b in batches if len(b)
     )
     return 0.0 if padded == 0 else 1.0 - real / padded
+
+
+def pad_batch(
+    ids: list[list[int]], idx: np.ndarray, width: int, pad_id: int
+) -> dict[str, np.ndarray]:
+    """Right-padded int64 ``input_ids``/``attention_mask``/``token_type_ids`` for rows ``idx``
+    of ``ids``, ``width`` wide; every backend (torch, ONNX Runtime, OpenVINO) feeds these."""
+    # Right padding for every family: positions of real tokens then start at 0 (what GPT-2's
+    # absolute positions expect), and pooling reads real positions from the mask anyway.
+    input_ids = np.full((len(idx), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(idx), width), dtype=np.int64)
+    for row, i in enumerate(idx):
+        seq = ids[i]
+        input_ids[row, : len(seq)] = seq
+        mask[row, : len(seq)] = 1
+    return {
+        "input_ids": input_ids,
+        "attention_mask": mask,
+        "token_type_ids": np.zeros_like(input_ids),
+    }

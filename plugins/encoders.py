@@ -25,7 +25,7 @@ from recfeat.errors import DataError, OptionError
 from recfeat.hookspecs import hookimpl
 from recfeat.hub import DEFAULT_MODEL
 
-from .batching import padded_width, padding_ratio, plan_batches
+from .batching import pad_batch, padded_width, padding_ratio, plan_batches
 from .pooling import POOLING_METHODS, check_pooling, pool
 from .pooling import normalize as l2_normalize
 
@@ -202,7 +202,9 @@ class HFEncoder(Encoder):
         """float32 array (len(texts), dim), rows in input order; stats in ``last_stats``."""
         texts = _check_texts(texts)
         if not texts:
-            self.last_stats = _stats(TokenBatch([], np.zeros(0, np.int64), np.zeros(0, np.int64)), [])
+            self.last_stats = _stats(
+                TokenBatch([], np.zeros(0, np.int64), np.zeros(0, np.int64)), []
+            )
             return np.zeros((0, self.dim), dtype=np.float32)
         import torch
 
@@ -225,7 +227,7 @@ class HFEncoder(Encoder):
         ):
             for idx in batches:
                 width = padded_width(lengths[idx].max(), **shape)
-                inputs = _pad_batch(tokens.ids, idx, width, pad_id)
+                inputs = pad_batch(tokens.ids, idx, width, pad_id)
                 feed = {k: torch.from_numpy(inputs[k]).to(self.device) for k in loaded.input_names}
                 hidden = loaded.model(**feed, **extra).last_hidden_state
                 vectors = pool(hidden, feed["attention_mask"], pooling)
@@ -279,22 +281,6 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
                 f"text {i} is {type(text).__name__}, not str; convert or drop missing texts first"
             )
     return texts
-
-
-def _pad_batch(ids: list[list[int]], idx: np.ndarray, width: int, pad_id: int) -> dict[str, np.ndarray]:
-    # Right padding for every family: positions of real tokens then start at 0 (what GPT-2's
-    # absolute positions expect), and pooling reads real positions from the mask anyway.
-    input_ids = np.full((len(idx), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(idx), width), dtype=np.int64)
-    for row, i in enumerate(idx):
-        seq = ids[i]
-        input_ids[row, : len(seq)] = seq
-        mask[row, : len(seq)] = 1
-    return {
-        "input_ids": input_ids,
-        "attention_mask": mask,
-        "token_type_ids": np.zeros_like(input_ids),
-    }
 
 
 def _forward_kwargs(model) -> dict[str, Any]:
