@@ -201,7 +201,11 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": threads, "python": platform.python_version()},
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "note": "other helpers were running CPU-heavy work on this 2-core machine at the same time; absolute numbers are depressed and noisy, ratios within this run are the meaningful part",
+        "note": (
+            f"load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+            "(above the core count means other work shared the CPU); ratios within this run "
+            "are the meaningful part"
+        ),
         "caveats": [
             "the peer OpenVINO bf16 row is the same OpenVINO runtime recfeat's openvino backend uses, so the third target compares recfeat's paths with that runtime on identical inputs; an optimum-intel peer was not run",
             "contention hits the PyTorch baseline differently from ORT/OpenVINO (ORT fp32 unoptimised shows >1x PyTorch fp32, where the issue measured parity on a quiet machine), so the x-PyTorch ratios overstate what a quiet machine would show",
