@@ -21,10 +21,9 @@ one pass instead of one per run.
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from .errors import ConfigError, RecfeatError, closest
 from .options import validate_options

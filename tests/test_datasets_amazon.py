@@ -6,6 +6,7 @@ import gzip
 import json
 
 import pytest
+
 from recfeat.errors import DataError
 from recfeat.plugins.datasets import detect_format, load_dataset
 

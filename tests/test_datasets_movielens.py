@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+
 from recfeat.errors import DataError
 from recfeat.plugins.datasets import detect_format, load_dataset
 

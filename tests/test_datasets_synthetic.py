@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from recfeat.plugins.datasets import load_dataset
 from recfeat.plugins.datasets.synthetic import GENRES, write_sample
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from recfeat.errors import DataError, OptionError, UnknownComponentError
 from recfeat.plugins.datasets import detect_format, load_dataset
 

@@ -7,9 +7,9 @@ import ast
 import json
 import subprocess
 import sys
+import tomllib
 
 import pytest
-import tomllib
 from conftest import REPO
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))

@@ -354,6 +354,7 @@ class SyntheticBooks(Dataset):
         """Write ``book_reviews.csv`` and ``books.csv`` (+ README.txt) atomically; return the
         path of ``book_reviews.csv``, loadable with ``--format csv`` (``items_path=books.csv``)."""
         import pandas as pd
+
         from recfeat.atomic import atomic_open
 
         out = Path(out_dir)

@@ -29,6 +29,7 @@ from recfeat.errors import DataError
 
 if TYPE_CHECKING:  # pandas is imported inside functions: this module loads with the plugin
     import pandas as pd
+
     from recfeat.data import RecData
 
 _SENTENCE_END = tuple(".!?;:。！？；…")
