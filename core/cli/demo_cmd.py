@@ -87,6 +87,7 @@ DEMO_MODELS = (
     "ridge",
     "content",
     "hybrid",
+    "hybrid-als",
 )
 DEMO_METRICS = ("rmse", "ndcg@k", "recall@k", "hitrate@k", "coverage")
 
@@ -125,7 +126,7 @@ def _evaluate_step(ctx: DemoContext, split: str, file_stem: str) -> None:
 
     json_path = ctx.out_dir / f"{file_stem}.json"
     write_text(json_path, result.to_json() + "\n")
-    label = "SYNTHETIC " if ctx.synthetic else ""
+    label = "SYNTHETIC " if ctx.synthetic and "SYNTHETIC" not in ctx.data.name else ""
     png = plot_result(
         result, ctx.out_dir / f"{file_stem}.png", title=f"{label}{ctx.data.name}: {split} split"
     )
