@@ -103,3 +103,14 @@ def make_entry_point_dist(
     for modname, source in (modules or {}).items():
         (root / f"{modname}.py").write_text(source)
     return root
+
+
+@pytest.fixture(scope="session")
+def mi_review_texts(musical_instruments) -> list[str]:
+    """The first 400 Musical Instruments ``reviewText`` values, in file order."""
+    import gzip
+    import itertools
+    import json
+
+    with gzip.open(musical_instruments, "rt", encoding="utf-8") as fh:
+        return [json.loads(line)["reviewText"] for line in itertools.islice(fh, 400)]

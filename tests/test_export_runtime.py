@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import shutil
 
@@ -16,16 +15,11 @@ from recfeat.registry import get_registry
 
 
 @pytest.fixture(scope="module")
-def minilm_export(tmp_path_factory, minilm_path, musical_instruments):
+def minilm_export(tmp_path_factory, minilm_path, mi_review_texts):
     """The real all-MiniLM-L6-v2: export -> O2 -> dynamic int8, validated on real reviews."""
     from recfeat.exporters.plugin import OnnxExporter
 
-    texts = []
-    with gzip.open(musical_instruments, "rt", encoding="utf-8") as fh:
-        for line in fh:
-            texts.append(json.loads(line)["reviewText"])
-            if len(texts) >= 400:
-                break
+    texts = list(mi_review_texts)
     out = tmp_path_factory.mktemp("minilm") / "onnx"
     OnnxExporter(optimize="O2", quantize="dynamic-int8").export("minilm", out, texts=texts[:300])
     return out, texts[300:]  # held out: never seen by validation

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 import pickle
 
 import numpy as np
@@ -15,14 +13,8 @@ from recfeat.errors import NotFittedError, OptionError
 
 
 @pytest.fixture(scope="module")
-def reviews(musical_instruments) -> list[str]:
-    texts = []
-    with gzip.open(musical_instruments, "rt", encoding="utf-8") as fh:
-        for line in fh:
-            texts.append(json.loads(line)["reviewText"])
-            if len(texts) == 200:
-                break
-    return texts
+def reviews(mi_review_texts) -> list[str]:
+    return mi_review_texts[:200]
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ and the ``gpt2-bpe`` component."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 
@@ -16,14 +15,8 @@ from recfeat.plugins.tokenizers import GPT2_SPECIAL, train_byte_level_bpe
 
 
 @pytest.fixture(scope="module")
-def reviews(musical_instruments) -> list[str]:
-    texts = []
-    with gzip.open(musical_instruments, "rt", encoding="utf-8") as fh:
-        for line in fh:
-            texts.append(json.loads(line)["reviewText"])
-            if len(texts) == 200:
-                break
-    return texts
+def reviews(mi_review_texts) -> list[str]:
+    return mi_review_texts[:200]
 
 
 @pytest.fixture(scope="module")
