@@ -124,8 +124,8 @@ def versions() -> dict:
 def build_runners(args) -> dict:
     from sentence_transformers import SentenceTransformer
 
-    from recfeat.hub import packaged_minilm_path
-    from recfeat.registry import get_registry
+    from recfeat.encode.hub import packaged_minilm_path
+    from recfeat.plugin.registry import get_registry
 
     st = SentenceTransformer(str(packaged_minilm_path()), device="cpu")
     st.max_seq_length = args.max_length

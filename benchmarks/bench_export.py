@@ -79,12 +79,12 @@ def main() -> int:
     import onnxruntime as ort
     import torch
 
+    from recfeat.encode.hf_models import load_transformer
     from recfeat.exporters.convert import build_pooled_module
     from recfeat.exporters.families import family_for_config
     from recfeat.exporters.openvino_export import compile_ir
     from recfeat.exporters.plugin import OnnxExporter, OpenVinoExporter
-    from recfeat.plugins.hf_models import load_transformer
-    from recfeat.registry import get_registry
+    from recfeat.plugin.registry import get_registry
 
     corpus = read_reviews(max(args.texts, 1200))
     work = Path(tempfile.mkdtemp(prefix="bench_export."))

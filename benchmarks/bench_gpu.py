@@ -38,7 +38,7 @@ def synthetic_reviews(n: int, seed: int = 0, mean_words: float = 70.0, min_words
 
 
 def _timeit(fn, sync, repeats: int, warmup: int = 1) -> tuple[float, object]:
-    from recfeat.benchmarking import LatencyStats, time_calls
+    from recfeat.bench.measure import LatencyStats, time_calls
 
     latencies, result = time_calls(fn, warmup=warmup, repeats=repeats, sync=sync)
     return LatencyStats.of(latencies).median_s, result
@@ -58,9 +58,9 @@ def main(argv=None) -> int:
 
     import torch
 
-    from recfeat import bench_backends as bb
-    from recfeat.benchmarking import capture_environment
-    from recfeat.registry import get_registry
+    from recfeat.bench import backends as bb
+    from recfeat.bench.measure import capture_environment
+    from recfeat.plugin.registry import get_registry
 
     device = "cuda" if torch.cuda.is_available() and not args.dry_run else "cpu"
     review_len = 256

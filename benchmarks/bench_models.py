@@ -1,6 +1,6 @@
 """Downstream models on real data: the issue-4 targets, measured and written down.
 
-Runs four evaluations with recfeat.evaluation.evaluate (the same code path as
+Runs four evaluations with recfeat.evaluate.evaluation.evaluate (the same code path as
 ``recfeat evaluate``) and writes ``benchmarks/results/models.{md,json,png}``:
 
 1. MovieLens 100k, random 80/20: biased MF RMSE <= 0.93 (published anchor: SVD 0.939).
@@ -12,7 +12,7 @@ Runs four evaluations with recfeat.evaluation.evaluate (the same code path as
 Text features: review-level all-MiniLM-L6-v2 vectors of the Musical Instruments reviews
 (``recfeat extract DATA --format amazon --level review``), made here through the pipeline
 (its cache makes re-runs cheap) unless ``--reviews FILE`` is given. The evaluation turns
-them into leakage-free item vectors per split (see recfeat.evaluation).
+them into leakage-free item vectors per split (see recfeat.evaluate.evaluation).
 
     python benchmarks/bench_models.py [--data-dir ../shared/data] [--reviews FILE.parquet]
 """
@@ -38,13 +38,13 @@ HYBRIDS = ["hybrid", "hybrid-als"]  # the warm top-K target applies to the best 
 
 
 def review_features(data_dir: Path, given: str | None, precision: str):
-    from recfeat.evaluation import load_features
+    from recfeat.evaluate.evaluation import load_features
 
     if given:
         return load_features(given), given
     path = REPO / ".recfeat-cache" / f"mi_reviews_minilm_{precision}.parquet"
     if not path.exists():
-        from recfeat.pipeline import default_encoder, extract
+        from recfeat.extract.pipeline import default_encoder, extract
         from recfeat.plugins.datasets import load_dataset
 
         data = load_dataset(data_dir / "amazon_musical_instruments_5", format="amazon")
@@ -54,7 +54,7 @@ def review_features(data_dir: Path, given: str | None, precision: str):
 
 
 def run(name, data, features, models, split, k=10, seed=0):
-    from recfeat.evaluation import evaluate
+    from recfeat.evaluate.evaluation import evaluate
 
     start = time.perf_counter()
     res = evaluate(data, features, models, split, k=k, seed=seed)

@@ -40,8 +40,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from recfeat import bench_backends as bb
-    from recfeat import bench_report, bench_suite
+    from recfeat.bench import backends as bb
+    from recfeat.bench import report as bench_report
+    from recfeat.bench import suite as bench_suite
 
     specs = bb.parse_backends(args.backends, kind=bb.RECFEAT)
     peers = bb.parse_backends(args.peers, kind=bb.PEER)

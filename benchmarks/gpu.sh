@@ -23,7 +23,7 @@ export RECFEAT_CACHE_DIR="${RECFEAT_CACHE_DIR:-${TMPDIR:-/tmp}/recfeat-bench-cac
 
 echo "gpu.sh: python $("$PY" -c 'import sys; print(sys.version.split()[0])'), $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi')"
 
-if ! "$PY" -c "import recfeat.bench_backends" 2>/dev/null; then
+if ! "$PY" -c "import recfeat.bench.backends" 2>/dev/null; then
     echo "gpu.sh: installing recfeat (editable, no deps, no network)"
     if ! timeout 120 "$PY" -m pip install --no-deps --no-build-isolation -q -e . ; then
         # No setuptools/wheel there: expose the package-dir mapping with symlinks instead.

@@ -25,9 +25,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from recfeat.plugin.options import validate_options
+from recfeat.plugin.registry import get_registry
+
 from .errors import ConfigError, RecfeatError, closest
-from .options import validate_options
-from .registry import get_registry
 
 # section -> (component kind, whether the section holds a list of components)
 SECTIONS: dict[str, tuple[str, bool]] = {

@@ -2,7 +2,7 @@
 
 The graph takes the tokenizer's outputs (``input_ids``, ``attention_mask`` and, for BERT,
 ``token_type_ids``) and returns ``sentence_embedding`` [batch, hidden], batch and sequence
-axes dynamic. Pooling is ``recfeat.plugins.pooling.pool``, the same code the torch encoders
+axes dynamic. Pooling is ``recfeat.encode.pooling.pool``, the same code the torch encoders
 run, so the graph cannot drift from them. Decoders (GPT-2) compute position ids from the
 attention mask inside the graph, so left- and right-padded inputs give the same vectors.
 
@@ -39,8 +39,8 @@ def build_pooled_module(loaded, family: ExportFamily, pooling: str, normalize: b
     """A torch module: tokenizer outputs -> pooled (optionally L2-normalised) embedding."""
     import torch
 
-    from recfeat.plugins.pooling import check_pooling, pool
-    from recfeat.plugins.pooling import normalize as l2_normalize
+    from recfeat.encode.pooling import check_pooling, pool
+    from recfeat.encode.pooling import normalize as l2_normalize
 
     check_pooling(pooling)
 

@@ -108,7 +108,7 @@ def run_export(
 
 
 def _check_spec(spec: ExportSpec) -> None:
-    from recfeat.plugins.pooling import check_pooling
+    from recfeat.encode.pooling import check_pooling
 
     from .optimize import check_level
     from .quantize import check_method, check_mode, check_preset
@@ -133,7 +133,7 @@ def _check_spec(spec: ExportSpec) -> None:
 
 
 def _build(spec: ExportSpec, tmp: Path, report: _Reporter) -> dict[str, Any]:
-    from recfeat.plugins.hf_models import load_transformer
+    from recfeat.encode.hf_models import load_transformer
     from recfeat.progress import progress_bar
 
     from . import validate as val

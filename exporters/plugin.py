@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from recfeat.components import Exporter
-from recfeat.hookspecs import hookimpl
+from recfeat.plugin.hookspecs import hookimpl
 
 
 class OnnxExporter(Exporter):
@@ -65,7 +65,7 @@ class OnnxExporter(Exporter):
         from .pipeline import ExportSpec, run_export, spec_from_encoder
 
         if isinstance(encoder, str):
-            from recfeat.registry import get_registry
+            from recfeat.plugin.registry import get_registry
 
             encoder = get_registry("encoder").create(encoder)
         spec = spec_from_encoder(encoder, **encoder_overrides)

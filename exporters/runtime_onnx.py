@@ -1,7 +1,7 @@
 """The ``onnx`` encoder backend: an exported folder run by ONNX Runtime.
 
 Same contract as the torch encoders: ``encode(texts) -> float32 [n, dim]`` in input order,
-token-budget batches (``recfeat.plugins.batching``), a ``fingerprint()`` the feature cache
+token-budget batches (``recfeat.encode.batching``), a ``fingerprint()`` the feature cache
 keys on (backend ``onnx`` and the sha256 of the model file actually run). Loading verifies
 the folder against its manifest first (tokenizer, sizes, hashes).
 
@@ -182,7 +182,7 @@ class ExportedEncoder(Encoder):
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """float32 [len(texts), dim], rows in input order."""
-        from recfeat.plugins.batching import pad_batch, padding_ratio, plan_batches
+        from recfeat.encode.batching import pad_batch, padding_ratio, plan_batches
         from recfeat.progress import progress_bar
 
         if isinstance(texts, str):

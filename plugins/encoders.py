@@ -5,8 +5,8 @@
 ``init="random"`` build their shapes with seeded random weights for throughput work.
 
 Encoding tokenises all texts in one call of the fast tokenizer, sorts them by token count,
-batches them under a token budget (``recfeat.plugins.batching``), pads each batch only to its
-own longest text, pools with ``recfeat.plugins.pooling`` and writes rows back in input order.
+batches them under a token budget (``recfeat.encode.batching``), pads each batch only to its
+own longest text, pools with ``recfeat.encode.pooling`` and writes rows back in input order.
 torch and transformers are imported when a model is first needed, never at import.
 """
 
@@ -21,13 +21,12 @@ from typing import Any
 import numpy as np
 
 from recfeat.components import Encoder, TokenBatch
+from recfeat.encode.batching import pad_batch, padded_width, padding_ratio, plan_batches
+from recfeat.encode.hub import DEFAULT_MODEL
+from recfeat.encode.pooling import POOLING_METHODS, check_pooling, pool
+from recfeat.encode.pooling import normalize as l2_normalize
 from recfeat.errors import DataError, OptionError
-from recfeat.hookspecs import hookimpl
-from recfeat.hub import DEFAULT_MODEL
-
-from .batching import pad_batch, padded_width, padding_ratio, plan_batches
-from .pooling import POOLING_METHODS, check_pooling, pool
-from .pooling import normalize as l2_normalize
+from recfeat.plugin.hookspecs import hookimpl
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 # Batch widths are rounded up to this multiple: a few distinct shapes instead of one per
@@ -87,7 +86,7 @@ class HFEncoder(Encoder):
 
     # -- options ---------------------------------------------------------------------------
     def _check_options(self) -> None:
-        from .hf_models import check_init, random_shape
+        from recfeat.encode.hf_models import check_init, random_shape
 
         if self.pooling is not None:
             check_pooling(self.pooling)
@@ -124,7 +123,7 @@ class HFEncoder(Encoder):
     def info(self):
         """Source, weights hash, family and width, without loading the weights."""
         if self._info is None:
-            from .hf_models import describe_model
+            from recfeat.encode.hf_models import describe_model
 
             self._info = describe_model(self.model, self.init)
         return self._info
@@ -140,7 +139,7 @@ class HFEncoder(Encoder):
     def load(self):
         """Load the model now (otherwise done by the first ``encode``); returns LoadedModel."""
         if self._loaded is None:
-            from .hf_models import load_transformer
+            from recfeat.encode.hf_models import load_transformer
 
             loaded = load_transformer(
                 self.model, init=self.init, max_length=self.max_length, sdpa=self.sdpa

@@ -24,7 +24,7 @@ import numpy as np
 
 from recfeat.components.metric import Metric, RankingMetric, RatingMetric
 from recfeat.errors import DataError, OptionError
-from recfeat.hookspecs import hookimpl
+from recfeat.plugin.hookspecs import hookimpl
 
 
 class RMSE(RatingMetric):

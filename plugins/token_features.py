@@ -16,7 +16,7 @@ import numpy as np
 
 from recfeat.components import TokenFeaturizer
 from recfeat.errors import NotFittedError, OptionError
-from recfeat.hookspecs import hookimpl
+from recfeat.plugin.hookspecs import hookimpl
 
 
 def _pretokenized(doc):

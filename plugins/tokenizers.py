@@ -17,7 +17,7 @@ import numpy as np
 
 from recfeat.components import TokenBatch, Tokenizer
 from recfeat.errors import DataError, OptionError, RecfeatError
-from recfeat.hookspecs import hookimpl
+from recfeat.plugin.hookspecs import hookimpl
 
 GPT2_SPECIAL = "<|endoftext|>"
 # Files that make a folder loadable as a tokenizer even without a model config.json.
@@ -26,7 +26,7 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
 def load_hf_tokenizer(model: str):
     """Load the fast tokenizer of ``model`` (hub name, alias or local folder), never downloading."""
-    from recfeat.hub import model_load_error, resolve_model
+    from recfeat.encode.hub import model_load_error, resolve_model
 
     path = Path(os.path.expanduser(model))
     if path.is_dir() and any((path / f).exists() for f in _TOKENIZER_FILES):

@@ -25,8 +25,8 @@ def make_tiny(kind: str, out: Path) -> Path:
     import torch
     import transformers
 
-    from recfeat.hub import packaged_minilm_path
-    from recfeat.plugins.hf_models import gpt2_tokenizer
+    from recfeat.encode.hf_models import gpt2_tokenizer
+    from recfeat.encode.hub import packaged_minilm_path
 
     if kind == "gpt2":
         tok = gpt2_tokenizer()

@@ -63,7 +63,7 @@ def minilm_path() -> Path:
 @pytest.fixture()
 def fresh_plugins():
     """Reload plugins and registries before and after a test that changes them."""
-    from recfeat import plugin_manager
+    from recfeat.plugin import manager as plugin_manager
 
     plugin_manager.reset()
     yield plugin_manager

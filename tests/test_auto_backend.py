@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from recfeat import auto_backend
-from recfeat import bench_backends as bb
+from recfeat.bench import auto_backend
+from recfeat.bench import backends as bb
 from recfeat.errors import RecfeatError, UsageError
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from recfeat.encode.batching import padded_width, padding_ratio, plan_batches
 from recfeat.errors import OptionError
-from recfeat.plugins.batching import padded_width, padding_ratio, plan_batches
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -24,7 +24,7 @@ def test_unknown_backend_lists_available_and_install_hints(tmp_path):
 
 
 def test_missing_backend_names_the_install(tmp_path, monkeypatch):
-    from recfeat import bench_backends as bb
+    from recfeat.bench import backends as bb
 
     spec = bb.BACKENDS["openvino-bf16"]
     monkeypatch.setitem(bb.BACKENDS, "openvino-bf16",
@@ -135,8 +135,9 @@ def _hashed_vectors(texts, dim=64):
 def test_accuracy_run_flags_a_backend_that_hurts_downstream(tmp_path, musical_instruments):
     import numpy as np
 
-    from recfeat import bench_accuracy, bench_report
-    from recfeat import bench_backends as bb
+    from recfeat.bench import accuracy as bench_accuracy
+    from recfeat.bench import backends as bb
+    from recfeat.bench import report as bench_report
 
     def make(noise):
         class Hashed(bb.Runner):

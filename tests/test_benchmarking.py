@@ -7,7 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from recfeat import bench_report, bench_suite, benchmarking
+from recfeat.bench import measure as benchmarking
+from recfeat.bench import report as bench_report
+from recfeat.bench import suite as bench_suite
 from recfeat.errors import OptionError, UsageError
 
 

@@ -14,7 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recfeat.cache import (
+from recfeat.components import Encoder
+from recfeat.data.recdata import RecData
+from recfeat.errors import RecfeatError
+from recfeat.extract.cache import (
     CACHE_FILE,
     NoCache,
     VectorCache,
@@ -23,10 +26,7 @@ from recfeat.cache import (
     open_cache,
     text_keys,
 )
-from recfeat.components import Encoder
-from recfeat.data import RecData
-from recfeat.errors import RecfeatError
-from recfeat.pipeline import encode_texts, extract
+from recfeat.extract.pipeline import encode_texts, extract
 
 
 class CountingEncoder(Encoder):

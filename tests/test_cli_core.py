@@ -16,8 +16,8 @@ from recfeat.cli.main import cli
 from recfeat.cli.plugins_cmd import ROW_KEYS
 from recfeat.components import Cleaner, Metric
 from recfeat.errors import DataError, OptionError
-from recfeat.hookspecs import hookimpl
-from recfeat.registry import KINDS
+from recfeat.plugin.hookspecs import hookimpl
+from recfeat.plugin.registry import KINDS
 
 
 class Rot13(Cleaner):

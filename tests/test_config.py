@@ -20,8 +20,8 @@ from recfeat.config import (
     validate_config,
 )
 from recfeat.errors import ConfigError
-from recfeat.hookspecs import hookimpl
-from recfeat.registry import get_registry
+from recfeat.plugin.hookspecs import hookimpl
+from recfeat.plugin.registry import get_registry
 
 
 class Cap(Cleaner):

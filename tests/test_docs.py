@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 from conftest import REPO
 
-from recfeat import hookspecs
 from recfeat.components import Encoder
-from recfeat.registry import KINDS, get_registry
+from recfeat.plugin import hookspecs
+from recfeat.plugin.registry import KINDS, get_registry
 
 GUIDE = REPO / "docs" / "plugins.md"
 HOOKS = sorted(
@@ -64,7 +64,7 @@ def test_hook_example_in_the_guide_works(hook, add_plugin, tmp_path):
     exec(compile(example(hook), f"docs/plugins.md:{hook}", "exec"), module.__dict__)
     assert hasattr(module, hook), "the example must implement the hook it documents"
     assert add_plugin(module, f"docs-{hook}")
-    from recfeat.plugin_manager import failures
+    from recfeat.plugin.manager import failures
 
     if hook == "register_commands":
         from recfeat.cli.main import RecfeatGroup, _register_plugin_commands

@@ -11,10 +11,10 @@ import pytest
 
 pytest.importorskip("torch")
 
+from recfeat.encode import hf_models
 from recfeat.errors import DataError, OptionError, RecfeatError  # noqa: E402
-from recfeat.plugins import hf_models  # noqa: E402
+from recfeat.plugin.registry import get_registry  # noqa: E402
 from recfeat.plugins.encoders import HFEncoder, MiniLMEncoder  # noqa: E402
-from recfeat.registry import get_registry  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)

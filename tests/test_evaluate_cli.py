@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from test_models import synthetic  # tests/ is on sys.path (pytest rootdir import mode)
 
 from recfeat.cli.main import cli
-from recfeat.features import write_features
+from recfeat.data.features import write_features
 
 
 @pytest.fixture(scope="module")

@@ -10,17 +10,17 @@ import pandas as pd
 import pytest
 from test_models import synthetic  # tests/ is on sys.path (pytest rootdir import mode)
 
-from recfeat.data import RecData
+from recfeat.data.features import Features
+from recfeat.data.recdata import RecData
 from recfeat.errors import DataError, UnknownComponentError, UsageError
-from recfeat.evaluation import (
+from recfeat.evaluate.evaluation import (
     NA_COLD_ITEMS,
     NA_NOT_RATING,
     ReviewVectors,
     evaluate,
     plot_result,
 )
-from recfeat.features import Features
-from recfeat.splits import make_split
+from recfeat.evaluate.splits import make_split
 
 FAST = [("mf", {"iterations": 5}), ("hybrid", {"epochs": 8, "factors": 8})]
 
@@ -164,7 +164,7 @@ def test_text_models_build_user_profiles_from_training_only(world):
     cold = np.isin(feats.ids, list(split.cold_items))
     vecs[cold, -1] = 100.0
     marked = Features(feats.ids, vecs, {})
-    from recfeat.registry import get_registry
+    from recfeat.plugin.registry import get_registry
 
     model = (
         get_registry("model").create("content", center=False).fit(split.train, item_features=marked)

@@ -59,9 +59,9 @@ def test_graph_has_family_inputs_and_stable_output(bert_export, tiny, tmp_path):
 def test_dynamic_shapes_match_torch(bert_export, tiny, batch, length):
     import torch
 
+    from recfeat.encode.hf_models import load_transformer
     from recfeat.exporters.convert import build_pooled_module
     from recfeat.exporters.families import get_family
-    from recfeat.plugins.hf_models import load_transformer
 
     loaded = load_transformer(str(tiny["bert"]), sdpa=False)
     module = build_pooled_module(loaded, get_family("bert"), "mean", False)
@@ -88,7 +88,7 @@ def test_dynamic_shapes_match_torch(bert_export, tiny, batch, length):
     ],
 )
 def test_pooling_parity_with_torch_encoder(tiny, tmp_path, kind, pooling, normalize):
-    from recfeat.registry import get_registry
+    from recfeat.plugin.registry import get_registry
 
     out = tmp_path / kind
     manifest = _export(tiny[kind], out, pooling=pooling, normalize=normalize)
@@ -150,7 +150,7 @@ def test_opset_too_old_is_a_clear_error(tiny, tmp_path):
 
 
 def test_external_data_on_request(tiny, tmp_path):
-    from recfeat.registry import get_registry
+    from recfeat.plugin.registry import get_registry
 
     out = tmp_path / "ext"
     manifest = _export(tiny["distilbert"], out, external_data=True)

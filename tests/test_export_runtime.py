@@ -11,7 +11,7 @@ from _export_helpers import SAMPLE_TEXTS, cosines, make_tiny
 
 from recfeat.errors import OptionError
 from recfeat.exporters.manifest import ArtifactError
-from recfeat.registry import get_registry
+from recfeat.plugin.registry import get_registry
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from recfeat.cli.main import cli
-from recfeat.features import read_features
+from recfeat.data.features import read_features
 
 
 def _subset(src, dst, n=40):
@@ -23,7 +23,7 @@ def _subset(src, dst, n=40):
 def test_backend_auto_picks_a_passing_backend_and_caches_choice(
     tmp_path, musical_instruments, monkeypatch
 ):
-    import recfeat.auto_backend as ab
+    import recfeat.bench.auto_backend as ab
 
     # Only the torch candidates: exporting ONNX/OpenVINO is covered by the exporter tests.
     monkeypatch.setattr(ab, "DEFAULT_CANDIDATES", ("torch-fp32", "torch-bf16"))

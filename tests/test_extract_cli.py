@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from recfeat.cli.main import cli
-from recfeat.features import read_features
+from recfeat.data.features import read_features
 
 REVIEWS_CSV = """user,item,rating,review
 ann,b1,5,"A gripping mystery, I read it in one night."

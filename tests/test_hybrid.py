@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from test_models import synthetic
 
+from recfeat.data.features import Features
 from recfeat.errors import OptionError
-from recfeat.features import Features
-from recfeat.registry import get_registry
+from recfeat.plugin.registry import get_registry
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from recfeat.components import Encoder
-from recfeat.data import RecData
+from recfeat.data.recdata import RecData
 from recfeat.errors import DataError, UsageError
-from recfeat.levels import group_rows, l2_normalize_rows, rating_weights, restrict_to_pairs
-from recfeat.pipeline import extract
+from recfeat.extract.levels import group_rows, l2_normalize_rows, rating_weights, restrict_to_pairs
+from recfeat.extract.pipeline import extract
 
 
 class TableEncoder(Encoder):

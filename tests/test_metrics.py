@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from recfeat.errors import DataError, UnknownComponentError
-from recfeat.registry import get_registry
+from recfeat.plugin.registry import get_registry
 
 
 def metric(name, **options):

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
+from recfeat.data.features import Features
 from recfeat.errors import DataError, NotFittedError, OptionError, UsageError
-from recfeat.features import Features
-from recfeat.registry import get_registry
+from recfeat.plugin.registry import get_registry
 
 MODELS = sorted(get_registry("model").names())
 REQUIRED = {"global-mean", "bias", "popularity", "random", "linear", "ridge", "sgd", "gbm", "mf",

@@ -9,7 +9,7 @@ import pytest
 
 from recfeat.components import Cleaner
 from recfeat.errors import OptionError
-from recfeat.options import option_specs, validate_options
+from recfeat.plugin.options import option_specs, validate_options
 
 if TYPE_CHECKING:  # unresolvable at run time on purpose
     from some_missing_module import Thing  # noqa: F401

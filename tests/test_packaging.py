@@ -107,7 +107,7 @@ def test_command_help_imports_no_heavy_library(command):
 
 
 def test_importing_builtin_plugin_modules_imports_no_deep_learning_library():
-    from recfeat.plugin_manager import DEFAULT_PLUGINS
+    from recfeat.plugin.manager import DEFAULT_PLUGINS
 
     code = (
         "import importlib, importlib.util\n"

@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recfeat.cleaning import build_cleaner_chain
-from recfeat.data import RecData
-from recfeat.features import read_features
-from recfeat.pipeline import EMPTY_POLICY, extract, token_features_path
+from recfeat.data.features import read_features
+from recfeat.data.recdata import RecData
+from recfeat.extract.cleaning import build_cleaner_chain
+from recfeat.extract.pipeline import EMPTY_POLICY, extract, token_features_path
+from recfeat.plugin.registry import get_registry
 from recfeat.plugins.datasets import load_dataset
-from recfeat.registry import get_registry
 
 
 def head_of(path, n: int, out_dir):

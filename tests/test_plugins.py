@@ -14,8 +14,8 @@ import pytest
 from conftest import REPO, make_entry_point_dist
 
 from recfeat.components import Cleaner
-from recfeat.hookspecs import hookimpl
-from recfeat.registry import get_registry
+from recfeat.plugin.hookspecs import hookimpl
+from recfeat.plugin.registry import get_registry
 
 EXAMPLE = REPO / "examples" / "recfeat-example-plugin"
 
@@ -88,7 +88,7 @@ def test_builtin_plugins_add_components_not_commands(fresh_plugins):
 def test_cli_startup_does_not_import_builtin_component_modules():
     code = (
         "import sys; import recfeat.cli.main; "
-        "from recfeat import plugin_manager as pm; "
+        "from recfeat.plugin import manager as pm; "
         "print([m for m in pm.DEFAULT_PLUGINS if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -198,7 +198,7 @@ def test_duplicate_of_a_builtin_keeps_the_builtin(add_plugin, fresh_plugins):
 
 GOOD_PLUGIN = '''
 from recfeat.components import Cleaner
-from recfeat.hookspecs import hookimpl
+from recfeat.plugin.hookspecs import hookimpl
 
 
 class Exclaim(Cleaner):
@@ -287,7 +287,7 @@ def test_cli_survives_a_broken_entry_point(fake_dists):
 
 
 def test_plugin_command_that_raises_does_not_break_the_cli(tmp_path):
-    source = "from recfeat.hookspecs import hookimpl\n\n@hookimpl\ndef register_commands(cli):\n    raise ValueError('no commands today')\n"
+    source = "from recfeat.plugin.hookspecs import hookimpl\n\n@hookimpl\ndef register_commands(cli):\n    raise ValueError('no commands today')\n"
     make_entry_point_dist(tmp_path, "test-cmd-dist", {"test_cmd": "test_cmd_mod"}, {"test_cmd_mod": source})
     env = env_without_filter(PYTHONPATH=str(tmp_path))
     out = run_cli("plugins", "--json", env=env)
@@ -327,7 +327,7 @@ def test_example_plugin_installed_with_pip(tmp_path):
 
         # its cleaner works in a cleaner chain configured by name, like a built-in
         code = (
-            "from recfeat.cleaning import build_cleaner_chain\n"
+            "from recfeat.extract.cleaning import build_cleaner_chain\n"
             "chain = build_cleaner_chain(['html', {'use': 'prices', 'replacement': '<p>'}, 'whitespace'])\n"
             "print(chain.clean(['<b>Was  $24.99</b>, now 19,99 € for 3 strings'])[0])\n"
         )
@@ -445,7 +445,7 @@ def test_plugin_cannot_replace_an_existing_command(add_plugin, fresh_plugins, ca
 
 
 def test_two_distributions_with_the_same_plugin_name(tmp_path, monkeypatch, fresh_plugins):
-    source = "from recfeat.hookspecs import hookimpl\n\n@hookimpl\ndef register_metrics(register):\n    pass\n"
+    source = "from recfeat.plugin.hookspecs import hookimpl\n\n@hookimpl\ndef register_metrics(register):\n    pass\n"
     make_entry_point_dist(tmp_path / "a", "test-same-a", {"test_same": "test_same_a"}, {"test_same_a": source})
     make_entry_point_dist(tmp_path / "b", "test-same-b", {"test_same": "test_same_b"}, {"test_same_b": source})
     monkeypatch.syspath_prepend(str(tmp_path / "a"))

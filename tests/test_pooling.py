@@ -8,8 +8,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from recfeat.encode.pooling import POOLING_METHODS, normalize, pool  # noqa: E402
 from recfeat.errors import OptionError  # noqa: E402
-from recfeat.plugins.pooling import POOLING_METHODS, normalize, pool  # noqa: E402
 
 LENGTHS = [5, 1, 3, 7]  # real tokens per row; width 7, so rows 0-2 are padded
 

@@ -14,7 +14,7 @@ from recfeat.errors import (
     RecfeatError,
     UnknownComponentError,
 )
-from recfeat.registry import KINDS, Registry, get_registry, normalize_kind
+from recfeat.plugin.registry import KINDS, Registry, get_registry, normalize_kind
 
 
 class Upper(Cleaner):
@@ -217,7 +217,7 @@ def test_get_registry_is_one_per_kind(fresh_plugins):
 
 
 def test_global_registry_fills_from_plugins(add_plugin):
-    from recfeat.hookspecs import hookimpl
+    from recfeat.plugin.hookspecs import hookimpl
 
     class Plugin:
         @hookimpl

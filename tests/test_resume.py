@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recfeat.cache import CACHE_FILE
-from recfeat.features import manifest_path, read_features
+from recfeat.data.features import manifest_path, read_features
+from recfeat.extract.cache import CACHE_FILE
 
 N_REVIEWS = 1500
 CHUNK = 250

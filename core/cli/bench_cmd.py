@@ -20,7 +20,7 @@ def _say(msg: str) -> None:
 
 
 def _context(encoder, device, threads, init, max_length, batch_tokens, peer_batch_size, calibration=None):
-    from recfeat.bench_backends import BuildContext
+    from recfeat.bench.backends import BuildContext
 
     return BuildContext(
         encoder=encoder, init=init, device=device, threads=threads, max_length=max_length,
@@ -30,7 +30,7 @@ def _context(encoder, device, threads, init, max_length, batch_tokens, peer_batc
 
 
 def _default_backends(device: str) -> str:
-    from recfeat.bench_backends import BACKENDS
+    from recfeat.bench.backends import BACKENDS
 
     wanted = DEFAULT_GPU_BACKENDS if device.startswith("cuda") else DEFAULT_CPU_BACKENDS
     return ",".join(n for n in wanted.split(",") if BACKENDS[n].available)
@@ -102,8 +102,9 @@ def throughput_cmd(encoder, backends, threads, device, init, max_length, batch_t
                    peer_batch_size, out, force, peers, batch_sizes, seq_lens, data, fmt, limit,
                    no_fixed, repeats, warmup):
     """Sequences/s, tokens/s, latency and memory per backend: fixed shapes and a real corpus."""
-    from recfeat import bench_backends as bb
-    from recfeat import bench_report, bench_suite
+    from recfeat.bench import backends as bb
+    from recfeat.bench import report as bench_report
+    from recfeat.bench import suite as bench_suite
     from recfeat.errors import UsageError
 
     bench_report.check_out_dir(out, force=force)  # before any work
@@ -152,8 +153,9 @@ def throughput_cmd(encoder, backends, threads, device, init, max_length, batch_t
 def accuracy_cmd(data, encoder, backends, threads, device, init, max_length, batch_tokens,
                  peer_batch_size, out, force, fmt, models, split_kind, max_drop, limit):
     """Per backend: embedding parity to torch fp32 and downstream metrics; Pareto plot."""
-    from recfeat import bench_accuracy, bench_report
-    from recfeat import bench_backends as bb
+    from recfeat.bench import accuracy as bench_accuracy
+    from recfeat.bench import backends as bb
+    from recfeat.bench import report as bench_report
 
     bench_report.check_out_dir(out, force=force)
     bb.check_device(device)
@@ -176,7 +178,7 @@ def accuracy_cmd(data, encoder, backends, threads, device, init, max_length, bat
 @bench.command("backends")
 def backends_cmd():
     """List the backends and peers the harness knows, and whether each is installed here."""
-    from recfeat.bench_backends import BACKENDS
+    from recfeat.bench.backends import BACKENDS
 
     for spec in BACKENDS.values():
         state = "ok" if spec.available else f"missing: {spec.install}"

@@ -16,7 +16,7 @@ ITEM_KEYS = ("kind", "name", "aliases", "plugin", "class", "doc", "options")
 def components_command(kind: str | None, as_json: bool) -> None:
     """List components (optionally of one KIND: cleaners, tokenizers, encoders, models,
     datasets, metrics, exporters) with aliases, plugin, doc and options."""
-    from recfeat.registry import KINDS, get_registry, normalize_kind
+    from recfeat.plugin.registry import KINDS, get_registry, normalize_kind
 
     kinds = [normalize_kind(kind)] if kind else list(KINDS)
     items = [item for k in kinds for item in get_registry(k).describe()]

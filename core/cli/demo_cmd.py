@@ -34,7 +34,7 @@ def cpu_has_bf16() -> bool:
 class DemoContext:
     """What the steps share: the data, where outputs go, and what earlier steps produced."""
 
-    data: Any  # recfeat.data.RecData
+    data: Any  # recfeat.data.recdata.RecData
     out_dir: Path
     encoder: Any
     cache: Any = None
@@ -49,7 +49,7 @@ class DemoContext:
 
 
 def _features_step(ctx: DemoContext, level: str, file_name: str) -> None:
-    from recfeat.pipeline import extract
+    from recfeat.extract.pipeline import extract
 
     result = extract(ctx.data, level, ctx.encoder, cache=ctx.cache)
     path = result.save(ctx.out_dir / file_name)
@@ -95,7 +95,7 @@ DEMO_METRICS = ("rmse", "ndcg@k", "recall@k", "hitrate@k", "coverage")
 def _demo_features(ctx: DemoContext):
     """Leakage-safe text features for evaluation: item texts when the data has them, else
     the review-level vectors (the evaluation averages TRAINING reviews per split)."""
-    from recfeat.evaluation import load_features
+    from recfeat.evaluate.evaluation import load_features
 
     if ctx.data.items is not None and len(ctx.data.items) and "item_features" in ctx.outputs:
         return load_features(ctx.outputs["item_features"]), "item texts"
@@ -108,7 +108,7 @@ MIN_DEMO_ITEMS = 50  # below this a top-10 over a 20% hold-out measures nothing
 
 
 def _evaluate_step(ctx: DemoContext, split: str, file_stem: str) -> None:
-    from recfeat.evaluation import evaluate, plot_result
+    from recfeat.evaluate.evaluation import evaluate, plot_result
 
     n_items = ctx.data.interactions["item"].nunique()
     if n_items < MIN_DEMO_ITEMS:
@@ -173,7 +173,7 @@ def run_demo(
     """Run the demo steps on ``data`` (default: the SYNTHETIC book sample) into ``out_dir``.
 
     ``encoder`` defaults to ``minilm`` in bf16 where the CPU supports it, else fp32."""
-    from recfeat.pipeline import default_encoder
+    from recfeat.extract.pipeline import default_encoder
 
     started = time.perf_counter()
     if data is None:

@@ -50,7 +50,7 @@ def split_names(text: str) -> list[str]:
 def load_optional_features(path: str | None):
     if not path:
         return None
-    from recfeat.evaluation import load_features
+    from recfeat.evaluate.evaluation import load_features
 
     return load_features(path)
 
@@ -113,11 +113,11 @@ def evaluate_command(
     """Train every model in --models on the same split of DATA and measure them with rating
     and full-ranking metrics; ID-only models show n/a where they cannot score cold items."""
     from recfeat.atomic import write_text
-    from recfeat.evaluation import evaluate, plot_result
+    from recfeat.evaluate.evaluation import evaluate, plot_result
+    from recfeat.evaluate.splits import load_split as read_split
+    from recfeat.evaluate.splits import make_split
+    from recfeat.evaluate.splits import save_split as write_split
     from recfeat.plugins.datasets import load_dataset
-    from recfeat.splits import load_split as read_split
-    from recfeat.splits import make_split
-    from recfeat.splits import save_split as write_split
 
     per_model = parse_model_options(model_options)
     names = split_names(models)

@@ -95,7 +95,7 @@ def register(cli: click.Group) -> None:
                        calibration_method, calibration_size, min_cosine, auto_exclude,
                        exclude_nodes, fmt, opset, external_data, force):  # fmt: skip
         from recfeat.errors import UsageError
-        from recfeat.registry import get_registry
+        from recfeat.plugin.registry import get_registry
 
         if Path(out).exists() and not force:
             raise UsageError(f"output folder {out} already exists; pass --force to replace it")

@@ -32,7 +32,7 @@ def _encoder_spec(
     """(encoder name, options): the config's encoder, overridden by command-line flags."""
     from recfeat.config import component_spec
     from recfeat.errors import UsageError
-    from recfeat.pipeline import DEFAULT_ENCODER
+    from recfeat.extract.pipeline import DEFAULT_ENCODER
 
     base_name, base_options = (
         component_spec(config["encoder"]) if "encoder" in config else (DEFAULT_ENCODER, {})
@@ -85,7 +85,7 @@ def read_train(path: str, interactions) -> Any:
 
     p = Path(path)
     if p.suffix == ".json":
-        from recfeat.splits import load_split
+        from recfeat.evaluate.splits import load_split
 
         return load_split(p, interactions).train
     try:
@@ -190,7 +190,7 @@ def extract_command(data, fmt, level, encoder_name, pooling, precision, batch_to
         data=data, fmt=fmt, config=config, loader_options=options, encoding=encoding,
         skip_bad_rows=skip_bad_rows, cleaners=cleaners, token_features=token_features,
     )  # fmt: skip
-    from recfeat.registry import get_registry
+    from recfeat.plugin.registry import get_registry
 
     encoder = get_registry("encoder").create(name, **enc_options)  # validated, not loaded
     cleaner = run.cleaner()
@@ -199,7 +199,7 @@ def extract_command(data, fmt, level, encoder_name, pooling, precision, batch_to
     if backend == "auto":
         encoder = choose_auto_encoder(name, enc_options, dataset, level, cleaner)
     train = read_train(train_path, dataset.interactions) if train_path else None
-    from recfeat.pipeline import extract
+    from recfeat.extract.pipeline import extract
 
     result = extract(
         dataset, level, encoder, cleaner, aggregate=aggregate, user_from=user_from,
@@ -213,8 +213,13 @@ def extract_command(data, fmt, level, encoder_name, pooling, precision, batch_to
 def choose_auto_encoder(name: str, enc_options: dict[str, Any], dataset, level: str, cleaner):
     """``--backend auto``: measure the candidate backends on a sample of this corpus and
     return the encoder of the fastest one that passes the accuracy gate; say why."""
-    from recfeat.auto_backend import choose_backend, encoder_for_choice, format_table, sample_texts
-    from recfeat.bench_backends import BuildContext
+    from recfeat.bench.auto_backend import (
+        choose_backend,
+        encoder_for_choice,
+        format_table,
+        sample_texts,
+    )
+    from recfeat.bench.backends import BuildContext
     from recfeat.errors import UsageError
 
     table = dataset.texts("item" if level == "item" and dataset.items is not None else "review")
@@ -282,7 +287,7 @@ class ExtractRun:
         return dataset
 
     def cleaner(self):
-        from recfeat.cleaning import build_cleaner_chain
+        from recfeat.extract.cleaning import build_cleaner_chain
 
         if self.cleaners is not None:
             specs = "" if self.cleaners.strip().lower() == "none" else self.cleaners
@@ -290,7 +295,7 @@ class ExtractRun:
         return build_cleaner_chain(self.config.get("cleaners"))
 
     def featurizer(self):
-        from recfeat.pipeline import make_token_featurizer
+        from recfeat.extract.pipeline import make_token_featurizer
 
         spec = self.token_features or self.config.get("token_features")
         return make_token_featurizer(spec) if spec else None

@@ -93,7 +93,7 @@ def _register_plugin_commands(group: click.Group | None = None) -> None:
     come from BUILTIN_COMMAND_MODULES), so start-up never imports the built-in component
     modules. A plugin whose ``register_commands`` raises, or that would replace an existing
     command, is recorded (``recfeat plugins`` shows it) and the other commands still work."""
-    from recfeat.plugin_manager import ordered_hookimpls, record_failure
+    from recfeat.plugin.manager import ordered_hookimpls, record_failure
 
     group = group or cli
 

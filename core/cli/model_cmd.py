@@ -40,7 +40,7 @@ def _snippets(data) -> dict[str, str]:
 
 def _fit_features(item_features, interactions):
     """Review-level vectors become item means over ALL reviews: fine for a deployed model."""
-    from recfeat.evaluation import ReviewVectors
+    from recfeat.evaluate.evaluation import ReviewVectors
 
     if isinstance(item_features, ReviewVectors):
         return item_features.item_means(interactions)
@@ -85,9 +85,9 @@ def train_command(
     from recfeat import __version__
     from recfeat.atomic import atomic_path
     from recfeat.components.model import feature_fingerprint
-    from recfeat.evaluation import check_ratings
+    from recfeat.evaluate.evaluation import check_ratings
+    from recfeat.plugin.registry import get_registry
     from recfeat.plugins.datasets import load_dataset
-    from recfeat.registry import get_registry
 
     opts = parse_model_options([f"{model_name}.{o}" for o in options]).get(model_name, {})
     model = get_registry("model").create(model_name, **opts)
@@ -211,7 +211,7 @@ def recommend_command(model_path, users, k, data, fmt, features_path, include_se
     candidates = list(model.items_)
     if features_path:
         extra = load_optional_features(features_path)
-        from recfeat.evaluation import ReviewVectors
+        from recfeat.evaluate.evaluation import ReviewVectors
 
         if isinstance(extra, ReviewVectors):
             raise UsageError("recommend --features takes item-level features (one vector per item)")

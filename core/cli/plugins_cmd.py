@@ -14,8 +14,8 @@ ROW_KEYS = ("name", "distribution", "version", "builtin", "hooks", "components",
 def plugins_report(include_builtin: bool) -> list[dict[str, Any]]:
     """One row per plugin: ``ROW_KEYS``. ``error`` is None for a healthy plugin, else every
     failure of it joined by "; " (a plugin that failed to import has no hooks)."""
-    from recfeat.plugin_manager import DEFAULT_PLUGINS, failures, hooks_of, plugin_info
-    from recfeat.registry import KINDS, get_registry
+    from recfeat.plugin.manager import DEFAULT_PLUGINS, failures, hooks_of, plugin_info
+    from recfeat.plugin.registry import KINDS, get_registry
 
     provided: dict[str, dict[str, list[str]]] = {}
     for kind in KINDS:  # filling every registry also records failures inside hooks

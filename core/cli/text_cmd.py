@@ -314,7 +314,7 @@ def clean_command(input_path, cleaners, config, column, fmt, encoding, out) -> N
     Output has the input's format; other CSV columns and JSONL fields are kept.
     """
     from recfeat.atomic import atomic_open
-    from recfeat.cleaning import build_cleaner_chain
+    from recfeat.extract.cleaning import build_cleaner_chain
     from recfeat.progress import progress_bar
 
     chain = build_cleaner_chain(_cleaner_specs(cleaners, config))
@@ -367,8 +367,8 @@ def tokenize_command(
     Per text: `n_tokens<TAB>n_dropped<TAB>ids...` (or JSON lines with --json). A summary line
     (texts, tokens, truncated texts, tokens dropped) goes to stderr.
     """
+    from recfeat.plugin.registry import get_registry
     from recfeat.progress import progress_bar
-    from recfeat.registry import get_registry
 
     options = parse_key_values(extra_options)
     if model is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ..options import option_specs
+from recfeat.plugin.options import option_specs
 
 
 class Component:

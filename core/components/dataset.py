@@ -1,10 +1,11 @@
-"""Dataset loaders: a path on disk -> ``recfeat.data.RecData``."""
+"""Dataset loaders: a path on disk -> ``recfeat.data.recdata.RecData``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..data import RecData
+from recfeat.data.recdata import RecData
+
 from .base import Component
 
 

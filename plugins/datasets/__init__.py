@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recfeat.errors import DataError
-from recfeat.hookspecs import hookimpl
+from recfeat.plugin.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from recfeat.data import RecData
+    from recfeat.data.recdata import RecData
 
 # Checked in this order by detect_format: specific layouts before generic tables, so a
 # MovieLens folder or an Amazon review file is never taken for a plain table.
@@ -56,7 +56,7 @@ def register_datasets(register):
 
 def detect_format(path: str | Path) -> str:
     """The registered dataset name that recognises ``path`` (by sniffing its layout)."""
-    from recfeat.registry import get_registry
+    from recfeat.plugin.registry import get_registry
 
     p = Path(path).expanduser()
     if not p.exists():
@@ -81,14 +81,14 @@ def detect_format(path: str | Path) -> str:
 
 
 def load_dataset(path: str | Path | None, format: str = "auto", **options: Any) -> RecData:
-    """Load ``path`` as ``recfeat.data.RecData``.
+    """Load ``path`` as ``recfeat.data.recdata.RecData``.
 
     ``format`` is a registered dataset name or alias, or ``"auto"`` (``detect_format``).
     ``options`` go to the loader (validated; unknown ones are rejected with the valid list);
     options whose value is None are dropped, so callers can pass "not given" through.
     ``path`` may be None only for the synthetic sample (``format="sample"``).
     """
-    from recfeat.registry import get_registry
+    from recfeat.plugin.registry import get_registry
 
     options = {k: val for k, val in options.items() if val is not None}
     reg = get_registry("dataset")

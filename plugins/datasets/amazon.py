@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from recfeat.components import Dataset
-from recfeat.data import RecData
+from recfeat.data import validation as v
+from recfeat.data.recdata import RecData
 from recfeat.errors import DataError
-
-from . import validation as v
 
 SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz")
 REQUIRED_KEYS = ("reviewerID", "asin", "overall")

@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from recfeat.components import Dataset
-from recfeat.data import RecData
-
-from . import validation as v
+from recfeat.data import validation as v
+from recfeat.data.recdata import RecData
 
 # genre: (title adjectives, title nouns, description themes, liked phrase, disliked phrase, 中文名)
 GENRES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...], str]] = {

@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from recfeat.components import Dataset
-from recfeat.data import RecData
+from recfeat.data import validation as v
+from recfeat.data.recdata import RecData
 from recfeat.errors import DataError
-
-from . import validation as v
 
 DEFAULTS: dict[str, tuple[str, ...]] = {
     "user_col": ("user", "user_id", "userId", "reviewerID", "reviewer_id", "customer_id", "uid"),

@@ -5,7 +5,7 @@ Submodules are imported inside the hook so ``import recfeat.plugins.models`` sta
 
 from __future__ import annotations
 
-from recfeat.hookspecs import hookimpl
+from recfeat.plugin.hookspecs import hookimpl
 
 
 def model_classes() -> list[type]:

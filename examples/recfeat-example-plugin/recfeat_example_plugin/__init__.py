@@ -7,7 +7,7 @@ Heavy modules are imported inside the hooks, so installing this plugin never slo
 
 from __future__ import annotations
 
-from recfeat.hookspecs import hookimpl
+from recfeat.plugin.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 
@@ -35,7 +35,7 @@ def register_commands(cli):
     @click.option("--replacement", default="[PRICE]", show_default=True)
     def strip_prices_command(texts: tuple[str, ...], replacement: str) -> None:
         """Mask prices in TEXTS (or in each line of stdin) with a placeholder."""
-        from recfeat.registry import get_registry
+        from recfeat.plugin.registry import get_registry
 
         cleaner = get_registry("cleaner").create("strip-prices", replacement=replacement)
         lines = texts or click.get_text_stream("stdin")

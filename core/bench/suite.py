@@ -1,7 +1,7 @@
 """The benchmark workloads: a fixed-shape grid, a real corpus, and downstream accuracy.
 
-Each function builds the backends once, times them with ``recfeat.benchmarking.measure``
-and returns a results dict that ``recfeat.bench_report.write_report`` turns into files.
+Each function builds the backends once, times them with ``recfeat.bench.measure.measure``
+and returns a results dict that ``recfeat.bench.report.write_report`` turns into files.
 A backend that fails to build or run is reported under ``failed`` and the others go on.
 """
 
@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from . import bench_backends as bb
-from .benchmarking import capture_environment, check_fits, estimate_memory_bytes, measure
-from .errors import OptionError, RecfeatError, UsageError
+from recfeat.bench import backends as bb
+from recfeat.bench.measure import capture_environment, check_fits, estimate_memory_bytes, measure
+from recfeat.errors import OptionError, RecfeatError, UsageError
 
 DEFAULT_BATCH_SIZES = (1, 8, 32, 128)
 DEFAULT_SEQ_LENS = (32, 128, 256)
@@ -57,7 +57,7 @@ def parse_int_list(text: str | Sequence[int], what: str) -> list[int]:
 # -- model shape and memory ----------------------------------------------------------------
 def model_shape(encoder: str, init: str) -> dict[str, Any]:
     """Hidden size, layers, heads, vocab, positions and parameter estimate (config only)."""
-    from recfeat.plugins.hf_models import load_config, local_model_dir
+    from recfeat.encode.hf_models import load_config, local_model_dir
 
     defaults = bb._encoder_class_defaults(encoder)
     model = defaults["model"]
@@ -248,7 +248,7 @@ def _count_tokens(runner, texts, ctx) -> np.ndarray:
     """Real (truncated) token counts per text with recfeat's tokenizer for the model."""
     encoder = getattr(runner, "encoder", None)
     if encoder is None or not hasattr(encoder, "tokenize"):
-        from .registry import get_registry
+        from recfeat.plugin.registry import get_registry
 
         encoder = get_registry("encoder").create(ctx.encoder, **ctx.encoder_options())
     return encoder.tokenize(texts).lengths

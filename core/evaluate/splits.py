@@ -14,7 +14,7 @@ Kinds:
 Leakage guarantees (tested): no (user, item) pair is in both train and test; held-out
 items/users of the cold splits have no training row. Anything a model aggregates (user
 profiles, item means, text aggregates) must come from ``split.train`` only; the evaluation
-builds features from it (see recfeat.evaluation).
+builds features from it (see recfeat.evaluate.evaluation).
 
 Test rows whose user or item has no training data cannot be evaluated as warm
 recommendations. Policy, reported in ``split.report``: on ``random``/``temporal`` splits
@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .atomic import write_text
-from .errors import DataError, UsageError, closest
+from recfeat.atomic import write_text
+from recfeat.errors import DataError, UsageError, closest
 
 KINDS = ("random", "temporal", "item-cold", "user-cold")
 FORMAT_VERSION = 1

@@ -13,7 +13,7 @@ import typing
 from functools import cache
 from typing import Any
 
-from .errors import OptionError, closest
+from recfeat.errors import OptionError, closest
 
 
 def option_specs(cls: type) -> dict[str, dict[str, Any]]:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import DataError, UsageError
+from recfeat.errors import DataError, UsageError
 
 AGGREGATIONS = ("mean", "rating-weighted")
 LEVELS = ("review", "item", "user")

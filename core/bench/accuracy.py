@@ -2,7 +2,7 @@
 
 Every backend encodes the same texts (timed, tokenisation included); its vectors are compared
 with the reference (torch fp32) row by row, then fed to the same recommendation models on the
-same split through ``recfeat.evaluation.evaluate``. A backend whose downstream metric falls
+same split through ``recfeat.evaluate.evaluation.evaluate``. A backend whose downstream metric falls
 more than ``max_drop`` below the reference's is flagged.
 """
 
@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from . import bench_backends as bb
-from .bench_suite import REFERENCE, flag_drops, parity
-from .benchmarking import capture_environment, measure
-from .errors import RecfeatError, UsageError
+from recfeat.bench import backends as bb
+from recfeat.bench.measure import capture_environment, measure
+from recfeat.bench.suite import REFERENCE, flag_drops, parity
+from recfeat.errors import RecfeatError, UsageError
 
 ACCURACY_METRICS = ("rmse", "recall@k", "ndcg@k")
 SPLITS = ("item-cold", "random")
@@ -26,8 +26,8 @@ PARETO_METRIC = "ndcg@10"
 def _texts_and_builder(data) -> tuple[list[str], Callable[[np.ndarray, dict], Any]]:
     """The texts to encode and how to turn their vectors into evaluation features: review
     vectors (leakage-safe per-split aggregation) or item vectors from item texts."""
-    from .evaluation import ReviewVectors
-    from .features import Features
+    from recfeat.data.features import Features
+    from recfeat.evaluate.evaluation import ReviewVectors
 
     if data.reviews is not None:
         reviews = data.reviews
@@ -78,10 +78,9 @@ def run_accuracy(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Parity and downstream metrics per backend; rows are (backend, model)."""
+    from recfeat.evaluate.evaluation import evaluate
+    from recfeat.evaluate.splits import make_split
     from recfeat.plugins.datasets import load_dataset
-
-    from .evaluation import evaluate
-    from .splits import make_split
 
     if split not in SPLITS:
         raise UsageError(f"unknown --split {split!r}; valid: {', '.join(SPLITS)}")
@@ -134,7 +133,7 @@ def run_accuracy(
     flag_drops(rows, REFERENCE, max_drop)
     notes = [
         f"{len(texts)} texts encoded per backend; split {split} (seed {seed}); metrics from "
-        "recfeat.evaluation (full ranking, k=10)."
+        "recfeat.evaluate.evaluation (full ranking, k=10)."
     ]
     if random_weights:
         notes.append("RANDOM WEIGHTS: downstream metrics of random vectors mean nothing.")

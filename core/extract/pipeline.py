@@ -5,12 +5,12 @@ Policies, recorded in every manifest:
 
 - **Empty texts.** A text that is empty or only whitespace after cleaning gets a zero vector,
   is never sent to the encoder, and is counted as ``empty_texts``. At item and user level
-  such rows weigh nothing in the mean (see ``recfeat.levels``).
+  such rows weigh nothing in the mean (see ``recfeat.extract.levels``).
 - **Long texts.** Texts over the encoder's ``max_length`` are truncated by the encoder and
   counted as ``truncated_texts`` (over the texts encoded in this run; cached texts were
   counted when first encoded).
 - **Identical texts** are encoded once per run and once ever per encoder setting: the vector
-  cache (``recfeat.cache``) is keyed by the cleaned text and the encoder fingerprint.
+  cache (``recfeat.extract.cache``) is keyed by the cleaned text and the encoder fingerprint.
 - **Resumable.** Unique texts are encoded in fixed chunks (``chunk_size``, default 2,048) and
   each chunk is committed to the cache as it finishes, so a killed run loses at most one
   chunk; re-running continues from the cache and, because chunk boundaries are fixed by the
@@ -31,11 +31,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .cache import fingerprint_digest, iter_chunks, open_cache, text_keys, vector_fingerprint
-from .data import RecData
-from .errors import DataError, UsageError
-from .levels import (
+from recfeat import __version__
+from recfeat.data.recdata import RecData
+from recfeat.errors import DataError, UsageError
+from recfeat.extract.cache import (
+    fingerprint_digest,
+    iter_chunks,
+    open_cache,
+    text_keys,
+    vector_fingerprint,
+)
+from recfeat.extract.levels import (
     USER_SOURCES,
     Grouping,
     check_aggregate,
@@ -45,7 +51,7 @@ from .levels import (
     rating_weights,
     restrict_to_pairs,
 )
-from .progress import progress_bar
+from recfeat.progress import progress_bar
 
 DEFAULT_ENCODER = "minilm"
 DEFAULT_CHUNK_SIZE = 2048
@@ -85,13 +91,13 @@ class FeatureResult:
 
         Each file is written atomically; the Parquet file goes last so its presence means
         the whole output is there."""
-        from .features import write_features
+        from recfeat.data.features import write_features
 
         path = Path(path)
         if self.token_features is not None:
             import scipy.sparse as sp
 
-            from .atomic import atomic_open
+            from recfeat.atomic import atomic_open
 
             with atomic_open(token_features_path(path), "wb") as fh:
                 sp.save_npz(fh, self.token_features.tocsr())
@@ -244,7 +250,7 @@ def encode_texts(
 
 
 def default_encoder(**options: Any):
-    from .registry import get_registry
+    from recfeat.plugin.registry import get_registry
 
     return get_registry("encoder").create(DEFAULT_ENCODER, **options)
 
@@ -254,7 +260,7 @@ def make_cleaner(cleaners: Any):
     anything with ``.clean(texts)`` is used as is."""
     if cleaners is not None and hasattr(cleaners, "clean"):
         return cleaners
-    from .cleaning import DEFAULT_CLEANERS, build_cleaner_chain
+    from recfeat.extract.cleaning import DEFAULT_CLEANERS, build_cleaner_chain
 
     if cleaners is None:
         return build_cleaner_chain(DEFAULT_CLEANERS)
@@ -266,8 +272,8 @@ def make_cleaner(cleaners: Any):
 def make_token_featurizer(token_features: Any):
     if token_features is None or hasattr(token_features, "transform"):
         return token_features
-    from .config import component_spec
-    from .registry import get_registry
+    from recfeat.config import component_spec
+    from recfeat.plugin.registry import get_registry
 
     name, options = component_spec(token_features)
     return get_registry("tokenizer").create(name, **options)
@@ -385,7 +391,7 @@ def extract(
     featurizer = make_token_featurizer(token_features)
     runner = None
     if ray:
-        from .ray_runner import ray_runner
+        from recfeat.extract.ray_runner import ray_runner
 
         runner = ray_runner(encoder)
     own_cache = not hasattr(cache, "get_many")

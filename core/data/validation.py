@@ -30,7 +30,7 @@ from recfeat.errors import DataError
 if TYPE_CHECKING:  # pandas is imported inside functions: this module loads with the plugin
     import pandas as pd
 
-    from recfeat.data import RecData
+    from recfeat.data.recdata import RecData
 
 _SENTENCE_END = tuple(".!?;:。！？；…")
 
@@ -297,7 +297,7 @@ def build_recdata(
     extra_review_columns: tuple[str, ...] = (),
 ) -> RecData:
     """Turn validated, de-duplicated rows (user, item, rating, timestamp[, text]) into RecData."""
-    from recfeat.data import RecData
+    from recfeat.data.recdata import RecData
 
     rows = rows.reset_index(drop=True)
     if rows.empty:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError, RecfeatError
+from recfeat.errors import DataError, RecfeatError
 
 CACHE_FILE = "vectors.sqlite"
 CACHE_ENV = "RECFEAT_CACHE_DIR"

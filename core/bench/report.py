@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_dir
-from .errors import UsageError
+from recfeat.atomic import atomic_dir
+from recfeat.errors import UsageError
 
 MARKER = "recfeat-bench"
 SCHEMA_VERSION = 1

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_path, write_text
-from .errors import DataError
+from recfeat.atomic import atomic_path, write_text
+from recfeat.errors import DataError
 
 VECTOR_COLUMN = "vector"
 

@@ -1,6 +1,6 @@
 """Component registries, one per kind, filled lazily from the plugin hooks.
 
-The first use of a registry loads plugins (``recfeat.plugin_manager.load_plugins``) and
+The first use of a registry loads plugins (``recfeat.plugin.manager.load_plugins``) and
 calls that kind's hook with a ``register`` callback bound to each plugin, so every
 component knows which plugin provided it and duplicates can name both sides.
 """
@@ -11,8 +11,8 @@ import dataclasses
 import math
 from typing import Any
 
-from .errors import DuplicateComponentError, RecfeatError, UnknownComponentError, closest
-from .options import option_specs, validate_options
+from recfeat.errors import DuplicateComponentError, RecfeatError, UnknownComponentError, closest
+from recfeat.plugin.options import option_specs, validate_options
 
 
 @dataclasses.dataclass
@@ -139,7 +139,7 @@ class Registry:
         if self._loaded:
             return
         self._loaded = True
-        from .plugin_manager import call_registration_hook
+        from recfeat.plugin.manager import call_registration_hook
 
         call_registration_hook(self)
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .errors import DataError, UsageError
-from .registry import get_registry
+from recfeat.errors import DataError, UsageError
+from recfeat.plugin.registry import get_registry
 
 DEFAULT_CLEANERS: tuple[str, ...] = ("html", "control-chars", "nfkc", "whitespace")
 

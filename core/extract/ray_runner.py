@@ -15,14 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from .errors import require
+from recfeat.errors import require
 
 
 class EncoderActor:
     """Ray Data callable class: one encoder per actor, applied to batches of chunks."""
 
     def __init__(self, encoder_name: str, options: dict[str, Any]):
-        from recfeat.registry import get_registry
+        from recfeat.plugin.registry import get_registry
 
         self.encoder = get_registry("encoder").create(encoder_name, **options)
 
@@ -50,7 +50,7 @@ def _options_for_actor(encoder) -> dict[str, Any]:
 
 
 def ray_runner(encoder, *, actors: int = 1, address: str | None = None):
-    """A pipeline runner (see ``recfeat.pipeline.Runner``) that encodes through Ray Data."""
+    """A pipeline runner (see ``recfeat.extract.pipeline.Runner``) that encodes through Ray Data."""
     ray = require("ray", "ray", "--ray")
     require("ray.data", "ray", "--ray")
     name = encoder.name

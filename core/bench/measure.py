@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .errors import OptionError
+from recfeat.errors import OptionError
 
 # CPU features that decide which backend wins (int8 dot products, bf16 matmuls, AMX tiles).
 CPU_FLAGS_OF_INTEREST = (

@@ -4,7 +4,7 @@
 a model x metric table (pandas), a JSON-able dict and per-model notes.
 
 Protocol
-- Every model is fitted on the same ``split.train`` (recfeat.splits; seeded).
+- Every model is fitted on the same ``split.train`` (recfeat.evaluate.splits; seeded).
 - Rating metrics (RMSE, MAE) use the split's evaluated test pairs and only models that
   predict ratings; others show ``n/a (ranks, does not predict ratings)``.
 - Ranking is FULL ranking, no sampled negatives. Warm splits (random, temporal): each test
@@ -44,10 +44,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .data import RecData
-from .errors import DataError, UsageError
-from .features import Features, read_features
-from .splits import Split, make_split
+from recfeat.data.features import Features, read_features
+from recfeat.data.recdata import RecData
+from recfeat.errors import DataError, UsageError
+from recfeat.evaluate.splits import Split, make_split
 
 DEFAULT_METRICS = (
     "rmse", "mae", "precision@k", "recall@k", "f1@k", "ndcg@k", "hitrate@k", "map@k", "mrr",
@@ -293,8 +293,8 @@ def evaluate(
     relevance_threshold: float | None = None,
 ) -> EvaluationResult:
     """Fit every model on the same split and measure it; see the module doc for the protocol."""
-    from .progress import progress_bar
-    from .registry import get_registry
+    from recfeat.plugin.registry import get_registry
+    from recfeat.progress import progress_bar
 
     check_ratings(data)
     check_features(item_features, user_features)
@@ -575,7 +575,7 @@ def plot_result(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .atomic import atomic_path
+    from recfeat.atomic import atomic_path
 
     table = result.table
     metrics = list(metrics or [c for c in table.columns if table[c].notna().any()])

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from recfeat import hub
+from recfeat.encode import hub
 from recfeat.errors import OptionError, RecfeatError
 
 INITS = ("pretrained", "random")

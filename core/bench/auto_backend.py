@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import bench_backends as bb
-from .atomic import write_text
-from .benchmarking import cpu_identity, time_calls
-from .errors import OptionError, RecfeatError
+from recfeat.atomic import write_text
+from recfeat.bench import backends as bb
+from recfeat.bench.measure import cpu_identity, time_calls
+from recfeat.errors import OptionError, RecfeatError
 
 DEFAULT_CANDIDATES = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-o2", "onnx-int8",
                       "openvino-bf16", "openvino-fp32")
@@ -47,7 +47,7 @@ class Choice:
 def machine_identity(device: str = "cpu") -> dict[str, Any]:
     ident = {**cpu_identity(), "device": device}
     if device.startswith("cuda"):
-        from .benchmarking import gpu_name
+        from recfeat.bench.measure import gpu_name
 
         ident["gpu"] = gpu_name()
     return ident
@@ -64,7 +64,7 @@ def _cache_key(encoder_fingerprint: Mapping[str, Any], device: str, candidates, 
 
 def _cache_path(cache_dir: str | Path | None) -> Path:
     if cache_dir is None:
-        from recfeat.plugins.hf_models import cache_root
+        from recfeat.encode.hf_models import cache_root
 
         cache_dir = cache_root()
     return Path(cache_dir) / CACHE_FILE
@@ -135,7 +135,7 @@ def choose_backend(
     if not texts:
         raise RecfeatError("backend auto needs some non-empty texts to measure on")
     if fingerprint is None:
-        from .registry import get_registry
+        from recfeat.plugin.registry import get_registry
 
         fingerprint = get_registry("encoder").create(encoder_name, **ctx.encoder_options()).fingerprint()
         fingerprint = {k: v for k, v in fingerprint.items() if k not in ("backend", "precision")}
@@ -154,7 +154,7 @@ def choose_backend(
     order = [REFERENCE, *[c for c in candidates if c != REFERENCE]]
     table: list[dict[str, Any]] = []
     reference_vectors = None
-    from .bench_suite import parity
+    from recfeat.bench.suite import parity
 
     for name in order:
         spec = backends.get(name) or bb.get_backend(name, backends)

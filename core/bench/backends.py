@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import RecfeatError, UsageError, closest
+from recfeat.errors import RecfeatError, UsageError, closest
 
 RECFEAT = "recfeat"
 PEER = "peer"
@@ -59,7 +59,7 @@ class BuildContext:
         if self.work_dir is not None:
             base = Path(self.work_dir)
         else:
-            from recfeat.plugins.hf_models import cache_root
+            from recfeat.encode.hf_models import cache_root
 
             base = cache_root() / "bench"
         path = base.joinpath(*parts)
@@ -138,7 +138,7 @@ class TorchRunner(Runner):
     def __init__(self, spec: BackendSpec, ctx: BuildContext, encoder=None):
         import torch
 
-        from .registry import get_registry
+        from recfeat.plugin.registry import get_registry
 
         self.spec = spec
         self.ctx = ctx
@@ -166,7 +166,7 @@ class TorchRunner(Runner):
         return torch.autocast(device_type=self.ctx.device.split(":")[0], dtype=dtype)
 
     def forward(self, input_ids, attention_mask):
-        from recfeat.plugins.pooling import normalize, pool
+        from recfeat.encode.pooling import normalize, pool
 
         torch = self._torch
         loaded = self.loaded
@@ -197,7 +197,7 @@ _DECODER_FAMILIES = {"gpt2", "gpt_neo", "gptj", "gpt_neox", "llama", "mistral", 
 
 # -- recfeat ONNX Runtime / OpenVINO (artifacts from recfeat's own exporter) ---------------
 def _weights_key(ctx: BuildContext) -> str:
-    from recfeat.plugins.hf_models import describe_model
+    from recfeat.encode.hf_models import describe_model
 
     enc = _encoder_class_defaults(ctx.encoder)
     info = describe_model(enc["model"], ctx.init)
@@ -206,8 +206,8 @@ def _weights_key(ctx: BuildContext) -> str:
 
 
 def _encoder_class_defaults(name: str) -> dict[str, Any]:
-    from .options import option_specs
-    from .registry import get_registry
+    from recfeat.plugin.options import option_specs
+    from recfeat.plugin.registry import get_registry
 
     cls = get_registry("encoder").get(name)
     return {k: v["default"] for k, v in option_specs(cls).items()}
@@ -240,8 +240,7 @@ def export_artifact(folder_name: str, ctx: BuildContext) -> Path:
     if (folder / "manifest.json").exists():
         return folder
     from recfeat.exporters.pipeline import run_export, spec_from_encoder
-
-    from .registry import get_registry
+    from recfeat.plugin.registry import get_registry
 
     encoder = get_registry("encoder").create(ctx.encoder, **ctx.encoder_options())
     texts = list(ctx.calibration_texts or []) or None
@@ -256,7 +255,7 @@ class ExportedRunner(Runner):
     def __init__(self, spec: BackendSpec, ctx: BuildContext):
         import json
 
-        from .registry import get_registry
+        from recfeat.plugin.registry import get_registry
 
         self.spec = spec
         self.ctx = ctx
@@ -307,11 +306,11 @@ def st_model_folder(ctx: BuildContext) -> Path:
     folder = ctx.cache_dir("st", _weights_key(ctx))
     if (folder / "modules.json").exists():
         return folder
-    from .atomic import atomic_dir
+    from recfeat.atomic import atomic_dir
 
     defaults = _encoder_class_defaults(ctx.encoder)
     with atomic_dir(folder, force=True) as tmp:
-        from recfeat.plugins.hf_models import load_transformer, local_model_dir
+        from recfeat.encode.hf_models import load_transformer, local_model_dir
 
         if ctx.init != "random" and (local_model_dir(defaults["model"]) / "modules.json").exists():
             src = local_model_dir(defaults["model"])
@@ -343,7 +342,7 @@ def _quantization_preset() -> str:
     """sentence-transformers' int8 preset for this CPU (what its docs tell users to pick)."""
     import platform
 
-    from .benchmarking import cpu_identity
+    from recfeat.bench.measure import cpu_identity
 
     if platform.machine().lower() in ("arm64", "aarch64"):
         return "arm64"
@@ -634,8 +633,8 @@ def overlapped_encode(encoder, texts: Sequence[str], *, chunk_texts: int = 4096,
 
     import torch
 
-    from recfeat.plugins.batching import plan_batches
-    from recfeat.plugins.pooling import normalize, pool
+    from recfeat.encode.batching import plan_batches
+    from recfeat.encode.pooling import normalize, pool
 
     texts = list(texts)
     loaded = encoder.load()

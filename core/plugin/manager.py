@@ -26,7 +26,7 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
+from recfeat.plugin import hookspecs
 
 ENTRY_POINT_GROUP = "recfeat"
 LOAD_ENV = "RECFEAT_LOAD_PLUGINS"
@@ -99,7 +99,7 @@ def load_plugins() -> pluggy.PluginManager:
 def reset() -> None:
     """Drop the plugin manager and every registry so the next use reloads (for tests)."""
     global _pm, _builtins_loaded, _entry_points_loaded
-    from .registry import reset_registries
+    from recfeat.plugin.registry import reset_registries
 
     _pm = None
     _builtins_loaded = _entry_points_loaded = False
@@ -127,7 +127,7 @@ def add_plugin(obj: Any, name: str, *, distribution: str | None = None, version=
     failure) when ``obj`` uses an unknown hook or a bad hook signature. Registries that
     were already filled are reset so they see the new plugin.
     """
-    from .registry import reset_registries
+    from recfeat.plugin.registry import reset_registries
 
     pm = get_plugin_manager()
     ok = _register(pm, obj, name, distribution)
@@ -139,7 +139,7 @@ def add_plugin(obj: Any, name: str, *, distribution: str | None = None, version=
 
 def remove_plugin(name: str) -> None:
     """Unregister the plugin ``name`` (if loaded) and reset the registries."""
-    from .registry import reset_registries
+    from recfeat.plugin.registry import reset_registries
 
     pm = _manager()
     if pm.get_plugin(name) is not None:

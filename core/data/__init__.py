@@ -1,0 +1,2 @@
+"""Datasets in memory (``RecData``), feature files on disk, and input validation shared by
+every dataset loader."""

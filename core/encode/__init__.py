@@ -1,0 +1,2 @@
+"""The encoding engine: tokenise, plan batches by token budget, run a backend (torch, ONNX
+Runtime, OpenVINO), pool, restore order, count tokens and truncation."""

@@ -1,0 +1,1 @@
+"""Splits (random, temporal, cold start) and the evaluation of models on them."""
