@@ -58,6 +58,10 @@ class NotFittedError(RecfeatError, ValueError):
     """A model was used before ``fit``. Subclasses ValueError like scikit-learn's."""
 
 
+class ArtifactError(RecfeatError):
+    """An exported artifact folder is missing, incomplete, corrupted or inconsistent."""
+
+
 class ValidationFailedError(RecfeatError):
     """An exported or converted model does not reproduce the source model closely enough."""
 

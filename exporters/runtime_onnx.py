@@ -5,8 +5,9 @@ token-budget batches (``recfeat.encode.batching``), a ``fingerprint()`` the feat
 keys on (backend ``onnx`` and the sha256 of the model file actually run). Loading verifies
 the folder against its manifest first (tokenizer, sizes, hashes).
 
-Providers: CUDA with IO binding when onnxruntime-gpu sees a GPU (``provider="auto"`` or
-``"cuda"``), the CPU otherwise.
+Batches run through the one encode loop (``recfeat.encode.engine``) on an ONNX Runtime
+backend (``recfeat.encode.backends.OnnxRuntimeBackend``): CUDA with IO binding when
+onnxruntime-gpu sees a GPU (``provider="auto"`` or ``"cuda"``), the CPU otherwise.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from recfeat.components import Encoder
-from recfeat.errors import DataError, OptionError
+from recfeat.encode.backends import ORT_PROVIDERS as PROVIDERS
+from recfeat.errors import OptionError
 
-PROVIDERS = ("auto", "cpu", "cuda")
 # What --precision selects among the files of an export folder.
 _PRECISION_OF_STEP = {"export": "fp32", "optimize": "fp32"}
 
@@ -69,15 +70,21 @@ def choose_file(
 
 
 class ExportedEncoder(Encoder):
-    """Shared by the ONNX Runtime and OpenVINO backends: folder, tokenizer, batching."""
+    """Shared by the ONNX Runtime and OpenVINO backends: folder, manifest, tokenizer; the
+    batches go through the one encode loop (``recfeat.encode.engine``)."""
 
     runtime = "onnx"
+    # Read lazily (validate, load) and dropped by set_params.
+    _manifest = None
+    _step = None
+    _tokenizer = None
+    _backend = None
 
-    def _setup(self) -> None:
+    def validate(self) -> None:
+        """Read the manifest and check the options against what is built into the graph."""
         from .manifest import read_manifest
 
-        self._manifest = read_manifest(self.path)
-        m = self._manifest
+        m = read_manifest(self.path)
         if self.pooling is not None and self.pooling != m["pooling"]:
             raise OptionError(
                 f"pooling {m['pooling']!r} is built into {self.path}; asked for {self.pooling!r}: "
@@ -93,33 +100,45 @@ class ExportedEncoder(Encoder):
         if self.batch_tokens < 1 or self.max_batch_size < 1:
             raise OptionError("batch_tokens and max_batch_size must be at least 1")
         self._step = choose_file(m, self.file, self._precision_for_choice(), self.runtime)
-        self._tokenizer = None
-        self._session = None
-        self.last_stats: dict[str, Any] = {}
+        self._manifest = m
 
     def _precision_for_choice(self) -> str | None:
         return self.precision
 
     @property
     def manifest(self) -> dict[str, Any]:
+        if self._manifest is None:
+            self.validate()
         return self._manifest
 
     @property
+    def step(self) -> dict[str, Any]:
+        """The manifest step whose file this encoder runs."""
+        self.manifest  # noqa: B018  (reads and checks the folder once)
+        return self._step
+
+    @property
     def model_file(self) -> Path:
-        return Path(self.path) / self._step["file"]
+        return Path(self.path) / self.step["file"]
 
     @property
     def dim(self) -> int:
-        return int(self._manifest["hidden_size"])
+        return int(self.manifest["hidden_size"])
 
     @property
     def effective_max_length(self) -> int:
-        return int(self.max_length or self._manifest["max_length"])
+        return int(self.max_length or self.manifest["max_length"])
+
+    @property
+    def plan(self):
+        from recfeat.encode.engine import BatchPlan
+
+        return BatchPlan(self.batch_tokens, self.max_batch_size, 1, self.effective_max_length)
 
     def _files_to_verify(self) -> list[str]:
-        name = self._step["file"]
+        name = self.step["file"]
         files = [name]
-        recorded = self._manifest.get("files", {})
+        recorded = self.manifest.get("files", {})
         for extra in (
             name + ".data",
             name[: -len(".xml")] + ".bin" if name.endswith(".xml") else None,
@@ -129,33 +148,43 @@ class ExportedEncoder(Encoder):
         return files
 
     def load(self):
-        """Verify the folder, load tokenizer and runtime session (done by the first encode)."""
-        if self._session is None:
+        """Verify the folder, load tokenizer and runtime backend (done by the first encode)."""
+        if self._backend is None:
             import transformers
 
             from .manifest import verify_folder
 
             if self.verify:
                 verify_folder(self.path, self._files_to_verify())
-            self._tokenizer = transformers.AutoTokenizer.from_pretrained(self.path, use_fast=True)
-            if self._tokenizer.pad_token is None:
-                self._tokenizer.pad_token = self._tokenizer.eos_token
-            if self._manifest["source"].get("random_init"):
+            tokenizer = transformers.AutoTokenizer.from_pretrained(self.path, use_fast=True)
+            if tokenizer.pad_token is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            if self.manifest["source"].get("random_init"):
                 print(
                     f"recfeat: warning: {self.path} was exported from RANDOM weights "
-                    f"({self._manifest['source']['model']}); its vectors measure speed, not meaning",
+                    f"({self.manifest['source']['model']}); its vectors measure speed, not meaning",
                     file=sys.stderr,
                 )
-            self._session = self._make_session()
-        return self._session
+            self._tokenizer = tokenizer
+            self._backend = self._make_backend()
+        return self._backend
+
+    def open_backend(self):
+        """The runtime backend that runs this encoder's batches."""
+        return self.load()
+
+    @property
+    def tokenizer(self):
+        self.load()
+        return self._tokenizer
 
     def fingerprint(self) -> dict[str, Any]:
-        m = self._manifest
+        m = self.manifest
         return {
             "encoder": self.name,
             "backend": self.backend,
             "path": str(self.path),
-            "weights_sha256": m["files"][self._step["file"]]["sha256"],
+            "weights_sha256": m["files"][self.step["file"]]["sha256"],
             "source_weights_sha256": m["source"]["weights_sha256"],
             "family": m["family"],
             "pooling": m["pooling"],
@@ -166,51 +195,20 @@ class ExportedEncoder(Encoder):
         }
 
     def _fingerprint_precision(self) -> str:
-        return step_precision(self._step)
-
-    def tokenize_lengths(self, texts: list[str]):
-        ids = self._tokenizer(
-            texts,
-            truncation=True,
-            max_length=self.effective_max_length,
-            add_special_tokens=True,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-            verbose=False,
-        )["input_ids"]
-        return ids, np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        return step_precision(self.step)
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        """float32 [len(texts), dim], rows in input order."""
-        from recfeat.encode.batching import pad_batch, padding_ratio, plan_batches
-        from recfeat.progress import progress_bar
+        """float32 [len(texts), dim], rows in input order; stats in ``last_stats``."""
+        from recfeat.encode import engine
 
-        if isinstance(texts, str):
-            raise DataError("encode() takes a list of texts, not one string; wrap it in a list")
-        texts = list(texts)
-        for i, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise DataError(
-                    f"text {i} is {type(t).__name__}, not str; convert or drop missing texts first"
-                )
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        texts = engine.check_texts(texts)
         if not texts:
+            out, self.last_stats = engine.empty(self.dim)
             return out
-        self.load()
-        ids, lengths = self.tokenize_lengths(texts)
-        batches = plan_batches(lengths, self.batch_tokens, self.max_batch_size)
-        pad_id = int(self._tokenizer.pad_token_id)
-        with progress_bar(len(texts), "encoding", enabled=None if progress else False) as bar:
-            for idx in batches:
-                feed = pad_batch(ids, idx, int(lengths[idx].max()), pad_id)
-                out[idx] = self._run(feed)
-                bar.advance(len(idx))
-        self.last_stats = {
-            "texts": len(texts),
-            "tokens": int(lengths.sum()),
-            "batches": len(batches),
-            "padding_ratio": round(padding_ratio(lengths, batches), 6),
-        }
+        backend = self.open_backend()
+        out, self.last_stats = engine.encode(
+            texts, tokenizer=self._tokenizer, backend=backend, plan=self.plan, progress=progress
+        )
         return out
 
 
@@ -247,60 +245,23 @@ class OnnxEncoder(ExportedEncoder):
         self.batch_tokens = batch_tokens
         self.max_batch_size = max_batch_size
         self.verify = verify
-        if provider not in PROVIDERS:
+
+    def validate(self) -> None:
+        if self.provider not in PROVIDERS:
             raise OptionError(
-                f"unknown provider {provider!r}; valid providers: {', '.join(PROVIDERS)}"
+                f"unknown provider {self.provider!r}; valid providers: {', '.join(PROVIDERS)}"
             )
-        if precision is not None and precision not in ("fp32", "fp16", "int8"):
+        if self.precision is not None and self.precision not in ("fp32", "fp16", "int8"):
             raise OptionError(
-                f"precision {precision!r} is not available with ONNX Runtime; valid: fp32, fp16, "
-                "int8 (for bf16 use the openvino backend)"
+                f"precision {self.precision!r} is not available with ONNX Runtime; valid: fp32, "
+                "fp16, int8 (for bf16 use the openvino backend)"
             )
-        self._setup()
+        super().validate()
 
-    def _make_session(self):
-        import onnxruntime as ort
+    def _make_backend(self):
+        from recfeat.encode.backends import OnnxRuntimeBackend
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if self.threads:
-            options.intra_op_num_threads = int(self.threads)
-        options.log_severity_level = 3
-        available = ort.get_available_providers()
-        use_cuda = self.provider in ("auto", "cuda") and "CUDAExecutionProvider" in available
-        if self.provider == "cuda" and not use_cuda:
-            raise OptionError(
-                "provider 'cuda' needs onnxruntime-gpu and a visible GPU (install: pip install "
-                "'recfeat[gpu]'); use provider='cpu'"
-            )
-        providers = (
-            ["CUDAExecutionProvider", "CPUExecutionProvider"]
-            if use_cuda
-            else ["CPUExecutionProvider"]
-        )
-        try:
-            session = ort.InferenceSession(str(self.model_file), options, providers=providers)
-        except Exception as exc:  # a file that passed no verification (verify=False)
-            from .manifest import ArtifactError
-
-            raise ArtifactError(f"ONNX Runtime cannot load {self.model_file}: {exc}") from None
-        self._use_cuda = use_cuda and "CUDAExecutionProvider" in session.get_providers()
-        self._inputs = [i.name for i in session.get_inputs()]
-        return session
-
-    def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        session = self._session
-        if not self._use_cuda:
-            return session.run(None, {k: feed[k] for k in self._inputs})[0]
-        # IO binding: inputs copied to the GPU once, the output produced there and copied back
-        # once, instead of ORT staging every tensor through host buffers per call.
-        import onnxruntime as ort
-
-        binding = session.io_binding()
-        for name in self._inputs:
-            binding.bind_ortvalue_input(
-                name, ort.OrtValue.ortvalue_from_numpy(feed[name], "cuda", 0)
-            )
-        binding.bind_output(self._manifest["output"], "cuda", 0)
-        session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()[0]
+        return OnnxRuntimeBackend(
+            self.model_file, dim=self.dim, output=self.manifest["output"],
+            threads=self.threads, provider=self.provider,
+        )  # fmt: skip

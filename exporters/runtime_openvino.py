@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from recfeat.errors import OptionError
 
 from .runtime_onnx import ExportedEncoder
@@ -48,36 +46,34 @@ class OpenVinoEncoder(ExportedEncoder):
         self.batch_tokens = batch_tokens
         self.max_batch_size = max_batch_size
         self.verify = verify
-        if precision not in PRECISIONS:
-            raise OptionError(f"unknown precision {precision!r} for openvino; valid: {', '.join(PRECISIONS)}")
-        self._setup()
+
+    def validate(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise OptionError(
+                f"unknown precision {self.precision!r} for openvino; valid: {', '.join(PRECISIONS)}"
+            )
+        super().validate()
 
     def _precision_for_choice(self) -> str | None:
         return None if self.file else self.precision
 
     def _hint(self) -> str:
         if self.precision == "int8":
-            return self._step["settings"].get("inference_precision", "bf16")
+            return self.step["settings"].get("inference_precision", "bf16")
         return self.precision
 
     def _fingerprint_precision(self) -> str:
         return self.precision
 
-    def _make_session(self):
-        from .openvino_export import compile_ir
+    def _make_backend(self):
+        from recfeat.encode.backends import OpenVinoBackend, compile_openvino
 
-        compiled = compile_ir(self.model_file, self._hint(), self.threads)
-        self._names = {p.get_any_name() for p in compiled.inputs}
-        self._request = compiled.create_infer_request()
-        return compiled
-
-    def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        self._request.infer({k: v for k, v in feed.items() if k in self._names})
-        return np.array(self._request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+        compiled = compile_openvino(self.model_file, self._hint(), self.threads)
+        return OpenVinoBackend(compiled, dim=self.dim)
 
     def fingerprint(self) -> dict[str, Any]:
         fp = super().fingerprint()
         # The IR's weights live in the .bin beside the .xml.
-        bin_name = self._step["file"][: -len(".xml")] + ".bin"
-        fp["weights_sha256"] = self._manifest["files"].get(bin_name, {}).get("sha256", fp["weights_sha256"])
+        bin_name = self.step["file"][: -len(".xml")] + ".bin"
+        fp["weights_sha256"] = self.manifest["files"].get(bin_name, {}).get("sha256", fp["weights_sha256"])
         return fp

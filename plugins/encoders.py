@@ -4,15 +4,14 @@
 ``bert-base``, ``distilbert`` and ``gpt2`` name those standard models, and with
 ``init="random"`` build their shapes with seeded random weights for throughput work.
 
-Encoding tokenises all texts in one call of the fast tokenizer, sorts them by token count,
-batches them under a token budget (``recfeat.encode.batching``), pads each batch only to its
-own longest text, pools with ``recfeat.encode.pooling`` and writes rows back in input order.
+Encoding goes through the one encode loop (``recfeat.encode.engine``) with a torch backend
+(``recfeat.encode.backends.TorchBackend``): one tokenizer call, token-budget batches,
+pooling, rows back in input order, the same statistics as every other backend.
 torch and transformers are imported when a model is first needed, never at import.
 """
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import types
 from collections.abc import Sequence
@@ -21,11 +20,10 @@ from typing import Any
 import numpy as np
 
 from recfeat.components import Encoder, TokenBatch
-from recfeat.encode.batching import pad_batch, padded_width, padding_ratio, plan_batches
+from recfeat.encode import engine
 from recfeat.encode.hub import DEFAULT_MODEL
-from recfeat.encode.pooling import POOLING_METHODS, check_pooling, pool
-from recfeat.encode.pooling import normalize as l2_normalize
-from recfeat.errors import DataError, OptionError
+from recfeat.encode.pooling import POOLING_METHODS, check_pooling
+from recfeat.errors import OptionError
 from recfeat.plugin.hookspecs import hookimpl
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -44,12 +42,17 @@ class HFEncoder(Encoder):
     CPUs; fp16 on CUDA only), ``threads`` (torch threads while encoding), ``batch_tokens`` /
     ``max_batch_size`` (token budget per padded batch; the defaults suit a 2-core CPU),
     ``init`` (pretrained, or random for throughput work: every output then says so),
-    ``sdpa`` (PyTorch fused attention) and ``onednn`` (prepacked oneDNN GEMMs for fp32 on
-    CPU: same numbers, faster).
+    ``sdpa`` (PyTorch fused attention), ``onednn`` (prepacked oneDNN GEMMs for fp32 on
+    CPU: same numbers, faster) and ``overlap`` (tokenise the next chunk on a thread while
+    the device runs; None = on for CUDA, where the GPU would otherwise wait for the host).
     """
 
     name = "hf"
     backend = "torch"
+    # Loaded lazily and dropped by set_params; class defaults keep __init__ to storing options.
+    _info = None  # hf_models.ModelInfo, read without loading weights
+    _loaded = None  # hf_models.LoadedModel, built on first encode
+    _backend = None  # encode.backends.TorchBackend over _loaded
 
     def __init__(
         self,
@@ -66,6 +69,7 @@ class HFEncoder(Encoder):
         init: str = "pretrained",
         sdpa: bool = True,
         onednn: bool = True,
+        overlap: bool | None = None,
     ):
         self.model = model
         self.pooling = pooling
@@ -79,13 +83,10 @@ class HFEncoder(Encoder):
         self.init = init
         self.sdpa = sdpa
         self.onednn = onednn
-        self._check_options()
-        self._info = None  # hf_models.ModelInfo, read without loading weights
-        self._loaded = None  # hf_models.LoadedModel, built on first encode
-        self.last_stats: dict[str, Any] = {}
+        self.overlap = overlap
 
     # -- options ---------------------------------------------------------------------------
-    def _check_options(self) -> None:
+    def validate(self) -> None:
         from recfeat.encode.hf_models import check_init, random_shape
 
         if self.pooling is not None:
@@ -136,11 +137,18 @@ class HFEncoder(Encoder):
     def dim(self) -> int:
         return self.info.hidden_size
 
+    @property
+    def plan(self) -> engine.BatchPlan:
+        return engine.BatchPlan(
+            self.batch_tokens, self.max_batch_size, PAD_MULTIPLE, self.max_length
+        )
+
     def load(self):
         """Load the model now (otherwise done by the first ``encode``); returns LoadedModel."""
         if self._loaded is None:
             from recfeat.encode.hf_models import load_transformer
 
+            self.validate()  # options may have changed through set_params
             loaded = load_transformer(
                 self.model, init=self.init, max_length=self.max_length, sdpa=self.sdpa
             )
@@ -155,6 +163,17 @@ class HFEncoder(Encoder):
                 loaded.model = _prepack_linear(loaded.model)
             self._loaded = loaded
         return self._loaded
+
+    def open_backend(self):
+        """The torch backend that runs this encoder's batches (loads the model once)."""
+        if self._backend is None:
+            from recfeat.encode.backends import TorchBackend
+
+            self._backend = TorchBackend(
+                self.load(), pooling=self.resolved_pooling, normalize=self.normalize,
+                device=self.device, precision=self.precision, threads=self.threads,
+            )  # fmt: skip
+        return self._backend
 
     def fingerprint(self) -> dict[str, Any]:
         """Everything that changes the vectors; the feature cache keys on it."""
@@ -172,78 +191,26 @@ class HFEncoder(Encoder):
             "random_init": info.random_init,
         }
 
-    # -- tokenising ------------------------------------------------------------------------
-    def tokenize(self, texts: Sequence[str]) -> TokenBatch:
-        """Token ids of every text (one batched tokenizer call), truncated to ``max_length``,
-        with each text's untruncated length and the number of tokens truncation dropped."""
-        texts = _check_texts(texts)
-        tokenizer = self.load().tokenizer
-        common = dict(
-            add_special_tokens=True,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-            verbose=False,  # no "sequence longer than model_max_length" log lines
-        )
-        ids = tokenizer(texts, truncation=True, max_length=self.max_length, **common)["input_ids"]
-        n_tokens = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-        n_dropped = np.zeros(len(ids), dtype=np.int64)
-        # Only texts that reached the limit can have been cut: re-count just those in full.
-        at_limit = np.flatnonzero(n_tokens >= self.max_length)
-        if at_limit.size:
-            full = tokenizer([texts[i] for i in at_limit], truncation=False, **common)
-            full_len = np.fromiter((len(x) for x in full["input_ids"]), dtype=np.int64)
-            n_dropped[at_limit] = np.maximum(full_len - n_tokens[at_limit], 0)
-            n_tokens[at_limit] = np.maximum(full_len, n_tokens[at_limit])
-        return TokenBatch(ids=ids, n_tokens=n_tokens, n_dropped=n_dropped)
-
     # -- encoding --------------------------------------------------------------------------
+    def tokenize(self, texts: Sequence[str]) -> TokenBatch:
+        """Token ids of every text, truncated to ``max_length``, with each text's untruncated
+        length and the number of tokens truncation dropped."""
+        texts = engine.check_texts(texts)
+        return engine.tokenize(self.load().tokenizer, texts, self.max_length)
+
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """float32 array (len(texts), dim), rows in input order; stats in ``last_stats``."""
-        texts = _check_texts(texts)
-        if not texts:
-            self.last_stats = _stats(
-                TokenBatch([], np.zeros(0, np.int64), np.zeros(0, np.int64)), []
-            )
-            return np.zeros((0, self.dim), dtype=np.float32)
-        import torch
-
-        loaded = self.load()
-        tokens = self.tokenize(texts)
-        lengths = tokens.lengths
-        shape = dict(pad_multiple=PAD_MULTIPLE, cap=self.max_length)
-        batches = plan_batches(lengths, self.batch_tokens, self.max_batch_size, **shape)
-        out = np.empty((len(texts), loaded.hidden_size), dtype=np.float32)
-        pooling = self.resolved_pooling
-        pad_id = int(loaded.tokenizer.pad_token_id)
-        extra = _forward_kwargs(loaded.model)
-        from recfeat.progress import progress_bar
-
-        with (
-            _torch_threads(self.threads),
-            torch.inference_mode(),
-            self._autocast(),
-            progress_bar(len(texts), "encoding", enabled=None if progress else False) as bar,
-        ):
-            for idx in batches:
-                width = padded_width(lengths[idx].max(), **shape)
-                inputs = pad_batch(tokens.ids, idx, width, pad_id)
-                feed = {k: torch.from_numpy(inputs[k]).to(self.device) for k in loaded.input_names}
-                hidden = loaded.model(**feed, **extra).last_hidden_state
-                vectors = pool(hidden, feed["attention_mask"], pooling)
-                if self.normalize:
-                    vectors = l2_normalize(vectors)
-                out[idx] = vectors.float().cpu().numpy()
-                bar.advance(len(idx))
-        self.last_stats = _stats(tokens, batches, **shape)
+        texts = engine.check_texts(texts)
+        if not texts:  # no model load for nothing to do
+            out, self.last_stats = engine.empty(self.dim)
+            return out
+        backend = self.open_backend()
+        overlap = self.device.startswith("cuda") if self.overlap is None else self.overlap
+        out, self.last_stats = engine.encode(
+            texts, tokenizer=self._loaded.tokenizer, backend=backend, plan=self.plan,
+            progress=progress, overlap=overlap,
+        )  # fmt: skip
         return out
-
-    def _autocast(self):
-        import torch
-
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(device_type=self.device.split(":")[0], dtype=dtype)
 
 
 def _prepack_linear(model):
@@ -270,51 +237,8 @@ def _prepack_linear(model):
         return model
 
 
-def _check_texts(texts: Sequence[str]) -> list[str]:
-    if isinstance(texts, str):
-        raise DataError("encode() takes a list of texts, not one string; wrap it in a list")
-    texts = list(texts)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise DataError(
-                f"text {i} is {type(text).__name__}, not str; convert or drop missing texts first"
-            )
-    return texts
 
 
-def _forward_kwargs(model) -> dict[str, Any]:
-    import inspect
-
-    # Decoders would otherwise build a key/value cache nobody reads.
-    params = inspect.signature(model.forward).parameters
-    return {"use_cache": False} if "use_cache" in params else {}
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int | None):
-    import torch
-
-    if threads is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _stats(tokens: TokenBatch, batches: list[np.ndarray], **shape) -> dict[str, Any]:
-    lengths = tokens.lengths
-    return {
-        "texts": len(tokens.ids),
-        "tokens": int(lengths.sum()),
-        "truncated_texts": int((tokens.n_dropped > 0).sum()),
-        "tokens_dropped": int(tokens.n_dropped.sum()),
-        "padding_ratio": round(padding_ratio(lengths, batches, **shape), 6),
-        "batches": len(batches),
-    }
 
 
 # -- presets ---------------------------------------------------------------------------------

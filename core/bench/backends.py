@@ -151,48 +151,24 @@ class TorchRunner(Runner):
             torch.set_num_threads(ctx.threads)
         if ctx.compile:
             self.loaded.model = torch.compile(self.loaded.model, dynamic=True)
-        self._torch = torch
 
     def encode(self, texts):
         return self.encoder.encode(texts)
 
-    def _autocast(self):
-        import contextlib
-
-        torch = self._torch
-        if self.spec.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.spec.precision == "bf16" else torch.float16
-        return torch.autocast(device_type=self.ctx.device.split(":")[0], dtype=dtype)
-
     def forward(self, input_ids, attention_mask):
-        from recfeat.encode.pooling import normalize, pool
-
-        torch = self._torch
-        loaded = self.loaded
-        feed = {
-            "input_ids": torch.from_numpy(input_ids).to(self.ctx.device),
-            "attention_mask": torch.from_numpy(attention_mask).to(self.ctx.device),
-        }
-        if "token_type_ids" in loaded.input_names:
-            feed["token_type_ids"] = torch.zeros_like(feed["input_ids"])
-        extra = {"use_cache": False} if loaded.family in _DECODER_FAMILIES else {}
-        with torch.inference_mode(), self._autocast():
-            hidden = loaded.model(**feed, **extra).last_hidden_state
-            vectors = pool(hidden, feed["attention_mask"], self.encoder.resolved_pooling)
-            if self.encoder.normalize:
-                vectors = normalize(vectors)
-        return vectors.float().cpu().numpy()
+        # Model only: the encoder's own backend on a ready batch (no tokenising, batching).
+        return self.encoder.open_backend().run(_feed(input_ids, attention_mask))
 
     def sync(self):
-        if self.ctx.device.startswith("cuda"):
-            self._torch.cuda.synchronize()
+        self.encoder.open_backend().sync()
 
     def describe(self):
         return {"fingerprint": self.encoder.fingerprint()}
 
 
-_DECODER_FAMILIES = {"gpt2", "gpt_neo", "gptj", "gpt_neox", "llama", "mistral", "qwen2", "opt"}
+def _feed(input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
+    return {"input_ids": input_ids, "attention_mask": attention_mask,
+            "token_type_ids": np.zeros_like(input_ids)}  # fmt: skip
 
 
 # -- recfeat ONNX Runtime / OpenVINO (artifacts from recfeat's own exporter) ---------------
@@ -289,10 +265,8 @@ class ExportedRunner(Runner):
         return self.encoder.encode(texts)
 
     def forward(self, input_ids, attention_mask):
-        # Model only: the exporter's runtime call on a ready batch (no tokenising, batching).
-        feed = {"input_ids": input_ids, "attention_mask": attention_mask,
-                "token_type_ids": np.zeros_like(input_ids)}
-        return self.encoder._run(feed)
+        # Model only: the encoder's own backend on a ready batch (no tokenising, batching).
+        return self.encoder.open_backend().run(_feed(input_ids, attention_mask))
 
     def describe(self):
         return {"artifact": str(self.folder), "fingerprint": self.encoder.fingerprint()}
@@ -615,108 +589,3 @@ __all__ = [
     "BACKENDS", "BackendSpec", "BuildContext", "Runner", "availability",
     "check_device", "get_backend", "parse_backends",
 ]
-
-
-# -- GPU: tokenisation overlapped with device work ------------------------------------------
-def overlapped_encode(encoder, texts: Sequence[str], *, chunk_texts: int = 4096, depth: int = 4,
-                      chunk_hook=None) -> np.ndarray:
-    """Encode ``texts`` with a recfeat torch encoder while a producer thread tokenises, sorts,
-    batches (token budget) and pads the next chunk: the GPU never waits for the host.
-
-    The fast tokenizer runs in Rust without the GIL, and padding is vectorised numpy, so
-    the producer costs the consumer (Python launching kernels) almost nothing. Vectors match
-    ``encoder.encode`` (same batching rule within each chunk, same pooling).
-    """
-    import itertools
-    import queue
-    import threading
-
-    import torch
-
-    from recfeat.encode.batching import plan_batches
-    from recfeat.encode.pooling import normalize, pool
-
-    texts = list(texts)
-    loaded = encoder.load()
-    device = encoder.device
-    cuda = device.startswith("cuda")
-    pad_id = int(loaded.tokenizer.pad_token_id)
-    pooling = encoder.resolved_pooling
-    wants_types = "token_type_ids" in loaded.input_names
-    extra = {"use_cache": False} if loaded.family in _DECODER_FAMILIES else {}
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce():
-        try:
-            for start in range(0, len(texts), chunk_texts):
-                if stop.is_set():
-                    return
-                part = texts[start : start + chunk_texts]
-                ids = encoder.tokenize(part).ids
-                lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-                flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64,
-                                   count=int(lengths.sum()))
-                offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-                if chunk_hook:
-                    chunk_hook(len(part))
-                for idx in plan_batches(lengths, encoder.batch_tokens, encoder.max_batch_size):
-                    lens = lengths[idx]
-                    width = int(lens.max())
-                    cols = np.arange(width)
-                    valid = cols[None, :] < lens[:, None]
-                    pos = np.minimum(offsets[idx][:, None] + cols[None, :], max(len(flat) - 1, 0))
-                    mat = np.where(valid, flat[pos], pad_id)
-                    t_ids = torch.from_numpy(mat)
-                    t_mask = torch.from_numpy(valid.astype(np.int64))
-                    if cuda:
-                        t_ids, t_mask = t_ids.pin_memory(), t_mask.pin_memory()
-                    q.put((idx + start, t_ids, t_mask))
-            q.put(None)
-        except BaseException as exc:  # handed to the consumer, raised there
-            q.put(exc)
-
-    thread = threading.Thread(target=produce, name="recfeat-tokenize", daemon=True)
-    thread.start()
-    outputs: list[tuple[np.ndarray, Any]] = []
-    autocast = (
-        torch.autocast(device_type=device.split(":")[0],
-                       dtype=torch.bfloat16 if encoder.precision == "bf16" else torch.float16)
-        if encoder.precision in ("bf16", "fp16") else _null()
-    )
-    try:
-        with torch.inference_mode(), autocast:
-            while True:
-                item = q.get()
-                if item is None:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                idx, t_ids, t_mask = item
-                feed = {"input_ids": t_ids.to(device, non_blocking=True),
-                        "attention_mask": t_mask.to(device, non_blocking=True)}
-                if wants_types:
-                    feed["token_type_ids"] = torch.zeros_like(feed["input_ids"])
-                hidden = loaded.model(**feed, **extra).last_hidden_state
-                vectors = pool(hidden, feed["attention_mask"], pooling)
-                if encoder.normalize:
-                    vectors = normalize(vectors)
-                outputs.append((idx, vectors.float()))  # stays on the device: no sync per batch
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a producer waiting on a full queue
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                thread.join(0.05)
-    out = np.empty((len(texts), int(loaded.hidden_size)), dtype=np.float32)
-    if outputs:
-        rows = np.concatenate([i for i, _ in outputs])
-        out[rows] = torch.cat([v for _, v in outputs]).cpu().numpy()
-    return out
-
-
-def _null():
-    import contextlib
-
-    return contextlib.nullcontext()

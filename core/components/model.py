@@ -4,13 +4,14 @@
 
 Contract (every model in recfeat.plugins.models follows it):
 
-- ``fit(train, item_features=None, user_features=None)``: ``train`` is an interactions
-  DataFrame (``user``, ``item``, ``rating``, ``timestamp``; ids are str); features are
-  ``recfeat.features.Features`` (vectors keyed by id) or None. User profiles and item
+- ``fit(X, y=None, *, item_features=None, user_features=None)``: ``X`` is an interactions
+  DataFrame (``user``, ``item``, ``rating``, ``timestamp``; ids are str); ``y``, when given,
+  holds the ratings, one per row of ``X`` (it sets the ``rating`` column); features are
+  ``recfeat.data.features.Features`` (vectors keyed by id) or None. User profiles and item
   aggregates are computed from ``train`` only, so a model never sees held-out interactions.
-- ``predict(users, items, item_features=None) -> np.ndarray``: one score per (user, item)
-  pair; a rating estimate for rating models (``predicts_ratings``), clipped to the training
-  rating range.
+- ``predict(X)`` (a DataFrame with ``user``/``item`` columns) or ``predict(users, items,
+  item_features=None)`` -> np.ndarray: one score per (user, item) pair; a rating estimate
+  for rating models (``predicts_ratings``), clipped to the training rating range.
 - ``score_items(users, items, item_features=None) -> np.ndarray (len(users), len(items))``:
   scores to rank ``items`` for each user; NaN where the model cannot score an item (an
   ID-only model and an item never seen in training). Users never seen in training get the
@@ -18,6 +19,8 @@ Contract (every model in recfeat.plugins.models follows it):
 - ``item_features`` given at prediction time adds or replaces item vectors (new items that
   arrived after training, or leakage-free per-user vectors during evaluation); they must
   have the dimension the model was trained with (``DataError`` otherwise).
+- ``score(X, y=None)``: greater is better, as scikit-learn expects: minus the RMSE for
+  rating models, NDCG@10 over ``X``'s rows for ranking models (see ``scoring``).
 - Class flags: ``uses_text`` (consumes features), ``cold_start_items`` (can score items
   absent from training), ``predicts_ratings`` (``predict`` estimates a rating, so RMSE/MAE
   apply).
@@ -56,9 +59,18 @@ class RecModel(Component, BaseEstimator):
         return Component.__repr__(self)
 
     # -- fitting ---------------------------------------------------------------------------
-    def fit(self, train, item_features=None, user_features=None):
-        """Validate ``train``, index its ids, then fit; returns ``self``."""
-        train = check_interactions(train, needs_ratings=self.needs_ratings, what=self._what())
+    def fit(self, X, y=None, *, item_features=None, user_features=None):
+        """Validate ``X`` (ratings from ``y`` when given), index its ids, then fit; returns
+        ``self``. Features are fit parameters (``GridSearchCV(...).fit(X, item_features=f)``)."""
+        if _is_features(y):  # the pre-sklearn positional form fit(train, item_features)
+            if item_features is not None:
+                raise DataError(
+                    f"{self._what()}: item_features given twice; pass fit(X, y, item_features=...)"
+                )
+            y, item_features = None, y
+        train = check_interactions(
+            X, needs_ratings=self.needs_ratings, what=self._what(), ratings=y
+        )
         if self.uses_text and item_features is None and user_features is None:
             from ..errors import UsageError
 
@@ -89,10 +101,11 @@ class RecModel(Component, BaseEstimator):
         raise NotImplementedError
 
     # -- predicting ------------------------------------------------------------------------
-    def predict(self, users, items, item_features=None) -> np.ndarray:
-        """One score per (user, item) pair; ratings are clipped to the training range."""
+    def predict(self, X, items=None, item_features=None) -> np.ndarray:
+        """One score per (user, item) pair, from ``predict(X)`` (a frame with ``user`` and
+        ``item`` columns) or ``predict(users, items)``; ratings are clipped to the training range."""
         self._check_fitted()
-        users, items = _as_ids(users), _as_ids(items)
+        users, items = _pairs(X, items)
         if len(users) != len(items):
             raise DataError(
                 f"predict: {len(users)} users but {len(items)} items; pass one per pair"
@@ -102,6 +115,13 @@ class RecModel(Component, BaseEstimator):
         if self.predicts_ratings:
             out = np.clip(out, *self.rating_range_)
         return out
+
+    def score(self, X, y=None) -> float:
+        """Greater is better: -RMSE for rating models, NDCG@10 over ``X``'s rows otherwise."""
+        from .scoring import ranking_scorer, rmse_scorer
+
+        scorer = rmse_scorer if self.predicts_ratings else ranking_scorer()
+        return scorer(self, X, y)
 
     def score_items(self, users, items, item_features=None) -> np.ndarray:
         """Scores of shape (len(users), len(items)); NaN where an item cannot be scored."""
@@ -154,12 +174,21 @@ class RecModel(Component, BaseEstimator):
         return f"model {self.name or type(self).__name__!r}"
 
 
-def check_interactions(train, *, needs_ratings: bool = False, what: str = "model"):
-    """Return ``train`` with str ids and float ratings, or raise DataError naming the problem."""
+def check_interactions(train, *, needs_ratings: bool = False, what: str = "model", ratings=None):
+    """Return ``train`` with str ids and float ratings (from ``ratings``, one per row, when
+    given), or raise DataError naming the problem."""
     import pandas as pd
 
     if not isinstance(train, pd.DataFrame):
         raise DataError(f"{what}: train must be a pandas DataFrame, got {type(train).__name__}")
+    if ratings is not None:
+        ratings = np.asarray(ratings)
+        if ratings.ndim != 1 or len(ratings) != len(train):
+            raise DataError(
+                f"{what}: y has shape {ratings.shape} but X has {len(train)} rows; "
+                "pass one rating per interaction"
+            )
+        train = train.assign(rating=ratings)  # positional, like sklearn's (X, y)
     missing = [c for c in REQUIRED_COLUMNS if c not in train.columns]
     if missing:
         raise DataError(
@@ -198,6 +227,24 @@ def describe_source(source: dict[str, Any] | None) -> str:
 
 def _plain(value) -> bool:
     return isinstance(value, (str, int, float, bool))
+
+
+def _is_features(value) -> bool:
+    # A Features object (duck-typed, as the models use it), not ratings: see fit.
+    return hasattr(value, "lookup") and hasattr(value, "dim")
+
+
+def _pairs(X, items) -> tuple[np.ndarray, np.ndarray]:
+    """(users, items) as str arrays from a frame with user/item columns or two sequences."""
+    if hasattr(X, "columns"):
+        if items is not None or not {"user", "item"} <= set(X.columns):
+            raise DataError(
+                "predict: pass a DataFrame with user and item columns, or predict(users, items)"
+            )
+        X, items = X["user"], X["item"]
+    elif items is None:
+        raise DataError("predict: items missing; pass predict(users, items) or a DataFrame X")
+    return _as_ids(X), _as_ids(items)
 
 
 def _as_ids(values) -> np.ndarray:

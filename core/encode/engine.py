@@ -1,0 +1,208 @@
+"""The one encode loop every encoder, the benchmark harness, Ray actors and the server share.
+
+``encode(texts, tokenizer, backend, ...)`` tokenises all texts in one call of the fast
+tokenizer, counts what truncation dropped, plans batches under a token budget
+(``recfeat.encode.batching``: sorted by length, so padding wastes little), pads each batch
+only to its own longest text, runs the backend (``recfeat.encode.backends``: torch, ONNX
+Runtime, OpenVINO), writes rows back in input order and returns the same statistics for
+every backend. With ``overlap=True`` a producer thread tokenises and pads the next chunk
+while the backend runs the current one (what keeps a GPU busy); the vectors are the same.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from recfeat.components.tokenizer import TokenBatch
+from recfeat.encode.batching import pad_batch, padded_width, plan_batches
+from recfeat.errors import DataError
+
+#: Statistics every backend reports for one ``encode`` call (manifests sum them).
+STAT_KEYS = ("texts", "tokens", "truncated_texts", "tokens_dropped", "padding_ratio", "batches")
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchPlan:
+    """How texts are grouped: token budget, batch cap, width rounding and position cap."""
+
+    batch_tokens: int
+    max_batch_size: int
+    pad_multiple: int = 1
+    max_length: int | None = None
+
+    def batches(self, lengths: np.ndarray) -> list[np.ndarray]:
+        return plan_batches(
+            lengths, self.batch_tokens, self.max_batch_size,
+            pad_multiple=self.pad_multiple, cap=self.max_length,
+        )  # fmt: skip
+
+    def width(self, lengths: np.ndarray) -> int:
+        return padded_width(int(lengths.max()), self.pad_multiple, self.max_length)
+
+
+def check_texts(texts: Sequence[str]) -> list[str]:
+    """``texts`` as a list of str, or DataError naming the first bad entry."""
+    if isinstance(texts, str):
+        raise DataError("encode() takes a list of texts, not one string; wrap it in a list")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise DataError(
+                f"text {i} is {type(text).__name__}, not str; convert or drop missing texts first"
+            )
+    return texts
+
+
+def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> TokenBatch:
+    """Token ids of every text (one batched call of a Hugging Face fast tokenizer), truncated
+    to ``max_length``, with each text's untruncated length and the tokens truncation dropped."""
+    texts = list(texts)
+    common = dict(
+        add_special_tokens=True,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+        verbose=False,  # no "sequence longer than model_max_length" log lines
+    )
+    ids = tokenizer(texts, truncation=True, max_length=max_length, **common)["input_ids"]
+    n_tokens = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+    n_dropped = np.zeros(len(ids), dtype=np.int64)
+    # Only texts that reached the limit can have been cut: re-count just those in full.
+    at_limit = np.flatnonzero(n_tokens >= max_length)
+    if at_limit.size:
+        full = tokenizer([texts[i] for i in at_limit], truncation=False, **common)
+        full_len = np.fromiter((len(x) for x in full["input_ids"]), dtype=np.int64)
+        n_dropped[at_limit] = np.maximum(full_len - n_tokens[at_limit], 0)
+        n_tokens[at_limit] = np.maximum(full_len, n_tokens[at_limit])
+    return TokenBatch(ids=ids, n_tokens=n_tokens, n_dropped=n_dropped)
+
+
+class _Counter:
+    """Accumulates the statistics of one call, over one or several tokenised chunks."""
+
+    def __init__(self) -> None:
+        self.texts = self.tokens = self.truncated = self.dropped = 0
+        self.batches = self.padded = 0
+
+    def add_tokens(self, tokens: TokenBatch) -> None:
+        self.texts += len(tokens.ids)
+        self.tokens += int(tokens.lengths.sum())
+        self.truncated += int((tokens.n_dropped > 0).sum())
+        self.dropped += int(tokens.n_dropped.sum())
+
+    def add_batch(self, rows: int, width: int) -> None:
+        self.batches += 1
+        self.padded += rows * width
+
+    def stats(self) -> dict[str, Any]:
+        ratio = 0.0 if self.padded == 0 else 1.0 - self.tokens / self.padded
+        return {
+            "texts": self.texts,
+            "tokens": self.tokens,
+            "truncated_texts": self.truncated,
+            "tokens_dropped": self.dropped,
+            "padding_ratio": round(ratio, 6),
+            "batches": self.batches,
+        }
+
+
+def empty(dim: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """The result of encoding no texts: a (0, dim) array and zero statistics."""
+    return np.zeros((0, int(dim)), dtype=np.float32), _Counter().stats()
+
+
+def pad_id_of(tokenizer) -> int:
+    pad = tokenizer.pad_token_id
+    if pad is None:  # decoders such as GPT-2 have none; the mask hides the value anyway
+        pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+    return int(pad)
+
+
+def encode(
+    texts: Sequence[str],
+    *,
+    tokenizer,
+    backend,
+    plan: BatchPlan,
+    progress: bool = False,
+    overlap: bool = False,
+    chunk_texts: int = 4096,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """float32 ``(len(texts), backend.dim)`` in input order, and the call's statistics."""
+    from recfeat.progress import progress_bar
+
+    texts = check_texts(texts)
+    if not texts:
+        return empty(backend.dim)
+    counter = _Counter()
+    out = np.empty((len(texts), int(backend.dim)), dtype=np.float32)
+    pad_id = pad_id_of(tokenizer)
+    enabled = None if progress else False
+    with backend.session(), progress_bar(len(texts), "encoding", enabled=enabled) as bar:
+        batches = (
+            _overlapped(texts, tokenizer, plan, pad_id, counter, chunk_texts)
+            if overlap
+            else _batches(texts, tokenizer, plan, pad_id, counter)
+        )
+        pending = []
+        for rows, feed in batches:
+            pending.append((rows, backend.submit(feed)))
+            bar.advance(len(rows))
+        backend.collect(pending, out)
+    return out, counter.stats()
+
+
+def _batches(texts, tokenizer, plan: BatchPlan, pad_id: int, counter: _Counter, offset: int = 0):
+    """(rows, padded feed) for each planned batch of ``texts``; rows index the full input."""
+    tokens = tokenize(tokenizer, texts, plan.max_length or 10**9)
+    counter.add_tokens(tokens)
+    lengths = tokens.lengths
+    for idx in plan.batches(lengths):
+        width = plan.width(lengths[idx])
+        counter.add_batch(len(idx), width)
+        yield idx + offset, pad_batch(tokens.ids, idx, width, pad_id)
+
+
+def _overlapped(texts, tokenizer, plan, pad_id, counter, chunk_texts: int, depth: int = 4):
+    """The same batches, produced chunk by chunk on a thread while the consumer runs them.
+
+    The fast tokenizer runs in Rust without the GIL, so the producer costs the consumer
+    (Python launching kernels) almost nothing; batches are planned within each chunk.
+    """
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce():
+        try:
+            for start in range(0, len(texts), chunk_texts):
+                part = texts[start : start + chunk_texts]
+                for item in _batches(part, tokenizer, plan, pad_id, counter, offset=start):
+                    if stop.is_set():
+                        return
+                    q.put(item)
+            q.put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            q.put(exc)
+
+    thread = threading.Thread(target=produce, name="recfeat-tokenize", daemon=True)
+    thread.start()
+    try:
+        for item in iter(q.get, done):
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)
+
