@@ -149,14 +149,9 @@ def memory_benchmark(data: Path, work: Path, env: dict[str, str]) -> dict:
 
 
 def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from recfeat.machine import cpu_model
+
+    cpu = cpu_model() or "unknown"
     mem = None
     try:
         mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
@@ -253,7 +248,9 @@ def main() -> None:
             print(json.dumps(result["memory"], indent=2), flush=True)
     result["machine"]["load_avg_at_end"] = os.getloadavg()
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "cache.json").write_text(json.dumps(result, indent=2) + "\n")
+    from recfeat.jsonable import jsonable
+
+    (args.out / "cache.json").write_text(json.dumps(jsonable(result), indent=2) + "\n")
     if "memory" in result:
         write_markdown(result, args.out / "cache.md")
     print(f"wrote {args.out / 'cache.json'}")

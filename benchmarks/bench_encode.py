@@ -86,16 +86,11 @@ class PeakRSS:
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        flags = Path("/proc/cpuinfo").read_text()
-        isa = [f for f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f" {f}" in flags]
-    except OSError:
-        isa = []
+    from recfeat.machine import cpu_flags, cpu_model
+
+    cpu = cpu_model()
+    flags = cpu_flags()
+    isa = [f for f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
     import torch
 
     return {
@@ -145,7 +140,9 @@ def build_runners(args) -> dict:
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    from recfeat.encode.similarity import cosine_rows
+
+    return cosine_rows(a, b)
 
 
 def run(args) -> dict:
@@ -314,7 +311,9 @@ def main(argv=None) -> None:
 
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "encode.json", json.dumps(res, indent=2) + "\n")
+    from recfeat.jsonable import jsonable
+
+    write_text(out / "encode.json", json.dumps(jsonable(res), indent=2) + "\n")
     write_text(out / "encode.md", markdown(res))
     print(markdown(res))
 

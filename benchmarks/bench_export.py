@@ -45,8 +45,9 @@ def read_reviews(n: int) -> list[str]:
 
 
 def cos_mean(a, b) -> float:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))).mean())
+    from recfeat.encode.similarity import cosine_rows
+
+    return float(cosine_rows(a, b).mean())
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:
@@ -60,13 +61,9 @@ def timed(fn, repeats: int) -> tuple[float, object]:
 
 
 def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+    from recfeat.machine import cpu_model
+
+    return cpu_model()
 
 
 def main() -> int:
@@ -220,7 +217,9 @@ def main() -> int:
         "versions": exports["dyn"]["versions"],
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "export.json").write_text(json.dumps(result, indent=2) + "\n")
+    from recfeat.jsonable import jsonable
+
+    (RESULTS / "export.json").write_text(json.dumps(jsonable(result), indent=2) + "\n")
     (RESULTS / "export.md").write_text(render_md(result))
     print(json.dumps(targets, indent=2))
     return 0

@@ -1,6 +1,6 @@
 """Downstream models on real data: the issue-4 targets, measured and written down.
 
-Runs four evaluations with recfeat.evaluate.evaluation.evaluate (the same code path as
+Runs four evaluations with recfeat.evaluation.protocol.evaluate (the same code path as
 ``recfeat evaluate``) and writes ``benchmarks/results/models.{md,json,png}``:
 
 1. MovieLens 100k, random 80/20: biased MF RMSE <= 0.93 (published anchor: SVD 0.939).
@@ -12,7 +12,7 @@ Runs four evaluations with recfeat.evaluate.evaluation.evaluate (the same code p
 Text features: review-level all-MiniLM-L6-v2 vectors of the Musical Instruments reviews
 (``recfeat extract DATA --format amazon --level review``), made here through the pipeline
 (its cache makes re-runs cheap) unless ``--reviews FILE`` is given. The evaluation turns
-them into leakage-free item vectors per split (see recfeat.evaluate.evaluation).
+them into leakage-free item vectors per split (see recfeat.evaluation.protocol).
 
     python benchmarks/bench_models.py [--data-dir ../shared/data] [--reviews FILE.parquet]
 """
@@ -38,13 +38,13 @@ HYBRIDS = ["hybrid", "hybrid-als"]  # the warm top-K target applies to the best 
 
 
 def review_features(data_dir: Path, given: str | None, precision: str):
-    from recfeat.evaluate.evaluation import load_features
+    from recfeat.evaluation.protocol import load_features
 
     if given:
         return load_features(given), given
     path = REPO / ".recfeat-cache" / f"mi_reviews_minilm_{precision}.parquet"
     if not path.exists():
-        from recfeat.extract.pipeline import default_encoder, extract
+        from recfeat.extraction.pipeline import default_encoder, extract
         from recfeat.plugins.datasets import load_dataset
 
         data = load_dataset(data_dir / "amazon_musical_instruments_5", format="amazon")
@@ -54,7 +54,7 @@ def review_features(data_dir: Path, given: str | None, precision: str):
 
 
 def run(name, data, features, models, split, k=10, seed=0):
-    from recfeat.evaluate.evaluation import evaluate
+    from recfeat.evaluation.protocol import evaluate
 
     start = time.perf_counter()
     res = evaluate(data, features, models, split, k=k, seed=seed)
@@ -166,7 +166,9 @@ def write_outputs(stem: Path, runs, targets, reviews_path, reviews, wall, argv) 
         "targets": targets,
         "runs": {k: v.to_dict() for k, v in runs.items()},
     }
-    write_text(stem.with_suffix(".json"), json.dumps(payload, indent=2, default=str) + "\n")
+    from recfeat.jsonable import jsonable
+
+    write_text(stem.with_suffix(".json"), json.dumps(jsonable(payload), indent=2) + "\n")
     titles = {
         "ml100k_random": ("MovieLens 100k, random 80/20 split", "recfeat evaluate ../shared/data/movielens_100k --format movielens-100k --models global-mean,bias,popularity,random,mf,als,bpr --split random --k 10 --seed 0"),
         "mi_random": ("Musical Instruments 5-core, random 80/20 split (warm)", "recfeat evaluate ../shared/data/amazon_musical_instruments_5 --format amazon --features MI_REVIEWS.parquet --models global-mean,bias,popularity,random,mf,als,bpr,linear,ridge,sgd,gbm,content,hybrid,hybrid-als --split random --k 10 --seed 0  (plus hybrid with -O hybrid.loss=rating)"),

@@ -175,8 +175,3 @@ def save_onnx(src: Path, dst: Path, *, external: bool) -> None:
         location=dst.name + EXTERNAL_DATA_SUFFIX,
         size_threshold=1024,
     )
-
-
-def external_data_file(path: Path) -> Path | None:
-    candidate = path.with_name(path.name + EXTERNAL_DATA_SUFFIX)
-    return candidate if candidate.exists() else None

@@ -14,15 +14,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from recfeat.errors import RecfeatError
+from recfeat.errors import ArtifactError
 
 MANIFEST = "manifest.json"
 FORMAT = "recfeat-export/1"
 TOKENIZER_FILE = "tokenizer.json"
-
-
-class ArtifactError(RecfeatError):
-    """An exported artifact folder is missing, incomplete, corrupted or inconsistent."""
 
 
 def file_sha256(path: str | Path) -> str:
@@ -53,6 +49,7 @@ def now() -> str:
 def write_manifest(folder: str | Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """Add size and sha256 of every file in ``folder`` and write ``manifest.json``."""
     from recfeat.atomic import write_text
+    from recfeat.jsonable import jsonable
 
     folder = Path(folder)
     files = {}
@@ -60,7 +57,7 @@ def write_manifest(folder: str | Path, manifest: dict[str, Any]) -> dict[str, An
         rel = path.relative_to(folder).as_posix()
         files[rel] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
     manifest = {**manifest, "format": FORMAT, "files": files}
-    write_text(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    write_text(folder / MANIFEST, json.dumps(jsonable(manifest), indent=2, sort_keys=False) + "\n")
     return manifest
 
 

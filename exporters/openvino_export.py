@@ -55,13 +55,13 @@ def export_openvino(spec, onnx_path: Path, tmp: Path, family, tokenizer, valid_t
 
     from . import quantize as q
     from . import validate as val
-    from .pipeline import Step, _fp_threshold
+    from .steps import Step, fp_threshold
 
     ir = tmp / IR_FILE
     model = ov.convert_model(str(onnx_path))
     ov.save_model(model, str(ir), compress_to_fp16=False)
     steps = []
-    for precision, threshold in (("fp32", _fp_threshold(spec)), ("bf16", _fp_threshold(spec))):
+    for precision, threshold in (("fp32", fp_threshold(spec)), ("bf16", fp_threshold(spec))):
         v = val.check_step(f"openvino {precision}", ir.name, precision, reference,
                            run_compiled(compile_ir(ir, precision), batches), threshold)  # fmt: skip
         report(v)

@@ -16,6 +16,7 @@ from recfeat.errors import OptionError
 
 from . import manifest as mf
 from .families import OUTPUT_NAME, ExportFamily, family_for_config
+from .steps import Step, fp_threshold
 from .validate import StepValidation
 
 FORMATS = ("onnx", "openvino")
@@ -44,14 +45,6 @@ class ExportSpec:
     format: str = "onnx"
     opset: int | None = None
     external_data: bool | None = None
-
-
-@dataclasses.dataclass
-class Step:
-    name: str
-    file: str
-    settings: dict[str, Any]
-    validation: StepValidation
 
 
 class _Reporter:
@@ -159,7 +152,7 @@ def _build(spec: ExportSpec, tmp: Path, report: _Reporter) -> dict[str, Any]:
         export_onnx(module, tokenizer, family, base, opset=spec.opset, external_data=spec.external_data)
         opset = spec.opset or family.default_opset
         v = val.check_step("export", base.name, "fp32", reference, val.onnx_outputs(base, batches),
-                           _fp_threshold(spec))  # fmt: skip
+                           fp_threshold(spec))  # fmt: skip
         _check_atol(v, family)
         report(v)
         steps.append(Step("export", base.name, {"opset": opset}, v))
@@ -174,7 +167,7 @@ def _build(spec: ExportSpec, tmp: Path, report: _Reporter) -> dict[str, Any]:
             optimize_onnx(current, opt, family, loaded.model.config, spec.optimize,
                           external_data=bool(spec.external_data))  # fmt: skip
             v = val.check_step(f"optimize {spec.optimize}", opt.name, "fp32", reference,
-                               val.onnx_outputs(opt, batches), _fp_threshold(spec))  # fmt: skip
+                               val.onnx_outputs(opt, batches), fp_threshold(spec))  # fmt: skip
             report(v)
             steps.append(Step("optimize", opt.name, {"level": spec.optimize}, v))
             current = opt
@@ -229,12 +222,6 @@ def _build(spec: ExportSpec, tmp: Path, report: _Reporter) -> dict[str, Any]:
         "versions": mf.versions(),
     }
     return mf.write_manifest(tmp, manifest)
-
-
-def _fp_threshold(spec: ExportSpec) -> float | None:
-    """--min-cosine targets the lossy step when there is one (quantisation); fp32 steps then
-    keep their strict default. Without quantisation it applies to every step."""
-    return None if spec.quantize else spec.min_cosine
 
 
 def _check_atol(v: StepValidation, family: ExportFamily) -> None:

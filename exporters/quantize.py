@@ -3,7 +3,8 @@ corpus, fp16 for GPUs, and exclusion of sensitive nodes (by hand or automaticall
 
 Presets follow sentence-transformers / optimum names. On x86 without VNNI, ONNX Runtime's
 u8s8 kernels (VPMADDUBSW) can saturate, so ``avx2``/``avx512`` use 7-bit weights
-(``reduce_range``); ``avx512_vnni`` and ``arm64`` use the full 8 bits.
+(``reduce_range``); ``avx512_vnni`` and ``arm64`` use the full 8 bits. A CPU with only
+AVX-VNNI (256-bit, no AVX-512) gets ``avx2`` from ``detect_preset``.
 """
 
 from __future__ import annotations
@@ -64,21 +65,10 @@ def check_method(method: str) -> str:
 
 
 def detect_preset() -> str:
-    """The preset for the CPU this runs on (cpuinfo flags on Linux, machine name elsewhere)."""
-    import platform
+    """The preset for the CPU this runs on (see ``recfeat.machine.int8_preset``)."""
+    from recfeat.machine import int8_preset
 
-    machine = platform.machine().lower()
-    if machine in ("arm64", "aarch64"):
-        return "arm64"
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split("flags", 2)[1].split("\n", 1)[0].split()
-    except (OSError, IndexError):
-        return "avx2"
-    if "avx512_vnni" in flags or "avx_vnni" in flags:
-        return "avx512_vnni"
-    if "avx512f" in flags:
-        return "avx512"
-    return "avx2"
+    return int8_preset()
 
 
 def file_suffix(mode: str, preset: QuantPreset | None, method: str | None = None) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from recfeat.encode.similarity import cosine_rows
 from recfeat.errors import DataError, ValidationFailedError
 
 # Defaults of --min-cosine per kind of step (the thresholds; fp16 in between).
@@ -81,9 +82,7 @@ def compare(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
         raise ValidationFailedError(
             f"exported model returns shape {cand.shape}, PyTorch returns {ref.shape}; re-export"
         )
-    num = (ref * cand).sum(axis=1)
-    den = np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1)
-    cos = np.where(den > 0, num / np.maximum(den, 1e-30), 1.0)
+    cos = cosine_rows(ref, cand)
     return {
         "cosine_mean": float(cos.mean()),
         "cosine_min": float(cos.min()),

@@ -1,7 +1,7 @@
 """Built-in text cleaners, registered like any third-party plugin.
 
 Each cleaner maps one string to another and is meant to be chained by name (see
-``recfeat.extract.cleaning``). The default chain is ``html, control-chars, nfkc, whitespace``;
+``recfeat.extraction.cleaning``). The default chain is ``html, control-chars, nfkc, whitespace``;
 ``mask-urls``, ``emoji``, ``lowercase``, ``stopwords`` and ``truncate`` are opt-in.
 
 The Unicode-aware patterns use the ``regex`` package (also required by transformers) because

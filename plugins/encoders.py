@@ -24,6 +24,7 @@ from recfeat.encode import engine
 from recfeat.encode.hub import DEFAULT_MODEL
 from recfeat.encode.pooling import POOLING_METHODS, check_pooling
 from recfeat.errors import OptionError
+from recfeat.machine import check_cuda
 from recfeat.plugin.hookspecs import hookimpl
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -108,16 +109,8 @@ class HFEncoder(Encoder):
                     "precision 'fp16' needs device='cuda'; on CPU use precision='bf16' "
                     "(fast on CPUs with AMX/AVX-512-bf16) or 'fp32'"
                 )
-        elif self.device == "cuda" or self.device.startswith("cuda:"):
-            import torch
-
-            if not torch.cuda.is_available():
-                raise OptionError(
-                    f"device {self.device!r} asked for but no CUDA GPU is visible to torch "
-                    f"(torch {torch.__version__}); use device='cpu'"
-                )
         else:
-            raise OptionError(f"unknown device {self.device!r}; valid devices: cpu, cuda, cuda:N")
+            check_cuda(self.device)
 
     # -- model -----------------------------------------------------------------------------
     @property

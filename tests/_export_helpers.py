@@ -63,8 +63,6 @@ def make_tiny(kind: str, out: Path) -> Path:
 
 
 def cosines(a, b):
-    import numpy as np
+    from recfeat.encode.similarity import cosine_rows
 
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return cosine_rows(a, b)

@@ -17,7 +17,7 @@ import pytest
 from recfeat.components import Encoder
 from recfeat.data.recdata import RecData
 from recfeat.errors import RecfeatError
-from recfeat.extract.cache import (
+from recfeat.extraction.cache import (
     CACHE_FILE,
     NoCache,
     VectorCache,
@@ -26,7 +26,7 @@ from recfeat.extract.cache import (
     open_cache,
     text_keys,
 )
-from recfeat.extract.pipeline import encode_texts, extract
+from recfeat.extraction.pipeline import encode_texts, extract
 
 
 class CountingEncoder(Encoder):

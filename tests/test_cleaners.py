@@ -8,7 +8,7 @@ import pytest
 
 from recfeat import get_registry
 from recfeat.errors import DataError, OptionError, UnknownComponentError, UsageError
-from recfeat.extract.cleaning import DEFAULT_CLEANERS, CleanerChain, build_cleaner_chain
+from recfeat.extraction.cleaning import DEFAULT_CLEANERS, CleanerChain, build_cleaner_chain
 
 
 def clean(name: str, text: str, **options) -> str:

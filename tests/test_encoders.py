@@ -57,7 +57,9 @@ def minilm_fp32(minilm, reviews) -> np.ndarray:
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    from recfeat.encode.similarity import cosine_rows
+
+    return cosine_rows(a, b)
 
 
 def test_minilm_matches_sentence_transformers(minilm, minilm_fp32, reviews, minilm_path):

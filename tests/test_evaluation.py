@@ -13,14 +13,14 @@ from test_models import synthetic  # tests/ is on sys.path (pytest rootdir impor
 from recfeat.data.features import Features
 from recfeat.data.recdata import RecData
 from recfeat.errors import DataError, UnknownComponentError, UsageError
-from recfeat.evaluate.evaluation import (
+from recfeat.evaluation.protocol import (
     NA_COLD_ITEMS,
     NA_NOT_RATING,
     ReviewVectors,
     evaluate,
     plot_result,
 )
-from recfeat.evaluate.splits import make_split
+from recfeat.evaluation.splits import make_split
 
 FAST = [("mf", {"iterations": 5}), ("hybrid", {"epochs": 8, "factors": 8})]
 

@@ -82,7 +82,7 @@ def test_opset_too_old(tiny, tmp_path):
 
 
 def test_calibration_from_a_dataset_file(tiny, tmp_path, musical_instruments):
-    from recfeat.cli.export_cmd import read_texts
+    from recfeat.data.texts import read_texts
 
     texts = read_texts(str(musical_instruments), "auto")
     assert len(texts) > 10000 and all(t.strip() for t in texts[:100])

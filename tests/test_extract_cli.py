@@ -200,7 +200,7 @@ def test_a_failed_rerun_leaves_the_earlier_output_intact(reviews_csv, tmp_path):
 
 
 def test_demo_on_a_real_dataset_and_the_synthetic_default(reviews_csv, tmp_path):
-    from recfeat.cli.demo_cmd import DEMO_STEPS, run_demo
+    from recfeat.demo import DEMO_STEPS, run_demo
     from recfeat.plugins.datasets import load_dataset
 
     r = run("demo", "--data", reviews_csv, "--out", tmp_path / "demo")

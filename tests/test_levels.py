@@ -9,8 +9,13 @@ import pytest
 from recfeat.components import Encoder
 from recfeat.data.recdata import RecData
 from recfeat.errors import DataError, UsageError
-from recfeat.extract.levels import group_rows, l2_normalize_rows, rating_weights, restrict_to_pairs
-from recfeat.extract.pipeline import extract
+from recfeat.extraction.levels import (
+    group_rows,
+    l2_normalize_rows,
+    rating_weights,
+    restrict_to_pairs,
+)
+from recfeat.extraction.pipeline import extract
 
 
 class TableEncoder(Encoder):

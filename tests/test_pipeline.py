@@ -11,8 +11,8 @@ import pytest
 
 from recfeat.data.features import read_features
 from recfeat.data.recdata import RecData
-from recfeat.extract.cleaning import build_cleaner_chain
-from recfeat.extract.pipeline import EMPTY_POLICY, extract, token_features_path
+from recfeat.extraction.cleaning import build_cleaner_chain
+from recfeat.extraction.pipeline import EMPTY_POLICY, extract, token_features_path
 from recfeat.plugin.registry import get_registry
 from recfeat.plugins.datasets import load_dataset
 

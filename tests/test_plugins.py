@@ -327,7 +327,7 @@ def test_example_plugin_installed_with_pip(tmp_path):
 
         # its cleaner works in a cleaner chain configured by name, like a built-in
         code = (
-            "from recfeat.extract.cleaning import build_cleaner_chain\n"
+            "from recfeat.extraction.cleaning import build_cleaner_chain\n"
             "chain = build_cleaner_chain(['html', {'use': 'prices', 'replacement': '<p>'}, 'whitespace'])\n"
             "print(chain.clean(['<b>Was  $24.99</b>, now 19,99 € for 3 strings'])[0])\n"
         )

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from recfeat.data.features import manifest_path, read_features
-from recfeat.extract.cache import CACHE_FILE
+from recfeat.extraction.cache import CACHE_FILE
 
 N_REVIEWS = 1500
 CHUNK = 250

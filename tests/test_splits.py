@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from recfeat.errors import DataError, UsageError
-from recfeat.evaluate.splits import KINDS, load_split, make_split, save_split
+from recfeat.evaluation.splits import KINDS, load_split, make_split, save_split
 
 
 def interactions(n_users=40, n_items=30, per_user=8, seed=0) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 Every backend encodes the same texts (timed, tokenisation included); its vectors are compared
 with the reference (torch fp32) row by row, then fed to the same recommendation models on the
-same split through ``recfeat.evaluate.evaluation.evaluate``. A backend whose downstream metric falls
+same split through ``recfeat.evaluation.protocol.evaluate``. A backend whose downstream metric falls
 more than ``max_drop`` below the reference's is flagged.
 """
 
@@ -27,7 +27,7 @@ def _texts_and_builder(data) -> tuple[list[str], Callable[[np.ndarray, dict], An
     """The texts to encode and how to turn their vectors into evaluation features: review
     vectors (leakage-safe per-split aggregation) or item vectors from item texts."""
     from recfeat.data.features import Features
-    from recfeat.evaluate.evaluation import ReviewVectors
+    from recfeat.evaluation.protocol import ReviewVectors
 
     if data.reviews is not None:
         reviews = data.reviews
@@ -78,9 +78,9 @@ def run_accuracy(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Parity and downstream metrics per backend; rows are (backend, model)."""
-    from recfeat.evaluate.evaluation import evaluate
-    from recfeat.evaluate.splits import make_split
-    from recfeat.plugins.datasets import load_dataset
+    from recfeat.components.dataset import load_dataset
+    from recfeat.evaluation.protocol import evaluate
+    from recfeat.evaluation.splits import make_split
 
     if split not in SPLITS:
         raise UsageError(f"unknown --split {split!r}; valid: {', '.join(SPLITS)}")
@@ -133,7 +133,7 @@ def run_accuracy(
     flag_drops(rows, REFERENCE, max_drop)
     notes = [
         f"{len(texts)} texts encoded per backend; split {split} (seed {seed}); metrics from "
-        "recfeat.evaluate.evaluation (full ranking, k=10)."
+        "recfeat.evaluation.protocol (full ranking, k=10)."
     ]
     if random_weights:
         notes.append("RANDOM WEIGHTS: downstream metrics of random vectors mean nothing.")

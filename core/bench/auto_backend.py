@@ -21,6 +21,8 @@ from recfeat.atomic import write_text
 from recfeat.bench import backends as bb
 from recfeat.bench.measure import cpu_identity, time_calls
 from recfeat.errors import OptionError, RecfeatError
+from recfeat.jsonable import jsonable
+from recfeat.machine import check_cuda
 
 DEFAULT_CANDIDATES = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-o2", "onnx-int8",
                       "openvino-bf16", "openvino-fp32")
@@ -55,9 +57,9 @@ def machine_identity(device: str = "cpu") -> dict[str, Any]:
 
 def _cache_key(encoder_fingerprint: Mapping[str, Any], device: str, candidates, min_cosine) -> str:
     payload = json.dumps(
-        {"machine": machine_identity(device), "model": dict(encoder_fingerprint),
-         "candidates": list(candidates), "min_cosine": min_cosine},
-        sort_keys=True, default=str,
+        jsonable({"machine": machine_identity(device), "model": dict(encoder_fingerprint),
+                  "candidates": list(candidates), "min_cosine": min_cosine}),
+        sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
@@ -119,11 +121,11 @@ def choose_backend(
     ctx.encoder = encoder_name
     say = say or (lambda msg: None)
     if ctx.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            say(f"backend auto: device {ctx.device} asked for but no CUDA GPU is visible; "
-                "choosing among the CPU backends instead")
+        try:
+            check_cuda(ctx.device)
+        except OptionError as exc:
+            reason = str(exc).split(";")[0]  # the fix it suggests is what happens here
+            say(f"backend auto: {reason}; choosing among the CPU backends instead")
             ctx.device = "cpu"
     backends = dict(bb.BACKENDS if backends is None else backends)
     if candidates is None:
@@ -202,7 +204,7 @@ def choose_backend(
     cache[key] = {"backend": best["backend"], "reason": reason, "table": table, "date": date,
                   "machine": machine_identity(ctx.device), "model": dict(fingerprint)}
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_text(path, json.dumps(cache, indent=2, default=str) + "\n")
+    write_text(path, json.dumps(jsonable(cache), indent=2) + "\n")
     return Choice(backend=best["backend"], reason=reason, table=table, cached=False, key=key)
 
 

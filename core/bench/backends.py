@@ -24,7 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from recfeat.encode.vocabulary import LABEL_ALIASES, deprecated, parse_choice
 from recfeat.errors import RecfeatError, UsageError, closest
+from recfeat.machine import check_cuda, int8_preset
 
 RECFEAT = "recfeat"
 PEER = "peer"
@@ -196,15 +198,15 @@ EXPORT_FOLDERS: dict[str, dict[str, Any]] = {
     # auto_exclude: keep sensitive nodes in fp32 until the exporter's accuracy gate holds
     # (what a user does when plain dynamic int8 fails validation).
     "onnx": {"optimize": "O2", "quantize": "dynamic-int8", "auto_exclude": True},
-    "onnx-qdq": {"optimize": "O2", "quantize": "static-int8", "auto_exclude": True},
+    "onnx-static": {"optimize": "O2", "quantize": "static-int8", "auto_exclude": True},
     "openvino": {"format": "openvino"},
 }
 EXPORT_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # backend: (export folder, how to pick the file: manifest step name or precision)
     "onnx-fp32": ("onnx", {"step": "export"}),
-    "onnx-o2": ("onnx", {"step": "optimize"}),
+    "onnx-fp32-o2": ("onnx", {"step": "optimize"}),
     "onnx-int8": ("onnx", {"step": "quantize"}),
-    "onnx-qdq": ("onnx-qdq", {"step": "quantize"}),
+    "onnx-int8-static": ("onnx-static", {"step": "quantize"}),
     "openvino-fp32": ("openvino", {"precision": "fp32"}),
     "openvino-bf16": ("openvino", {"precision": "bf16"}),
 }
@@ -256,7 +258,7 @@ class ExportedRunner(Runner):
             opts["batch_tokens"] = ctx.batch_tokens
         if ctx.max_length is not None:
             opts["max_length"] = ctx.max_length
-        encoder_name = "openvino" if spec.runtime == "openvino" else "onnx"
+        encoder_name = spec.runtime  # the backend vocabulary's name is the encoder's
         self.encoder = get_registry("encoder").create(encoder_name, **opts)
         self.encoder.load()
         self.batch_tokens = self.encoder.batch_tokens
@@ -312,22 +314,6 @@ def st_model_folder(ctx: BuildContext) -> Path:
     return folder
 
 
-def _quantization_preset() -> str:
-    """sentence-transformers' int8 preset for this CPU (what its docs tell users to pick)."""
-    import platform
-
-    from recfeat.bench.measure import cpu_identity
-
-    if platform.machine().lower() in ("arm64", "aarch64"):
-        return "arm64"
-    flags = set(cpu_identity()["cpu_flags"])
-    if "avx512_vnni" in flags:
-        return "avx512_vnni"
-    if "avx512f" in flags:
-        return "avx512"
-    return "avx2"
-
-
 class SentenceTransformersRunner(Runner):
     """sentence-transformers ``encode`` with its torch, ONNX or dynamic-int8 ONNX backend."""
 
@@ -354,7 +340,7 @@ class SentenceTransformersRunner(Runner):
                 exported.save_pretrained(str(folder))
             kwargs: dict[str, Any] = {}
             if spec.precision == "int8":
-                preset = _quantization_preset()
+                preset = int8_preset()
                 name = f"model_qint8_{preset}.onnx"
                 if not (onnx_dir / name).exists():
                     from sentence_transformers import export_dynamic_quantized_onnx_model
@@ -465,33 +451,34 @@ def _spec(name, kind, runtime, precision, description, modules, install, factory
                        factory, tuple(devices))
 
 
+def _ours(label, description, modules, install, factory, devices=("cpu", "cuda")):
+    """A recfeat backend: runtime and precision come from its label in the one vocabulary."""
+    choice = parse_choice(label)
+    return _spec(label, RECFEAT, choice.backend, choice.precision, description, modules,
+                 install, factory, devices)  # fmt: skip
+
+
 BACKENDS: dict[str, BackendSpec] = {
     s.name: s
     for s in (
-        _spec("torch-fp32", RECFEAT, "torch", "fp32", "recfeat torch encoder, fp32",
+        _ours("torch-fp32", "recfeat torch encoder, fp32", ("torch",), "pip install torch",
+              TorchRunner),
+        _ours("torch-bf16", "recfeat torch encoder, bf16 autocast (AMX / AVX-512-bf16 CPUs, GPUs)",
               ("torch",), "pip install torch", TorchRunner),
-        _spec("torch-bf16", RECFEAT, "torch", "bf16",
-              "recfeat torch encoder, bf16 autocast (AMX / AVX-512-bf16 CPUs, GPUs)",
-              ("torch",), "pip install torch", TorchRunner),
-        _spec("torch-fp16", RECFEAT, "torch", "fp16", "recfeat torch encoder, fp16 (CUDA only)",
-              ("torch",), "pip install torch", TorchRunner, devices=("cuda",)),
-        _spec("onnx-fp32", RECFEAT, "onnxruntime", "fp32", "recfeat ONNX export, ONNX Runtime",
+        _ours("torch-fp16", "recfeat torch encoder, fp16 (CUDA only)", ("torch",),
+              "pip install torch", TorchRunner, devices=("cuda",)),
+        _ours("onnx-fp32", "recfeat ONNX export, ONNX Runtime", _ONNX_MODULES,
+              "pip install 'recfeat[onnx]'", ExportedRunner, devices=("cpu",)),
+        _ours("onnx-fp32-o2", "recfeat ONNX export, transformer-optimised (O2)", _ONNX_MODULES,
+              "pip install 'recfeat[onnx]'", ExportedRunner, devices=("cpu",)),
+        _ours("onnx-int8", "recfeat ONNX export, optimised + dynamic int8", _ONNX_MODULES,
+              "pip install 'recfeat[onnx]'", ExportedRunner, devices=("cpu",)),
+        _ours("onnx-int8-static", "recfeat ONNX export, static int8 QDQ calibrated on the corpus",
               _ONNX_MODULES, "pip install 'recfeat[onnx]'", ExportedRunner, devices=("cpu",)),
-        _spec("onnx-o2", RECFEAT, "onnxruntime", "fp32",
-              "recfeat ONNX export, transformer-optimised (O2)", _ONNX_MODULES,
-              "pip install 'recfeat[onnx]'", ExportedRunner, devices=("cpu",)),
-        _spec("onnx-int8", RECFEAT, "onnxruntime", "int8",
-              "recfeat ONNX export, optimised + dynamic int8", _ONNX_MODULES,
-              "pip install 'recfeat[onnx]'", ExportedRunner, devices=("cpu",)),
-        _spec("onnx-qdq", RECFEAT, "onnxruntime", "int8",
-              "recfeat ONNX export, static int8 QDQ calibrated on the corpus", _ONNX_MODULES,
-              "pip install 'recfeat[onnx]'", ExportedRunner, devices=("cpu",)),
-        _spec("openvino-fp32", RECFEAT, "openvino", "fp32", "recfeat OpenVINO IR, fp32",
-              ("openvino", *_ONNX_MODULES), "pip install 'recfeat[onnx,openvino]'",
-              ExportedRunner, devices=("cpu",)),
-        _spec("openvino-bf16", RECFEAT, "openvino", "bf16", "recfeat OpenVINO IR, bf16 inference",
-              ("openvino", *_ONNX_MODULES), "pip install 'recfeat[onnx,openvino]'",
-              ExportedRunner, devices=("cpu",)),
+        _ours("openvino-fp32", "recfeat OpenVINO IR, fp32", ("openvino", *_ONNX_MODULES),
+              "pip install 'recfeat[onnx,openvino]'", ExportedRunner, devices=("cpu",)),
+        _ours("openvino-bf16", "recfeat OpenVINO IR, bf16 inference", ("openvino", *_ONNX_MODULES),
+              "pip install 'recfeat[onnx,openvino]'", ExportedRunner, devices=("cpu",)),
         _spec("st-torch", PEER, "sentence-transformers/torch", "fp32",
               "peer: sentence-transformers encode, torch fp32", ("sentence_transformers",),
               _ST_INSTALL, SentenceTransformersRunner),
@@ -521,6 +508,9 @@ BACKENDS: dict[str, BackendSpec] = {
 def get_backend(name: str, backends: dict[str, BackendSpec] | None = None) -> BackendSpec:
     """The spec named ``name``; unknown names list what exists and what is installable."""
     backends = BACKENDS if backends is None else backends
+    if name in LABEL_ALIASES and LABEL_ALIASES[name] in backends:
+        deprecated(name, LABEL_ALIASES[name])
+        name = LABEL_ALIASES[name]
     if name in backends:
         return backends[name]
     raise UsageError(f"unknown backend {name!r}.{closest(name, backends)} {availability(backends)}")
@@ -571,18 +561,7 @@ def parse_backends(
 
 def check_device(device: str) -> str:
     """Refuse ``cuda`` without a visible GPU (a one-line error with the fix)."""
-    if device == "cpu":
-        return device
-    if device == "cuda" or device.startswith("cuda:"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UsageError(
-                f"--device {device} asked for but no CUDA GPU is visible to torch "
-                f"{torch.__version__}; use --device cpu (or install a CUDA build of torch)"
-            )
-        return device
-    raise UsageError(f"unknown device {device!r}; valid devices: cpu, cuda, cuda:N")
+    return check_cuda(device)
 
 
 __all__ = [

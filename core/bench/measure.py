@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from recfeat.errors import OptionError
+from recfeat.machine import cpu_flags, cpu_model
 
 # CPU features that decide which backend wins (int8 dot products, bf16 matmuls, AMX tiles).
 CPU_FLAGS_OF_INTEREST = (
@@ -288,28 +289,11 @@ def check_fits(
 
 
 # -- environment --------------------------------------------------------------------------
-def _cpuinfo() -> tuple[str, set[str]]:
-    model: str | None = None
-    flags: set[str] = set()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name" and model is None:
-                    model = value.strip()
-                elif key == "flags" and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
-    return model or platform.processor() or platform.machine(), flags
-
-
 def cpu_identity() -> dict[str, Any]:
     """CPU model, logical cores and the flags of interest (what decides the fastest backend)."""
-    model, flags = _cpuinfo()
+    flags = cpu_flags()
     return {
-        "cpu_model": model,
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpu_flags": sorted(f for f in CPU_FLAGS_OF_INTEREST if f in flags),
     }

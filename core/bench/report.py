@@ -14,6 +14,7 @@ from typing import Any
 
 from recfeat.atomic import atomic_dir
 from recfeat.errors import UsageError
+from recfeat.jsonable import jsonable
 
 MARKER = "recfeat-bench"
 SCHEMA_VERSION = 1
@@ -54,23 +55,12 @@ def write_report(out: str | Path, results: dict[str, Any], *, force: bool = Fals
     out = check_out_dir(out, force=force)
     results = {"marker": MARKER, "schema": SCHEMA_VERSION, **results}
     with atomic_dir(out, force=force) as tmp:
-        (tmp / "results.json").write_text(json.dumps(_clean(results), indent=2) + "\n")
+        (tmp / "results.json").write_text(json.dumps(jsonable(results), indent=2, allow_nan=False) + "\n")
         (tmp / "results.md").write_text(render_markdown(results))
         for name, fig in make_plots(results).items():
             fig.savefig(tmp / name, dpi=110, bbox_inches="tight")
             _close(fig)
     return out
-
-
-def _clean(obj):
-    """JSON without NaN/inf (standard JSON has neither): they become null."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    return obj
 
 
 # -- markdown ------------------------------------------------------------------------------

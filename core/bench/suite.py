@@ -15,23 +15,13 @@ import numpy as np
 
 from recfeat.bench import backends as bb
 from recfeat.bench.measure import capture_environment, check_fits, estimate_memory_bytes, measure
+from recfeat.encode.similarity import cosine_rows  # noqa: F401  (re-exported: bench_suite.cosine_rows)
 from recfeat.errors import OptionError, RecfeatError, UsageError
 
 DEFAULT_BATCH_SIZES = (1, 8, 32, 128)
 DEFAULT_SEQ_LENS = (32, 128, 256)
 REFERENCE = "torch-fp32"
 WARMUP_TEXTS = 64  # corpus mode warms each backend up on this many texts, not the corpus
-
-
-def cosine_rows(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
-    """Row-wise cosine similarity of two (n, dim) matrices (zero rows count as 0)."""
-    a = np.asarray(reference, dtype=np.float64)
-    b = np.asarray(candidate, dtype=np.float64)
-    if a.shape != b.shape:
-        raise RecfeatError(f"cannot compare embeddings of shapes {a.shape} and {b.shape}")
-    num = (a * b).sum(axis=1)
-    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    return np.where(den > 0, num / np.maximum(den, 1e-300), 0.0)
 
 
 def parity(reference: np.ndarray | None, candidate: np.ndarray | None) -> dict[str, float | None]:
@@ -102,7 +92,7 @@ def synthetic_batch(batch: int, seq: int, vocab: int, seed: int = 0) -> tuple[np
 def corpus_texts(data: str, fmt: str, limit: int | None = None, seed: int = 0) -> tuple[str, list[str]]:
     """Review texts of a dataset (item texts when it has none), non-empty, optionally a
     seeded random subset of ``limit`` texts."""
-    from recfeat.plugins.datasets import load_dataset
+    from recfeat.components.dataset import load_dataset
 
     rec = load_dataset(data, fmt)
     table = rec.reviews if rec.reviews is not None else rec.items
@@ -272,7 +262,6 @@ def add_peer_ratios(rows: list[dict[str, Any]]) -> None:
 
 
 # -- accuracy ------------------------------------------------------------------------------
-DOWNSTREAM_METRICS = ("ndcg@10", "recall@10", "rmse")
 LOWER_IS_BETTER = {"rmse", "mae"}
 
 

@@ -13,8 +13,24 @@ def config_group() -> None:
 @config_group.command("validate")
 @click.argument("path", type=click.Path(dir_okay=True))
 def validate_command(path: str) -> None:
-    """Check PATH: unreadable file, malformed TOML, unknown sections or components,
-    missing `use`, bad option names, values and types; every problem on its own line.
+    """Check PATH: unreadable file, malformed TOML, unknown sections, settings or
+    components, missing `use`, bad option names, values and types; every problem on its
+    own line.
+
+    \b
+    Who reads what (a section or setting no command reads is rejected):
+      dataset          extract, evaluate (format and loader options)
+      cleaners         extract, clean
+      tokenizer        tokenize
+      token_features   extract
+      encoder          extract
+      models, metrics  evaluate
+      exporter         export
+      [pipeline]       level (extract); split, k, seed, test_fraction,
+                       relevance_threshold (evaluate)
+
+    Precedence: command-line flag > config file > built-in default. A flag naming another
+    component than the file (say --encoder other) drops the file's options for it.
 
     Exit code 0 when valid, 2 when PATH has problems (usage errors, like any command
     given a bad config).

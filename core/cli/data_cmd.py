@@ -3,30 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import click
 
 FORMATS_HELP = (
     "auto, amazon, movielens-100k (ml-100k), movielens (ml-latest), csv, jsonl, parquet, sample"
 )
-
-
-def parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``("user_col=reader", "rating_scale=[1,10]")`` -> dict; values are JSON when they parse."""
-    from recfeat.errors import UsageError
-
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--option {pair!r} is not KEY=VALUE (e.g. --option user_col=reader)")
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            value = raw
-        out[key.strip()] = value
-    return out
 
 
 @click.group("data")
@@ -52,9 +34,10 @@ def data_group() -> None:
 def info_command(path: str, fmt: str, encoding: str | None, skip_bad_rows: bool | None,
                  options: tuple[str, ...], as_json: bool) -> None:  # fmt: skip
     """Load PATH (or 'sample') and print its counts and load report."""
+    from recfeat.config import parse_key_values
     from recfeat.plugins.datasets import load_dataset
 
-    opts = parse_options(options)
+    opts = parse_key_values(options, flag="--option", example="user_col=reader")
     opts.setdefault("encoding", encoding)
     opts.setdefault("skip_bad_rows", skip_bad_rows or None)  # unset: each loader's default
     target = None if path == "sample" and fmt in ("auto", "sample", "synthetic-books") else path

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from recfeat.data.texts import read_texts  # noqa: F401 - re-exported for old imports
+
 HELP = """Export ENCODER (+ pooling, + optional L2 norm) as one ONNX graph, optionally optimise
 and quantise it, and validate every step against PyTorch fp32.
 
@@ -19,27 +21,13 @@ sha256 of every file). It is built aside and moved into place only when every st
 Validation texts come from --calibration (stratified by length), else a built-in varied
 set. A step below --min-cosine (default 0.9999 fp32, 0.99 int8) fails with the figures.
 Use the result with `recfeat extract --backend onnx --onnx DIR`.
+
+\b
+--config FILE takes the exporter and its options from the file's [exporter] table
+(use = "onnx" or "openvino", optimize, quantize, preset, per_channel, calibration_method,
+calibration_size, min_cosine, auto_exclude, exclude_nodes, opset, external_data); a flag
+given on the command line overrides the file.
 """
-
-
-def read_texts(path: str, fmt: str, text_column: str | None = None) -> list[str]:
-    """Texts for calibration/validation: a .txt file (one per line) or any dataset format."""
-    from recfeat.errors import DataError
-
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise DataError(f"--calibration {path} does not exist; check the path")
-    if fmt == "text" or (fmt == "auto" and p.suffix == ".txt"):
-        lines = p.read_text(encoding="utf-8", errors="strict").splitlines()
-        return [line for line in lines if line.strip()]
-    from recfeat.plugins.datasets import load_dataset
-
-    data = load_dataset(p, fmt)
-    for level in ("review", "item", "user"):
-        table = data.texts(level)
-        if table is not None and "text" in table.columns and len(table):
-            return [t for t in table["text"].astype(str).tolist() if t.strip()]
-    raise DataError(f"--calibration {path} holds no texts; pass a file with a text column")
 
 
 def print_table(rows) -> None:
@@ -80,34 +68,42 @@ def register(cli: click.Group) -> None:
     @click.option("--calibration-format", default="auto", show_default=True,
                   help="text, or a dataset format (amazon, csv, jsonl, parquet, ...).")
     @click.option("--calibration-method", type=click.Choice(["minmax", "entropy", "percentile"]),
-                  default="minmax", show_default=True)
-    @click.option("--calibration-size", type=int, default=128, show_default=True)
+                  default=None, help="Static int8 calibration [default: minmax].")
+    @click.option("--calibration-size", type=int, default=None, help="Calibration texts [default: 128].")
     @click.option("--min-cosine", type=float, default=None,
                   help="Fail below this mean cosine (default 0.9999 fp32, 0.999 fp16/bf16, 0.99 int8).")
-    @click.option("--auto-exclude", is_flag=True, help="Keep the most sensitive nodes in float until --min-cosine holds.")
+    @click.option("--auto-exclude", is_flag=True, default=None, help="Keep the most sensitive nodes in float until --min-cosine holds.")
     @click.option("--exclude-node", "exclude_nodes", multiple=True, help="Node name to keep in float (repeatable).")
-    @click.option("--format", "fmt", type=click.Choice(["onnx", "openvino"]), default="onnx", show_default=True)
+    @click.option("--format", "fmt", type=click.Choice(["onnx", "openvino"]), default=None,
+                  help="Exporter [default: the config's, else onnx].")
+    @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                  help="TOML pipeline; its [exporter] table gives the exporter options.")
     @click.option("--opset", type=int, default=None, help="ONNX opset (default 17).")
     @click.option("--external-data", is_flag=True, default=None, help="Weights in model.onnx.data (automatic over 2 GB).")
     @click.option("--force", is_flag=True, help="Replace an existing --out folder.")
     def export_command(encoder_name, model, init, pooling, normalize, max_length, out, optimize,
                        quantize, preset, per_channel, calibration, calibration_format,
                        calibration_method, calibration_size, min_cosine, auto_exclude,
-                       exclude_nodes, fmt, opset, external_data, force):  # fmt: skip
+                       exclude_nodes, fmt, config_path, opset, external_data, force):  # fmt: skip
+        from recfeat.config import chosen_component, load_config
         from recfeat.errors import UsageError
         from recfeat.plugin.registry import get_registry
 
+        config = load_config(config_path) if config_path else {}
         if Path(out).exists() and not force:
             raise UsageError(f"output folder {out} already exists; pass --force to replace it")
         enc_options = {k: v for k, v in (("model", model), ("init", init)) if v is not None}
         encoder = get_registry("encoder").create(encoder_name, **enc_options)
         texts = read_texts(calibration, calibration_format) if calibration else None
-        exporter = get_registry("exporter").create(
-            fmt, optimize=optimize, quantize=quantize, preset=preset, per_channel=per_channel,
+        name, exp_options = chosen_component(config, "exporter", fmt, "onnx")
+        flags = dict(
+            optimize=optimize, quantize=quantize, preset=preset, per_channel=per_channel,
             calibration_method=calibration_method, calibration_size=calibration_size,
-            min_cosine=min_cosine, auto_exclude=auto_exclude, exclude_nodes=tuple(exclude_nodes),
-            opset=opset, external_data=external_data,
+            min_cosine=min_cosine, auto_exclude=auto_exclude,
+            exclude_nodes=tuple(exclude_nodes) or None, opset=opset, external_data=external_data,
         )  # fmt: skip
+        exp_options.update({k: v for k, v in flags.items() if v is not None})
+        exporter = get_registry("exporter").create(name, **exp_options)
         rows = []
         overrides = {k: v for k, v in (("pooling", pooling), ("normalize", normalize),
                                        ("max_length", max_length)) if v is not None}  # fmt: skip

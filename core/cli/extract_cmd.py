@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import time
-from pathlib import Path
 from typing import Any
 
 import click
+
+from recfeat.data.interactions import read_train
+from recfeat.extraction.inputs import ExtractRun
+from recfeat.extraction.outputs import check_out_path, save, summary_line
 
 FORMATS_HELP = (
     "auto, amazon, movielens-100k, movielens (ml-latest), csv, jsonl, parquet, "
@@ -32,7 +33,7 @@ def _encoder_spec(
     """(encoder name, options): the config's encoder, overridden by command-line flags."""
     from recfeat.config import component_spec
     from recfeat.errors import UsageError
-    from recfeat.extract.pipeline import DEFAULT_ENCODER
+    from recfeat.extraction.pipeline import DEFAULT_ENCODER
 
     base_name, base_options = (
         component_spec(config["encoder"]) if "encoder" in config else (DEFAULT_ENCODER, {})
@@ -57,57 +58,15 @@ def _encoder_spec(
     return name or base_name, {**base_options, **cli_options}
 
 
-def check_out_path(out: str) -> Path:
-    """Refuse an --out that cannot be written, before any work is done."""
-    from recfeat.errors import RecfeatError, UsageError
-
-    path = Path(out).expanduser()
-    if not path.name.endswith(".parquet"):
-        raise UsageError(f"--out {out}: give a file name ending in .parquet")
-    if path.is_dir():
-        raise UsageError(f"--out {out} is a folder; give a file name ending in .parquet")
-    ancestor = path.parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise RecfeatError(f"cannot create {path.parent}: {ancestor} is a file, not a folder")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise RecfeatError(f"cannot write to {ancestor} (permission denied); choose another --out")
-    return path
-
-
-def read_train(path: str, interactions) -> Any:
-    """Training interactions from a split file saved by recfeat, or a table with user and
-    item columns (.csv, .parquet, .jsonl)."""
-    import pandas as pd
-
-    from recfeat.errors import DataError
-
-    p = Path(path)
-    if p.suffix == ".json":
-        from recfeat.evaluate.splits import load_split
-
-        return load_split(p, interactions).train
-    try:
-        if p.suffix == ".parquet":
-            table = pd.read_parquet(p)
-        elif p.suffix in (".jsonl", ".ndjson"):
-            table = pd.read_json(p, lines=True, dtype=False)
-        else:
-            table = pd.read_csv(p, dtype=str)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read --train {path}: {exc}") from None
-    return table
-
-
 @click.command("extract", epilog=EPILOG)
 @click.argument("data", required=False)
 @click.option(
     "--format", "fmt", default=None, help=f"Input format: {FORMATS_HELP} [default: auto]."
 )
 @click.option(
-    "--level", type=click.Choice(["review", "item", "user"]), default="review", show_default=True,
-    help="One vector per review, per item (item text, or its reviews aggregated) or per user.",
+    "--level", type=click.Choice(["review", "item", "user"]), default=None,
+    help="One vector per review, per item (item text, or its reviews aggregated) or per user "
+         "[default: the config's [pipeline] level, else review].",
 )  # fmt: skip
 @click.option("--encoder", "encoder_name", default=None, help="Encoder name [default: minilm].")
 @click.option("--pooling", default=None, help="cls, mean, max or last-token (encoder default).")
@@ -120,7 +79,7 @@ def read_train(path: str, interactions) -> Any:
 @click.option("--cleaners", default=None,
               help="Comma-separated cleaner names, or 'none' [default: the default chain].")  # fmt: skip
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="TOML pipeline (sections dataset, cleaners, encoder); flags override it.")  # fmt: skip
+              help="TOML pipeline (dataset, cleaners, encoder, token_features, [pipeline] level); flags override it.")  # fmt: skip
 @click.option("--backend", type=click.Choice(BACKENDS), default=None,
               help="torch (default); onnx/openvino with --onnx DIR; auto: benchmark the "
                    "available backends on a sample of DATA and keep the fastest that holds "
@@ -167,8 +126,6 @@ def extract_command(data, fmt, level, encoder_name, pooling, precision, batch_to
         raise UsageError(
             "missing DATA: the input file or folder ('sample' for the SYNTHETIC sample)"
         )
-    if level == "review" and aggregate:
-        raise UsageError("--aggregate applies to --level item or user, not review")
     out_path = check_out_path(out)
     config: dict[str, Any] = {}
     if config_path:
@@ -189,7 +146,11 @@ def extract_command(data, fmt, level, encoder_name, pooling, precision, batch_to
     run = ExtractRun(
         data=data, fmt=fmt, config=config, loader_options=options, encoding=encoding,
         skip_bad_rows=skip_bad_rows, cleaners=cleaners, token_features=token_features,
+        echo=lambda msg: click.echo(msg, err=True),
     )  # fmt: skip
+    level = run.level(level)
+    if level == "review" and aggregate:
+        raise UsageError("--aggregate applies to --level item or user, not review")
     from recfeat.plugin.registry import get_registry
 
     encoder = get_registry("encoder").create(name, **enc_options)  # validated, not loaded
@@ -199,7 +160,7 @@ def extract_command(data, fmt, level, encoder_name, pooling, precision, batch_to
     if backend == "auto":
         encoder = choose_auto_encoder(name, enc_options, dataset, level, cleaner)
     train = read_train(train_path, dataset.interactions) if train_path else None
-    from recfeat.extract.pipeline import extract
+    from recfeat.extraction.pipeline import extract
 
     result = extract(
         dataset, level, encoder, cleaner, aggregate=aggregate, user_from=user_from,
@@ -238,88 +199,6 @@ def choose_auto_encoder(name: str, enc_options: dict[str, Any], dataset, level: 
     click.echo(format_table(choice), err=True)
     click.echo(choice.summary(), err=True)
     return encoder_for_choice(choice, ctx)
-
-
-class ExtractRun:
-    """Resolves the dataset, cleaners and token features from flags over a config file."""
-
-    def __init__(self, *, data, fmt, config, loader_options, encoding, skip_bad_rows, cleaners,
-                 token_features):  # fmt: skip
-        self.data = data
-        self.fmt = fmt
-        self.config = config
-        self.loader_options = loader_options
-        self.encoding = encoding
-        self.skip_bad_rows = skip_bad_rows
-        self.cleaners = cleaners
-        self.token_features = token_features
-
-    def load(self):
-        from recfeat.cli.data_cmd import parse_options
-        from recfeat.config import component_spec
-        from recfeat.plugins.datasets import load_dataset
-
-        fmt, options = self.fmt, {}
-        if "dataset" in self.config:
-            cfg_fmt, cfg_options = component_spec(self.config["dataset"])
-            if fmt in (None, cfg_fmt):
-                fmt, options = cfg_fmt, cfg_options
-        fmt = fmt or "auto"
-        options.update(parse_options(self.loader_options))
-        if self.encoding:
-            options["encoding"] = self.encoding
-        if self.skip_bad_rows:
-            options["skip_bad_rows"] = True
-        path = self.data
-        if path in (None, "sample") and fmt in ("auto", "sample", "synthetic-books"):
-            path, fmt = None, "synthetic-books"
-        started = time.perf_counter()
-        dataset = load_dataset(path, format=fmt, **options)
-        synthetic = dataset.report.get("synthetic") and "SYNTHETIC" not in dataset.name
-        label = " (SYNTHETIC sample data)" if synthetic else ""
-        click.echo(
-            f"loaded {dataset.name}{label}: {len(dataset.interactions):,} interactions, "
-            f"{0 if dataset.reviews is None else len(dataset.reviews):,} reviews, "
-            f"{0 if dataset.items is None else len(dataset.items):,} item texts "
-            f"({time.perf_counter() - started:.1f} s)",
-            err=True,
-        )
-        return dataset
-
-    def cleaner(self):
-        from recfeat.extract.cleaning import build_cleaner_chain
-
-        if self.cleaners is not None:
-            specs = "" if self.cleaners.strip().lower() == "none" else self.cleaners
-            return build_cleaner_chain(specs)
-        return build_cleaner_chain(self.config.get("cleaners"))
-
-    def featurizer(self):
-        from recfeat.extract.pipeline import make_token_featurizer
-
-        spec = self.token_features or self.config.get("token_features")
-        return make_token_featurizer(spec) if spec else None
-
-
-def save(result, out_path: Path) -> None:
-    from recfeat.errors import RecfeatError
-
-    try:
-        result.save(out_path)
-    except OSError as exc:
-        raise RecfeatError(
-            f"cannot write {out_path}: {exc.strerror or exc}; choose another --out"
-        ) from None
-
-
-def summary_line(result, out_path: Path) -> str:
-    m = result.manifest
-    dim = result.vectors.shape[1]
-    return (
-        f"wrote {out_path}: {len(result.ids):,} {m['level']} vectors x {dim} dims; "
-        f"{m['encoded_texts']:,} texts encoded, {m['cached_texts']:,} from cache, "
-        f"{m['empty_texts']:,} empty, {m['truncated_texts']:,} truncated; {m['elapsed_s']:.1f} s"
-    )
 
 
 def register(cli: click.Group) -> None:

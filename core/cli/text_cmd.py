@@ -26,18 +26,6 @@ FORMATS = ("auto", "text", "csv", "jsonl")
 # -- reading --------------------------------------------------------------------------------
 
 
-def detect_format(path: str, fmt: str) -> str:
-    """``auto`` -> by file name (.csv/.tsv, .jsonl/.ndjson/.json, optionally .gz); stdin is text."""
-    if fmt != "auto":
-        return fmt
-    name = path.lower().removesuffix(".gz")
-    if name.endswith((".csv", ".tsv")):
-        return "csv"
-    if name.endswith((".jsonl", ".ndjson", ".json")):
-        return "jsonl"
-    return "text"
-
-
 def _open_binary(path: str) -> IO[bytes]:
     if path == "-":
         return sys.stdin.buffer
@@ -233,7 +221,9 @@ def read_chunks(
 ) -> tuple[Any, Iterator[list[tuple[Any, str | None]]]]:
     """``(handler, chunks)``: lists of at most ``size`` ``(row, text)`` pairs, read lazily."""
     name = "<stdin>" if path == "-" else path
-    handler = _HANDLERS[detect_format(path, fmt)](name, column)
+    from recfeat.data.formats import detect_format
+
+    handler = _HANDLERS[detect_format(path, fmt, stream=True)](name, column)
 
     def chunks():
         stream = _open_binary(path)
@@ -282,20 +272,6 @@ def _cleaner_specs(cleaners: str | None, config: str | None):
     return cleaners
 
 
-def parse_key_values(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``("a=1", "b=x")`` -> ``{"a": 1, "b": "x"}``; values are JSON when they parse, else strings."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--option {pair!r} is not KEY=VALUE; write e.g. --option vocab_size=8000")
-        try:
-            options[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key.strip()] = value
-    return options
-
-
 @click.command("clean")
 @_input_arg
 @click.option(
@@ -314,7 +290,7 @@ def clean_command(input_path, cleaners, config, column, fmt, encoding, out) -> N
     Output has the input's format; other CSV columns and JSONL fields are kept.
     """
     from recfeat.atomic import atomic_open
-    from recfeat.extract.cleaning import build_cleaner_chain
+    from recfeat.extraction.cleaning import build_cleaner_chain
     from recfeat.progress import progress_bar
 
     chain = build_cleaner_chain(_cleaner_specs(cleaners, config))
@@ -347,7 +323,9 @@ def clean_command(input_path, cleaners, config, column, fmt, encoding, out) -> N
 
 @click.command("tokenize")
 @_input_arg
-@click.option("--tokenizer", "tokenizer_name", default="hf", show_default=True, help="Tokenizer component.")
+@click.option("--tokenizer", "tokenizer_name", default=None, help="Tokenizer component [default: hf].")
+@click.option("--config", type=click.Path(dir_okay=False),
+              help="Take the tokenizer from the [tokenizer] table of a TOML pipeline file; flags override it.")
 @click.option("--model", help="Model folder or hub name whose tokenizer to use [default: all-MiniLM-L6-v2].")
 @click.option("--max-length", type=int, help="Truncate to this many tokens (special tokens included) [default: 256].")
 @click.option(
@@ -360,25 +338,28 @@ def clean_command(input_path, cleaners, config, column, fmt, encoding, out) -> N
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per text on stdout.")
 @click.option("--show-tokens", is_flag=True, help="Also print the token strings.")
 def tokenize_command(
-    input_path, tokenizer_name, model, max_length, extra_options, column, fmt, encoding, as_json, show_tokens
+    input_path, tokenizer_name, config, model, max_length, extra_options, column, fmt, encoding, as_json, show_tokens
 ) -> None:
     """Tokenize texts and report token counts and truncation.
 
     Per text: `n_tokens<TAB>n_dropped<TAB>ids...` (or JSON lines with --json). A summary line
     (texts, tokens, truncated texts, tokens dropped) goes to stderr.
     """
+    from recfeat.config import chosen_component, load_config, parse_key_values
     from recfeat.plugin.registry import get_registry
     from recfeat.progress import progress_bar
 
-    options = parse_key_values(extra_options)
+    cfg = load_config(config) if config is not None else {}
+    name, options = chosen_component(cfg, "tokenizer", tokenizer_name, "hf")
+    options.update(parse_key_values(extra_options, example="vocab_size=8000"))
     if model is not None:
         options["model"] = model
     if max_length is not None:
         options["max_length"] = max_length
-    tokenizer = get_registry("tokenizer").create(tokenizer_name, **options)
+    tokenizer = get_registry("tokenizer").create(name, **options)
     if not hasattr(tokenizer, "tokenize"):
         raise UsageError(
-            f"{tokenizer_name!r} is a token-feature extractor, not a tokenizer; pick one with "
+            f"{name!r} is a token-feature extractor, not a tokenizer; pick one with "
             "--tokenizer (see `recfeat components tokenizers`)"
         )
     _handler, chunks = read_chunks(input_path, fmt, column, encoding)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from recfeat.atomic import atomic_path, write_text
 from recfeat.errors import DataError
+from recfeat.jsonable import jsonable
 
 VECTOR_COLUMN = "vector"
 
@@ -44,11 +45,11 @@ def write_features(
     table = pa.Table.from_pandas(ids.reset_index(drop=True), preserve_index=False)
     table = table.append_column(VECTOR_COLUMN, column)
     meta = {**manifest, "rows": int(len(ids)), "dim": dim, "id_columns": list(ids.columns)}
-    table = table.replace_schema_metadata({b"recfeat": json.dumps(meta, default=str).encode()})
+    table = table.replace_schema_metadata({b"recfeat": json.dumps(jsonable(meta)).encode()})
     path = Path(path)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-    write_text(manifest_path(path), json.dumps(meta, indent=2, default=str) + "\n")
+    write_text(manifest_path(path), json.dumps(jsonable(meta), indent=2) + "\n")
     return path
 
 

@@ -67,6 +67,20 @@ _builtins_loaded = False
 _entry_points_loaded = False
 _failures: list[PluginFailure] = []
 _info: dict[str, PluginInfo] = {}
+# Called whenever the set of plugins changes (reset, add, remove). The registry subscribes
+# its reset here, so this module never imports the registry (which imports this one).
+_on_change: list[Callable[[], None]] = []
+
+
+def on_plugins_changed(callback: Callable[[], None]) -> None:
+    """Call ``callback()`` after every change to the loaded plugins (idempotent per callback)."""
+    if callback not in _on_change:
+        _on_change.append(callback)
+
+
+def _plugins_changed() -> None:
+    for callback in list(_on_change):
+        callback()
 
 
 def _manager() -> pluggy.PluginManager:
@@ -99,13 +113,11 @@ def load_plugins() -> pluggy.PluginManager:
 def reset() -> None:
     """Drop the plugin manager and every registry so the next use reloads (for tests)."""
     global _pm, _builtins_loaded, _entry_points_loaded
-    from recfeat.plugin.registry import reset_registries
-
     _pm = None
     _builtins_loaded = _entry_points_loaded = False
     _failures.clear()
     _info.clear()
-    reset_registries()
+    _plugins_changed()
 
 
 def failures() -> list[PluginFailure]:
@@ -127,26 +139,22 @@ def add_plugin(obj: Any, name: str, *, distribution: str | None = None, version=
     failure) when ``obj`` uses an unknown hook or a bad hook signature. Registries that
     were already filled are reset so they see the new plugin.
     """
-    from recfeat.plugin.registry import reset_registries
-
     pm = get_plugin_manager()
     ok = _register(pm, obj, name, distribution)
     if ok:
         _info[name] = PluginInfo(name, distribution, version, False)
-    reset_registries()
+    _plugins_changed()
     return ok
 
 
 def remove_plugin(name: str) -> None:
     """Unregister the plugin ``name`` (if loaded) and reset the registries."""
-    from recfeat.plugin.registry import reset_registries
-
     pm = _manager()
     if pm.get_plugin(name) is not None:
         pm.unregister(name=name)
     _info.pop(name, None)
     _failures[:] = [f for f in _failures if f.name != name]
-    reset_registries()
+    _plugins_changed()
 
 
 def _add_failure(failure: PluginFailure) -> None:

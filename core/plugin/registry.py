@@ -8,10 +8,11 @@ component knows which plugin provided it and duplicates can name both sides.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 from recfeat.errors import DuplicateComponentError, RecfeatError, UnknownComponentError, closest
+from recfeat.jsonable import jsonable
+from recfeat.plugin import manager as _manager
 from recfeat.plugin.options import option_specs, validate_options
 
 
@@ -139,9 +140,7 @@ class Registry:
         if self._loaded:
             return
         self._loaded = True
-        from recfeat.plugin.manager import call_registration_hook
-
-        call_registration_hook(self)
+        _manager.call_registration_hook(self)
 
     # -- reading ---------------------------------------------------------------------------
     def entry(self, name: str) -> Entry:
@@ -163,7 +162,13 @@ class Registry:
         """Validate ``options`` against the component's signature and instantiate it."""
         entry = self.entry(name)
         clean = validate_options(entry.cls, options, what=f"{self.kind} {entry.name!r}")
-        return entry.cls(**clean)
+        component = entry.cls(**clean)
+        # __init__ only stores (scikit-learn's rule, so clone works); value checks that need
+        # more than a type (a file exists, a GPU is visible) run here, before any work.
+        check = getattr(component, "validate", None)
+        if callable(check):
+            check()
+        return component
 
     def names(self) -> list[str]:
         self._ensure_loaded()
@@ -187,27 +192,12 @@ class Registry:
                     "plugin": e.plugin,
                     "class": f"{e.cls.__module__}.{e.cls.__qualname__}",
                     "doc": e.doc(),
-                    "options": {k: _jsonable(v) for k, v in option_specs(e.cls).items()},
+                    "options": jsonable(option_specs(e.cls), nonfinite="repr"),  # NaN default: "nan"
                 }
             )
         return out
 
 
-def _jsonable(spec: dict[str, Any]) -> dict[str, Any]:
-    return {**spec, "default": jsonable(spec["default"])}
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` as plain JSON data: tuples become lists, anything exotic its repr."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)  # NaN and infinities are not valid JSON
-    if isinstance(value, (str, int, float, bool, type(None))):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    return repr(value)
 
 
 _REGISTRIES: dict[str, Registry] = {}
@@ -236,4 +226,8 @@ def get_registry(kind: str) -> Registry:
 def reset_registries() -> None:
     """Forget every registry (tests use this after changing which plugins load)."""
     _REGISTRIES.clear()
+
+
+# The manager resets the registries whenever plugins are added, removed or reset.
+_manager.on_plugins_changed(reset_registries)
 

@@ -5,12 +5,12 @@ Policies, recorded in every manifest:
 
 - **Empty texts.** A text that is empty or only whitespace after cleaning gets a zero vector,
   is never sent to the encoder, and is counted as ``empty_texts``. At item and user level
-  such rows weigh nothing in the mean (see ``recfeat.extract.levels``).
+  such rows weigh nothing in the mean (see ``recfeat.extraction.levels``).
 - **Long texts.** Texts over the encoder's ``max_length`` are truncated by the encoder and
   counted as ``truncated_texts`` (over the texts encoded in this run; cached texts were
   counted when first encoded).
 - **Identical texts** are encoded once per run and once ever per encoder setting: the vector
-  cache (``recfeat.extract.cache``) is keyed by the cleaned text and the encoder fingerprint.
+  cache (``recfeat.extraction.cache``) is keyed by the cleaned text and the encoder fingerprint.
 - **Resumable.** Unique texts are encoded in fixed chunks (``chunk_size``, default 2,048) and
   each chunk is committed to the cache as it finishes, so a killed run loses at most one
   chunk; re-running continues from the cache and, because chunk boundaries are fixed by the
@@ -34,14 +34,14 @@ import pandas as pd
 from recfeat import __version__
 from recfeat.data.recdata import RecData
 from recfeat.errors import DataError, UsageError
-from recfeat.extract.cache import (
+from recfeat.extraction.cache import (
     fingerprint_digest,
     iter_chunks,
     open_cache,
     text_keys,
     vector_fingerprint,
 )
-from recfeat.extract.levels import (
+from recfeat.extraction.levels import (
     USER_SOURCES,
     Grouping,
     check_aggregate,
@@ -260,7 +260,7 @@ def make_cleaner(cleaners: Any):
     anything with ``.clean(texts)`` is used as is."""
     if cleaners is not None and hasattr(cleaners, "clean"):
         return cleaners
-    from recfeat.extract.cleaning import DEFAULT_CLEANERS, build_cleaner_chain
+    from recfeat.extraction.cleaning import DEFAULT_CLEANERS, build_cleaner_chain
 
     if cleaners is None:
         return build_cleaner_chain(DEFAULT_CLEANERS)
@@ -391,7 +391,7 @@ def extract(
     featurizer = make_token_featurizer(token_features)
     runner = None
     if ray:
-        from recfeat.extract.ray_runner import ray_runner
+        from recfeat.extraction.ray_runner import ray_runner
 
         runner = ray_runner(encoder)
     own_cache = not hasattr(cache, "get_many")

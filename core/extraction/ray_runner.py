@@ -50,7 +50,7 @@ def _options_for_actor(encoder) -> dict[str, Any]:
 
 
 def ray_runner(encoder, *, actors: int = 1, address: str | None = None):
-    """A pipeline runner (see ``recfeat.extract.pipeline.Runner``) that encodes through Ray Data."""
+    """A pipeline runner (see ``recfeat.extraction.pipeline.Runner``) that encodes through Ray Data."""
     ray = require("ray", "ray", "--ray")
     require("ray.data", "ray", "--ray")
     name = encoder.name

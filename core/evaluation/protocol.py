@@ -4,7 +4,7 @@
 a model x metric table (pandas), a JSON-able dict and per-model notes.
 
 Protocol
-- Every model is fitted on the same ``split.train`` (recfeat.evaluate.splits; seeded).
+- Every model is fitted on the same ``split.train`` (recfeat.evaluation.splits; seeded).
 - Rating metrics (RMSE, MAE) use the split's evaluated test pairs and only models that
   predict ratings; others show ``n/a (ranks, does not predict ratings)``.
 - Ranking is FULL ranking, no sampled negatives. Warm splits (random, temporal): each test
@@ -47,7 +47,8 @@ import pandas as pd
 from recfeat.data.features import Features, read_features
 from recfeat.data.recdata import RecData
 from recfeat.errors import DataError, UsageError
-from recfeat.evaluate.splits import Split, make_split
+from recfeat.evaluation.splits import Split, make_split
+from recfeat.jsonable import jsonable
 
 DEFAULT_METRICS = (
     "rmse", "mae", "precision@k", "recall@k", "f1@k", "ndcg@k", "hitrate@k", "map@k", "mrr",
@@ -124,6 +125,11 @@ class _LeaveOneOut:
             counts[row] -= 1
         ok = counts > 0
         return Features(self.items[ok], sums[ok] / counts[ok, None], self.manifest)
+
+
+def load_optional_features(path: str | Path | None) -> Features | ReviewVectors | None:
+    """``load_features(path)``, or None when no path was given (an optional --features)."""
+    return load_features(path) if path else None
 
 
 def load_features(path: str | Path) -> Features | ReviewVectors:
@@ -234,7 +240,7 @@ class EvaluationResult:
         return {**self.info, "metrics": list(self.table.columns), "models": models}
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, default=str)
+        return json.dumps(jsonable(self.to_dict()), indent=2)
 
     def to_markdown(self) -> str:
         shown = self.display_table()
@@ -375,10 +381,14 @@ def evaluate(
 
 
 def _metrics(registry, names, k):
+    """Metric objects from names or ``(name, options)``; ``k`` fills in where not given."""
     out = []
-    for name in names:
+    for spec in names:
+        name, options = (spec, {}) if isinstance(spec, str) else (spec[0], dict(spec[1]))
         cls = registry.get(name)
-        out.append(registry.create(name, k=k) if "k" in _init_args(cls) else registry.create(name))
+        if "k" in _init_args(cls):
+            options.setdefault("k", k)
+        out.append(registry.create(name, **options))
     return out
 
 

@@ -14,7 +14,7 @@ Kinds:
 Leakage guarantees (tested): no (user, item) pair is in both train and test; held-out
 items/users of the cold splits have no training row. Anything a model aggregates (user
 profiles, item means, text aggregates) must come from ``split.train`` only; the evaluation
-builds features from it (see recfeat.evaluate.evaluation).
+builds features from it (see recfeat.evaluation.protocol).
 
 Test rows whose user or item has no training data cannot be evaluated as warm
 recommendations. Policy, reported in ``split.report``: on ``random``/``temporal`` splits

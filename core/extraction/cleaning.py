@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from recfeat.errors import DataError, UsageError
+from recfeat.jsonable import jsonable
 from recfeat.plugin.registry import get_registry
 
 DEFAULT_CLEANERS: tuple[str, ...] = ("html", "control-chars", "nfkc", "whitespace")
@@ -49,7 +50,7 @@ class CleanerChain:
     def spec(self) -> list[dict[str, Any]]:
         """``[{"use": name, **options}, ...]`` with canonical names and every option value."""
         return [
-            {"use": name, **{k: _jsonable(v) for k, v in cleaner.get_options().items()}}
+            {"use": name, **jsonable(cleaner.get_options())}
             for name, cleaner in zip(self.names, self.cleaners, strict=True)
         ]
 
@@ -58,14 +59,6 @@ class CleanerChain:
 
     def __repr__(self) -> str:
         return f"CleanerChain({', '.join(self.names) or 'no cleaners'})"
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
 
 
 def parse_cleaner_specs(specs: str | Sequence[CleanerSpec] | None) -> list[tuple[str, dict[str, Any]]]:

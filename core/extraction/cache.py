@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from recfeat.errors import DataError, RecfeatError
+from recfeat.jsonable import jsonable
 
 CACHE_FILE = "vectors.sqlite"
 CACHE_ENV = "RECFEAT_CACHE_DIR"
@@ -57,7 +58,7 @@ def vector_fingerprint(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
 
 def fingerprint_digest(fingerprint: Mapping[str, Any]) -> bytes:
     """32-byte digest of :func:`vector_fingerprint`, canonical JSON (sorted keys)."""
-    canon = json.dumps(vector_fingerprint(fingerprint), sort_keys=True, default=str)
+    canon = json.dumps(jsonable(vector_fingerprint(fingerprint)), sort_keys=True)
     return hashlib.sha256(canon.encode("utf-8")).digest()
 
 

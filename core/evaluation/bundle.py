@@ -1,0 +1,219 @@
+"""The saved-model bundle of ``recfeat train`` / ``recfeat recommend``: fit one model on all
+of a dataset, write it with what ranking needs later, read it back and rank items per user.
+
+A bundle is a joblib file holding ``{"format": "recfeat-model", "header": {...},
+"model": <fitted estimator>, "seen": {user: [items]}, "snippets": {item: text}}``. The
+header records the model name and options, the feature dimension and the encoder
+fingerprint, so ``recommend`` refuses vectors from another encoder or dimension.
+
+SECURITY: joblib files are pickles, and unpickling can execute code from the file.
+``load_model`` therefore only opens files its caller says they trust (made by ``recfeat
+train`` on a machine they control); a safe format (JSON header + numpy arrays) is the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+FORMAT = "recfeat-model"
+SNIPPET_CHARS = 80
+
+
+def item_snippets(data) -> dict[str, str]:
+    """Item text (titles, genres) or, for review-only data, the start of the item's first review."""
+    table = data.items if data.items is not None and len(data.items) else None
+    if table is None and data.reviews is not None:
+        table = data.reviews.drop_duplicates("item")  # first review of each item
+    if table is None or "text" not in table.columns:
+        return {}
+    text = (
+        table["text"]
+        .fillna("")
+        .astype(str)
+        .str.replace(r"\s+", " ", regex=True)
+        .str.slice(0, SNIPPET_CHARS)
+    )
+    return dict(zip(table["item"].astype(str), text, strict=False))
+
+
+def fit_features(item_features, interactions):
+    """Review-level vectors become item means over ALL reviews: fine for a deployed model."""
+    from recfeat.evaluation.protocol import ReviewVectors
+
+    if isinstance(item_features, ReviewVectors):
+        return item_features.item_means(interactions)
+    return item_features
+
+
+_fit_features = fit_features  # the old private name
+
+
+def train_model(dataset, model_name: str, options: dict[str, Any] | None = None, *,
+                item_features=None, user_features=None) -> dict[str, Any]:  # fmt: skip
+    """Fit ``model_name`` on every interaction of ``dataset``; return the bundle to save."""
+    from recfeat import __version__
+    from recfeat.components.model import feature_fingerprint
+    from recfeat.errors import UsageError
+    from recfeat.evaluation.protocol import check_ratings
+    from recfeat.plugin.registry import get_registry
+
+    model = get_registry("model").create(model_name, **(options or {}))
+    check_ratings(dataset)
+    if model.uses_text and item_features is None and user_features is None:
+        raise UsageError(f"model {model_name!r} uses text features; pass --features FILE.parquet")
+    inter = dataset.interactions
+    fit_items = fit_features(item_features, inter) if model.uses_text else None
+    start = time.perf_counter()
+    model.fit(
+        inter, item_features=fit_items, user_features=user_features if model.uses_text else None
+    )
+    seconds = time.perf_counter() - start
+    feats = fit_items if fit_items is not None else user_features if model.uses_text else None
+    header = {
+        "recfeat": __version__,
+        "model": model_name,
+        "options": model.get_params(),
+        "dataset": dataset.name,
+        "users": int(len(model.users_)),
+        "items": int(len(model.items_)),
+        "interactions": int(len(inter)),
+        "feature_dim": None if feats is None else int(feats.dim),
+        "features": None if feats is None else feature_fingerprint(feats),
+        "fit_seconds": round(seconds, 3),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    seen = inter.assign(user=inter["user"].astype(str), item=inter["item"].astype(str))
+    return {
+        "format": FORMAT,
+        "header": header,
+        "model": model,
+        "seen": seen.groupby("user")["item"].apply(list).to_dict(),
+        "snippets": item_snippets(dataset),
+    }
+
+
+def save_model(bundle: dict[str, Any], path: str | Path) -> Path:
+    """Write ``bundle`` (from ``train_model``) atomically to ``path``."""
+    import joblib
+
+    from recfeat.atomic import atomic_path
+
+    out = Path(path)
+    with atomic_path(out) as tmp:
+        joblib.dump(bundle, tmp)
+    return out
+
+
+def load_model(path: str | Path) -> dict[str, Any]:
+    """Read a file written by ``save_model`` (DataError when it is not one).
+
+    The file is a pickle: open only files you made or trust (see the module doc)."""
+    import joblib
+
+    from recfeat.errors import DataError
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"model file {p} does not exist; create it with recfeat train")
+    try:
+        bundle = joblib.load(p)
+    except Exception as exc:  # noqa: BLE001 - any unreadable pickle is the same user error
+        raise DataError(f"cannot read model file {p}: {type(exc).__name__}: {exc}") from None
+    if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
+        raise DataError(f"{p} is not a recfeat model file (write one with recfeat train)")
+    return bundle
+
+
+load_bundle = load_model  # the old name
+
+
+def check_same_encoder(header: dict[str, Any], features) -> None:
+    """Features for another encoder or dimension than the model's are a clear error."""
+    from recfeat.components.model import describe_source, feature_fingerprint
+    from recfeat.errors import DataError, UsageError
+
+    trained = header.get("features")
+    if trained is None:
+        raise UsageError(
+            f"model {header['model']!r} was trained without text features; drop --features"
+        )
+    given = feature_fingerprint(features)
+    clash = [k for k in trained if k in given and trained[k] != given[k] and k not in ("level",)]
+    if clash:
+        raise DataError(
+            f"features differ from the ones the model was trained with ({', '.join(clash)}): "
+            f"model: {describe_source(trained)}; features: {describe_source(given)}; "
+            "extract features with the model's encoder"
+        )
+
+
+@dataclasses.dataclass
+class Ranking:
+    """The top items for one user: ``items``/``scores`` best first, ``snippets`` per item."""
+
+    user: str
+    known_user: bool
+    items: list[str]
+    scores: list[float]
+    snippets: list[str]
+    available: int  # items this user could be shown (fewer than k: a note for the user)
+
+
+def recommend(bundle: dict[str, Any], users, k: int = 10, *, extra_features=None,
+              include_seen: bool = False, snippets: dict[str, str] | None = None) -> list[Ranking]:  # fmt: skip
+    """Top-``k`` items per user of ``users`` from a loaded bundle.
+
+    ``extra_features``: item-level features of new items to consider too (same encoder as
+    training; only cold-start-capable models rank them). Seen items are left out unless
+    ``include_seen``. A user the model cannot score any item for is a DataError."""
+    import numpy as np
+
+    from recfeat.errors import DataError, UsageError
+    from recfeat.evaluation.protocol import ReviewVectors
+
+    model, header = bundle["model"], bundle["header"]
+    snippets = bundle.get("snippets", {}) if snippets is None else snippets
+    if k < 1:
+        raise UsageError(f"--k must be at least 1 (got {k})")
+    candidates = list(model.items_)
+    if extra_features is not None:
+        if isinstance(extra_features, ReviewVectors):
+            raise UsageError("recommend --features takes item-level features (one vector per item)")
+        check_same_encoder(header, extra_features)
+        if model.cold_start_items:
+            known = set(candidates)
+            candidates += [i for i in extra_features.ids if i not in known]
+    candidates_arr = np.asarray(candidates, dtype=object)
+    user_list = [str(u).strip() for u in users if str(u).strip()]
+    if not user_list:
+        raise UsageError("--users is empty; pass user ids separated by commas")
+    out = []
+    for user in user_list:
+        scores = model.score_items([user], candidates_arr, item_features=extra_features)[0]
+        mask = np.ones(len(candidates_arr), dtype=bool)
+        if not include_seen:
+            seen = set(bundle["seen"].get(user, ()))
+            mask &= np.fromiter(
+                (c not in seen for c in candidates_arr), dtype=bool, count=len(mask)
+            )
+        mask &= ~np.isnan(scores)
+        available = int(mask.sum())
+        if available == 0:
+            raise DataError(
+                f"user {user!r}: model {header['model']!r} cannot score any item for this user "
+                "(unknown user and no non-personalised fallback)"
+            )
+        idx = np.flatnonzero(mask)
+        best = idx[np.argsort(-scores[idx], kind="stable")[: min(k, available)]]
+        items = [candidates_arr[j] for j in best]
+        out.append(
+            Ranking(
+                user=user, known_user=user in model.user_index_, items=items,
+                scores=[float(scores[j]) for j in best],
+                snippets=[snippets.get(i, "") for i in items], available=available,
+            )
+        )  # fmt: skip
+    return out
