@@ -76,10 +76,10 @@ def main() -> int:
     import onnxruntime as ort
     import torch
 
+    from recfeat.encode.backends import compile_openvino as compile_ir
     from recfeat.encode.hf_models import load_transformer
     from recfeat.exporters.convert import build_pooled_module
     from recfeat.exporters.families import family_for_config
-    from recfeat.exporters.openvino_export import compile_ir
     from recfeat.exporters.plugin import OnnxExporter, OpenVinoExporter
     from recfeat.plugin.registry import get_registry
 

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BACKENDS = "torch-fp32,torch-bf16,onnx-fp32,onnx-o2,onnx-int8,openvino-fp32,openvino-bf16"
+BACKENDS = "torch-fp32,torch-bf16,onnx-fp32,onnx-fp32-o2,onnx-int8,openvino-fp32,openvino-bf16"
 PEERS = "st-torch,st-onnx,st-onnx-qint8,openvino-peer"
 
 

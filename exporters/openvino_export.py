@@ -12,41 +12,19 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from recfeat.errors import OptionError
+from recfeat.encode.backends import OpenVinoBackend, compile_openvino
 
 IR_FILE = "openvino_model.xml"
 INT8_IR_FILE = "openvino_model_int8.xml"
-HINTS = {"fp32": "f32", "bf16": "bf16"}
-
-
-def compile_ir(path: str | Path, precision: str = "bf16", threads: int | None = None):
-    """Compile an IR for the CPU with an inference-precision hint (``fp32`` or ``bf16``)."""
-    import openvino as ov
-
-    if precision not in HINTS:
-        raise OptionError(f"unknown OpenVINO precision {precision!r}; valid: {', '.join(HINTS)}")
-    config: dict[str, Any] = {
-        "INFERENCE_PRECISION_HINT": HINTS[precision],
-        "PERFORMANCE_HINT": "LATENCY",
-    }
-    if threads:
-        config["INFERENCE_NUM_THREADS"] = int(threads)
-    core = ov.Core()
-    return core.compile_model(str(path), "CPU", config)
 
 
 def run_compiled(compiled, batches: list[dict[str, np.ndarray]]) -> np.ndarray:
-    request = compiled.create_infer_request()
-    names = {p.get_any_name() for p in compiled.inputs}
-    outs = []
-    for batch in batches:
-        request.infer({k: v for k, v in batch.items() if k in names})
-        outs.append(np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True))
-    return np.concatenate(outs)
+    """A compiled IR's outputs for ``batches``, through the encoders' OpenVINO backend."""
+    backend = OpenVinoBackend(compiled)
+    return np.concatenate([backend.run(b) for b in batches])
 
 
 def export_openvino(spec, onnx_path: Path, tmp: Path, family, tokenizer, valid_texts, batches, reference, report):
@@ -63,7 +41,7 @@ def export_openvino(spec, onnx_path: Path, tmp: Path, family, tokenizer, valid_t
     steps = []
     for precision, threshold in (("fp32", fp_threshold(spec)), ("bf16", fp_threshold(spec))):
         v = val.check_step(f"openvino {precision}", ir.name, precision, reference,
-                           run_compiled(compile_ir(ir, precision), batches), threshold)  # fmt: skip
+                           run_compiled(compile_openvino(ir, precision), batches), threshold)  # fmt: skip
         report(v)
         steps.append(Step("openvino", ir.name, {"inference_precision": precision}, v))
 
@@ -97,7 +75,7 @@ def export_openvino(spec, onnx_path: Path, tmp: Path, family, tokenizer, valid_t
                         "inference_precision": "bf16"}  # fmt: skip
         ov.save_model(quantized, str(out), compress_to_fp16=False)
         v = val.check_step(f"openvino {spec.quantize}", out.name, "int8", reference,
-                           run_compiled(compile_ir(out, "bf16"), batches), spec.min_cosine)  # fmt: skip
+                           run_compiled(compile_openvino(out, "bf16"), batches), spec.min_cosine)  # fmt: skip
         report(v)
         steps.append(Step("quantize", out.name, settings, v))
     return steps

@@ -7,6 +7,15 @@
 
 The optimizer is free to rewrite the graph, but the inputs and ``sentence_embedding`` output
 keep their names: a renamed output is put back with an Identity node.
+
+With optimum installed the fusion options are optimum's (``AutoOptimizationConfig.O1..O3``
+turned into ONNX Runtime ``FusionOptions`` by ``OptimizationConfig.create_fusion_options``),
+with two recfeat overrides, both measured: EmbedLayerNormalization fusion stays on (optimum
+disables it by default; recfeat's MiniLM O2 graph has it), and ONNX Runtime's graph level
+stays 1 (optimum's O2/O3 use 2, whose extended optimisations tie the file to one execution
+provider). optimum's ``ORTOptimizer`` itself is not used: it wants a model folder with
+``config.json``, writes ``config.json`` / ``ort_config.json`` next to the result, and saves
+without putting the ``sentence_embedding`` output name back. O4 (fp16) is ``--quantize fp16``.
 """
 
 from __future__ import annotations
@@ -39,14 +48,10 @@ def optimize_onnx(
     """Optimise ``src`` into ``dst`` at ``level``; return ``dst``."""
     import onnx
     from onnxruntime.transformers import optimizer
-    from onnxruntime.transformers.fusion_options import FusionOptions
 
     level = check_level(level)
     num_heads, hidden = heads_and_hidden(family, config)
-    options = FusionOptions(family.ort_model_type)
-    only_ort = level == "O1"
-    if level == "O3":
-        options.enable_gelu_approximation = True
+    options, only_ort = fusion_settings(family.ort_model_type, level)
     model = optimizer.optimize_model(
         str(src),
         model_type=family.ort_model_type,
@@ -63,6 +68,33 @@ def optimize_onnx(
     dst = Path(dst)
     model.save_model_to_file(str(dst), use_external_data_format=external_data)
     return dst
+
+
+def fusion_source() -> str:
+    """Where the fusion options come from (recorded in the manifest)."""
+    try:
+        from importlib.metadata import version
+
+        import optimum.onnxruntime.configuration  # noqa: F401
+
+        return f"optimum-onnx {version('optimum-onnx')} AutoOptimizationConfig (+ embed_layer_norm, opt_level 1)"
+    except ImportError:
+        return "recfeat"
+
+
+def fusion_settings(ort_model_type: str, level: str):
+    """(FusionOptions, only_onnxruntime) for ``level``: optimum's when installed."""
+    from onnxruntime.transformers.fusion_options import FusionOptions
+
+    try:
+        from optimum.onnxruntime.configuration import AutoOptimizationConfig
+    except ImportError:
+        options = FusionOptions(ort_model_type)
+        if level == "O3":
+            options.enable_gelu_approximation = True
+        return options, level == "O1"
+    config = AutoOptimizationConfig.with_optimization_level(level, disable_embed_layer_norm_fusion=False)
+    return config.create_fusion_options(ort_model_type), not config.enable_transformers_specific_optimizations
 
 
 def keep_output_name(model, expected: str = OUTPUT_NAME) -> None:

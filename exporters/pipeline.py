@@ -155,13 +155,13 @@ def _build(spec: ExportSpec, tmp: Path, report: _Reporter) -> dict[str, Any]:
                            fp_threshold(spec))  # fmt: skip
         _check_atol(v, family)
         report(v)
-        steps.append(Step("export", base.name, {"opset": opset}, v))
+        steps.append(Step("export", base.name, {"opset": opset, "io_settings": family.settings_source}, v))
         current = base
         bar.advance()
 
         # 2. optimise
         if spec.optimize:
-            from .optimize import optimize_onnx
+            from .optimize import fusion_source, optimize_onnx
 
             opt = tmp / f"model_{spec.optimize}.onnx"
             optimize_onnx(current, opt, family, loaded.model.config, spec.optimize,
@@ -169,7 +169,7 @@ def _build(spec: ExportSpec, tmp: Path, report: _Reporter) -> dict[str, Any]:
             v = val.check_step(f"optimize {spec.optimize}", opt.name, "fp32", reference,
                                val.onnx_outputs(opt, batches), fp_threshold(spec))  # fmt: skip
             report(v)
-            steps.append(Step("optimize", opt.name, {"level": spec.optimize}, v))
+            steps.append(Step("optimize", opt.name, {"level": spec.optimize, "fusions": fusion_source()}, v))
             current = opt
             bar.advance()
 

@@ -5,6 +5,18 @@ Presets follow sentence-transformers / optimum names. On x86 without VNNI, ONNX 
 u8s8 kernels (VPMADDUBSW) can saturate, so ``avx2``/``avx512`` use 7-bit weights
 (``reduce_range``); ``avx512_vnni`` and ``arm64`` use the full 8 bits. A CPU with only
 AVX-VNNI (256-bit, no AVX-512) gets ``avx2`` from ``detect_preset``.
+
+With optimum installed a preset is optimum's ``AutoQuantizationConfig.<preset>`` (format,
+mode, per-channel default, weight / activation types and symmetry), with recfeat's measured
+overrides on top, each recorded in the manifest: the operators (MatMul / Gemm / Attention,
+not optimum's Gather / Transpose / EmbedLayerNormalization too), ``reduce_range`` on
+``avx2`` / ``avx512`` (optimum leaves it off) and int8 weights on ``avx2`` (optimum's uint8
+weights would give different files from the ones measured). The quantiser stays ONNX
+Runtime's own ``quantize_dynamic`` / ``quantize_static`` on recfeat's single graph:
+optimum's ``ORTQuantizer`` cannot pass ``MatMulConstBOnly`` (the attention score products
+would be quantised too) nor ``DefaultTensorType`` (needed after ``--optimize``, whose fused
+ops defeat shape inference), and writes ``config.json`` / ``ort_config.json`` beside the file.
+Without optimum the presets below are used as written.
 """
 
 from __future__ import annotations
@@ -39,6 +51,76 @@ PRESETS: dict[str, QuantPreset] = {
     "avx512_vnni": QuantPreset("avx512_vnni", per_channel=True, reduce_range=False),
     "arm64": QuantPreset("arm64", per_channel=True, reduce_range=False),
 }
+
+
+@dataclasses.dataclass
+class PresetConfig:
+    """The resolved quantisation settings of one run (optimum's preset + recfeat overrides)."""
+
+    per_channel: bool
+    reduce_range: bool
+    weight_type: Any  # onnxruntime.quantization.QuantType
+    activation_type: Any
+    weight_symmetric: bool
+    activation_symmetric: bool
+    operators: list[str]
+    nodes_to_exclude: list[str]
+    source: str
+    overrides: list[str]
+
+
+def preset_config(
+    preset: QuantPreset,
+    *,
+    is_static: bool,
+    per_channel: bool | None = None,
+    exclude: Sequence[str] = (),
+    operators: Sequence[str] = QUANTIZED_OPS,
+) -> PresetConfig:
+    """optimum's ``AutoQuantizationConfig.<preset>`` with recfeat's overrides, or recfeat's
+    own preset values when optimum is not installed."""
+    from onnxruntime.quantization import QuantType
+
+    per_channel = preset.per_channel if per_channel is None else per_channel
+    try:
+        from optimum.onnxruntime.configuration import AutoQuantizationConfig
+    except ImportError:
+        return PresetConfig(per_channel, preset.reduce_range, QuantType.QInt8, QuantType.QUInt8,
+                            True, False, list(operators), list(exclude), "recfeat", [])  # fmt: skip
+    import inspect
+    from importlib.metadata import version
+
+    factory = getattr(AutoQuantizationConfig, preset.name)
+    kwargs: dict[str, Any] = {
+        "is_static": is_static,
+        "per_channel": per_channel,
+        "nodes_to_exclude": list(exclude),
+        "operators_to_quantize": list(operators),
+    }
+    if "reduce_range" in inspect.signature(factory).parameters:
+        kwargs["reduce_range"] = preset.reduce_range
+    cfg = factory(**kwargs)
+    overrides = ["operators_to_quantize"]
+    if "reduce_range" in kwargs and preset.reduce_range:
+        overrides.append("reduce_range")
+    if cfg.reduce_range != preset.reduce_range:
+        cfg.reduce_range = preset.reduce_range
+        overrides.append("reduce_range")
+    if cfg.weights_dtype != QuantType.QInt8:
+        cfg.weights_dtype = QuantType.QInt8
+        overrides.append("weights_dtype")
+    return PresetConfig(
+        per_channel=cfg.per_channel,
+        reduce_range=cfg.reduce_range,
+        weight_type=cfg.weights_dtype,
+        activation_type=cfg.activations_dtype,
+        weight_symmetric=cfg.weights_symmetric,
+        activation_symmetric=cfg.activations_symmetric,
+        operators=list(cfg.operators_to_quantize),
+        nodes_to_exclude=list(cfg.nodes_to_exclude),
+        source=f"optimum-onnx {version('optimum-onnx')} AutoQuantizationConfig.{preset.name}",
+        overrides=sorted(set(overrides)),
+    )
 
 
 def check_mode(mode: str) -> str:
@@ -127,31 +209,42 @@ def quantize_dynamic_int8(
 ) -> dict[str, Any]:
     """Dynamic int8 (weights int8 ahead of time, activations at run time). Returns settings."""
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization import quantize_dynamic
 
-    per_channel = preset.per_channel if per_channel is None else per_channel
+    cfg = preset_config(preset, is_static=False, per_channel=per_channel, exclude=exclude)
     _quiet_quantizer()
     quantize_dynamic(
         str(src),
         str(dst),
-        per_channel=per_channel,
-        reduce_range=preset.reduce_range,
-        weight_type=QuantType.QInt8,
-        op_types_to_quantize=list(QUANTIZED_OPS),
-        nodes_to_exclude=list(exclude),
-        # Fused com.microsoft ops (after --optimize) defeat ONNX shape inference; their
-        # outputs are float tensors.
-        extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
+        per_channel=cfg.per_channel,
+        reduce_range=cfg.reduce_range,
+        weight_type=cfg.weight_type,
+        op_types_to_quantize=cfg.operators,
+        nodes_to_exclude=cfg.nodes_to_exclude,
+        extra_options={
+            "WeightSymmetric": cfg.weight_symmetric,
+            "ActivationSymmetric": cfg.activation_symmetric,
+            "MatMulConstBOnly": True,
+            # Fused com.microsoft ops (after --optimize) defeat ONNX shape inference; their
+            # outputs are float tensors.
+            "DefaultTensorType": onnx.TensorProto.FLOAT,
+        },
     )
     return {
         "mode": "dynamic-int8",
         "preset": preset.name,
-        "per_channel": per_channel,
-        "reduce_range": preset.reduce_range,
-        "weight_type": "int8",
-        "activation_type": "uint8 (dynamic)",
+        "per_channel": cfg.per_channel,
+        "reduce_range": cfg.reduce_range,
+        "weight_type": _type_name(cfg.weight_type),
+        "activation_type": f"{_type_name(cfg.activation_type)} (dynamic)",
+        "preset_source": cfg.source,
+        "preset_overrides": cfg.overrides,
         "excluded_nodes": list(exclude),
     }
+
+
+def _type_name(qtype) -> str:
+    return {"QInt8": "int8", "QUInt8": "uint8"}.get(getattr(qtype, "name", str(qtype)), str(qtype))
 
 
 # -- static int8 (QDQ) ----------------------------------------------------------------------
@@ -206,11 +299,12 @@ def quantize_static_int8(
     cache_path: str | Path | None = None,
 ) -> dict[str, Any]:
     """Static int8 in QDQ format: activation ranges from ``batches`` of the user's texts."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
 
     method = check_method(method)
     _quiet_quantizer()
-    per_channel = preset.per_channel if per_channel is None else per_channel
+    cfg = preset_config(preset, is_static=True, per_channel=per_channel, exclude=exclude,
+                        operators=("MatMul", "Gemm"))  # fmt: skip
     calibrate = {
         "minmax": CalibrationMethod.MinMax,
         "entropy": CalibrationMethod.Entropy,
@@ -218,8 +312,8 @@ def quantize_static_int8(
     }[method]
     extra = {
         "MatMulConstBOnly": True,
-        "ActivationSymmetric": False,
-        "WeightSymmetric": True,
+        "ActivationSymmetric": cfg.activation_symmetric,
+        "WeightSymmetric": cfg.weight_symmetric,
         # Percentile's default (99.999) clips BERT's outlier channels less than 99.99 would.
         "CalibPercentile": 99.999,
     }
@@ -228,12 +322,12 @@ def quantize_static_int8(
         str(dst),
         _calibration_reader(batches),
         quant_format=QuantFormat.QDQ,
-        op_types_to_quantize=["MatMul", "Gemm"],
-        per_channel=per_channel,
-        reduce_range=preset.reduce_range,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        nodes_to_exclude=list(exclude),
+        op_types_to_quantize=cfg.operators,
+        per_channel=cfg.per_channel,
+        reduce_range=cfg.reduce_range,
+        activation_type=cfg.activation_type,
+        weight_type=cfg.weight_type,
+        nodes_to_exclude=cfg.nodes_to_exclude,
         calibrate_method=calibrate,
         extra_options=extra,
         calibration_cache_path=str(cache_path) if cache_path else None,
@@ -244,10 +338,13 @@ def quantize_static_int8(
         "preset": preset.name,
         "calibration_method": method,
         "calibration_texts": sum(len(next(iter(b.values()))) for b in batches),
-        "per_channel": per_channel,
-        "reduce_range": preset.reduce_range,
-        "weight_type": "int8 (symmetric)",
-        "activation_type": "uint8 (asymmetric)",
+        "per_channel": cfg.per_channel,
+        "reduce_range": cfg.reduce_range,
+        "weight_type": f"{_type_name(cfg.weight_type)} ({'symmetric' if cfg.weight_symmetric else 'asymmetric'})",
+        "activation_type": f"{_type_name(cfg.activation_type)} "
+        f"({'symmetric' if cfg.activation_symmetric else 'asymmetric'})",
+        "preset_source": cfg.source,
+        "preset_overrides": cfg.overrides,
         "excluded_nodes": list(exclude),
     }
 

@@ -210,13 +210,8 @@ def torch_outputs(module, batches: list[dict[str, np.ndarray]]) -> np.ndarray:
 
 
 def onnx_outputs(path: str | Path, batches: list[dict[str, np.ndarray]], threads: int = 0) -> np.ndarray:
-    """Run an ONNX file on ``batches`` with ONNX Runtime on the CPU."""
-    import onnxruntime as ort
+    """Run an ONNX file on ``batches`` with ONNX Runtime on the CPU (the encoders' backend)."""
+    from recfeat.encode.backends import OnnxRuntimeBackend
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    names = {i.name for i in session.get_inputs()}
-    outs = [session.run(None, {k: v for k, v in b.items() if k in names})[0] for b in batches]
-    return np.concatenate(outs).astype(np.float32)
+    backend = OnnxRuntimeBackend(path, threads=threads or None, provider="cpu")
+    return np.concatenate([backend.run(b) for b in batches]).astype(np.float32)

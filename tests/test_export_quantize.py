@@ -172,3 +172,55 @@ def test_auto_exclude_on_a_real_graph(tiny_bert, tmp_path):
     assert step["validation"]["passed"] and step["settings"]["auto_excluded"]
     excluded = step["settings"]["excluded_nodes"]
     assert 0 < len(excluded) < len(quantizable_nodes(base / "model.onnx"))
+
+
+def _clear_optimum_caches():
+    from recfeat.exporters import families as fam
+
+    for fn in (fam._optimum_version, fam._onnx_config_constructor, fam.optimum_inputs, fam.optimum_ort_model_type):
+        fn.cache_clear()
+
+
+def test_optimum_settings_equal_the_fallbacks(monkeypatch):
+    """With optimum (the ``onnx`` extra) the per-architecture inputs / axes / ORT model type,
+    fusion options and quantisation presets come from optimum; without it from recfeat's own
+    values. Both must give the same graphs, so the two are compared here."""
+    import sys
+
+    from recfeat.exporters import families as fam
+    from recfeat.exporters import optimize as opt
+    from recfeat.exporters import quantize as q
+
+    factories = {"bert": fam._bert, "distilbert": fam._distilbert, "gpt2": fam._gpt2}
+
+    def snapshot():
+        _clear_optimum_caches()
+        out = {}
+        for name, factory in factories.items():
+            f = factory()  # a fresh instance: nothing cached from the other mode
+            out[name] = (f.input_names, f.dynamic_axes(), f.ort_model_type)
+        for level in ("O1", "O2", "O3"):
+            options, only_ort = opt.fusion_settings("bert", level)
+            out[level] = (dict(vars(options)), only_ort)
+        for name, preset in q.PRESETS.items():
+            for static in (False, True):
+                c = q.preset_config(preset, is_static=static)
+                out[name, static] = (c.per_channel, c.reduce_range, c.weight_type, c.activation_type,
+                                     c.weight_symmetric, c.activation_symmetric, c.operators)  # fmt: skip
+        return out
+
+    with_optimum = snapshot()
+    assert factories["gpt2"]().settings_source.startswith("optimum-onnx")
+    assert "position_ids" not in with_optimum["gpt2"][0]  # computed in the graph from the mask
+    for key in [k for k in sys.modules if k == "optimum" or k.startswith("optimum.")]:
+        monkeypatch.setitem(sys.modules, key, None)
+    monkeypatch.setitem(sys.modules, "optimum", None)
+    try:
+        without = snapshot()
+        assert factories["bert"]().settings_source == "recfeat"
+        assert q.preset_config(q.PRESETS["avx2"], is_static=False).source == "recfeat"
+        assert opt.fusion_source() == "recfeat"
+    finally:
+        monkeypatch.undo()
+        _clear_optimum_caches()
+    assert without == with_optimum

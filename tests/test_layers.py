@@ -32,16 +32,9 @@ ROOTS = {"core": "recfeat", "plugins": "recfeat.plugins", "exporters": "recfeat.
 # recfeat.api (the Python API) sits at the top beside the CLI, as its docstring says.
 UPPER = ("recfeat.plugins", "recfeat.exporters", "recfeat.cli", "recfeat.api")
 
-# (importing module, imported package) -> why it is still allowed. Files owned elsewhere
-# while the encode loop is rewritten; each should move to the registry or a core module.
-ALLOWED: dict[tuple[str, str], str] = {
-    ("recfeat.bench.backends", "recfeat.exporters"):
-        "builds the onnx/openvino benchmark backends with run_export/spec_from_encoder; "
-        "should go through get_registry('exporter')",
-    ("recfeat.encode.hf_models", "recfeat.plugins"):
-        "random-init models train a byte-level BPE with recfeat.plugins.tokenizers; the "
-        "trainer belongs in core/encode or behind get_registry('tokenizer')",
-}
+# (importing module, imported package) -> why it is still allowed. Empty: core reaches
+# plugins and exporters only through the registry. A new entry needs its reason here.
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def _modules() -> dict[str, Path]:

@@ -20,11 +20,11 @@ from typing import Any
 from recfeat.atomic import write_text
 from recfeat.bench import backends as bb
 from recfeat.bench.measure import cpu_identity, time_calls
-from recfeat.errors import OptionError, RecfeatError
+from recfeat.errors import OptionError, RecfeatError, UsageError
 from recfeat.jsonable import jsonable
 from recfeat.machine import check_cuda
 
-DEFAULT_CANDIDATES = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-o2", "onnx-int8",
+DEFAULT_CANDIDATES = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-fp32-o2", "onnx-int8",
                       "openvino-bf16", "openvino-fp32")
 GPU_CANDIDATES = ("torch-fp32", "torch-bf16", "torch-fp16")
 REFERENCE = "torch-fp32"
@@ -251,3 +251,24 @@ def encoder_for_choice(choice: Choice | str, ctx: bb.BuildContext) -> Any:
     if encoder is None:
         raise RecfeatError(f"backend {name} is a peer, not a recfeat encoder")
     return encoder
+
+
+def auto_encoder(name: str, options: dict[str, Any], dataset, level: str, cleaner,
+                 say: Callable[[str], None] | None = None):  # fmt: skip
+    """``--backend auto`` for a dataset: measure the candidate backends on a sample of the
+    texts ``level`` would encode (cleaned), say the table and the choice, and return the
+    encoder of the fastest backend that passes the accuracy gate."""
+    table = dataset.texts("item" if level == "item" and dataset.items is not None else "review")
+    if table is None:
+        table = dataset.texts("item")
+    if table is None or not len(table):
+        raise UsageError("--backend auto needs texts in DATA to measure on; pass --backend torch")
+    texts = [t for t in cleaner.clean(table["text"].astype(str).tolist()) if t.strip()]
+    ctx = bb.BuildContext(
+        encoder=name, max_length=options.get("max_length"), batch_tokens=options.get("batch_tokens")
+    )
+    choice = choose_backend(name, sample_texts(texts), ctx=ctx, say=say)
+    if say is not None:
+        say(format_table(choice))
+        say(choice.summary())
+    return encoder_for_choice(choice, ctx)

@@ -217,13 +217,13 @@ def export_artifact(folder_name: str, ctx: BuildContext) -> Path:
     folder = ctx.cache_dir("export", _weights_key(ctx)) / folder_name
     if (folder / "manifest.json").exists():
         return folder
-    from recfeat.exporters.pipeline import run_export, spec_from_encoder
     from recfeat.plugin.registry import get_registry
 
+    # Through the exporter registry, like any plugin's exporter: core never imports exporters.
+    options = dict(EXPORT_FOLDERS[folder_name])
+    exporter = get_registry("exporter").create(options.pop("format", "onnx"), **options)
     encoder = get_registry("encoder").create(ctx.encoder, **ctx.encoder_options())
-    texts = list(ctx.calibration_texts or []) or None
-    spec = spec_from_encoder(encoder, texts=texts, **EXPORT_FOLDERS[folder_name])
-    run_export(spec, folder, force=True)
+    exporter.export(encoder, folder, texts=list(ctx.calibration_texts or []) or None, force=True)
     return folder
 
 

@@ -7,6 +7,8 @@ from typing import Any
 import click
 
 from recfeat.data.interactions import read_train
+from recfeat.encode.vocabulary import BACKENDS as VOCABULARY_BACKENDS
+from recfeat.encode.vocabulary import PRECISIONS
 from recfeat.extraction.inputs import ExtractRun
 from recfeat.extraction.outputs import check_out_path, save, summary_line
 
@@ -14,7 +16,7 @@ FORMATS_HELP = (
     "auto, amazon, movielens-100k, movielens (ml-latest), csv, jsonl, parquet, "
     "synthetic-books (sample)"
 )
-BACKENDS = ("torch", "onnx", "openvino", "auto")
+BACKENDS = (*VOCABULARY_BACKENDS, "auto")
 EPILOG = """\b
 Empty texts: a text that is empty or whitespace-only after cleaning gets a zero vector, is
 not encoded, and is counted as empty_texts in the manifest (item/user means skip it).
@@ -30,32 +32,39 @@ def _encoder_spec(
     config: dict[str, Any], name: str | None, backend: str | None, onnx_dir: str | None,
     cli_options: dict[str, Any],
 ) -> tuple[str, dict[str, Any]]:  # fmt: skip
-    """(encoder name, options): the config's encoder, overridden by command-line flags."""
+    """(registry name, options) in the one backend vocabulary: the config's encoder,
+    overridden by command-line flags. ``--encoder DIR`` names an export folder; ``--onnx DIR``
+    is the older spelling of the same, kept with ``--backend onnx|openvino``."""
     from recfeat.config import component_spec
+    from recfeat.encode.vocabulary import is_export_folder, resolve_encoder
     from recfeat.errors import UsageError
     from recfeat.extraction.pipeline import DEFAULT_ENCODER
 
     base_name, base_options = (
         component_spec(config["encoder"]) if "encoder" in config else (DEFAULT_ENCODER, {})
     )
-    if backend in ("onnx", "openvino"):
-        if not onnx_dir:
-            raise UsageError(
-                f"--backend {backend} needs --onnx DIR (a folder from `recfeat export`)"
-            )
+    if onnx_dir:
+        if backend not in ("onnx", "openvino"):
+            raise UsageError("--onnx DIR needs --backend onnx (or openvino)")
         if name and name != backend:
             raise UsageError(
                 f"--encoder {name} and --backend {backend} conflict: the model comes from "
                 "--onnx DIR; drop --encoder"
             )
-        return backend, {"path": onnx_dir, **cli_options}
-    if onnx_dir:
-        raise UsageError("--onnx DIR needs --backend onnx (or openvino)")
+        name, base_options = onnx_dir, {}
+    elif backend in ("onnx", "openvino") and not is_export_folder(name or base_name):
+        raise UsageError(
+            f"--backend {backend} needs --onnx DIR (or --encoder DIR): a folder from "
+            "`recfeat export`"
+        )
     if backend == "auto" and "precision" in cli_options:
         raise UsageError("--backend auto chooses the precision itself; drop --precision")
     if name and name != base_name:
         base_options = {}  # options of another component do not carry over
-    return name or base_name, {**base_options, **cli_options}
+    return resolve_encoder(
+        name or base_name, backend=None if backend == "auto" else backend,
+        **{**base_options, **cli_options},
+    )  # fmt: skip
 
 
 @click.command("extract", epilog=EPILOG)
@@ -68,10 +77,13 @@ def _encoder_spec(
     help="One vector per review, per item (item text, or its reviews aggregated) or per user "
          "[default: the config's [pipeline] level, else review].",
 )  # fmt: skip
-@click.option("--encoder", "encoder_name", default=None, help="Encoder name [default: minilm].")
+@click.option("--encoder", "encoder_name", default=None,
+              help="Encoder name, Hugging Face model, or a folder from `recfeat export` "
+                   "[default: minilm].")  # fmt: skip
 @click.option("--pooling", default=None, help="cls, mean, max or last-token (encoder default).")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None,
-              help="Numeric precision (bf16 is fast on CPUs with AMX/AVX-512-bf16).")  # fmt: skip
+@click.option("--precision", type=click.Choice(PRECISIONS), default=None,
+              help="Numeric precision (bf16 is fast on CPUs with AMX/AVX-512-bf16; int8 runs "
+                   "an export's quantised graph).")  # fmt: skip
 @click.option("--batch-tokens", type=click.IntRange(min=1), default=None,
               help="Token budget per encoder batch.")  # fmt: skip
 @click.option("--max-length", type=click.IntRange(min=2), default=None,
@@ -81,11 +93,12 @@ def _encoder_spec(
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="TOML pipeline (dataset, cleaners, encoder, token_features, [pipeline] level); flags override it.")  # fmt: skip
 @click.option("--backend", type=click.Choice(BACKENDS), default=None,
-              help="torch (default); onnx/openvino with --onnx DIR; auto: benchmark the "
+              help="torch (default); onnx/openvino run a folder from `recfeat export` given as "
+                   "--encoder DIR (or --onnx DIR); auto: benchmark the "
                    "available backends on a sample of DATA and keep the fastest that holds "
                    "cosine >= 0.999 to torch fp32 (the choice is cached per machine and model).")  # fmt: skip
 @click.option(
-    "--onnx", "onnx_dir", default=None, help="Exported model folder for --backend onnx/openvino."
+    "--onnx", "onnx_dir", default=None, help="Same as --encoder DIR with --backend onnx/openvino (older spelling)."
 )
 @click.option("--cache", "cache_dir", default=None,
               help="Vector cache folder [default: $RECFEAT_CACHE_DIR or ~/.cache/recfeat].")  # fmt: skip
@@ -158,7 +171,10 @@ def extract_command(data, fmt, level, encoder_name, pooling, precision, batch_to
     featurizer = run.featurizer()
     dataset = run.load()
     if backend == "auto":
-        encoder = choose_auto_encoder(name, enc_options, dataset, level, cleaner)
+        from recfeat.bench.auto_backend import auto_encoder
+
+        encoder = auto_encoder(name, enc_options, dataset, level, cleaner,
+                               say=lambda msg: click.echo(msg, err=True))  # fmt: skip
     train = read_train(train_path, dataset.interactions) if train_path else None
     from recfeat.extraction.pipeline import extract
 
@@ -169,36 +185,6 @@ def extract_command(data, fmt, level, encoder_name, pooling, precision, batch_to
     )  # fmt: skip
     save(result, out_path)
     click.echo(summary_line(result, out_path))
-
-
-def choose_auto_encoder(name: str, enc_options: dict[str, Any], dataset, level: str, cleaner):
-    """``--backend auto``: measure the candidate backends on a sample of this corpus and
-    return the encoder of the fastest one that passes the accuracy gate; say why."""
-    from recfeat.bench.auto_backend import (
-        choose_backend,
-        encoder_for_choice,
-        format_table,
-        sample_texts,
-    )
-    from recfeat.bench.backends import BuildContext
-    from recfeat.errors import UsageError
-
-    table = dataset.texts("item" if level == "item" and dataset.items is not None else "review")
-    if table is None:
-        table = dataset.texts("item")
-    if table is None or not len(table):
-        raise UsageError("--backend auto needs texts in DATA to measure on; pass --backend torch")
-    texts = [t for t in cleaner.clean(table["text"].astype(str).tolist()) if t.strip()]
-    ctx = BuildContext(
-        encoder=name,
-        max_length=enc_options.get("max_length"),
-        batch_tokens=enc_options.get("batch_tokens"),
-    )
-    say = lambda msg: click.echo(msg, err=True)  # noqa: E731
-    choice = choose_backend(name, sample_texts(texts), ctx=ctx, say=say)
-    click.echo(format_table(choice), err=True)
-    click.echo(choice.summary(), err=True)
-    return encoder_for_choice(choice, ctx)
 
 
 def register(cli: click.Group) -> None:

@@ -151,7 +151,7 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnx"
 
-    def __init__(self, path: str | Path, *, dim: int, output: str | None = None,
+    def __init__(self, path: str | Path, *, dim: int = 0, output: str | None = None,
                  threads: int | None = None, provider: str = "auto"):  # fmt: skip
         import onnxruntime as ort
 
@@ -226,7 +226,7 @@ class OpenVinoBackend(Backend):
 
     name = "openvino"
 
-    def __init__(self, compiled, *, dim: int):
+    def __init__(self, compiled, *, dim: int = 0):
         self.compiled = compiled
         self.names = {p.get_any_name() for p in compiled.inputs}
         self.request = compiled.create_infer_request()

@@ -412,31 +412,9 @@ def gpt2_tokenizer(corpus: Sequence[str] | None = None, vocab_size: int = 8000):
 
 
 def _train_bpe(texts: list[str], vocab_size: int):
-    try:
-        from recfeat.plugins.tokenizers import train_byte_level_bpe
-    except ImportError:
-        train_byte_level_bpe = None
-    if train_byte_level_bpe is not None:
-        return train_byte_level_bpe(texts, vocab_size=vocab_size, min_frequency=2)
-    # The shared trainer is not available: the same recipe with the tokenizers library.
-    import transformers
-    from tokenizers import ByteLevelBPETokenizer
+    from recfeat.encode.bpe import train_byte_level_bpe
 
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(
-        texts,
-        vocab_size=vocab_size,
-        min_frequency=2,
-        special_tokens=["<|endoftext|>"],
-        show_progress=False,
-    )
-    return transformers.PreTrainedTokenizerFast(
-        tokenizer_object=bpe._tokenizer,
-        bos_token="<|endoftext|>",
-        eos_token="<|endoftext|>",
-        unk_token="<|endoftext|>",
-        pad_token="<|endoftext|>",
-    )
+    return train_byte_level_bpe(texts, vocab_size=vocab_size, min_frequency=2)
 
 
 # -- weights hash -----------------------------------------------------------------------------

@@ -150,7 +150,8 @@ def resolve_encoder(
             f"backend {backend!r} runs an exported model: make one with `recfeat export "
             f"--encoder {model} --out DIR` (or recfeat.export) and pass that folder as the model"
         )
-    encoders = get_registry("encoder")
-    if model in encoders:
-        return model, options
-    return "hf", {"model": model, **options}
+    # A hub id ("org/name") or an existing folder is a Hugging Face model; any other word is
+    # a registry name, so a typo gets "unknown encoder ... did you mean" instead of a download.
+    if model not in get_registry("encoder") and ("/" in model or Path(model).expanduser().exists()):
+        return "hf", {"model": model, **options}
+    return model, options
