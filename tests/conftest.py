@@ -114,3 +114,13 @@ def mi_review_texts(musical_instruments) -> list[str]:
 
     with gzip.open(musical_instruments, "rt", encoding="utf-8") as fh:
         return [json.loads(line)["reviewText"] for line in itertools.islice(fh, 400)]
+
+
+def assert_one_line_error(result, code: int, *fragments: str) -> None:
+    """A CLI result that failed with ``code`` in one ``Error:`` line naming ``fragments``."""
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1, result.output
+    for fragment in fragments:
+        assert fragment in result.output, result.output

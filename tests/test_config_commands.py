@@ -7,6 +7,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from conftest import assert_one_line_error
 from test_models import synthetic  # tests/ is on sys.path (pytest rootdir import mode)
 
 from recfeat.cli.main import cli
@@ -32,15 +33,6 @@ def run(*args: str):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
-def one_line_error(result, code: int, *fragments: str) -> None:
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
-    assert len(errors) == 1, result.output
-    for fragment in fragments:
-        assert fragment in result.output, result.output
-
-
 def write(tmp_path, text: str, name: str = "pipeline.toml"):
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
@@ -54,9 +46,9 @@ def test_a_setting_nobody_reads_is_rejected_in_one_line(tmp_path):
     config = write(tmp_path, '[pipeline]\nlevle = "item"\n')
     (problem,) = validate_config({"pipeline": {"levle": "item"}}, "p.toml")
     assert "unknown setting 'levle'" in problem and "Did you mean 'level'?" in problem
-    one_line_error(run("config", "validate", config), 2, "1 problem")
+    assert_one_line_error(run("config", "validate", config), 2, "1 problem")
     out = tmp_path / "x.parquet"
-    one_line_error(
+    assert_one_line_error(
         run("extract", "sample", "--config", config, "--out", out), 2, "unknown setting 'levle'"
     )
     assert not out.exists()
@@ -71,7 +63,7 @@ def test_a_setting_nobody_reads_is_rejected_in_one_line(tmp_path):
     ],
 )
 def test_bad_settings_and_sections_are_one_line_each(tmp_path, text, fragment):
-    one_line_error(run("evaluate", "x.csv", "--config", write(tmp_path, text)), 2, fragment)
+    assert_one_line_error(run("evaluate", "x.csv", "--config", write(tmp_path, text)), 2, fragment)
 
 
 def test_validate_help_documents_who_reads_what_and_precedence():
@@ -175,7 +167,7 @@ def test_evaluate_reads_models_metrics_and_split_settings(ratings, tmp_path):
 
 def test_evaluate_config_with_an_unknown_model_option_is_one_line(ratings, tmp_path):
     config = write(tmp_path, '[[models]]\nuse = "bias"\nfactors = 3\n')
-    one_line_error(run("evaluate", ratings, "--config", config), 2, "unknown option 'factors'")
+    assert_one_line_error(run("evaluate", ratings, "--config", config), 2, "unknown option 'factors'")
 
 
 # -- export reads [exporter] ------------------------------------------------------------------------
@@ -197,7 +189,7 @@ def test_export_reads_exporter_options_from_the_config(tmp_path):
         "--config",
         config,
     ]
-    one_line_error(run(*base), 2, "opset 9 is too old")
+    assert_one_line_error(run(*base), 2, "opset 9 is too old")
     assert not (tmp_path / "o").exists()
     r = run(*base, "--opset", "17")  # the flag wins over the file
     assert r.exit_code == 0, r.output

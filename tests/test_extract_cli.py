@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import assert_one_line_error
 
 from recfeat.cli.main import cli
 from recfeat.data.features import read_features
@@ -37,15 +38,6 @@ def reviews_csv(tmp_path):
 
 def run(*args: str):
     return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def assert_one_line_error(result, code: int, *fragments: str):
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
-    assert len(errors) == 1, result.output
-    for fragment in fragments:
-        assert fragment in result.output, result.output
 
 
 def test_help_documents_levels_cache_and_empty_policy():

@@ -48,14 +48,14 @@ class BuildContext:
     compile: bool = False  # torch.compile the torch backends' model
 
     def encoder_options(self, **extra: Any) -> dict[str, Any]:
-        opts: dict[str, Any] = {"device": self.device, "init": self.init, **extra}
-        if self.threads is not None:
-            opts["threads"] = self.threads
-        if self.max_length is not None:
-            opts["max_length"] = self.max_length
-        if self.batch_tokens is not None:
-            opts["batch_tokens"] = self.batch_tokens
-        return opts
+        """Options of a torch encoder built for this run."""
+        return {"device": self.device, "init": self.init, **extra, **self.run_options()}
+
+    def run_options(self) -> dict[str, Any]:
+        """threads / max_length / batch_tokens where set: shared by every recfeat backend."""
+        given = {"threads": self.threads, "max_length": self.max_length,
+                 "batch_tokens": self.batch_tokens}  # fmt: skip
+        return {k: v for k, v in given.items() if v is not None}
 
     def cache_dir(self, *parts: str) -> Path:
         if self.work_dir is not None:
@@ -252,12 +252,7 @@ class ExportedRunner(Runner):
             opts["file"] = files[-1]
         else:
             opts["precision"] = pick["precision"]
-        if ctx.threads is not None:
-            opts["threads"] = ctx.threads
-        if ctx.batch_tokens is not None:
-            opts["batch_tokens"] = ctx.batch_tokens
-        if ctx.max_length is not None:
-            opts["max_length"] = ctx.max_length
+        opts.update(ctx.run_options())
         encoder_name = spec.runtime  # the backend vocabulary's name is the encoder's
         self.encoder = get_registry("encoder").create(encoder_name, **opts)
         self.encoder.load()
