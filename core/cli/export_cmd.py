@@ -20,7 +20,7 @@ sha256 of every file). It is built aside and moved into place only when every st
 \b
 Validation texts come from --calibration (stratified by length), else a built-in varied
 set. A step below --min-cosine (default 0.9999 fp32, 0.99 int8) fails with the figures.
-Use the result with `recfeat extract --backend onnx --onnx DIR`.
+Use the result with `recfeat extract --encoder DIR` (its manifest names the backend).
 
 \b
 --config FILE takes the exporter and its options from the file's [exporter] table
@@ -74,8 +74,8 @@ def register(cli: click.Group) -> None:
                   help="Fail below this mean cosine (default 0.9999 fp32, 0.999 fp16/bf16, 0.99 int8).")
     @click.option("--auto-exclude", is_flag=True, default=None, help="Keep the most sensitive nodes in float until --min-cosine holds.")
     @click.option("--exclude-node", "exclude_nodes", multiple=True, help="Node name to keep in float (repeatable).")
-    @click.option("--format", "fmt", type=click.Choice(["onnx", "openvino"]), default=None,
-                  help="Exporter [default: the config's, else onnx].")
+    @click.option("--backend", "--format", "fmt", type=click.Choice(["onnx", "openvino"]), default=None,
+                  help="Backend the export runs on (--format is the older name) [default: the config's, else onnx].")
     @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
                   help="TOML pipeline; its [exporter] table gives the exporter options.")
     @click.option("--opset", type=int, default=None, help="ONNX opset (default 17).")
