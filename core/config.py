@@ -34,7 +34,6 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from recfeat.plugin.options import validate_options
 from recfeat.plugin.registry import get_registry
 
 from .errors import ConfigError, RecfeatError, closest
@@ -140,8 +139,8 @@ def _check_spec(kind: str, spec: Any, where: str) -> list[str]:
             "the first [table] header (TOML puts later keys into the table above them)"
         ]
     try:
-        cls = get_registry(kind).get(name)
-        validate_options(cls, options, what=f"{kind} {name!r}")
+        # create = option types + the component's own value checks (validate()), no work done
+        get_registry(kind).create(name, **options)
     except RecfeatError as exc:
         return [f"{where}: {line}" for line in str(exc).splitlines()]
     return []

@@ -85,3 +85,27 @@ def test_extract_takes_an_export_folder_as_the_encoder(export_dir, tmp_path):
     assert manifest["encoder"]["backend"] == "onnx"
     for key in ("truncated_texts", "tokens_dropped"):
         assert key in json.dumps(manifest)
+
+
+def test_a_config_encoder_with_a_model_option_runs(export_dir, tmp_path):
+    assert v.resolve_encoder("hf", model="org/m", precision="bf16") == (
+        "hf", {"model": "org/m", "precision": "bf16"})  # fmt: skip
+    config = tmp_path / "p.toml"
+    config.write_text(f'[encoder]\nuse = "hf"\nmodel = "{export_dir / "model"}"\n')
+    data = tmp_path / "r.csv"
+    data.write_text("user,item,rating,review\nu1,b1,5,great strings\n")
+    out = tmp_path / "o.parquet"
+    res = CliRunner().invoke(cli, ["extract", str(data), "--config", str(config), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.with_suffix(".manifest.json").read_text())["encoder"]["backend"] == "torch"
+
+
+def test_onnx_flag_with_a_folder_that_is_no_export_names_the_folder(tmp_path):
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    data = tmp_path / "r.csv"
+    data.write_text("user,item,rating,review\nu1,b1,5,great strings\n")
+    res = CliRunner().invoke(cli, ["extract", str(data), "--backend", "onnx", "--onnx", str(folder),
+                                   "--out", str(tmp_path / "o.parquet")])  # fmt: skip
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "plain" in res.output and "recfeat export" in res.output

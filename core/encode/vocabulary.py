@@ -117,7 +117,7 @@ def is_export_folder(path: str | Path) -> bool:
 
 
 def resolve_encoder(
-    model: str | None = None, *, backend: str | None = None, precision: str | None = None,
+    model: str | None = None, /, *, backend: str | None = None, precision: str | None = None,
     **options: Any,
 ) -> tuple[str, dict[str, Any]]:  # fmt: skip
     """``(registry name, options)`` for an encoder given in the backend vocabulary.
@@ -130,6 +130,15 @@ def resolve_encoder(
 
     model = model or "minilm"
     backend = check_backend(backend) if backend else None
+    if "model" in options:  # a registry encoder with its model option (a config's [encoder])
+        if backend not in (None, "torch"):
+            raise UsageError(
+                f"backend {backend!r} runs an exported model; give the export folder as the "
+                "model, not an encoder's model option"
+            )
+        if precision is not None:
+            options["precision"] = precision
+        return model, options
     if precision is not None:
         options["precision"] = precision
     if is_export_folder(model):

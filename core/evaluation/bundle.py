@@ -48,7 +48,6 @@ def fit_features(item_features, interactions):
     return item_features
 
 
-_fit_features = fit_features  # the old private name
 
 
 def train_model(dataset, model_name: str, options: dict[str, Any] | None = None, *,
@@ -116,18 +115,22 @@ def load_model(path: str | Path) -> dict[str, Any]:
     from recfeat.errors import DataError
 
     p = Path(path)
+    if p.is_dir():
+        raise DataError(f"{p} is a folder, not a model file; give the file recfeat train wrote")
     if not p.is_file():
         raise DataError(f"model file {p} does not exist; create it with recfeat train")
     try:
         bundle = joblib.load(p)
     except Exception as exc:  # noqa: BLE001 - any unreadable pickle is the same user error
-        raise DataError(f"cannot read model file {p}: {type(exc).__name__}: {exc}") from None
+        raise DataError(
+            f"cannot read model file {p}: it is not one recfeat train wrote "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
     if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
         raise DataError(f"{p} is not a recfeat model file (write one with recfeat train)")
     return bundle
 
 
-load_bundle = load_model  # the old name
 
 
 def check_same_encoder(header: dict[str, Any], features) -> None:
