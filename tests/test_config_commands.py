@@ -210,3 +210,22 @@ def test_tokenize_reads_the_tokenizer_table_and_flags_override_it(tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert "max_length=6" in r.stderr
+
+
+def test_export_reads_the_encoder_to_export_from_the_config(tmp_path, monkeypatch):
+    """[encoder] names what `export` exports when --encoder is not given; the flag wins."""
+    from recfeat.exporters.plugin import OnnxExporter
+
+    seen = []
+
+    def spy(self, encoder, out_dir, **kwargs):  # records what the command hands the exporter
+        seen.append((encoder.name, encoder.init))
+        return {"source": {"model": encoder.model, "random_init": True}, "family": "gpt2",
+                "default_file": "model.onnx", "pooling": "last-token"}  # fmt: skip
+
+    monkeypatch.setattr(OnnxExporter, "export", spy)
+    config = write(tmp_path, '[encoder]\nuse = "gpt2"\ninit = "random"\n')
+    assert run("export", "--config", config, "--out", tmp_path / "a").exit_code == 0
+    assert run("export", "--config", config, "--encoder", "distilbert", "--init", "random",
+               "--out", tmp_path / "b").exit_code == 0  # fmt: skip
+    assert seen == [("gpt2", "random"), ("distilbert", "random")]

@@ -23,7 +23,7 @@ def validate_command(path: str) -> None:
       cleaners         extract, clean
       tokenizer        tokenize
       token_features   extract
-      encoder          extract
+      encoder          extract, export (export: the torch encoder to export)
       models, metrics  evaluate
       exporter         export
       [pipeline]       level (extract); split, k, seed, test_fraction,

@@ -50,8 +50,9 @@ def print_table(rows) -> None:
 
 def register(cli: click.Group) -> None:
     @cli.command("export", help=HELP)
-    @click.option("--encoder", "encoder_name", default="minilm", show_default=True,
-                  help="Registered torch encoder to export (minilm, hf, bert-base, distilbert, gpt2).")
+    @click.option("--encoder", "encoder_name", default=None,
+                  help="Registered torch encoder to export (minilm, hf, bert-base, distilbert, gpt2) "
+                       "[default: the config's [encoder], else minilm].")
     @click.option("--model", default=None, help="Model folder or hub name (overrides the encoder's).")
     @click.option("--init", type=click.Choice(["pretrained", "random"]), default=None,
                   help="random: the standard shape with random weights (labelled random).")
@@ -92,7 +93,8 @@ def register(cli: click.Group) -> None:
         config = load_config(config_path) if config_path else {}
         if Path(out).exists() and not force:
             raise UsageError(f"output folder {out} already exists; pass --force to replace it")
-        enc_options = {k: v for k, v in (("model", model), ("init", init)) if v is not None}
+        encoder_name, enc_options = chosen_component(config, "encoder", encoder_name, "minilm")
+        enc_options.update({k: v for k, v in (("model", model), ("init", init)) if v is not None})
         encoder = get_registry("encoder").create(encoder_name, **enc_options)
         texts = read_texts(calibration, calibration_format) if calibration else None
         name, exp_options = chosen_component(config, "exporter", fmt, "onnx")
