@@ -73,6 +73,8 @@ def evaluate(data, item_features=None, models: Sequence[str] = ("global-mean", "
         data = load_dataset(data)
     if isinstance(item_features, (str, Path)):
         item_features = load_features(item_features)
+    elif hasattr(item_features, "to_features"):  # straight from extract()
+        item_features = item_features.to_features()
     return run(data, item_features, models, **options)
 
 

@@ -71,6 +71,8 @@ class RecModel(Component, BaseEstimator):
         train = check_interactions(
             X, needs_ratings=self.needs_ratings, what=self._what(), ratings=y
         )
+        item_features = _as_features(item_features, train)
+        user_features = _as_features(user_features, train)
         if self.uses_text and item_features is None and user_features is None:
             from ..errors import UsageError
 
@@ -231,7 +233,18 @@ def _plain(value) -> bool:
 
 def _is_features(value) -> bool:
     # A Features object (duck-typed, as the models use it), not ratings: see fit.
-    return hasattr(value, "lookup") and hasattr(value, "dim")
+    return (hasattr(value, "lookup") and hasattr(value, "dim")) or hasattr(value, "to_features")
+
+
+def _as_features(value, train):
+    """What a model reads from ``value``: ``Features`` keyed by id. An extraction result
+    (``recfeat.extract(...)``) becomes its features; review vectors become each item's mean
+    over the reviews in ``train`` only, so held-out reviews never reach the model."""
+    if hasattr(value, "to_features"):
+        value = value.to_features()
+    if hasattr(value, "item_means") and not hasattr(value, "lookup"):
+        value = value.item_means(train)
+    return value
 
 
 def _pairs(X, items) -> tuple[np.ndarray, np.ndarray]:

@@ -135,20 +135,24 @@ def load_optional_features(path: str | Path | None) -> Features | ReviewVectors 
 def load_features(path: str | Path) -> Features | ReviewVectors:
     """A features file as item/user ``Features``, or ``ReviewVectors`` when rows are reviews."""
     ids, vectors, manifest = read_features(path)
+    return features_from_table(ids, vectors, {**manifest, "path": str(path)}, where=str(path))
+
+
+def features_from_table(ids: pd.DataFrame, vectors: np.ndarray, manifest: dict[str, Any],
+                        where: str = "features") -> Features | ReviewVectors:  # fmt: skip
+    """Id columns + vectors as item/user ``Features``, or ``ReviewVectors`` for reviews."""
     cols = list(ids.columns)
     if "user" in cols and "item" in cols:
         return ReviewVectors(
             ids["user"].astype(str).to_numpy(dtype=object),
             ids["item"].astype(str).to_numpy(dtype=object),
             vectors,
-            {**manifest, "path": str(path)},
+            manifest,
         )
     col = "item" if "item" in cols else "user" if "user" in cols else (cols[0] if cols else None)
     if col is None:
-        raise DataError(f"{path}: features file has no id column")
-    return Features(
-        ids[col].astype(str).to_numpy(), vectors, {**manifest, "id_column": col, "path": str(path)}
-    )
+        raise DataError(f"{where}: features file has no id column")
+    return Features(ids[col].astype(str).to_numpy(), vectors, {**manifest, "id_column": col})
 
 
 def check_features(item_features, user_features) -> None:

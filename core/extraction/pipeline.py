@@ -86,6 +86,13 @@ class FeatureResult:
     manifest: dict[str, Any]
     token_features: Any = None
 
+    def to_features(self):
+        """The vectors as models and ``evaluate`` take them: ``Features`` keyed by item or
+        user id, or ``ReviewVectors`` (one per review; models average training reviews)."""
+        from recfeat.evaluation.protocol import features_from_table
+
+        return features_from_table(self.ids, self.vectors, dict(self.manifest), where="extraction")
+
     def save(self, path: str | Path) -> Path:
         """Write ``path`` (Parquet + manifest) and, with token features, ``<stem>.tokens.npz``.
 
