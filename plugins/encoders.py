@@ -12,6 +12,7 @@ torch and transformers are imported when a model is first needed, never at impor
 
 from __future__ import annotations
 
+import copy
 import sys
 import types
 from collections.abc import Sequence
@@ -44,7 +45,7 @@ class HFEncoder(Encoder):
     ``max_batch_size`` (token budget per padded batch; the defaults suit a 2-core CPU),
     ``init`` (pretrained, or random for throughput work: every output then says so),
     ``sdpa`` (PyTorch fused attention), ``onednn`` (prepacked oneDNN GEMMs for fp32 on
-    CPU: same numbers, faster) and ``overlap`` (tokenise the next chunk on a thread while
+    CPU: same numbers; None = time both on this machine at load and keep the faster) and ``overlap`` (tokenise the next chunk on a thread while
     the device runs; None = on for CUDA, where the GPU would otherwise wait for the host).
     """
 
@@ -69,7 +70,7 @@ class HFEncoder(Encoder):
         max_batch_size: int = 128,
         init: str = "pretrained",
         sdpa: bool = True,
-        onednn: bool = True,
+        onednn: bool | None = None,
         overlap: bool | None = None,
     ):
         self.model = model
@@ -152,8 +153,14 @@ class HFEncoder(Encoder):
                     file=sys.stderr,
                 )
             loaded.model.to(self.device)
-            if self.onednn and self.device == "cpu" and self.precision == "fp32":
-                loaded.model = _prepack_linear(loaded.model)
+            if self.onednn is not False and self.device == "cpu" and self.precision == "fp32":
+                # to_mkldnn swaps the Linear layers in place: keep the plain model to compare
+                plain = copy.deepcopy(loaded.model) if self.onednn is None else None
+                packed = _prepack_linear(loaded.model)
+                if plain is not None:
+                    loaded.model = plain
+                    packed = _faster_gemms(loaded, packed, self.threads)
+                loaded.model = packed
             self._loaded = loaded
         return self._loaded
 
@@ -209,10 +216,11 @@ class HFEncoder(Encoder):
 def _prepack_linear(model):
     """Run the Linear layers through oneDNN with weights reordered once at load.
 
-    Same fp32 arithmetic (differences ~1e-7), but on the development machine (an AVX-512
-    CPU that MKL's sgemm does not run at full speed) oneDNN's prepacked GEMMs were about
-    twice as fast, and GEMMs are ~80% of an encoder's time. bf16 already goes through oneDNN under autocast, so only fp32 gains.
-    Anything unexpected leaves the model as it was.
+    Same fp32 arithmetic (differences ~1e-7). Which GEMMs are faster depends on the CPU:
+    on one AVX-512 machine of this project's kind oneDNN's prepacked GEMMs were twice as
+    fast as MKL's sgemm, on another (with avx_vnni) 25% slower, so by default the encoder
+    times both (``_faster_gemms``). bf16 already goes through oneDNN under autocast, so only
+    fp32 is concerned. Anything unexpected leaves the model as it was.
     """
     import warnings
 
@@ -300,3 +308,38 @@ __all__ = ["ENCODERS", "POOLING_METHODS", "PRECISIONS", *(cls.__name__ for cls i
 def register_encoders(register):
     for cls in ENCODERS:
         register(cls, name=cls.name, aliases=cls.aliases)
+
+
+# (weights, threads) -> whether the prepacked model won on this machine, once per process.
+_GEMM_CHOICE: dict[tuple[str, int | None], bool] = {}
+
+
+def _faster_gemms(loaded, packed, threads: int | None):
+    """``packed`` or ``loaded.model``, whichever runs a 16 x 128 batch faster here (median of
+    three timed calls each, after a warm-up; about a second for MiniLM)."""
+    key = (loaded.weights_sha256, threads)
+    if key not in _GEMM_CHOICE:
+        import time
+
+        import torch
+
+        from recfeat.encode.backends import torch_threads
+
+        vocab = int(loaded.model.config.vocab_size)
+        ids = torch.randint(1000 if vocab > 2000 else 0, vocab, (16, 128))
+        feed = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+        if "token_type_ids" in loaded.input_names:
+            feed["token_type_ids"] = torch.zeros_like(ids)
+
+        def median_seconds(model) -> float:
+            times = []
+            for i in range(4):
+                start = time.perf_counter()
+                model(**feed)
+                if i:  # the first call warms kernels and caches
+                    times.append(time.perf_counter() - start)
+            return sorted(times)[1]
+
+        with torch_threads(threads), torch.inference_mode():
+            _GEMM_CHOICE[key] = median_seconds(packed) < median_seconds(loaded.model)
+    return packed if _GEMM_CHOICE[key] else loaded.model

@@ -97,9 +97,22 @@ def test_onednn_prepacking_keeps_fp32_numbers(minilm, minilm_fp32, reviews):
     from torch.utils.mkldnn import MkldnnLinear
 
     plain = _create("minilm", onednn=False)
+    packed = _create("minilm", onednn=True)  # the default (None) times both and keeps one
     np.testing.assert_allclose(plain.encode(reviews[:40]), minilm_fp32[:40], atol=1e-5)
-    assert any(isinstance(m, MkldnnLinear) for m in minilm.load().model.modules())
+    np.testing.assert_allclose(packed.encode(reviews[:40]), minilm_fp32[:40], atol=1e-5)
+    assert any(isinstance(m, MkldnnLinear) for m in packed.load().model.modules())
     assert not any(isinstance(m, MkldnnLinear) for m in plain.load().model.modules())
+
+
+def test_default_gemm_choice_is_measured_once_per_process(minilm):
+    from recfeat.plugins import encoders
+
+    minilm.load()
+    choices = {k: v for k, v in encoders._GEMM_CHOICE.items() if k[0] == minilm.info.weights_sha256}
+    assert len(choices) == 1  # timed at the first fp32 load, reused by every later one
+    again = _create("minilm")
+    again.load()
+    assert {k: v for k, v in encoders._GEMM_CHOICE.items() if k[0] == minilm.info.weights_sha256} == choices
 
 
 def test_truncation_counted():
