@@ -10,15 +10,17 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["encode", "cache", "models", "export", "throughput", "accuracy", "gpu"]
+ORDER = ["refactor", "encode", "cache", "models", "export", "throughput", "accuracy", "gpu"]
 
 HEADER = """# Measured results
 
 Every figure below was produced by a script in `benchmarks/`; each section gives the exact
 command, the machine and the date. Speeds are ratios measured side by side in one process,
-medians over repeats. The machine is a shared 2-core Sapphire Rapids VM (AVX-512 VNNI, AMX),
-24 GiB; absolute numbers move with load, ratios much less. Rows that use random-weight model
-shapes say so. Regenerate this file with `python benchmarks/collect_results.py`.
+medians over repeats. The machines are shared 2-core AMD EPYC VMs (AVX-512 bf16 + VNNI, no
+AMX), 24 GiB, and the CPU varies between machines of this kind (some also have avx_vnni and
+run some kernels twice as fast), so compare figures within one section's run, never across
+sections or dates. Rows that use random-weight model shapes say so. Regenerate this file with
+`python benchmarks/collect_results.py`.
 
 """
 
