@@ -46,14 +46,14 @@ def _encoder_spec(
     if onnx_dir:
         if backend not in ("onnx", "openvino"):
             raise UsageError("--onnx DIR needs --backend onnx (or openvino)")
-        if not is_export_folder(onnx_dir):
-            # the encoder names what is missing (no folder, no manifest.json) in one line
-            return backend, {"path": onnx_dir, **cli_options}
         if name and name != backend:
             raise UsageError(
                 f"--encoder {name} and --backend {backend} conflict: the model comes from "
                 "--onnx DIR; drop --encoder"
             )
+        if not is_export_folder(onnx_dir):
+            # the encoder names what is missing (no folder, no manifest.json) in one line
+            return backend, {"path": onnx_dir, **cli_options}
         name, base_options = onnx_dir, {}
     elif backend in ("onnx", "openvino") and not is_export_folder(name or base_name):
         raise UsageError(
