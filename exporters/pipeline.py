@@ -100,24 +100,33 @@ def run_export(
     return manifest
 
 
-def _check_spec(spec: ExportSpec) -> None:
-    from recfeat.encode.pooling import check_pooling
-
+def check_settings(*, optimize, quantize, preset, calibration_method, min_cosine) -> str | None:
+    """One place for the exporter's value checks (run by ``recfeat export`` and by the
+    registry / ``recfeat config validate``); returns the normalised optimisation level."""
     from .optimize import check_level
     from .quantize import check_method, check_mode, check_preset
+
+    level = check_level(optimize) if optimize is not None else None
+    if quantize is not None:
+        check_mode(quantize)
+    check_preset(preset)
+    check_method(calibration_method)
+    if min_cosine is not None and not 0.0 < min_cosine <= 1.0:
+        raise OptionError(f"--min-cosine must be in (0, 1], got {min_cosine}")
+    return level
+
+
+def _check_spec(spec: ExportSpec) -> None:
+    from recfeat.encode.pooling import check_pooling
 
     if spec.format not in FORMATS:
         raise OptionError(f"unknown --format {spec.format!r}; valid formats: {', '.join(FORMATS)}")
     if spec.pooling is not None:
         check_pooling(spec.pooling)
-    if spec.optimize is not None:
-        spec.optimize = check_level(spec.optimize)
-    if spec.quantize is not None:
-        check_mode(spec.quantize)
-        check_preset(spec.preset)
-    check_method(spec.calibration_method)
-    if spec.min_cosine is not None and not 0.0 < spec.min_cosine <= 1.0:
-        raise OptionError(f"--min-cosine must be in (0, 1], got {spec.min_cosine}")
+    spec.optimize = check_settings(
+        optimize=spec.optimize, quantize=spec.quantize, preset=spec.preset,
+        calibration_method=spec.calibration_method, min_cosine=spec.min_cosine,
+    )  # fmt: skip
     if spec.format == "openvino" and spec.quantize in ("fp16",):
         raise OptionError(
             "--quantize fp16 is for GPU ONNX Runtime; for OpenVINO use the bf16 inference hint "

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from recfeat.components import Exporter
-from recfeat.errors import OptionError
 from recfeat.plugin.hookspecs import hookimpl
 
 
@@ -49,17 +48,10 @@ class OnnxExporter(Exporter):
 
     def validate(self) -> None:
         """Value checks the registry (and ``recfeat config validate``) run before any work."""
-        from .optimize import check_level
-        from .quantize import check_method, check_mode, check_preset
+        from .pipeline import check_settings
 
-        if self.optimize is not None:
-            check_level(self.optimize)
-        if self.quantize is not None:
-            check_mode(self.quantize)
-        check_preset(self.preset)
-        check_method(self.calibration_method)
-        if self.min_cosine is not None and not 0.0 < self.min_cosine <= 1.0:
-            raise OptionError(f"min_cosine must be in (0, 1], got {self.min_cosine}")
+        check_settings(optimize=self.optimize, quantize=self.quantize, preset=self.preset,
+                       calibration_method=self.calibration_method, min_cosine=self.min_cosine)  # fmt: skip
 
     def export(
         self,
