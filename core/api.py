@@ -124,7 +124,7 @@ def export(model: str = "minilm", out: str | Path = "recfeat-export", *, format:
     and validation; other options are ``ExportSpec`` fields (``min_cosine``, ``auto_exclude``)."""
     from recfeat.exporters.pipeline import run_export, spec_from_encoder
 
-    source = globals()["encoder"](model)
+    source = encoder(model)
     texts = list(calibration) if calibration is not None else None
     spec = spec_from_encoder(source, format=format, optimize=optimize, quantize=quantize,
                              texts=texts, **options)  # fmt: skip

@@ -154,13 +154,16 @@ class HFEncoder(Encoder):
                 )
             loaded.model.to(self.device)
             if self.onednn is not False and self.device == "cpu" and self.precision == "fp32":
+                key = (loaded.weights_sha256, self.threads)
+                measure = self.onednn is None and key not in _GEMM_CHOICE
                 # to_mkldnn swaps the Linear layers in place: keep the plain model to compare
-                plain = copy.deepcopy(loaded.model) if self.onednn is None else None
-                packed = _prepack_linear(loaded.model)
-                if plain is not None:
-                    loaded.model = plain
-                    packed = _faster_gemms(loaded, packed, self.threads)
-                loaded.model = packed
+                plain = copy.deepcopy(loaded.model) if measure else None
+                if self.onednn or _GEMM_CHOICE.get(key, True):
+                    packed = _prepack_linear(loaded.model)
+                    if plain is not None:
+                        loaded.model = plain
+                        packed = _faster_gemms(loaded, packed, self.threads)
+                    loaded.model = packed
             self._loaded = loaded
         return self._loaded
 
