@@ -16,6 +16,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q $(TORCH)
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	bash benchmarks/peers/install_lightfm.sh $(BIN)/python  # evaluate --peers lightfm: no working sdist build on PyPI
 	touch $(STAMP)
 
 setup: $(STAMP)

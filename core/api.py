@@ -63,9 +63,12 @@ def make_split(interactions, kind: str = "random", **options: Any):
 
 
 def evaluate(data, item_features=None, models: Sequence[str] = ("global-mean", "bias"),
-             **options: Any):  # fmt: skip
+             peers: str | Sequence[str] = (), **options: Any):  # fmt: skip
     """Fit and score ``models`` on a split of ``data`` with rating and ranking metrics;
-    ``item_features`` is a ``Features`` object, a feature file path, or None."""
+    ``item_features`` is a ``Features`` object, a feature file path, or None. ``peers``
+    (``"implicit,lightfm,cornac"``) appends those libraries' standard models. ``tune=True``
+    (``tune_trials=N``) first chooses each model's options on a validation split carved from
+    the training part (recfeat.evaluation.tuning); ``result.info["tuning"]`` says what."""
     from recfeat.evaluation.protocol import evaluate as run
     from recfeat.evaluation.protocol import load_features
 
@@ -75,6 +78,10 @@ def evaluate(data, item_features=None, models: Sequence[str] = ("global-mean", "
         item_features = load_features(item_features)
     elif hasattr(item_features, "to_features"):  # straight from extract()
         item_features = item_features.to_features()
+    if peers:
+        from recfeat.plugins.peers import add_peers, expand_peers
+
+        models = add_peers(list(models), expand_peers(peers, text=item_features is not None))
     return run(data, item_features, models, **options)
 
 
@@ -101,10 +108,13 @@ def save_model(bundle: dict[str, Any], path: str | Path) -> Path:
     return save(bundle, path)
 
 
-def load_model(path: str | Path) -> dict[str, Any]:
+def load_model(path: str | Path, trust: bool = False) -> dict[str, Any]:
+    """A model file from ``save_model`` (loading runs no code from it). ``trust=True`` also
+    opens an old pickle (joblib) model file, which runs whatever code it holds: only for
+    files you made yourself."""
     from recfeat.evaluation.bundle import load_model as load
 
-    return load(path)
+    return load(path, trust=trust)
 
 
 def recommend(bundle: dict[str, Any], users, k: int = 10, **options: Any):

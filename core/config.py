@@ -18,9 +18,11 @@ A component may also be written as a bare name (``"html"``) when it needs no opt
 ``validate_config`` returns every problem at once, one line each, so a user fixes them in
 one pass instead of one per run.
 
-Every section the schema accepts is read by some command (``recfeat config validate
---help`` lists who reads what); a section or ``[pipeline]`` setting nobody reads is
-rejected, so nothing in a file is silently ignored. Precedence everywhere: command-line
+Every section the schema accepts is read by some command: ``SCHEMA`` below declares each
+table, its keys (type, allowed values or range) and the commands that read it, and
+``recfeat config validate --help`` lists the same. A section or setting nobody reads is
+rejected with the accepted ones and a did-you-mean, so nothing in a file is silently
+ignored. Precedence everywhere: command-line
 flag > config file > built-in default.
 
 ``parse_key_values`` is the one parser for command-line ``KEY=VALUE`` / ``MODEL.KEY=VALUE``
@@ -30,6 +32,7 @@ else is a string), so ``-o x=5`` and ``x = 5`` in a file mean the same.
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -38,27 +41,56 @@ from recfeat.plugin.registry import get_registry
 
 from .errors import ConfigError, RecfeatError, closest
 
-# section -> (component kind, whether the section holds a list of components)
-SECTIONS: dict[str, tuple[str, bool]] = {
-    "dataset": ("dataset", False),
-    "cleaners": ("cleaner", True),
-    "tokenizer": ("tokenizer", False),
-    "token_features": ("tokenizer", False),
-    "encoder": ("encoder", False),
-    "models": ("model", True),
-    "metrics": ("metric", True),
-    "exporter": ("exporter", False),
+
+@dataclasses.dataclass(frozen=True)
+class Components:
+    """A section naming components of ``kind``: one table, or a list of them (``many``)."""
+
+    kind: str
+    many: bool
+    readers: str  # the commands that read it (shown by `recfeat config validate --help`)
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One plain setting: its type(s), allowed values or inclusive range, and its reader."""
+
+    types: type | tuple[type, ...]
+    reader: str
+    choices: tuple[Any, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+
+
+# THE schema: every table and key a config file may hold, and who reads it. A table of
+# plain settings is a dict of Setting; add a new one (say [tune]) here, read it with
+# ``setting(config, "tune", key, flag, default)``, and it is validated like [pipeline].
+SCHEMA: dict[str, Components | dict[str, Setting]] = {
+    "dataset": Components("dataset", False, "extract, evaluate"),
+    "cleaners": Components("cleaner", True, "extract, clean"),
+    "tokenizer": Components("tokenizer", False, "tokenize"),
+    "token_features": Components("tokenizer", False, "extract"),
+    "encoder": Components("encoder", False, "extract, export"),
+    "models": Components("model", True, "evaluate"),
+    "metrics": Components("metric", True, "evaluate"),
+    "exporter": Components("exporter", False, "export"),
+    "pipeline": {
+        "level": Setting(str, "extract", choices=("review", "item", "user")),
+        "split": Setting(str, "evaluate", choices=("random", "temporal", "item-cold", "user-cold")),
+        "k": Setting(int, "evaluate", low=1),
+        "seed": Setting(int, "evaluate", low=0, high=2**32 - 1),
+        "test_fraction": Setting((int, float), "evaluate", low=0, high=1),
+        "relevance_threshold": Setting((int, float), "evaluate"),
+    },
 }
-# tables of plain settings allowed beside the components (read by the commands using them)
-SETTINGS = {"pipeline"}
-# [pipeline] setting -> (type, allowed values or None, the command that reads it)
+# Views of SCHEMA kept for callers: section -> (component kind, many); settings tables;
+# [pipeline] key -> (type, choices, reader).
+SECTIONS: dict[str, tuple[str, bool]] = {
+    k: (v.kind, v.many) for k, v in SCHEMA.items() if isinstance(v, Components)
+}
+SETTINGS = {k for k, v in SCHEMA.items() if isinstance(v, dict)}
 PIPELINE_SETTINGS: dict[str, tuple[type | tuple[type, ...], tuple[Any, ...] | None, str]] = {
-    "level": (str, ("review", "item", "user"), "extract"),
-    "split": (str, ("random", "temporal", "item-cold", "user-cold"), "evaluate"),
-    "k": (int, None, "evaluate"),
-    "seed": (int, None, "evaluate"),
-    "test_fraction": ((int, float), None, "evaluate"),
-    "relevance_threshold": ((int, float), None, "evaluate"),
+    k: (v.types, v.choices, v.reader) for k, v in SCHEMA["pipeline"].items()  # type: ignore[union-attr]
 }
 
 
@@ -94,12 +126,12 @@ def validate_config(config: dict[str, Any], source: str = "config") -> list[str]
             if not isinstance(value, dict):
                 problems.append(f"{source}: {key} must be a table ([{key}]) of settings")
             else:
-                problems.extend(_check_settings(value, f"{source}: {key}"))
+                problems.extend(_check_settings(key, value, f"{source}: {key}"))
             continue
         if key not in SECTIONS:
             problems.append(
-                f"{source}: unknown section {key!r}.{closest(key, [*SECTIONS, *SETTINGS])} "
-                f"Sections: {', '.join([*SECTIONS, *SETTINGS])}"
+                f"{source}: unknown section {key!r}.{closest(key, SCHEMA)} "
+                f"Sections: {', '.join(SCHEMA)}"
             )
             continue
         kind, is_list = SECTIONS[key]
@@ -146,33 +178,50 @@ def _check_spec(kind: str, spec: Any, where: str) -> list[str]:
     return []
 
 
-def _check_settings(table: dict[str, Any], where: str) -> list[str]:
-    """Unknown [pipeline] keys and values of the wrong type or outside the allowed set."""
+def _check_settings(table_name: str, table: dict[str, Any], where: str) -> list[str]:
+    """Unknown keys of a settings table, values of the wrong type, outside the allowed set
+    or outside the allowed range."""
+    schema: dict[str, Setting] = SCHEMA[table_name]  # type: ignore[assignment]
     problems = []
-    known = list(PIPELINE_SETTINGS)
+    known = list(schema)
     for key, value in table.items():
-        if key not in PIPELINE_SETTINGS:
+        if key not in schema:
             problems.append(
                 f"{where}: unknown setting {key!r} (no command reads it).{closest(key, known)} "
                 f"Settings: {', '.join(known)}"
             )
             continue
-        typ, allowed, _ = PIPELINE_SETTINGS[key]
-        if isinstance(value, bool) or not isinstance(value, typ):
-            names = " or ".join(t.__name__ for t in (typ if isinstance(typ, tuple) else (typ,)))
+        spec = schema[key]
+        types = spec.types if isinstance(spec.types, tuple) else (spec.types,)
+        if isinstance(value, bool) or not isinstance(value, types):
+            names = " or ".join(t.__name__ for t in types)
             problems.append(f"{where}: {key} must be {names}, got {value!r}")
-        elif allowed is not None and value not in allowed:
+        elif spec.choices is not None and value not in spec.choices:
             problems.append(
-                f"{where}: {key} = {value!r} is not one of {', '.join(map(str, allowed))}"
+                f"{where}: {key} = {value!r} is not one of {', '.join(map(str, spec.choices))}"
+                f".{closest(str(value), map(str, spec.choices))}"
             )
+        elif isinstance(value, float) and value != value:
+            problems.append(f"{where}: {key} must be a number, got nan")
+        elif (spec.low is not None and value < spec.low) or (spec.high is not None and value > spec.high):
+            from recfeat.plugin.options import range_text
+
+            problems.append(f"{where}: {key} must be {range_text(spec.low, spec.high)}, got {value!r}")
     return problems
 
 
-def pipeline_setting(config: dict[str, Any], key: str, flag: Any = None, default: Any = None) -> Any:
-    """``flag`` when given (not None), else ``[pipeline] key`` from the config, else ``default``."""
+def setting(config: dict[str, Any], table: str, key: str, flag: Any = None, default: Any = None) -> Any:
+    """``flag`` when given (not None), else ``[table] key`` from the config, else ``default``."""
+    if key not in SCHEMA.get(table, {}):  # a typo in the caller, caught by the tests
+        raise KeyError(f"{table}.{key} is not in recfeat.config.SCHEMA; declare it there")
     if flag is not None:
         return flag
-    return config.get("pipeline", {}).get(key, default)
+    return config.get(table, {}).get(key, default)
+
+
+def pipeline_setting(config: dict[str, Any], key: str, flag: Any = None, default: Any = None) -> Any:
+    """``setting(config, "pipeline", key, flag, default)``."""
+    return setting(config, "pipeline", key, flag, default)
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

@@ -59,7 +59,7 @@ def _features_step(ctx: DemoContext, level: str, file_name: str) -> None:
     how = f" (from {m['source']}" + (f", {m['aggregate']}" if m.get("aggregate") else "") + ")"
     ctx.echo(
         f"  {level} features{how}: {len(result.ids):,} vectors x {result.vectors.shape[1]} "
-        f"-> {path}  [{m['encoded_texts']:,} encoded, {m['cached_texts']:,} cached, "
+        f"-> {path}  [{result.run['encoded_texts']:,} encoded, {result.run['cached_texts']:,} cached, "
         f"{m['empty_texts']:,} empty, {m['truncated_texts']:,} truncated]"
     )
 

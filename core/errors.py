@@ -62,6 +62,10 @@ class ArtifactError(RecfeatError):
     """An exported artifact folder is missing, incomplete, corrupted or inconsistent."""
 
 
+class ModelFormatError(RecfeatError):
+    """A fitted model holds a value the safe model file cannot store (names the attribute)."""
+
+
 class ValidationFailedError(RecfeatError):
     """An exported or converted model does not reproduce the source model closely enough."""
 

@@ -1,9 +1,11 @@
 """The artifact folder's ``manifest.json``: what was exported, how, how well, and file hashes.
 
 Written last, over the finished folder. Loading verifies it before any session is built: the
-tokenizer beside the model must be the one the manifest names, and every file must have the
-size and sha256 recorded (a truncated or corrupted ``model.onnx`` is a clear error, not an
-ONNX Runtime crash or, worse, silently different vectors).
+tokenizer beside the model must be the one the manifest names, and every file a load reads
+(the model file run, its weights, and every tokenizer file and config) must have the size
+and sha256 recorded, with no unlisted file beside them (a truncated ``model.onnx`` or an
+edited ``vocab.txt`` is a clear error, not an ONNX Runtime crash or, worse, silently
+different vectors served from the cache).
 """
 
 from __future__ import annotations
@@ -74,24 +76,110 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{path} is not valid JSON ({exc}); re-run `recfeat export`") from None
-    if manifest.get("format") != FORMAT:
-        raise ArtifactError(
-            f"{path} has format {manifest.get('format')!r}, expected {FORMAT!r}; re-run `recfeat export`"
-        )
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        got = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise ArtifactError(f"{path} has format {got!r}, expected {FORMAT!r}; re-run `recfeat export`")
+    check_fields(manifest, path)
     return manifest
 
 
-def verify_folder(folder: str | Path, files: list[str] | None = None) -> dict[str, Any]:
-    """Read the manifest and check tokenizer and file hashes; return the manifest.
+# What the loaders read from a manifest, with the type each must have: a manifest that lacks
+# one (hand-edited, truncated, from a foreign tool) fails here with its name, not later with
+# a KeyError deep inside a runtime.
+REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "runtime": str,
+    "source": dict,
+    "pooling": str,
+    "normalize": bool,
+    "max_length": int,
+    "hidden_size": int,
+    "output": str,
+    "default_file": str,
+    "steps": list,
+    "files": dict,
+}
 
-    ``files`` limits the hash check to the files a runtime will read (plus the tokenizer).
+
+def check_fields(manifest: dict[str, Any], path: Path) -> None:
+    """Every field a loader reads is present with the right type (ArtifactError otherwise)."""
+    for key, kind in REQUIRED_FIELDS.items():
+        value = manifest.get(key)
+        if value is None:
+            raise ArtifactError(f"{path} lacks the field {key!r}; re-run `recfeat export`")
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ArtifactError(
+                f"{path}: field {key!r} is a {type(value).__name__}, not a "
+                f"{getattr(kind, '__name__', kind)}; re-run `recfeat export`"
+            )
+    for n, step in enumerate(manifest["steps"]):
+        if not isinstance(step, dict) or not isinstance(step.get("file"), str):
+            raise ArtifactError(f"{path}: step {n} has no file name; re-run `recfeat export`")
+
+
+MODEL_SUFFIXES = (".onnx", ".onnx.data", ".data", ".xml", ".bin")
+
+
+def model_files(manifest: dict[str, Any]) -> set[str]:
+    """The listed files that hold a graph or its weights (each step's file and companions);
+    everything else listed (tokenizer files, configs) is read by every load."""
+    recorded = manifest.get("files", {})
+    out = set()
+    for rel in recorded:
+        if rel.endswith(MODEL_SUFFIXES):
+            out.add(rel)
+    for step in manifest.get("steps", []):
+        out.add(step["file"])
+    return out
+
+
+def support_files(manifest: dict[str, Any]) -> list[str]:
+    """Listed files that are not model files: the tokenizer's files and configs."""
+    skip = model_files(manifest)
+    return sorted(rel for rel in manifest.get("files", {}) if rel not in skip)
+
+
+def support_files_sha256(manifest: dict[str, Any], folder: str | Path | None = None) -> str:
+    """One sha256 over the name and sha256 of every support file, for cache keys: an edited
+    vocabulary, tokenizer setting or config is a different encoder. The recorded hashes
+    (checked against the files on load), or with ``folder`` the files as they are now (for
+    a folder loaded without verification)."""
+    digest = hashlib.sha256()
+    recorded = manifest.get("files", {})
+    for rel in support_files(manifest):
+        path = None if folder is None else Path(folder) / rel
+        sha = file_sha256(path) if path is not None and path.is_file() else recorded[rel]["sha256"]
+        digest.update(f"{rel}\0{sha}\n".encode())
+    return digest.hexdigest()
+
+
+def verify_folder(folder: str | Path, files: list[str] | None = None) -> dict[str, Any]:
+    """Read the manifest and check every file a load reads against it; return the manifest.
+
+    Checked: ``files`` (the model file a runtime will run, and its weights; all listed
+    files when None), every other listed file that is not a model (the tokenizer files and
+    configs: transformers reads them all), and that the folder holds no unlisted file a
+    loader could pick up. Folders from earlier releases list every file they hold with its
+    sha256 (``write_manifest`` always did), so they are verified the same way; only the
+    cache key is new, and it is computed from those recorded hashes.
     """
     folder = Path(folder)
     manifest = read_manifest(folder)
     check_tokenizer(folder, manifest)
     recorded = manifest.get("files", {})
-    wanted = recorded if files is None else {f: recorded.get(f) for f in files}
-    for rel, meta in wanted.items():
+    wanted_names = list(recorded) if files is None else list(dict.fromkeys([*files, *support_files(manifest)]))
+    unlisted = sorted(
+        p.relative_to(folder).as_posix() for p in folder.rglob("*")
+        if p.is_file() and p.name != MANIFEST
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        and p.relative_to(folder).as_posix() not in recorded
+    )  # fmt: skip
+    if unlisted:
+        raise ArtifactError(
+            f"{folder / unlisted[0]} is not listed in {folder / MANIFEST}: it was not produced by "
+            "this export and a loader could read it; remove it or re-run `recfeat export`"
+        )
+    for rel in wanted_names:
+        meta = recorded.get(rel)
         path = folder / rel
         if meta is None:
             raise ArtifactError(
@@ -103,13 +191,13 @@ def verify_folder(folder: str | Path, files: list[str] | None = None) -> dict[st
         if size != meta["bytes"]:
             word = "truncated" if size < meta["bytes"] else "larger than recorded"
             raise ArtifactError(
-                f"{path} is {word}: {size} bytes, manifest says {meta['bytes']}; "
+                f"{path} is {word} or was edited: {size} bytes, manifest says {meta['bytes']}; "
                 "copy the folder again or re-run `recfeat export`"
             )
         if file_sha256(path) != meta["sha256"]:
             raise ArtifactError(
-                f"{path} is corrupted: sha256 differs from the manifest; copy the folder again "
-                "or re-run `recfeat export`"
+                f"{path} is corrupted or was edited: its sha256 differs from {folder / MANIFEST}; "
+                "restore the file (copy the folder again) or re-run `recfeat export`"
             )
     return manifest
 

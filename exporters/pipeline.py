@@ -2,7 +2,8 @@
 
 The artifact folder is built in a temporary sibling and moved into place only when every
 step passed (``recfeat.atomic.atomic_dir``): a failed validation leaves no folder behind,
-and an existing folder is replaced only with ``force``.
+an existing folder is replaced only with ``force``, and the temporary folder of a killed
+export (``.recfeat-tmp.<pid>.*``) is removed by the next run once its process is gone.
 """
 
 from __future__ import annotations
@@ -90,6 +91,10 @@ def run_export(
 
     _check_spec(spec)
     out = Path(out)
+    from recfeat.outputs_guard import guard_outputs
+
+    model_dir = Path(spec.model).expanduser()
+    guard_outputs({"the export folder": out}, {"the model": model_dir if model_dir.exists() else None})
     if out.exists() and not force:
         from recfeat.errors import UsageError
 

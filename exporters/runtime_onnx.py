@@ -147,15 +147,25 @@ class ExportedEncoder(Encoder):
                 files.append(extra)
         return files
 
+    _verified = False
+
+    def verify_files(self) -> None:
+        """Check the files this encoder reads against the manifest, once per instance: the
+        model file run, its weights, every tokenizer file and config (``verify=False``
+        skips it). Run before the first fingerprint too, so a run served entirely from the
+        cache still refuses an edited folder."""
+        if self.verify and not self._verified:
+            from .manifest import verify_folder
+
+            verify_folder(self.path, self._files_to_verify())
+            self._verified = True
+
     def load(self):
         """Verify the folder, load tokenizer and runtime backend (done by the first encode)."""
         if self._backend is None:
             import transformers
 
-            from .manifest import verify_folder
-
-            if self.verify:
-                verify_folder(self.path, self._files_to_verify())
+            self.verify_files()
             tokenizer = transformers.AutoTokenizer.from_pretrained(self.path, use_fast=True)
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token
@@ -179,12 +189,25 @@ class ExportedEncoder(Encoder):
         return self._tokenizer
 
     def fingerprint(self) -> dict[str, Any]:
+        """Everything that changes the vectors, from the verified manifest: the model file
+        run (and its external weights), every tokenizer file and config
+        (``tokenizer_files_sha256``), the tokenizer's settings, pooling, normalisation,
+        max_length and precision. The cache keys on it, so an edited folder never gets the
+        genuine folder's cached vectors (and an edited one is refused on load anyway)."""
+        from .manifest import support_files_sha256
+
+        self.verify_files()
         m = self.manifest
+        files = m["files"]
+        companions = {rel: files[rel]["sha256"] for rel in self._files_to_verify()[1:]}
         return {
             "encoder": self.name,
             "backend": self.backend,
             "path": str(self.path),
-            "weights_sha256": m["files"][self.step["file"]]["sha256"],
+            "weights_sha256": files[self.step["file"]]["sha256"],
+            "weights_data_sha256": companions or None,
+            "tokenizer_files_sha256": support_files_sha256(m, None if self.verify else self.path),
+            "padding_side": (m.get("tokenizer") or {}).get("padding_side"),
             "source_weights_sha256": m["source"]["weights_sha256"],
             "family": m["family"],
             "pooling": m["pooling"],
@@ -196,6 +219,13 @@ class ExportedEncoder(Encoder):
 
     def _fingerprint_precision(self) -> str:
         return step_precision(self.step)
+
+    def tokenize(self, texts: Sequence[str]):
+        """Token ids of every text, truncated to the effective ``max_length``, with each
+        text's untruncated length and the tokens truncation dropped (``TokenBatch``)."""
+        from recfeat.encode import engine
+
+        return engine.tokenize(self.tokenizer, engine.check_texts(texts), self.effective_max_length)
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """float32 [len(texts), dim], rows in input order; stats in ``last_stats``."""

@@ -77,6 +77,14 @@ class CountingEncoder(Encoder):
             "batch_tokens": self.batch_tokens,
         }
 
+    def tokenize(self, texts):
+        """Words as tokens, truncated at 5 (what ``last_stats`` counts), per text."""
+        from recfeat.components import TokenBatch
+
+        n = np.array([len(t.split()) for t in texts], dtype=np.int64)
+        ids = [list(range(min(k, 5))) for k in n]
+        return TokenBatch(ids=ids, n_tokens=n, n_dropped=np.maximum(n - 5, 0))
+
     @property
     def texts_encoded(self) -> int:
         return sum(len(c) for c in self.calls)
@@ -169,7 +177,7 @@ def test_adding_ten_items_to_a_catalogue_encodes_ten_texts(tmp_path):
     res = extract(grown, "item", enc, [], cache=tmp_path)
     assert enc.texts_encoded == 10
     assert sorted(t for call in enc.calls for t in call) == sorted(grown.items["text"][-10:])
-    assert res.manifest["cache"] == {
+    assert res.run["cache"] == {
         "path": str(tmp_path / CACHE_FILE),
         "hits": 10_000,
         "misses": 10,
@@ -199,7 +207,7 @@ def test_no_cache_encodes_every_time_and_writes_nothing(tmp_path, monkeypatch):
     extract(data, "item", enc, [], cache=False)
     r = extract(data, "item", enc, [], cache=False)
     assert enc.texts_encoded == 10
-    assert r.manifest["cache"]["path"] is None
+    assert r.run["cache"]["path"] is None
     assert not (tmp_path / "default").exists()
 
 

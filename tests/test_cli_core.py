@@ -198,6 +198,10 @@ def failing_command():
         "data": DataError("reviews.json line 3: not JSON; fix the line or pass --skip-bad-rows"),
         "bug": KeyError("oops"),
         "memory": MemoryError(),
+        "full": OSError(28, "No space left on device", "/tmp/out/.recfeat-tmp.12.host-ab12cd34.res.json"),
+        "denied": PermissionError(13, "Permission denied", "/root/x.parquet"),
+        "folder": IsADirectoryError(21, "Is a directory", "results"),
+        "escape": DataError("bad id '\x1b]0;pwned\x07' in line 2"),
     }
 
     @click.command("test-fail")
@@ -215,7 +219,12 @@ def failing_command():
     [
         ("option", 2, "Error: bad option 'x'; valid options: y"),
         ("data", 1, "Error: reviews.json line 3: not JSON; fix the line or pass --skip-bad-rows"),
-        ("bug", 1, "Error: unexpected KeyError: 'oops' (rerun with --debug for the traceback; please report it)"),
+        ("bug", 1, "Error: internal error KeyError: 'oops'; this is a bug in recfeat or a plugin: "
+                   "rerun with --debug and report the traceback"),
+        ("full", 1, "Error: disk full writing /tmp/out/res.json; free space or choose another --out"),
+        ("denied", 1, "Error: permission denied: /root/x.parquet; choose a file and folder you may read and write"),
+        ("folder", 1, "Error: results is a folder; give a file path"),
+        ("escape", 1, "Error: bad id '\\x1b]0;pwned\\x07' in line 2"),
         ("memory", 1, "Error: out of memory; lower --batch-tokens or the batch size, or process the input in parts"),
     ],
 )
@@ -244,3 +253,22 @@ def test_json_goes_to_stdout_only_in_a_real_process():
     assert out.returncode == 0
     items = json.loads(out.stdout)
     assert isinstance(items, list)
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`recfeat components | head -1`: the reader is gone before the output is written."""
+    code = "import sys; from recfeat.cli.main import cli; cli(sys.argv[1:])"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "components"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    proc.stdout.close()  # like `head` exiting: every write now fails with EPIPE
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    assert err.decode() == ""
+
+
+def test_click_errors_quoting_user_input_are_cleaned():
+    result = invoke("no-such-\x1b[2Jcommand")
+    assert result.exit_code == 2
+    assert "\x1b" not in result.output and "\\x1b[2J" in result.output

@@ -154,3 +154,37 @@ def test_train_id_model_and_unknown_user(files):
     bad.write_text("hello")
     r = run("recommend", bad, "--users", "u0")
     assert r.exit_code != 0 and "cannot read model file" in r.output
+
+
+def test_evaluate_prints_the_protocol_and_one_line_per_leak_check(files):
+    r = run("evaluate", files["data"], "--format", "csv", "--features", files["reviews"],
+            "--models", "bias,popularity,random,content", "--split", "item-cold", "--k", "3")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "relevance: held-out interactions rated >= 4" in r.output
+    assert "cold items: mean of the item's first 3 reviews by time" in r.output
+    assert "chance level: ndcg@3" in r.output
+    lines = [line for line in r.output.splitlines() if line.startswith("leak check ")]
+    assert [line.split(":")[0] for line in lines] == [
+        "leak check variant_duplicates", "leak check test_text_in_train",
+        "leak check item_features",
+    ]  # fmt: skip
+    assert "rating-only" in r.output  # bias in the ranking columns
+    assert "rating-only = rating model; --rank-rating-models ranks it" in r.output
+
+
+def test_evaluate_protocol_options(files):
+    r = run("evaluate", files["data"], "--format", "csv", "--features", files["reviews"],
+            "--models", "bias,random,content", "--split", "item-cold", "--k", "3", "--json",
+            "--relevance-threshold", "none", "--rank-rating-models", "--candidates", "mixed",
+            "--cold-reviews", "2", "--merge-variants")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    payload = json.loads(r.output)
+    assert payload["relevance_threshold"] is None
+    assert payload["models"]["bias"]["metrics"]["ndcg@3"] is not None
+    assert payload["ranking"]["candidates_mode"] == "mixed"
+    assert "ndcg@3" in payload["ranking"]["reference_new_items_first"]
+    assert payload["cold_start"]["cold_reviews"] == 2
+    r = run("evaluate", files["data"], "--format", "csv", "--models", "bias",
+            "--relevance-threshold", "high")  # fmt: skip
+    assert r.exit_code == 2 and "--relevance-threshold takes a rating" in r.output
+    assert "Traceback" not in r.output

@@ -79,6 +79,7 @@ def test_item_cold_id_only_models_show_na_and_text_models_score(world):
         "item-cold",
         k=3,
         seed=1,
+        rank_rating_models=True,  # bias and mf rank too, to show they cannot rank cold items
     )
     for name in ("bias", "popularity", "mf", "als"):
         assert res.na[name]["ndcg@3"] == NA_COLD_ITEMS
@@ -138,12 +139,22 @@ def test_item_cold_with_review_features_end_to_end(world):
     data, feats = world
     reviews = review_vectors(data.interactions, feats)
     res = evaluate(
+        data, reviews, ["popularity", "random", "content", "ridge"], "item-cold", k=3, seed=0,
+        cold_protocol="leave-one-out",
+    )  # fmt: skip
+    assert res.na["popularity"]["ndcg@3"] == NA_COLD_ITEMS
+    assert res.table.loc["content", "ndcg@3"] > res.table.loc["random", "ndcg@3"]
+    assert np.isfinite(res.table.loc["ridge", "rmse"])
+    assert "LEAVE-ONE-OUT" in res.info["features"]["cold_items"]
+    # the default: cold items are their first reviews, which leave the test set
+    res = evaluate(
         data, reviews, ["popularity", "random", "content", "ridge"], "item-cold", k=3, seed=0
     )
     assert res.na["popularity"]["ndcg@3"] == NA_COLD_ITEMS
     assert res.table.loc["content", "ndcg@3"] > res.table.loc["random", "ndcg@3"]
     assert np.isfinite(res.table.loc["ridge", "rmse"])
-    assert "leave-one-out" in res.info["features"]["cold_items"]
+    assert "first 3 reviews" in res.info["features"]["cold_items"]
+    assert res.info["cold_start"]["protocol"] == "first-reviews"
 
 
 def test_review_derived_item_or_user_files_are_refused(world):

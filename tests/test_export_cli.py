@@ -56,6 +56,7 @@ def test_forced_accuracy_drop_on_real_minilm_fails_and_writes_nothing(tmp_path, 
     assert "NO" in result.output  # the table shows the failing row
     assert not out.exists()
     assert not list(tmp_path.glob(".minilm.*"))
+    assert not list(tmp_path.glob(".recfeat-*"))  # no temporary folder left behind
 
 
 def test_unsupported_architecture(tiny, tmp_path):

@@ -103,6 +103,19 @@ def test_manifest_from_another_tokenizer_is_refused(tiny_exports, tmp_path):
         enc.encode(["a text"])
 
 
+@pytest.mark.parametrize("field", ["max_length", "steps", "source", "hidden_size"])
+def test_manifest_missing_a_field_names_it(tiny_exports, tmp_path, field):
+    import json
+
+    folder = tmp_path / "edited"
+    shutil.copytree(tiny_exports["bert"], folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    del manifest[field]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match=f"lacks the field '{field}'; re-run `recfeat export`"):
+        get_registry("encoder").create("onnx", path=str(folder)).encode(["a text"])
+
+
 def test_missing_folder_and_options_baked_into_the_graph(tiny_exports, tmp_path):
     with pytest.raises(ArtifactError, match="does not exist"):
         get_registry("encoder").create("onnx", path=str(tmp_path / "nope"))

@@ -72,7 +72,8 @@ def test_item_and_user_levels_with_options(reviews_csv, tmp_path):
     assert r.exit_code == 0, r.output
     ids, _, manifest = read_features(out)
     assert sorted(ids["item"]) == ["b1", "b2", "b3"]
-    assert manifest["aggregate"] == "rating-weighted" and manifest["cache"]["path"] is None
+    run_record = json.loads((tmp_path / "items.run.json").read_text())
+    assert manifest["aggregate"] == "rating-weighted" and run_record["cache"]["path"] is None
     assert [c["use"] for c in manifest["cleaners"]] == ["html", "whitespace"]
     assert (tmp_path / "items.tokens.npz").is_file()
 

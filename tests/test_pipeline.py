@@ -48,7 +48,7 @@ def test_review_level_matches_the_encoder_and_counts_truncation(reviews, minilm,
     truncated = int((minilm.tokenize(list(dict.fromkeys(cleaned))).n_dropped > 0).sum())
     assert truncated > 0 and res.manifest["truncated_texts"] == truncated
     m = res.manifest
-    assert m["encoded_texts"] == len(set(cleaned)) and m["cached_texts"] == 0
+    assert res.run["encoded_texts"] == len(set(cleaned)) and res.run["cached_texts"] == 0
     assert m["weights_sha256"] == minilm.fingerprint()["weights_sha256"]
     assert (m["pooling"], m["precision"], m["max_length"]) == ("mean", "fp32", 64)
     assert [c["use"] for c in m["cleaners"]] == ["html", "control-chars", "nfkc", "whitespace"]
@@ -66,8 +66,8 @@ def test_a_fully_cached_run_never_loads_the_model(reviews, minilm, tmp_path):
     fresh.load = refuse
     again = extract(reviews, "review", fresh, cache=tmp_path)
     np.testing.assert_array_equal(again.vectors, first.vectors)
-    assert again.manifest["encoded_texts"] == 0
-    assert again.manifest["cached_texts"] == first.manifest["encoded_texts"]
+    assert again.run["encoded_texts"] == 0
+    assert again.run["cached_texts"] == first.run["encoded_texts"]
 
 
 def test_empty_texts_get_zero_vectors_and_are_counted(reviews, minilm, tmp_path):
@@ -120,7 +120,7 @@ def test_movielens_item_texts_and_user_profiles_from_train_only(movielens_small,
     assert items.manifest["source"] == "item texts" and len(items.ids) == 150
     train = inter.sample(frac=0.8, random_state=0)
     users = extract(data, "user", minilm, cache=tmp_path, train_interactions=train)
-    assert users.manifest["encoded_texts"] == 0  # item vectors came from the cache
+    assert users.run["encoded_texts"] == 0  # item vectors came from the cache
     assert users.manifest["interactions"] == "train"
     assert set(users.ids["user"]) == set(train["user"])
     # one user's profile by hand: mean of the item vectors they rated in training, normalised
@@ -143,7 +143,7 @@ def test_ray_data_path_gives_the_same_vectors(reviews, minilm, tmp_path):
     finally:
         ray.shutdown()
     np.testing.assert_allclose(ray_res.vectors, local.vectors, atol=1e-5)
-    assert ray_res.manifest["encoded_texts"] == local.manifest["encoded_texts"]
+    assert ray_res.run["encoded_texts"] == local.run["encoded_texts"]
     assert ray_res.manifest["truncated_texts"] == local.manifest["truncated_texts"]
 
 

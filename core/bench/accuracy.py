@@ -19,6 +19,10 @@ from recfeat.bench.suite import REFERENCE, flag_drops, parity
 from recfeat.errors import RecfeatError, UsageError
 
 ACCURACY_METRICS = ("rmse", "recall@k", "ndcg@k")
+# Cold items are represented by their first review only: the comparison is between backends
+# under one protocol, and on the small --limit subsets it runs on most items have one or two
+# reviews, so the default (3) would leave almost no cold candidates.
+COLD_REVIEWS = 1
 SPLITS = ("item-cold", "random")
 PARETO_METRIC = "ndcg@10"
 
@@ -27,7 +31,7 @@ def _texts_and_builder(data) -> tuple[list[str], Callable[[np.ndarray, dict], An
     """The texts to encode and how to turn their vectors into evaluation features: review
     vectors (leakage-safe per-split aggregation) or item vectors from item texts."""
     from recfeat.data.features import Features
-    from recfeat.evaluation.protocol import ReviewVectors
+    from recfeat.evaluation.review_vectors import ReviewVectors
 
     if data.reviews is not None:
         reviews = data.reviews
@@ -118,7 +122,7 @@ def run_accuracy(
         features = to_features(vectors, {"encoder": encoder, "backend": spec.name})
         say(f"{spec.name}: evaluating {', '.join(models)} on the {split} split")
         result = evaluate(rec, features, models=list(models), split=split_obj, k=10, seed=seed,
-                          metrics=ACCURACY_METRICS)
+                          metrics=ACCURACY_METRICS, cold_reviews=COLD_REVIEWS)
         for model, row in result.to_dict()["models"].items():
             rows.append({
                 "backend": spec.name, "kind": spec.kind, "model": model,

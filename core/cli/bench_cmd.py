@@ -54,14 +54,14 @@ _common = [
     click.option("--backends", default=None,
                  help=f"Comma-separated recfeat backends [default: {DEFAULT_CPU_BACKENDS} on CPU, "
                       f"{DEFAULT_GPU_BACKENDS} on CUDA]."),
-    click.option("--threads", type=int, default=None, help="Threads for every backend."),
+    click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads for every backend."),
     click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N."),
     click.option("--init", type=click.Choice(["pretrained", "random"]), default="pretrained",
                  show_default=True, help="random: the model's shape with random weights."),
-    click.option("--max-length", type=int, default=None, help="Token limit (encoder default)."),
-    click.option("--batch-tokens", type=int, default=None,
+    click.option("--max-length", type=click.IntRange(min=2), default=None, help="Token limit (encoder default)."),
+    click.option("--batch-tokens", type=click.IntRange(min=1), default=None,
                  help="recfeat's token budget per batch (encoder default)."),
-    click.option("--peer-batch-size", type=int, default=32, show_default=True,
+    click.option("--peer-batch-size", type=click.IntRange(min=1), default=32, show_default=True,
                  help="Batch size given to the peers' encode."),
     click.option("--out", required=True, type=click.Path(file_okay=False),
                  help="Report folder (results.json, results.md, PNGs)."),
@@ -92,11 +92,11 @@ def bench() -> None:
 @click.option("--seq-lens", default="32,128,256", show_default=True)
 @click.option("--data", default=None, help="Dataset for the real-corpus mode.")
 @click.option("--format", "fmt", default="auto", show_default=True, help="Dataset format.")
-@click.option("--limit", type=int, default=None,
+@click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Encode a seeded random subset of this many corpus texts.")
 @click.option("--no-fixed", is_flag=True, help="Skip the fixed-shape grid (corpus only).")
-@click.option("--repeats", type=int, default=3, show_default=True, help="Timed calls per row.")
-@click.option("--warmup", type=int, default=1, show_default=True,
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True, help="Timed calls per row.")
+@click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True,
               help="Untimed warm-up calls per row.")
 def throughput_cmd(encoder, backends, threads, device, init, max_length, batch_tokens,
                    peer_batch_size, out, force, peers, batch_sizes, seq_lens, data, fmt, limit,
@@ -106,7 +106,9 @@ def throughput_cmd(encoder, backends, threads, device, init, max_length, batch_t
     from recfeat.bench import report as bench_report
     from recfeat.bench import suite as bench_suite
     from recfeat.errors import UsageError
+    from recfeat.outputs_guard import guard_outputs
 
+    guard_outputs({"--out": out}, {"--data": data, "--encoder": encoder})
     bench_report.check_out_dir(out, force=force)  # before any work
     bb.check_device(device)
     specs = bb.parse_backends(backends or _default_backends(device), kind=bb.RECFEAT, device=device)
@@ -118,8 +120,6 @@ def throughput_cmd(encoder, backends, threads, device, init, max_length, batch_t
     seq_list = bench_suite.parse_int_list(seq_lens, "--seq-lens")
     if no_fixed and not data:
         raise UsageError("--no-fixed leaves nothing to measure without --data")
-    if limit is not None and limit < 1:
-        raise UsageError(f"--limit must be at least 1 (got {limit})")
     texts = name = None
     if data:
         name, texts = bench_suite.corpus_texts(data, fmt, limit)
@@ -148,7 +148,7 @@ def throughput_cmd(encoder, backends, threads, device, init, max_length, batch_t
               help="Evaluation split: item-cold or random.")
 @click.option("--max-drop", default="1%", show_default=True,
               help="Mark backends whose downstream metric falls more than this.")
-@click.option("--limit", type=int, default=None,
+@click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Use a seeded random subset of this many interactions.")
 def accuracy_cmd(data, encoder, backends, threads, device, init, max_length, batch_tokens,
                  peer_batch_size, out, force, fmt, models, split_kind, max_drop, limit):
@@ -156,7 +156,9 @@ def accuracy_cmd(data, encoder, backends, threads, device, init, max_length, bat
     from recfeat.bench import accuracy as bench_accuracy
     from recfeat.bench import backends as bb
     from recfeat.bench import report as bench_report
+    from recfeat.outputs_guard import guard_outputs
 
+    guard_outputs({"--out": out}, {"DATA": data, "--encoder": encoder})
     bench_report.check_out_dir(out, force=force)
     bb.check_device(device)
     drop = _parse_drop(max_drop)

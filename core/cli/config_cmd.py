@@ -35,16 +35,17 @@ def validate_command(path: str) -> None:
     Exit code 0 when valid, 2 when PATH has problems (usage errors, like any command
     given a bad config).
     """
+    from recfeat.cli.terminal import clean
     from recfeat.config import read_config, validate_config
     from recfeat.errors import ConfigError
 
     problems = validate_config(read_config(path), path)
     if problems:
         for line in problems:
-            click.echo(line, err=True)
+            click.echo(clean(line), err=True)  # lines quote keys and values from the file
         plural = "s" if len(problems) > 1 else ""
         raise ConfigError(f"{path}: {len(problems)} problem{plural} (listed above)")
-    click.echo(f"{path}: OK")
+    click.echo(clean(f"{path}: OK"))
 
 
 def register(cli: click.Group) -> None:

@@ -46,20 +46,23 @@ def info_command(path: str, fmt: str, encoding: str | None, skip_bad_rows: bool 
     data = load_dataset(target, format=fmt, **opts)
     summary = data.summary()
     summary["rating_scale"] = list(data.rating_scale) if data.rating_scale else None
+    from recfeat.cli.terminal import clean, json_text
+
     if as_json:
-        click.echo(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
+        click.echo(json_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str)))
         return
     for key, value in summary.items():
         if isinstance(value, dict):
             value = ", ".join(f"{k}={v}" for k, v in value.items())
         elif isinstance(value, list):
             value = ", ".join(map(str, value))
-        click.echo(f"{key:>20}: {value}")
+        click.echo(clean(f"{key:>20}: {value}"))  # keys and names come from the data
 
 
 @data_group.command("sample")
 @click.argument("out_dir", type=click.Path(file_okay=False))
-@click.option("--seed", default=7, show_default=True, help="Random seed (same seed, same files).")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=7, show_default=True,
+              help="Random seed (same seed, same files).")  # fmt: skip
 @click.option("--force", is_flag=True, help="Replace sample files already in OUT_DIR.")
 def sample_command(out_dir: str, seed: int, force: bool) -> None:
     """Write the SYNTHETIC book-review sample (book_reviews.csv, books.csv) to OUT_DIR."""

@@ -46,6 +46,9 @@ def demo_command(data_path, fmt, options, out_dir, cache_dir, no_cache) -> None:
 
     if cache_dir and no_cache:
         raise UsageError("--cache DIR and --no-cache contradict each other; pass one")
+    from recfeat.outputs_guard import guard_outputs
+
+    guard_outputs({"--out": out_dir}, {"--data": data_path, "--cache": cache_dir})
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise RecfeatError(f"--out {out} is a file; give a folder")

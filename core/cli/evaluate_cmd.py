@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
+from recfeat.cli.params import OpenFraction
 from recfeat.evaluation.settings import DEFAULT_MODELS, SPLITS
 
 EPILOG = """\b
-Features: --features takes item-level features built from item texts, or REVIEW-level
-features (recfeat extract DATA --level review); from reviews, each split's item vectors are
-the mean of its training reviews only, and cold items are represented leave-one-out (the
-target user's own review is excluded). Item or user files aggregated from all reviews are
-refused because they contain the held-out reviews.
+Protocol (docs/evaluation.md): --features takes item-level features built from item
+texts, or REVIEW-level features (recfeat extract DATA --level review); from reviews, each
+split's item vectors are the mean of its training reviews only. Item-cold: a cold item is
+its item text, or on review-only data its first --cold-reviews reviews by time (default 3),
+which then leave the test set; items with fewer are dropped, so every candidate is built
+alike. --candidates mixed ranks cold items among the training items (compare with the
+"new items first" reference it prints). Relevant = held-out interactions rated >= 4
+(--relevance-threshold none: all); rating-only models show n/a in ranking columns unless
+--rank-rating-models. Leak checks run first and print one line each: variant duplicates
+(refused at >= 1% of interactions; --merge-variants merges them), held-out texts found in
+training, features without provenance (refused; --trust-features) or aggregated from
+reviews (refused).
 \b
 Model options: -O MODEL.KEY=VALUE, repeatable (e.g. -O hybrid.loss=rating -O mf.factors=50).
 \b
@@ -27,25 +34,51 @@ given on the command line overrides the file; --models replaces the file's model
 
 def print_table(result, *, title: str) -> None:
     """A rich table on a terminal, plain aligned text otherwise (logs, pipes, tests)."""
+    from recfeat.cli.terminal import clean, rich_text
+
     shown = result.display_table(short=True)
     shown.insert(len(shown.columns), "fit s", [f"{result.fit_seconds[m]:.1f}" for m in shown.index])
+    # labels carry -O values and metric names typed by users: nothing raw reaches the terminal
+    shown = shown.map(clean)
+    shown.index = [clean(m) for m in shown.index]
+    shown.columns = [clean(c) for c in shown.columns]
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(title=title)
+        table = Table(title=rich_text(title))
         table.add_column("model")
         for col in shown.columns:
-            table.add_column(col, justify="right")
-        for model in shown.index:
-            table.add_row(model, *[str(v) for v in shown.loc[model]])
+            table.add_column(rich_text(col), justify="right")
+        for n, model in enumerate(shown.index):
+            table.add_row(rich_text(model), *[rich_text(v) for v in shown.iloc[n]])
         Console().print(table)
     else:
-        click.echo(title)
+        click.echo(clean(title))
         click.echo(shown.to_string())
     legend = result.na_legend()
     if legend:
         click.echo(f"n/a: {legend}")
+
+
+def protocol_lines(info) -> list[str]:
+    """One line each: relevance, the cold-start representation, references, leak checks."""
+    lines = [f"relevance: {info['relevance']}"]
+    cold = info.get("cold_start")
+    if cold:
+        dropped = f"; {cold['dropped_items']} items with fewer reviews dropped" if cold[
+            "dropped_items"] else ""  # fmt: skip
+        lines.append(f"cold items: {cold['representation']}{dropped}")
+    ranking = info["ranking"]
+    chance = {k: v for k, v in ranking.items() if k.startswith("expected_random")}
+    for key, value in chance.items():
+        lines.append(f"chance level: {key.removeprefix('expected_random_')} {value:.4f} (random ranking)")
+    for metric, value in (ranking.get("reference_new_items_first") or {}).items():
+        lines.append(f"reference (new items first, random order): {metric} {value:.4f}")
+    for name, check in (info.get("leaks") or {}).items():
+        if check["status"] != "skipped":
+            lines.append(f"leak check {name}: {check['status']}: {check['message']}")
+    return lines
 
 
 @click.command("evaluate", epilog=EPILOG)
@@ -58,14 +91,29 @@ def print_table(result, *, title: str) -> None:
               help="User-level features not derived from interactions (e.g. user descriptions).")  # fmt: skip
 @click.option("--models", default=None,
               help=f"Comma-separated registered model names (see recfeat components models) [default: {DEFAULT_MODELS}].")  # fmt: skip
+@click.option("--peers", default=None, metavar="LIBS",
+              help="Also run the field's standard models: implicit, lightfm, cornac (comma-separated; text peers need --features).")  # fmt: skip
 @click.option("--split", type=click.Choice(SPLITS), default=None, help="[default: random]")
-@click.option("--k", type=int, default=None, help="Cut-off for the @k metrics [default: 10].")
-@click.option("--seed", type=int, default=None, help="[default: 0]")
-@click.option("--test-fraction", type=float, default=None,
+@click.option("--k", type=click.IntRange(min=1), default=None,
+              help="Cut-off for the @k metrics [default: 10].")  # fmt: skip
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=None, help="[default: 0]")
+@click.option("--test-fraction", type=OpenFraction(), default=None,
               help="Share of rows (random, temporal) or of items/users (cold splits) held out [default: 0.2].")  # fmt: skip
 @click.option("--metrics", default=None, help="Comma-separated metric names [default: all].")
-@click.option("--relevance-threshold", type=float, default=None,
-              help="Only held-out interactions rated at least this count as relevant.")  # fmt: skip
+@click.option("--relevance-threshold", default=None, metavar="RATING|none",
+              help="Held-out interactions rated at least this are relevant; 'none': all [default: 4].")  # fmt: skip
+@click.option("--cold-reviews", type=click.IntRange(min=1), default=None,
+              help="Item-cold, review-only data: reviews (earliest first) that represent a cold item [default: 3].")  # fmt: skip
+@click.option("--cold-protocol", type=click.Choice(["first-reviews", "leave-one-out"]), default=None,
+              help="leave-one-out: the old, LEAKY rule (for comparison only) [default: first-reviews].")  # fmt: skip
+@click.option("--candidates", type=click.Choice(["cold", "mixed"]), default=None,
+              help="Item-cold: rank cold items only, or among the training items too [default: cold].")  # fmt: skip
+@click.option("--rank-rating-models", is_flag=True,
+              help="Also rank with rating-only models (global-mean, bias, mf, regressors).")  # fmt: skip
+@click.option("--merge-variants", is_flag=True,
+              help="Merge items that share a user's identical review (product variants) first.")  # fmt: skip
+@click.option("--trust-features", is_flag=True,
+              help="Accept a features file without provenance metadata (it must not come from reviews).")  # fmt: skip
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="TOML pipeline: models, metrics, dataset, [pipeline] split settings; flags override it.")  # fmt: skip
 @click.option("--option", "-O", "model_options", multiple=True, metavar="MODEL.KEY=VALUE",
@@ -77,50 +125,88 @@ def print_table(result, *, title: str) -> None:
 )
 @click.option("--out", "out_path", default=None, help="Also write the JSON result to this file.")
 @click.option("--plot", "plot_path", default=None, help="Write a bar chart PNG to this file.")
+@click.option("--tune", is_flag=True,
+              help="Choose each model's options on a validation split carved from the training part, then refit.")  # fmt: skip
+@click.option("--tune-trials", type=int, default=None,
+              help="Candidates tried per model with --tune (the given options included) [default: 10].")  # fmt: skip
 def evaluate_command(
     data, fmt, features_path, user_features_path, models, split, k, seed, test_fraction,
     metrics, relevance_threshold, config_path, model_options, save_split, load_split, as_json, out_path,
-    plot_path,
+    plot_path, peers=None, cold_reviews=None, cold_protocol=None, candidates=None,
+    rank_rating_models=False, merge_variants=False, trust_features=False, tune=False,
+    tune_trials=None,
 ) -> None:  # fmt: skip
     """Train every model in --models on the same split of DATA and measure them with rating
     and full-ranking metrics; ID-only models show n/a where they cannot score cold items."""
-    from recfeat.atomic import write_text
+    from recfeat.cli.terminal import clean
     from recfeat.config import load_config, parse_key_values
     from recfeat.evaluation import settings
     from recfeat.evaluation.protocol import evaluate, load_optional_features, plot_result
     from recfeat.evaluation.splits import load_split as read_split
     from recfeat.evaluation.splits import make_split
     from recfeat.evaluation.splits import save_split as write_split
+    from recfeat.outputs_guard import guard_outputs
     from recfeat.plugins.datasets import load_dataset
 
+    guard_outputs({"--out": out_path, "--plot": plot_path, "--save-split": save_split}, {
+        "DATA": data, "--features": features_path, "--user-features": user_features_path,
+        "--load-split": load_split, "--config": config_path,
+    }, files=True)  # fmt: skip
+    from recfeat.plugins.peers import add_peers, expand_peers
+
+    peer_names = expand_peers(peers, text=features_path is not None) if peers else []
+    if tune_trials is not None:  # checked before any data is read
+        from recfeat.errors import UsageError
+        from recfeat.evaluation.tuning import check_trials
+
+        if not tune:
+            raise UsageError("--tune-trials only applies with --tune; add --tune")
+        check_trials(tune_trials)
+    options = parse_key_values(model_options, flag="-O", example="mf.factors=50", scoped=True)
     plan = settings.resolve(
         load_config(config_path) if config_path else {}, models=models, metrics=metrics,
-        model_options=parse_key_values(model_options, flag="-O", example="mf.factors=50", scoped=True),
+        model_options={m: o for m, o in options.items() if m not in peer_names},
         fmt=fmt, split=split, k=k, seed=seed, test_fraction=test_fraction,
-        relevance_threshold=relevance_threshold,
+        relevance_threshold=settings.relevance_threshold(relevance_threshold),
     )  # fmt: skip
+    plan.models = add_peers(plan.models, peer_names, options)
     k, seed = plan.k, plan.seed
     ds_fmt, ds_options = plan.dataset
     dataset = load_dataset(data, format=ds_fmt, **ds_options)
     item_features = load_optional_features(features_path)
     user_features = load_optional_features(user_features_path)
+    if merge_variants:  # before splitting: the split is over product groups
+        from recfeat.evaluation.leaks import merge_variants as merge
+        from recfeat.evaluation.leaks import remap_features
+
+        dataset, mapping = merge(dataset)
+        item_features = remap_features(item_features, mapping)
     if load_split:
         split_obj = read_split(load_split, dataset.interactions)
     else:
         split_obj = make_split(
             dataset.interactions, plan.split, seed=seed, test_fraction=plan.test_fraction
         )
-    if save_split:
-        write_split(split_obj, save_split, dataset.interactions)
     result = evaluate(
         dataset, item_features, plan.models, split_obj, k=k, seed=seed,
         user_features=user_features, metrics=plan.metrics,
-        relevance_threshold=plan.relevance_threshold,
+        relevance_threshold=plan.relevance_threshold, rank_rating_models=rank_rating_models,
+        trust_features=trust_features, candidates=candidates or "cold",
+        cold_protocol=cold_protocol or "first-reviews",
+        **({"cold_reviews": cold_reviews} if cold_reviews else {}),
+        tune=tune, tune_trials=tune_trials,
     )  # fmt: skip
-    if out_path:
-        write_text(Path(out_path), result.to_json() + "\n")
-    if plot_path:
-        plot_result(result, plot_path, title=f"{dataset.name}: {split_obj.kind} split, k={k}")
+    from recfeat.atomic import write_file, write_together
+
+    # Written only now that every check and the run passed, as one unit: the complete new
+    # set of --out, --plot and --save-split, or the earlier files untouched.
+    write_together({
+        out_path: lambda tmp: write_file(tmp, (result.to_json() + "\n").encode()),
+        plot_path: lambda tmp: plot_result(
+            result, tmp, title=f"{dataset.name}: {split_obj.kind} split, k={k}"
+        ),
+        save_split: lambda tmp: write_split(split_obj, tmp, dataset.interactions),
+    })  # fmt: skip
     if as_json:
         click.echo(result.to_json())
         return
@@ -135,9 +221,11 @@ def evaluate_command(
     click.echo(
         f"ranking: {ranking['users']} users x {ranking['candidates']} candidates ({ranking['candidate_set']})"
     )
+    for line in protocol_lines(result.info):
+        click.echo(clean(line))
     for model, notes in result.notes.items():
         for note in notes:
-            click.echo(f"note [{model}]: {note}")
+            click.echo(clean(f"note [{model}]: {note}"))
     for path, what in ((out_path, "results"), (plot_path, "chart")):
         if path:
             click.echo(f"wrote {what} to {path}")

@@ -10,7 +10,13 @@ from recfeat.data.interactions import read_train
 from recfeat.encode.vocabulary import BACKENDS as VOCABULARY_BACKENDS
 from recfeat.encode.vocabulary import PRECISIONS
 from recfeat.extraction.inputs import ExtractRun
-from recfeat.extraction.outputs import check_out_path, save, summary_line
+from recfeat.extraction.outputs import (
+    cache_files,
+    check_out_path,
+    check_outputs,
+    save,
+    summary_line,
+)
 
 FORMATS_HELP = (
     "auto, amazon, movielens-100k, movielens (ml-latest), csv, jsonl, parquet, "
@@ -126,14 +132,17 @@ def _encoder_spec(
     "--ray", "use_ray", is_flag=True, help="Encode with Ray Data (pip install 'recfeat[ray]')."
 )
 @click.option(
-    "--out", required=True, help="Output file (.parquet); a .manifest.json goes beside it."
-)
+    "--out", required=True,
+    help="Output file (.parquet); <stem>.manifest.json and <stem>.run.json (timings, cache "
+         "hits, paths) go beside it, all committed as one unit. Never one of the inputs.",
+)  # fmt: skip
 def extract_command(data, fmt, level, encoder_name, pooling, precision, batch_tokens, max_length,
                     cleaners, config_path, backend, onnx_dir, cache_dir, no_cache, aggregate,
                     user_from, train_path, token_features, skip_bad_rows, encoding, options,
                     chunk_size, use_ray, out) -> None:  # fmt: skip
     """Turn the texts of DATA (a file or folder; 'sample' for the SYNTHETIC sample) into
     feature vectors and write them to --out."""
+    from recfeat.cli.terminal import clean
     from recfeat.errors import UsageError
 
     if cache_dir and no_cache:
@@ -143,6 +152,17 @@ def extract_command(data, fmt, level, encoder_name, pooling, precision, batch_to
             "missing DATA: the input file or folder ('sample' for the SYNTHETIC sample)"
         )
     out_path = check_out_path(out)
+    from pathlib import Path
+
+    folder_inputs = {
+        label: value for label, value in (("--encoder", encoder_name), ("--onnx", onnx_dir))
+        if value and Path(value).expanduser().exists()
+    }  # fmt: skip
+    check_outputs(out_path, {
+        "DATA": data if data not in (None, "sample") or Path(str(data)).exists() else None,
+        "--config": config_path, "--train": train_path, **folder_inputs,
+        **cache_files(cache_dir, no_cache),
+    })  # fmt: skip
     config: dict[str, Any] = {}
     if config_path:
         from recfeat.config import load_config
@@ -162,7 +182,7 @@ def extract_command(data, fmt, level, encoder_name, pooling, precision, batch_to
     run = ExtractRun(
         data=data, fmt=fmt, config=config, loader_options=options, encoding=encoding,
         skip_bad_rows=skip_bad_rows, cleaners=cleaners, token_features=token_features,
-        echo=lambda msg: click.echo(msg, err=True),
+        echo=lambda msg: click.echo(clean(msg), err=True),  # names from the data
     )  # fmt: skip
     level = run.level(level)
     if level == "review" and aggregate:

@@ -29,10 +29,13 @@ BUILTIN_COMMAND_MODULES = (
 
 
 class CommandError(click.ClickException):
-    """A RecfeatError shown as one 'Error: ...' line with its own exit code."""
+    """A RecfeatError shown as one 'Error: ...' line with its own exit code. The message is
+    cleaned for the terminal: it may quote ids, keys or file names from the data."""
 
     def __init__(self, message: str, exit_code: int = 1):
-        super().__init__(message)
+        from recfeat.cli.terminal import clean
+
+        super().__init__(clean(message, newlines=True))
         self.exit_code = exit_code
 
 
@@ -43,11 +46,73 @@ def _debug_enabled(ctx: click.Context | None) -> bool:
     return bool(root and root.obj and root.obj.get("debug"))
 
 
+def _shown_name(filename) -> str:
+    """The user's file name for an OSError: atomic writes fail on a recfeat temporary."""
+    from recfeat.atomic import final_name
+
+    if filename is None:
+        return "the output"
+    name = os.fsdecode(filename) if isinstance(filename, (bytes, os.PathLike)) else str(filename)
+    head, _, base = name.rpartition(os.sep)
+    base = final_name(base)
+    return f"{head}{os.sep}{base}" if head else base
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line naming the problem and the fix for the OSErrors a user can cause."""
+    import errno
+
+    name = _shown_name(exc.filename)
+    code = exc.errno
+    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        return f"disk full writing {name}; free space or choose another --out"
+    if code in (errno.EACCES, errno.EPERM):
+        return f"permission denied: {name}; choose a file and folder you may read and write"
+    if code == errno.EROFS:
+        return f"{name} is on a read-only file system; choose another --out"
+    if code == errno.EISDIR:
+        return f"{name} is a folder; give a file path"
+    if code == errno.ENOTDIR:
+        return f"{name}: part of the path is a file, not a folder; check the path"
+    if code == errno.ENOENT:
+        return f"{name} does not exist; check the path"
+    if code == errno.EMFILE:
+        return "too many open files; close other programs or raise the limit (ulimit -n)"
+    if code == errno.ENAMETOOLONG:
+        return f"file name too long: {name}; choose a shorter path"
+    return f"{exc.strerror or exc} ({name}); check the path, permissions and free space"
+
+
+def _quiet_broken_pipe() -> None:
+    """Output piped into e.g. `head` that stopped reading: stop quietly (Python's docs:
+    point stdout at devnull so the interpreter's final flush cannot fail again)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real stdout (tests): nothing to do
+        pass
+
+
 class RecfeatGroup(click.Group):
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.ClickException as exc:
+            _clean_click_message(exc)
+            raise
+
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+            return result
+        except BrokenPipeError:
+            _quiet_broken_pipe()
+            raise click.exceptions.Exit(1) from None
+        except click.ClickException as exc:
+            _clean_click_message(exc)
+            raise
+        except (click.exceptions.Exit, click.Abort):
             raise
         except RecfeatError as exc:
             if _debug_enabled(ctx):
@@ -61,13 +126,24 @@ class RecfeatGroup(click.Group):
             raise CommandError(
                 "out of memory; lower --batch-tokens or the batch size, or process the input in parts"
             ) from None
-        except Exception as exc:  # last resort: one line, never a traceback without --debug
+        except OSError as exc:  # disk full, permission denied, a folder where a file goes...
+            if _debug_enabled(ctx):
+                raise
+            raise CommandError(os_error_message(exc)) from None
+        except Exception as exc:  # a bug: every input problem raises a RecfeatError
             if _debug_enabled(ctx):
                 raise
             raise CommandError(
-                f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback; "
-                "please report it)"
+                f"internal error {type(exc).__name__}: {exc}; this is a bug in recfeat or a "
+                "plugin: rerun with --debug and report the traceback"
             ) from None
+
+
+def _clean_click_message(exc: click.ClickException) -> None:
+    """Click quotes the user's arguments in its messages: clean them for the terminal."""
+    from recfeat.cli.terminal import clean
+
+    exc.message = clean(exc.message, newlines=True)
 
 
 @click.group(cls=RecfeatGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,8 +1,9 @@
 """``recfeat train`` (fit one model on all of DATA, save it) and ``recfeat recommend`` (top-K
 items per user from a saved model, with a text snippet per item when the data has text).
 
-The bundle format, training and ranking live in ``recfeat.evaluation.bundle``. Model files
-are joblib pickles: load only files you made or trust.
+Training and ranking live in ``recfeat.evaluation.bundle``, the file format in
+``recfeat.evaluation.model_file``: loading a model file runs no code from it. Old pickle
+(joblib) files from earlier versions are opened only with ``--trust``.
 """
 
 from __future__ import annotations
@@ -36,17 +37,23 @@ import click
     metavar="KEY=VALUE",
     help="Model option, repeatable.",
 )
-@click.option("--out", "out_path", required=True, help="Where to write the fitted model (.joblib).")
+@click.option("--out", "out_path", required=True,
+              help="Where to write the fitted model (one file, e.g. model.recfeat).")  # fmt: skip
 def train_command(
     data, fmt, model_name, features_path, user_features_path, options, out_path
 ) -> None:
     """Fit --model on every interaction of DATA and save it to --out."""
+    from recfeat.cli.terminal import echo
     from recfeat.config import parse_key_values
     from recfeat.evaluation.bundle import save_model, train_model
     from recfeat.evaluation.protocol import load_optional_features
+    from recfeat.outputs_guard import guard_outputs
     from recfeat.plugin.registry import get_registry
     from recfeat.plugins.datasets import load_dataset
 
+    guard_outputs({"--out": out_path}, {"DATA": data, "--features": features_path,
+                                        "--user-features": user_features_path},
+                  files=True)  # fmt: skip
     opts = parse_key_values(options, flag="-O", example="factors=50")
     get_registry("model").create(model_name, **opts)  # bad name/options fail before loading
     bundle = train_model(
@@ -56,7 +63,7 @@ def train_command(
     )  # fmt: skip
     out = save_model(bundle, out_path)
     header = bundle["header"]
-    click.echo(
+    echo(
         f"trained {model_name} on {header['interactions']} interactions "
         f"({header['users']} users, {header['items']} items) in {header['fit_seconds']:.1f} s; "
         f"wrote {out}"
@@ -66,7 +73,8 @@ def train_command(
 @click.command("recommend")
 @click.argument("model_path")
 @click.option("--users", required=True, help="Comma-separated user ids.")
-@click.option("--k", type=int, default=10, show_default=True)
+@click.option("--k", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Items per user.")  # fmt: skip
 @click.option(
     "--data",
     default=None,
@@ -80,12 +88,21 @@ def train_command(
     is_flag=True,
     help="Also recommend items the user interacted with in training.",
 )
-def recommend_command(model_path, users, k, data, fmt, features_path, include_seen) -> None:
+@click.option(
+    "--trust",
+    is_flag=True,
+    help="Also open an OLD model file (a joblib pickle, what recfeat train wrote before its "
+    "safe format). Loading a pickle runs any code stored in it, so pass this only for a file "
+    "you made yourself. "
+    "Files recfeat train writes now need no --trust: loading them runs nothing.",
+)
+def recommend_command(model_path, users, k, data, fmt, features_path, include_seen, trust) -> None:
     """Print the top-K items for each user in --users from a model saved by recfeat train."""
+    from recfeat.cli.terminal import clean, echo
     from recfeat.evaluation.bundle import item_snippets, load_model, recommend
     from recfeat.evaluation.protocol import load_optional_features
 
-    bundle = load_model(model_path)
+    bundle = load_model(model_path, trust=trust)
     snippets = None
     if data:
         from recfeat.plugins.datasets import load_dataset
@@ -96,16 +113,23 @@ def recommend_command(model_path, users, k, data, fmt, features_path, include_se
         include_seen=include_seen, snippets=snippets,
     )  # fmt: skip
     for r in rankings:
-        if k > r.available:
-            click.echo(
-                f"note: --k {k} is more than the {r.available} items available for {r.user}; "
-                f"showing {r.available}",
+        if r.available == 0:
+            echo(
+                f"note: {clean(r.user)} has interacted with every item the model can rank; "
+                "pass --include-seen to rank those too",
+                err=True,
+            )
+        elif k > r.available:
+            echo(
+                f"note: --k {k} is more than the {r.available} items available for "
+                f"{clean(r.user)}; showing {r.available}",
                 err=True,
             )
         label = "" if r.known_user else " (unknown user: non-personalised)"
-        click.echo(f"{r.user}{label}:")
+        echo(f"{clean(r.user)}{label}:")
         for rank, (item, score, snippet) in enumerate(zip(r.items, r.scores, r.snippets, strict=True), 1):
-            click.echo(f"  {rank:>3}. {item}  {score:.4f}" + (f"  {snippet}" if snippet else ""))
+            line = f"  {rank:>3}. {clean(item)}  {score:.4f}"
+            echo(line + (f"  {clean(snippet)}" if snippet else ""))
 
 
 def register(cli: click.Group) -> None:

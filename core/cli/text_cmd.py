@@ -109,7 +109,9 @@ class _Text:
 
     def write(self, out: IO[str], row: Any, text: str | None) -> None:
         # One line stays one text: a line break that cleaning produced (e.g. from &#10;) becomes a space.
-        out.write((text or "").replace("\r", " ").replace("\n", " ") + "\n")
+        from recfeat.cli.terminal import for_stream
+
+        out.write(for_stream((text or "").replace("\r", " ").replace("\n", " "), out) + "\n")
 
 
 def _missing_column(name: str, column: str | None, found: list[str]) -> UsageError:
@@ -210,7 +212,9 @@ class _Jsonl:
         column = self.column if self.column is not None else "text"
         if row[column] is not None:
             row[column] = text
-        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        from recfeat.cli.terminal import json_text
+
+        out.write(json_text(json.dumps(row, ensure_ascii=False)) + "\n")  # C1/bidi escaped too
 
 
 _HANDLERS = {"text": _Text, "csv": _Csv, "jsonl": _Jsonl}
@@ -291,8 +295,11 @@ def clean_command(input_path, cleaners, config, column, fmt, encoding, out) -> N
     """
     from recfeat.atomic import atomic_open
     from recfeat.extraction.cleaning import build_cleaner_chain
+    from recfeat.outputs_guard import guard_outputs
     from recfeat.progress import progress_bar
 
+    # The input is streamed while the output is written: they may never be one file.
+    guard_outputs({"--out": out}, {"INPUT": input_path, "--config": config})
     chain = build_cleaner_chain(_cleaner_specs(cleaners, config))
     handler, chunks = read_chunks(input_path, fmt, column, encoding)
     total = _count_lines(input_path)
@@ -327,7 +334,7 @@ def clean_command(input_path, cleaners, config, column, fmt, encoding, out) -> N
 @click.option("--config", type=click.Path(dir_okay=False),
               help="Take the tokenizer from the [tokenizer] table of a TOML pipeline file; flags override it.")
 @click.option("--model", help="Model folder or hub name whose tokenizer to use [default: all-MiniLM-L6-v2].")
-@click.option("--max-length", type=int, help="Truncate to this many tokens (special tokens included) [default: 256].")
+@click.option("--max-length", type=click.IntRange(min=2), help="Truncate to this many tokens (special tokens included) [default: 256].")
 @click.option(
     "--option", "-o", "extra_options", multiple=True, metavar="KEY=VALUE",
     help="Another tokenizer option, e.g. -o corpus=texts.txt for gpt2-bpe (VALUE is read as JSON when it parses).",
@@ -364,6 +371,8 @@ def tokenize_command(
         )
     _handler, chunks = read_chunks(input_path, fmt, column, encoding)
     total = _count_lines(input_path)
+    from recfeat.cli.terminal import for_stream, json_text
+
     out = sys.stdout
     n_texts = n_tokens = n_truncated = n_dropped = 0
     with progress_bar(total, "tokenizing") as bar:
@@ -377,10 +386,10 @@ def tokenize_command(
                     }
                     if show_tokens:
                         record["tokens"] = tokenizer.convert_ids_to_tokens(ids)
-                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    out.write(json_text(json.dumps(record, ensure_ascii=False)) + "\n")
                 else:
                     shown = tokenizer.convert_ids_to_tokens(ids) if show_tokens else ids
-                    out.write(f"{nt}\t{nd}\t{' '.join(map(str, shown))}\n")
+                    out.write(for_stream(f"{nt}\t{nd}\t{' '.join(map(str, shown))}", out) + "\n")
                 n_texts += 1
                 n_tokens += nt
                 n_truncated += nd > 0

@@ -23,7 +23,8 @@ Contract (every model in recfeat.plugins.models follows it):
   rating models, NDCG@10 over ``X``'s rows for ranking models (see ``scoring``).
 - Class flags: ``uses_text`` (consumes features), ``cold_start_items`` (can score items
   absent from training), ``predicts_ratings`` (``predict`` estimates a rating, so RMSE/MAE
-  apply).
+  apply), ``ranks_items`` (ranking metrics are meaningful; False for rating-only models),
+  ``tune_space`` (options and values ``--tune`` searches on validation data).
 
 Subclasses implement ``_fit(self, u, i, r, train, item_features, user_features)`` (``u``/``i``
 are integer codes into ``users_``/``items_``) and ``_score_pairs(users, items,
@@ -51,6 +52,12 @@ class RecModel(Component, BaseEstimator):
     predicts_ratings: ClassVar[bool] = False
     #: rating models need explicit ratings; ranking models treat every row as a positive.
     needs_ratings: ClassVar[bool] = False
+    #: False for models that only estimate ratings: evaluation leaves them out of ranking
+    #: tables unless asked (``--rank-rating-models``), since rating error is not a ranker.
+    ranks_items: ClassVar[bool] = True
+    #: options ``evaluate(tune=True)`` searches on validation data (recfeat.evaluation.tuning):
+    #: option name -> values to try; keep it small. Empty: nothing to tune.
+    tune_space: ClassVar[dict[str, list]] = {}
 
     def get_options(self):
         return self.get_params(deep=False)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recfeat.atomic import atomic_path, write_text
+from recfeat.atomic import atomic_files, write_file
 from recfeat.errors import DataError
 from recfeat.jsonable import jsonable
 
@@ -28,9 +28,15 @@ def manifest_path(path: str | Path) -> Path:
 
 
 def write_features(
-    path: str | Path, ids: pd.DataFrame, vectors: np.ndarray, manifest: dict[str, Any]
+    path: str | Path, ids: pd.DataFrame, vectors: np.ndarray, manifest: dict[str, Any],
+    *, extra: dict[Path, Any] | None = None,
 ) -> Path:
-    """Write ``ids`` (one row per vector) and ``vectors`` (n, dim) atomically, then the manifest."""
+    """Write ``ids`` (one row per vector), ``vectors`` (n, dim) and the manifest, plus the
+    ``extra`` files (``{path: writer(temporary path)}``), committed as one unit
+    (``recfeat.atomic.atomic_files``: the complete new set or the complete old one).
+
+    The Parquet bytes depend only on the table and the manifest (no timestamps), so the
+    same features and manifest give a byte-identical file."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -47,9 +53,16 @@ def write_features(
     meta = {**manifest, "rows": int(len(ids)), "dim": dim, "id_columns": list(ids.columns)}
     table = table.replace_schema_metadata({b"recfeat": json.dumps(jsonable(meta)).encode()})
     path = Path(path)
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
-    write_text(manifest_path(path), json.dumps(jsonable(meta), indent=2) + "\n")
+    writers = {
+        path: lambda tmp: pq.write_table(table, tmp),
+        manifest_path(path): lambda tmp: write_file(
+            tmp, (json.dumps(jsonable(meta), indent=2) + "\n").encode()
+        ),
+        **(extra or {}),
+    }
+    with atomic_files(list(writers)) as temps:
+        for final, write in writers.items():
+            write(temps[final])
     return path
 
 
@@ -72,15 +85,154 @@ def read_features(path: str | Path) -> tuple[pd.DataFrame, np.ndarray, dict[str,
             "is it a recfeat features file?"
         )
     raw_meta = (table.schema.metadata or {}).get(b"recfeat")
-    manifest = json.loads(raw_meta) if raw_meta else {}
+    try:
+        manifest = json.loads(raw_meta) if raw_meta else {}
+    except ValueError:
+        raise DataError(
+            f"{path}: its recfeat metadata is not valid JSON; re-create it with `recfeat extract`"
+        ) from None
+    if not isinstance(manifest, dict):
+        raise DataError(f"{path}: its recfeat metadata is not a table; re-create it with `recfeat extract`")
     col = table.column(VECTOR_COLUMN).combine_chunks()
-    dim = col.type.list_size if pa.types.is_fixed_size_list(col.type) else None
-    if dim is None:
-        vectors = np.asarray(col.to_pylist(), dtype=np.float32)
-    else:
-        vectors = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, dim)
+    vectors = _vectors(col, path)
+    check_vectors(vectors, manifest, path)
     ids = table.drop([VECTOR_COLUMN]).to_pandas()
+    check_ids(ids, manifest, path)
     return ids, vectors, manifest
+
+
+# level -> the id columns a file of that level is keyed by
+LEVEL_KEYS = {"review": ("user", "item"), "item": ("item",), "user": ("user",)}
+
+
+def check_ids(ids: pd.DataFrame, manifest: dict[str, Any], path) -> None:
+    """The manifest must say the level (whether rows are reviews, items or users decides
+    what evaluation may do with them: a review-level file passed off as item vectors would
+    leak held-out reviews), the id columns must fit it, and no id may appear twice."""
+    level = manifest.get("level")
+    if level not in LEVEL_KEYS:
+        what = "has no recfeat metadata" if not manifest else f"metadata has level {level!r}"
+        raise DataError(
+            f"{path}: {what}; a features file must say its level (review, item or user) so "
+            "evaluation knows what its rows are; re-create it with `recfeat extract`"
+        )
+    keys = LEVEL_KEYS[level]
+    missing = [k for k in keys if k not in ids.columns]
+    if missing:
+        raise DataError(
+            f"{path}: level {level!r} but no {' or '.join(missing)} id column (columns: "
+            f"{', '.join(map(str, ids.columns))}); re-create it with `recfeat extract`"
+        )
+    dup = ids[list(keys)].astype(str).duplicated()
+    if dup.any():
+        first = tuple(ids.loc[dup.idxmax(), list(keys)].astype(str))
+        shown = first[0] if len(first) == 1 else first
+        raise DataError(
+            f"{path}: {int(dup.sum())} duplicate {'/'.join(keys)} ids (first: {shown!r}, row "
+            f"{int(dup.idxmax())}); each {level} needs exactly one vector: re-create the file"
+        )
+
+
+def _vectors(col, path: Path) -> np.ndarray:
+    """The vector column as float32 (n, dim); ragged or non-numeric lists are a DataError."""
+    import pyarrow as pa
+
+    if not (pa.types.is_list(col.type) or pa.types.is_large_list(col.type)
+            or pa.types.is_fixed_size_list(col.type)):  # fmt: skip
+        raise DataError(
+            f"{path}: column {VECTOR_COLUMN!r} holds {col.type}, not lists of numbers; "
+            "is it a recfeat features file?"
+        )
+    if not (pa.types.is_floating(col.type.value_type) or pa.types.is_integer(col.type.value_type)):
+        raise DataError(
+            f"{path}: vectors hold {col.type.value_type}, not numbers; re-create the file "
+            "with `recfeat extract`"
+        )
+    if col.null_count:
+        raise DataError(
+            f"{path}: {col.null_count} rows have no vector (null); re-create the file with "
+            "`recfeat extract`"
+        )
+    if pa.types.is_fixed_size_list(col.type):
+        dim = col.type.list_size
+    else:
+        lengths = np.asarray(col.value_lengths(), dtype=np.int64)
+        dim = int(lengths[0]) if len(lengths) else 0
+        if len(lengths) and (lengths != dim).any():
+            row = int(np.flatnonzero(lengths != dim)[0])
+            raise DataError(
+                f"{path}: vectors differ in length (row 0 has {dim} values, row {row} has "
+                f"{int(lengths[row])}); every vector must have the same dimension"
+            )
+    flat = col.flatten().to_numpy(zero_copy_only=False)
+    return np.asarray(flat, dtype=np.float32).reshape(-1, dim) if dim else np.zeros((len(col), 0), np.float32)
+
+
+def check_vectors(vectors: np.ndarray, manifest: dict[str, Any], path) -> None:
+    """Vectors must be what their manifest says (dim, rows), non-empty and finite."""
+    n, dim = vectors.shape
+    if n == 0 or dim == 0:
+        raise DataError(f"{path}: holds no vectors ({n} rows of dimension {dim}); re-run `recfeat extract`")
+    for key, actual in (("dim", dim), ("rows", n)):
+        declared = manifest.get(key)
+        if declared is not None and declared != actual:
+            raise DataError(
+                f"{path}: its manifest says {key} {declared!r} but the file has {actual}; the "
+                "file was changed after `recfeat extract` wrote it: re-create it"
+            )
+    bad = ~np.isfinite(vectors).all(axis=1)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{path}: {int(bad.sum())} of {n} vectors contain NaN or infinite values (first: "
+            f"row {first}); re-create them with `recfeat extract` (check the encoder's precision)"
+        )
+
+
+def check_matches_dataset(data, *features, min_share: float = 0.1) -> None:
+    """Features keyed by ids the dataset does not have (extracted from another dataset)
+    are refused: every model would then see zero vectors and show n/a. ``features`` are
+    ``Features`` (item or user ids) or review vectors (``users``/``items`` per row); None
+    is skipped. Refused when nothing matches, or when under ``min_share`` of the feature
+    ids are in the dataset AND under ``min_share`` of the dataset's ids have a vector (a
+    subset either way is fine)."""
+    for feats in features:
+        if feats is None:
+            continue
+        manifest = getattr(feats, "manifest", {}) or {}
+        where = manifest.get("path") or "the features given"
+        if hasattr(feats, "ids"):
+            col = manifest.get("id_column", "item")
+            col = col if col in ("item", "user") else "item"
+            known = set(data.interactions[col].astype(str))
+            extra = data.items if col == "item" else data.users
+            if extra is not None and col in extra.columns:
+                known |= set(extra[col].astype(str))
+            ids = set(map(str, feats.ids))
+            what = f"{col} ids"
+        else:  # one vector per review: (user, item) pairs
+            inter = data.interactions
+            known = set(zip(inter["user"].astype(str), inter["item"].astype(str), strict=True))
+            ids = set(zip(map(str, feats.users), map(str, feats.items), strict=True))
+            what = "(user, item) pairs"
+        source = manifest.get("dataset") if isinstance(manifest.get("dataset"), dict) else {}
+        made_from, rows = source.get("name"), source.get("interactions")
+        if made_from and made_from != data.name and rows is not None and rows != len(data.interactions):
+            # ids alone can agree by accident (MovieLens 100k and latest both number movies 1, 2...)
+            raise DataError(
+                f"features {where} were extracted from dataset {made_from} ({rows} interactions), "
+                f"not from {data.name} ({len(data.interactions)}); extract features from this one"
+            )
+        matched = len(ids & known)
+        if not ids or not known:
+            continue
+        if matched == 0 or (matched / len(ids) < min_share and matched / len(known) < min_share):
+            example = next(iter(sorted(ids - known, key=str)), None)
+            raise DataError(
+                f"features {where} match {matched} of their {len(ids)} {what} in dataset "
+                f"{data.name} ({len(known)} {what}; e.g. {example!r} is not in it): they were "
+                "extracted from another dataset; extract features from this one"
+            )
 
 
 class Features:

@@ -8,9 +8,12 @@ Policies, the same for every format:
 - **Empty or whitespace-only text**: the interaction is kept; its text row is kept as ``""``
   and counted in ``report["empty_texts"]``. Dropping it would silently lose ratings, and
   encoders give every row a vector, so downstream stages decide what an empty text means.
-- **Bad rows** (a malformed JSON line, a missing user or item id, a rating that is NaN or
-  outside ``rating_scale``) are an error naming the first one; with ``skip_bad_rows=True``
-  they are skipped and counted in ``report["bad_rows_skipped"]``.
+- **Bad rows** (a line that is not valid in the file's encoding, a malformed JSON line, a CSV
+  line with the wrong number of fields, a missing user or item id, an id that is a list or
+  object, a rating that is NaN, infinite or outside ``rating_scale``, a timestamp that is
+  infinite, out of range or neither a number nor a date) are an error naming the first one;
+  with ``skip_bad_rows=True`` every kind is skipped and counted in
+  ``report["bad_rows_skipped"]``.
 - **Repeated (user, item) pairs** keep the latest row (highest timestamp, then the later one
   in the file); the others are counted in ``report["duplicates_dropped"]``.
 """
@@ -33,6 +36,23 @@ if TYPE_CHECKING:  # pandas is imported inside functions: this module loads with
     from recfeat.data.recdata import RecData
 
 _SENTENCE_END = tuple(".!?;:。！？；…")
+
+
+def check_rating_scale(loader: Any) -> None:
+    """A loader's ``rating_scale`` must be two finite numbers, low <= high (or None)."""
+    import math
+
+    scale = getattr(loader, "rating_scale", None)
+    if scale is None:
+        return
+    lo, hi = scale
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+        from recfeat.errors import OptionError
+
+        raise OptionError(
+            f"dataset {loader.name!r}: rating_scale must be (low, high) with finite low <= high, "
+            f"got ({lo!r}, {hi!r}); e.g. rating_scale=[1,5]"
+        )
 
 
 def check_path(path: str | Path, *, what: str = "input") -> Path:
@@ -78,7 +98,8 @@ def decode_line(raw: bytes, path: Path, lineno: int, encoding: str) -> str:
     except UnicodeDecodeError as exc:
         raise DataError(
             f"{path} line {lineno}: bytes not valid {encoding} ({exc.reason} at byte {exc.start}); "
-            "pass the file's encoding with the `encoding` option (--encoding, e.g. latin-1)"
+            "pass the file's encoding with the `encoding` option (--encoding, e.g. latin-1), "
+            "or skip_bad_rows=True (--skip-bad-rows) to skip and count such lines"
         ) from None
     except LookupError:
         raise DataError(
@@ -97,7 +118,14 @@ def iter_json_lines(
     loads = _json_loads()
     seen_any = False
     for lineno, raw in read_raw_lines(path):
-        text = decode_line(raw, path, lineno, encoding)
+        try:
+            text = decode_line(raw, path, lineno, encoding)
+        except DataError:
+            if not skip_bad_rows or not _codec_exists(encoding):
+                raise
+            seen_any = True
+            report["bad_rows_skipped"] = report.get("bad_rows_skipped", 0) + 1
+            continue
         if not text.strip():
             continue
         seen_any = True
@@ -105,6 +133,9 @@ def iter_json_lines(
             obj = loads(text)
             if not isinstance(obj, dict):
                 raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+            if "\\ud" in text.lower() and _has_lone_surrogate(obj):
+                # "\ud800" with no partner is no character: pandas and Parquet cannot hold it
+                raise ValueError("a \\uXXXX escape is half a surrogate pair, not a character")
         except ValueError as exc:
             if skip_bad_rows:
                 report["bad_rows_skipped"] = report.get("bad_rows_skipped", 0) + 1
@@ -116,6 +147,51 @@ def iter_json_lines(
         yield lineno, obj
     if not seen_any:
         raise DataError(f"input file {path} has no data (only blank lines); nothing to load")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return _SURROGATE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
+def _codec_exists(encoding: str) -> bool:
+    import codecs
+
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        return False
+    return True
+
+
+def decodable_text(path: Path, encoding: str, report: dict[str, Any]) -> str:
+    """The file's text without the lines ``encoding`` cannot decode (each counted in
+    ``report["bad_rows_skipped"]``): what ``skip_bad_rows`` hands a bulk reader."""
+    import codecs
+
+    if not _codec_exists(encoding):
+        raise DataError(
+            f"unknown encoding {encoding!r}; pass a Python codec name such as utf-8 or latin-1"
+        )
+    kept, skipped = [], 0
+    for lineno, raw in read_raw_lines(path):
+        try:
+            kept.append(raw.decode(encoding))
+        except UnicodeDecodeError:
+            skipped += 1
+            continue
+        if lineno == 1 and kept[0].startswith("\ufeff") and codecs.lookup(encoding).name == "utf-8":
+            kept[0] = kept[0][1:]  # a BOM, as pandas' utf-8 reader would drop it
+    report["bad_rows_skipped"] = report.get("bad_rows_skipped", 0) + skipped
+    return "".join(kept)
 
 
 def _json_loads():
@@ -149,7 +225,8 @@ def raise_decode_error(path: Path, encoding: str, exc: UnicodeDecodeError) -> No
     where = f" line {lineno}" if lineno else ""
     raise DataError(
         f"{path}{where}: bytes not valid {encoding} ({err.reason} at byte {err.start}); "
-        "pass the file's encoding with the `encoding` option (--encoding, e.g. latin-1)"
+        "pass the file's encoding with the `encoding` option (--encoding, e.g. latin-1), "
+        "or skip_bad_rows=True (--skip-bad-rows) to skip and count such lines"
     ) from None
 
 
@@ -198,33 +275,62 @@ def coerce_ids(values: pd.Series) -> pd.Series:
         out[ok] = values[ok].astype("int64").astype(str)
         return out.where(values.notna(), None)
     out = values.astype("object")
-    return out.where(values.notna(), None).map(lambda v: v if v is None else str(v).strip())
+    # lists, objects and booleans stay as they are: bad_row_mask names them as wrong types
+    return out.where(values.notna(), None).map(
+        lambda v: v if v is None or isinstance(v, (list, dict, tuple, set, bool)) else str(v).strip()
+    )
+
+
+# Timestamps are int64 seconds downstream; anything at or beyond 2**63 cannot be one.
+MAX_TIMESTAMP = 2.0**63
+
+
+def _not_an_id(values: pd.Series) -> pd.Series:
+    """Ids given as JSON lists/objects (or booleans): a wrong type, not an id."""
+    if values.dtype != object:
+        return values.isna() & False
+    return values.map(lambda v: isinstance(v, (list, dict, tuple, set, bool)))
 
 
 def bad_row_mask(
     df: pd.DataFrame, rating_scale: tuple[float, float] | None
 ) -> tuple[pd.Series, pd.Series]:
-    """Return (bad mask, reason per row) for missing ids and NaN / out-of-range ratings."""
+    """Return (bad mask, reason per row) for missing or wrongly typed ids, NaN / infinite /
+    out-of-range ratings, non-finite or out-of-range timestamps, and the reasons a loader
+    already put in an optional ``_bad`` column (values it could not parse)."""
     import numpy as np
     import pandas as pd
 
     reason = pd.Series("", index=df.index, dtype=object)
-    no_user = df["user"].isna() | (df["user"].astype(str).str.strip() == "")
-    no_item = df["item"].isna() | (df["item"].astype(str).str.strip() == "")
-    rating = df["rating"].astype(float)
+    bad = pd.Series(False, index=df.index)
+    if "_bad" in df.columns:
+        flagged = df["_bad"].fillna("").astype(str)
+        reason[flagged != ""] = flagged[flagged != ""]
+        bad |= flagged != ""
+    if "timestamp" in df.columns and pd.api.types.is_numeric_dtype(df["timestamp"]):
+        ts = df["timestamp"].astype(float)
+        wrong = ts.notna() & (~np.isfinite(ts) | (ts.abs() >= MAX_TIMESTAMP)) & (reason == "")
+        reason[wrong] = [f"timestamp {v:g} is not a finite unix time" for v in ts[wrong]]
+        bad |= wrong
+    rating = pd.to_numeric(df["rating"], errors="coerce").astype(float)
+    if df["rating"].dtype == object:  # True/False read from JSON are not ratings
+        rating[df["rating"].map(lambda v: isinstance(v, bool))] = np.nan
     nan = rating.isna()
     reason[nan] = "rating is missing or not a number"
+    out = pd.Series(False, index=df.index)
     if rating_scale is not None:
         lo, hi = rating_scale
         out = ~nan & ((rating < lo) | (rating > hi))
         reason[out] = [f"rating {v:g} outside rating_scale ({lo:g}, {hi:g})" for v in rating[out]]
-    else:
-        out = pd.Series(False, index=df.index)
     inf = ~nan & ~np.isfinite(rating)
     reason[inf] = "rating is infinite"
-    reason[no_item] = "item id is missing"
-    reason[no_user] = "user id is missing"
-    return (no_user | no_item | nan | out | inf), reason
+    for col, word in (("item", "item"), ("user", "user")):
+        wrong = _not_an_id(df[col])
+        reason[wrong] = f"{word} id is a list, object or boolean, not a string or number"
+        missing = ~wrong & (df[col].isna() | (df[col].astype(str).str.strip() == ""))
+        reason[missing] = f"{word} id is missing"
+        bad |= wrong | missing
+    return (bad | nan | out | inf), reason
 
 
 def drop_bad_rows(
@@ -241,7 +347,7 @@ def drop_bad_rows(
     """
     bad, reason = bad_row_mask(df, rating_scale)
     if not bad.any():
-        return df
+        return _finish(df)
     if not skip_bad_rows:
         first = bad.idxmax()
         hint = (
@@ -254,7 +360,17 @@ def drop_bad_rows(
             "skip_bad_rows=True (--skip-bad-rows) to skip and count them"
         )
     report["bad_rows_skipped"] = report.get("bad_rows_skipped", 0) + int(bad.sum())
-    return df[~bad]
+    return _finish(df[~bad])
+
+
+def _finish(df: pd.DataFrame) -> pd.DataFrame:
+    """After the checks: timestamps as int64 seconds (-1: unknown); no ``_bad`` column."""
+    import pandas as pd
+
+    df = df.drop(columns=["_bad"], errors="ignore")
+    if "timestamp" in df.columns and pd.api.types.is_numeric_dtype(df["timestamp"]):
+        df = df.assign(timestamp=df["timestamp"].astype(float).fillna(-1).astype("int64"))
+    return df
 
 
 def dedupe_latest(df: pd.DataFrame, report: dict[str, Any]) -> pd.DataFrame:
@@ -266,24 +382,53 @@ def dedupe_latest(df: pd.DataFrame, report: dict[str, Any]) -> pd.DataFrame:
     return kept.sort_index(kind="stable")
 
 
-def timestamps_to_int(values: pd.Series, *, where: str) -> pd.Series:
-    """Unix seconds as int64; missing -> -1. Accepts numbers or date strings."""
+def numbers(values: pd.Series) -> pd.Series:
+    """Numeric values as float; anything else (text, lists, objects, true/false from JSON)
+    becomes NaN, which ``bad_row_mask`` reports as "not a number"."""
     import pandas as pd
 
+    if values.dtype == object:
+        values = values.where(~values.map(lambda v: isinstance(v, (list, dict, tuple, set, bool))), None)
+    elif pd.api.types.is_bool_dtype(values):
+        return pd.Series(float("nan"), index=values.index)
+    return pd.to_numeric(values, errors="coerce").astype(float)
+
+
+def parse_timestamps(values: pd.Series, column: str = "timestamp") -> tuple[pd.Series, pd.Series]:
+    """``(seconds as float, reason)``: unix seconds or date strings -> seconds (NaN where
+    missing); ``reason`` (naming ``column``) is non-empty where a value is present but is
+    neither a number nor a date, or is infinite or beyond int64 seconds."""
+    import pandas as pd
+
+    reason = pd.Series("", index=values.index, dtype=object)
+    if pd.api.types.is_bool_dtype(values):
+        reason[:] = f"{column} is true/false, not a time"
+        return pd.Series(float("nan"), index=values.index), reason
     if pd.api.types.is_numeric_dtype(values):
-        return values.fillna(-1).astype("int64")
-    numeric = pd.to_numeric(values, errors="coerce")
-    if numeric.notna().sum() == values.notna().sum():
-        return numeric.fillna(-1).astype("int64")
-    try:
-        parsed = pd.to_datetime(values, utc=True, errors="raise", format="mixed")
-    except (ValueError, TypeError) as exc:
-        raise DataError(
-            f"{where}: timestamp column is neither unix seconds nor dates ({_first_line(exc)}); "
-            "map another column with timestamp_col or fix the values"
-        ) from None
-    secs = (parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
-    return secs.fillna(-1).astype("int64")
+        secs = values.astype(float)
+        return secs, _range_reasons(secs, reason, column)
+    present = values.notna() & (values.astype(str).str.strip() != "")
+    kinds = values.map(lambda v: isinstance(v, (list, dict, bool)))
+    secs = pd.to_numeric(values.where(~kinds, None), errors="coerce").astype(float)
+    rest = present & secs.isna() & ~kinds
+    if rest.any():
+        parsed = pd.to_datetime(values[rest].astype(str), utc=True, errors="coerce", format="mixed")
+        secs[rest] = ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).astype(float)
+    failed = present & secs.isna()
+    reason[failed] = [
+        f"{column} {str(v)[:40]!r} is neither unix seconds nor a date (map another column "
+        "with timestamp_col, or fix the value)"
+        for v in values[failed]
+    ]
+    return secs, _range_reasons(secs, reason, column)
+
+
+def _range_reasons(secs: pd.Series, reason: pd.Series, column: str) -> pd.Series:
+    import numpy as np
+
+    wrong = secs.notna() & (~np.isfinite(secs) | (secs.abs() >= MAX_TIMESTAMP))
+    reason[wrong] = [f"{column} {v:g} is not a finite unix time" for v in secs[wrong]]
+    return reason
 
 
 def build_recdata(
@@ -306,7 +451,7 @@ def build_recdata(
     inter["user"] = inter["user"].astype(str)
     inter["item"] = inter["item"].astype(str)
     inter["rating"] = inter["rating"].astype("float64")
-    inter["timestamp"] = inter["timestamp"].astype("int64")
+    inter["timestamp"] = inter["timestamp"].astype(float).fillna(-1).astype("int64")
     reviews = None
     if has_text:
         reviews = inter.copy()

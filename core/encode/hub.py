@@ -56,6 +56,30 @@ def resolve_model(name_or_path: str) -> str:
     return name_or_path
 
 
+# Files transformers reads besides the weights: the tokenizer (vocabulary, merges, special
+# tokens, settings) and the model config (activation, norms, position handling).
+TOKENIZER_FILES = (
+    "config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+    "vocab.txt", "vocab.json", "merges.txt", "added_tokens.json", "spiece.model",
+    "sentencepiece.bpe.model", "tokenizer.model", "generation_config.json",
+)  # fmt: skip
+
+
+def tokenizer_files_sha256(folder: str | Path) -> str:
+    """One sha256 over the name and content of each of :data:`TOKENIZER_FILES` present in a
+    model folder, so an edited vocabulary or config is a different model to the cache."""
+    import hashlib
+
+    folder = Path(os.path.expanduser(str(folder)))
+    digest = hashlib.sha256()
+    for name in TOKENIZER_FILES:
+        path = folder / name
+        if path.is_file():
+            digest.update(name.encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
 def model_load_error(name: str, exc: Exception) -> RecfeatError:
     """A one-line error for a model that transformers could not load."""
     return RecfeatError(

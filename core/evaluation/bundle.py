@@ -1,14 +1,12 @@
 """The saved-model bundle of ``recfeat train`` / ``recfeat recommend``: fit one model on all
 of a dataset, write it with what ranking needs later, read it back and rank items per user.
 
-A bundle is a joblib file holding ``{"format": "recfeat-model", "header": {...},
-"model": <fitted estimator>, "seen": {user: [items]}, "snippets": {item: text}}``. The
-header records the model name and options, the feature dimension and the encoder
-fingerprint, so ``recommend`` refuses vectors from another encoder or dimension.
-
-SECURITY: joblib files are pickles, and unpickling can execute code from the file.
-``load_model`` therefore only opens files its caller says they trust (made by ``recfeat
-train`` on a machine they control); a safe format (JSON header + numpy arrays) is the fix.
+``train_model`` returns ``{"format": "recfeat-model", "header": {...}, "model": <fitted
+estimator>, "seen": {user: [items]}, "snippets": {item: text}}``; the header records the
+model name and options, the feature dimension and the encoder fingerprint, so ``recommend``
+refuses vectors from another encoder or dimension. The file format (``save_model`` /
+``load_model``) lives in ``recfeat.evaluation.model_file``: loading it executes nothing.
+Old pickle (joblib) files are opened only with ``trust=True`` (``--trust``).
 """
 
 from __future__ import annotations
@@ -41,7 +39,7 @@ def item_snippets(data) -> dict[str, str]:
 
 def fit_features(item_features, interactions):
     """Review-level vectors become item means over ALL reviews: fine for a deployed model."""
-    from recfeat.evaluation.protocol import ReviewVectors
+    from recfeat.evaluation.review_vectors import ReviewVectors
 
     if isinstance(item_features, ReviewVectors):
         return item_features.item_means(interactions)
@@ -55,12 +53,14 @@ def train_model(dataset, model_name: str, options: dict[str, Any] | None = None,
     """Fit ``model_name`` on every interaction of ``dataset``; return the bundle to save."""
     from recfeat import __version__
     from recfeat.components.model import feature_fingerprint
+    from recfeat.data.features import check_matches_dataset
     from recfeat.errors import UsageError
     from recfeat.evaluation.protocol import check_ratings
     from recfeat.plugin.registry import get_registry
 
     model = get_registry("model").create(model_name, **(options or {}))
     check_ratings(dataset)
+    check_matches_dataset(dataset, item_features, user_features)
     if model.uses_text and item_features is None and user_features is None:
         raise UsageError(f"model {model_name!r} uses text features; pass --features FILE.parquet")
     inter = dataset.interactions
@@ -95,42 +95,19 @@ def train_model(dataset, model_name: str, options: dict[str, Any] | None = None,
 
 
 def save_model(bundle: dict[str, Any], path: str | Path) -> Path:
-    """Write ``bundle`` (from ``train_model``) atomically to ``path``."""
-    import joblib
+    """Write ``bundle`` (from ``train_model``) atomically to ``path`` in the safe format."""
+    from recfeat.evaluation.model_file import save_bundle
 
-    from recfeat.atomic import atomic_path
-
-    out = Path(path)
-    with atomic_path(out) as tmp:
-        joblib.dump(bundle, tmp)
-    return out
+    return save_bundle(bundle, path)
 
 
-def load_model(path: str | Path) -> dict[str, Any]:
-    """Read a file written by ``save_model`` (DataError when it is not one).
+def load_model(path: str | Path, *, trust: bool = False) -> dict[str, Any]:
+    """Read a file written by ``save_model`` (DataError when it is not one). Loading it runs
+    no code from the file; an old pickle (joblib) file is refused unless ``trust=True``,
+    because unpickling runs whatever the file contains."""
+    from recfeat.evaluation.model_file import load_bundle
 
-    The file is a pickle: open only files you made or trust (see the module doc)."""
-    import joblib
-
-    from recfeat.errors import DataError
-
-    p = Path(path)
-    if p.is_dir():
-        raise DataError(f"{p} is a folder, not a model file; give the file recfeat train wrote")
-    if not p.is_file():
-        raise DataError(f"model file {p} does not exist; create it with recfeat train")
-    try:
-        bundle = joblib.load(p)
-    except Exception as exc:  # noqa: BLE001 - any unreadable pickle is the same user error
-        raise DataError(
-            f"cannot read model file {p}: it is not one recfeat train wrote "
-            f"({type(exc).__name__}: {exc})"
-        ) from None
-    if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
-        raise DataError(f"{p} is not a recfeat model file (write one with recfeat train)")
-    return bundle
-
-
+    return load_bundle(path, trust=trust)
 
 
 def check_same_encoder(header: dict[str, Any], features) -> None:
@@ -162,7 +139,8 @@ class Ranking:
     items: list[str]
     scores: list[float]
     snippets: list[str]
-    available: int  # items this user could be shown (fewer than k: a note for the user)
+    available: int  # items this user could be shown (fewer than k: a note for the user;
+    # 0: the user has already interacted with every item the model can rank)
 
 
 def recommend(bundle: dict[str, Any], users, k: int = 10, *, extra_features=None,
@@ -175,7 +153,7 @@ def recommend(bundle: dict[str, Any], users, k: int = 10, *, extra_features=None
     import numpy as np
 
     from recfeat.errors import DataError, UsageError
-    from recfeat.evaluation.protocol import ReviewVectors
+    from recfeat.evaluation.review_vectors import ReviewVectors
 
     model, header = bundle["model"], bundle["header"]
     snippets = bundle.get("snippets", {}) if snippets is None else snippets
@@ -202,9 +180,10 @@ def recommend(bundle: dict[str, Any], users, k: int = 10, *, extra_features=None
             mask &= np.fromiter(
                 (c not in seen for c in candidates_arr), dtype=bool, count=len(mask)
             )
-        mask &= ~np.isnan(scores)
+        scorable = ~np.isnan(scores)
+        mask &= scorable
         available = int(mask.sum())
-        if available == 0:
+        if available == 0 and not scorable.any():
             raise DataError(
                 f"user {user!r}: model {header['model']!r} cannot score any item for this user "
                 "(unknown user and no non-personalised fallback)"

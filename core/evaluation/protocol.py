@@ -3,16 +3,27 @@
 ``evaluate(data, item_features, models, split, k, seed)`` returns an ``EvaluationResult``:
 a model x metric table (pandas), a JSON-able dict and per-model notes.
 
-Protocol
+Protocol (docs/evaluation.md has the full text, the rules and the measured leaks)
+- Before anything runs, the leak detectors of recfeat.evaluation.leaks check the data and
+  features (variant duplicates, held-out texts found in training, features without
+  provenance); a refusal is one error line naming the fix, the rest go to ``info["leaks"]``.
 - Every model is fitted on the same ``split.train`` (recfeat.evaluation.splits; seeded).
 - Rating metrics (RMSE, MAE) use the split's evaluated test pairs and only models that
   predict ratings; others show ``n/a (ranks, does not predict ratings)``.
 - Ranking is FULL ranking, no sampled negatives. Warm splits (random, temporal): each test
   user ranks every training item they did not interact with in training; relevant = that
-  user's held-out items. ``item-cold``: candidates are ALL held-out (cold) items; relevant =
-  the user's held-out items. ``user-cold``: held-out users rank every training item.
-  Relevance is binary (every held-out interaction, or rating >= ``relevance_threshold``).
-  Ties and items a model cannot score (NaN) are ordered by a seeded random key, NaN last,
+  user's relevant held-out items. ``item-cold``: candidates are the cold items
+  (``candidates="cold"``) or the training items plus the cold items (``"mixed"``, reported
+  with the score of the "new items first, random order" reference, since every relevant
+  item is new). ``user-cold``: held-out users rank every training item.
+- Relevance is binary: a held-out interaction rated >= ``relevance_threshold`` (default
+  4, i.e. 4 and 5 stars on a 1-5 scale; None or 0: every held-out interaction). Data
+  without ratings (implicit) counts every held-out interaction.
+- Ranking tables leave out models that only estimate ratings (``ranks_items`` False:
+  global-mean, bias, mf, the text regressors, hybrid with the rating loss): their ranking
+  columns show ``n/a (rating model; --rank-rating-models ranks it)`` unless
+  ``rank_rating_models=True``.
+- Ties and items a model cannot score (NaN) are ordered by a seeded random key, NaN last,
   so an unscorable item is never a free hit. A model that can score none of a user's
   candidates (an ID-only model on cold items) shows ``n/a (cannot score cold items)``.
 
@@ -23,14 +34,15 @@ Features and leakage
   review``: one vector per (user, item) review). The evaluation then builds each item's
   vector as the mean of its TRAINING reviews only, so no held-out review reaches a model.
   Item-level or user-level files that were aggregated from reviews/interactions are
-  refused: they already contain held-out reviews.
+  refused: they already contain held-out reviews; so is a file whose provenance was
+  stripped, unless ``trust_features``.
 - User profiles are built by the text models from the item vectors of TRAINING
   interactions only (see recfeat.plugins.models.content).
-- Cold items on review-only data (Amazon 5-core has no item descriptions): a held-out
-  item's only text is its reviews, all written by test users. Each cold item is therefore
-  represented LEAVE-ONE-OUT: when ranking for user u, the item's vector is the mean of its
-  reviews by users OTHER than u, so u's own review (which states u's rating) never enters
-  u's score. An item whose only review is u's has no vector for u and ranks last.
+- Cold items (recfeat.evaluation.coldstart): represented only by text that exists when the
+  item is listed: its item text where the data has it, else its FIRST ``cold_reviews``
+  reviews by time, which then leave the test set and their reviewers' candidates. Every
+  candidate is built from the same number of reviews, so no count or presence signal says
+  which items are relevant. ``cold_protocol="leave-one-out"`` is the old, leaky rule.
 """
 
 from __future__ import annotations
@@ -44,9 +56,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recfeat.data.features import Features, read_features
+from recfeat.data.features import Features, check_matches_dataset, read_features
 from recfeat.data.recdata import RecData
 from recfeat.errors import DataError, UsageError
+from recfeat.evaluation import coldstart as cs
+from recfeat.evaluation import leaks
+from recfeat.evaluation.review_vectors import ReviewVectors  # also re-exported from here
 from recfeat.evaluation.splits import Split, make_split
 from recfeat.jsonable import jsonable
 
@@ -58,75 +73,20 @@ NA_COLD_ITEMS = "n/a (cannot score cold items)"
 NA_COLD_USERS = "n/a (cannot score cold users)"
 NA_NOT_RATING = "n/a (ranks, does not predict ratings)"
 NA_NO_RATINGS = "n/a (implicit data: no ratings)"
+NA_RATING_MODEL = "n/a (rating model; --rank-rating-models ranks it)"
+#: Ranking relevance: a held-out interaction rated at least this (4 and 5 stars of 1-5).
+DEFAULT_RELEVANCE = 4.0
 NA_SHORT = {
     NA_COLD_ITEMS: "no:cold-item",
     NA_COLD_USERS: "no:cold-user",
     NA_NOT_RATING: "rank-only",
     NA_NO_RATINGS: "no-ratings",
+    NA_RATING_MODEL: "rating-only",
 }
 CHUNK_USERS = 128
 
 
 # -- features ------------------------------------------------------------------------------
-@dataclasses.dataclass
-class ReviewVectors:
-    """One vector per (user, item) review, the leakage-safe input for review-only data."""
-
-    users: np.ndarray
-    items: np.ndarray
-    vectors: np.ndarray
-    manifest: dict[str, Any]
-
-    @property
-    def dim(self) -> int:
-        return int(self.vectors.shape[1])
-
-    def item_means(self, pairs: pd.DataFrame) -> Features:
-        """Item vectors = mean of the reviews whose (user, item) is in ``pairs`` (training)."""
-        keep = self._rows_in(pairs)
-        items = self.items[keep]
-        labels, inverse = np.unique(items, return_inverse=True)
-        sums = np.zeros((len(labels), self.dim))
-        np.add.at(sums, inverse, self.vectors[keep])
-        counts = np.bincount(inverse, minlength=len(labels))
-        manifest = {**self.manifest, "level": "item", "source": "training reviews (evaluation)"}
-        return Features(labels, sums / counts[:, None], manifest)
-
-    def leave_one_out(self, items) -> _LeaveOneOut:
-        """Per-user vectors of ``items`` built from every review except that user's own."""
-        return _LeaveOneOut(self, items)
-
-    def _rows_in(self, pairs: pd.DataFrame) -> np.ndarray:
-        keys = pd.MultiIndex.from_arrays([pairs["user"].astype(str), pairs["item"].astype(str)])
-        mine = pd.MultiIndex.from_arrays([self.users, self.items])
-        return np.asarray(mine.isin(keys))
-
-
-class _LeaveOneOut:
-    def __init__(self, reviews: ReviewVectors, items):
-        self.items = np.asarray(sorted(str(x) for x in items), dtype=object)
-        index = {k: n for n, k in enumerate(self.items)}
-        rows = np.fromiter((index.get(k, -1) for k in reviews.items), dtype=np.int64)
-        keep = rows >= 0
-        self.sums = np.zeros((len(self.items), reviews.dim))
-        np.add.at(self.sums, rows[keep], reviews.vectors[keep])
-        self.counts = np.bincount(rows[keep], minlength=len(self.items)).astype(float)
-        self.own: dict[str, list[tuple[int, np.ndarray]]] = {}
-        for user, row, vec in zip(
-            reviews.users[keep], rows[keep], reviews.vectors[keep], strict=False
-        ):
-            self.own.setdefault(user, []).append((row, vec))
-        self.manifest = {**reviews.manifest, "level": "item", "source": "other users' reviews"}
-
-    def for_user(self, user: str) -> Features:
-        sums, counts = self.sums.copy(), self.counts.copy()
-        for row, vec in self.own.get(user, ()):
-            sums[row] -= vec
-            counts[row] -= 1
-        ok = counts > 0
-        return Features(self.items[ok], sums[ok] / counts[ok, None], self.manifest)
-
-
 def load_optional_features(path: str | Path | None) -> Features | ReviewVectors | None:
     """``load_features(path)``, or None when no path was given (an optional --features)."""
     return load_features(path) if path else None
@@ -300,30 +260,74 @@ def evaluate(
     *,
     metrics=None,
     test_fraction: float = 0.2,
-    relevance_threshold: float | None = None,
+    relevance_threshold: float | None = DEFAULT_RELEVANCE,
+    cold_protocol: str = "first-reviews",
+    cold_reviews: int = cs.DEFAULT_COLD_REVIEWS,
+    candidates: str = "cold",
+    rank_rating_models: bool = False,
+    merge_variants: bool = False,
+    trust_features: bool = False,
+    tune: bool = False,
+    tune_trials: int | None = None,
+    progress: bool | None = None,
 ) -> EvaluationResult:
-    """Fit every model on the same split and measure it; see the module doc for the protocol."""
+    """Fit every model on the same split and measure it; see the module doc for the protocol.
+
+    ``split`` is a kind name or any ``Split`` (one carved from a training part included: the
+    protocol only reads ``split.train``/``split.test``). ``cold_protocol``/``cold_reviews``:
+    how cold items are represented (recfeat.evaluation.coldstart); ``candidates``: ``cold``
+    or ``mixed`` for item-cold; ``merge_variants``: merge product variants first (only
+    when ``split`` is a name, since a made split is over the unmerged ids). ``tune``: choose
+    each model's options on a validation split carved from ``split.train`` (``tune_trials``
+    candidates each; recfeat.evaluation.tuning), then fit them on all of ``split.train``.
+    ``progress``: show progress bars (None: when stderr is a terminal)."""
     from recfeat.plugin.registry import get_registry
     from recfeat.progress import progress_bar
 
     check_ratings(data)
     check_features(item_features, user_features)
+    check_matches_dataset(data, item_features, user_features)  # features of another dataset
+    cs.check_options(cold_protocol, cold_reviews, candidates)
     if k < 1:
         raise UsageError(f"--k must be at least 1 (got {k})")
     specs = _model_specs(models)
     model_reg, metric_reg = get_registry("model"), get_registry("metric")
     for _, name, _ in specs:
         model_reg.entry(name)  # unknown names fail before any work
+    if merge_variants:
+        if isinstance(split, Split):
+            raise UsageError(
+                "merge_variants needs the split made after merging: pass split as a name, or "
+                "merge first (recfeat.evaluation.leaks.merge_variants) and split the merged data"
+            )
+        data, mapping = leaks.merge_variants(data)
+        item_features = leaks.remap_features(item_features, mapping)
     split_obj = (
         split
         if isinstance(split, Split)
         else make_split(data.interactions, split, seed=seed, test_fraction=test_fraction)
     )
+    if candidates == "mixed" and split_obj.kind != "item-cold":
+        raise UsageError(
+            f"candidates='mixed' ranks cold items among warm ones and needs an item-cold split "
+            f"(got {split_obj.kind}); warm splits already rank every training item"
+        )
+    leak_info = leaks.run_detectors(
+        data, split_obj, item_features, user_features, trust_features=trust_features
+    )
     metric_objs = _metrics(metric_reg, metrics or DEFAULT_METRICS, k)
     has_ratings = not pd.to_numeric(split_obj.train["rating"], errors="coerce").isna().all()
-    task = _RankingTask(split_obj, k, seed, relevance_threshold)
+    threshold = relevance_threshold if has_ratings else None
+    if threshold is not None and threshold <= 0:
+        threshold = None
+    cold = cs.cold_start(split_obj, item_features, data, cold_protocol, cold_reviews)
+    created = {label: model_reg.create(name, **opts) for label, name, opts in specs}
+    ranked = any(rank_rating_models or m.ranks_items for m in created.values())
+    ranks = ranked and any(m.kind in ("ranking", "catalog") for m in metric_objs)
+    # A run of rating models only needs no relevant items (nothing is ranked).
+    task = _RankingTask(split_obj, k, seed, threshold, cold, candidates, required=ranks)
 
-    fit_features, cold_features, feature_info = _features_for_split(item_features, split_obj)
+    fit_features, feature_info = _features_for_split(item_features, split_obj, cold)
     info = {
         "dataset": data.name,
         "split": split_obj.report,
@@ -331,21 +335,43 @@ def evaluate(
         "seed": seed,
         "ranking": task.describe(),
         "features": feature_info,
+        "cold_start": None if cold is None else cold.describe(),
         "relevance": "every held-out interaction"
-        if relevance_threshold is None
-        else f"held-out interactions rated >= {relevance_threshold:g}",
+        + (" (implicit data: no ratings)" if not has_ratings else "")
+        if threshold is None
+        else f"held-out interactions rated >= {threshold:g}",
+        "relevance_threshold": threshold,
+        "rank_rating_models": rank_rating_models,
+        "leaks": leak_info,
+        "variants_merged": data.report.get("variants_merged"),
     }
+    if candidates == "mixed":
+        info["ranking"]["reference_new_items_first"] = task.reference(metric_objs)
 
     rows, na, notes, fit_s, options = {}, {}, {}, {}, {}
     from threadpoolctl import threadpool_limits
 
+    tuner = None
+    if tune:  # sees split.train only; fills info["tuning"] as each model is tuned
+        from recfeat.evaluation.tuning import Tuner
+
+        tuner = Tuner(data, item_features, user_features, split_obj, evaluate=evaluate, k=k, seed=seed,
+                      relevance_threshold=threshold, n_trials=tune_trials,
+                      cold_protocol=cold_protocol, cold_reviews=cold_reviews,
+                      candidates=candidates, trust_features=trust_features)  # fmt: skip
+        info["tuning"] = tuner.summary
     # Models here multiply small matrices many times (per user, per batch); multi-threaded
     # BLAS only adds contention for them (5-10x slower measured on 2 cores).
-    with threadpool_limits(1, "blas"), progress_bar(len(specs), "evaluating models") as bar:
+    with (
+        threadpool_limits(1, "blas"),
+        progress_bar(len(specs), "evaluating models", enabled=progress) as bar,
+    ):
         for label, name, opts in specs:
-            model = model_reg.create(name, **opts)
+            if tuner is not None:  # refit below on all of split.train with the chosen options
+                created[label] = model_reg.create(name, **tuner.tune(label, name, opts).options)
+            model = created[label]
             options[label] = {"name": name, **model.get_params()}
-            model_notes: list[str] = []
+            model_notes: list[str] = [] if tuner is None else [tuner.reports[label].note()]
             model_na: dict[str, str] = {}
             uses_text = model.uses_text
             if uses_text and fit_features is None and user_features is None:
@@ -366,14 +392,18 @@ def evaluate(
                     f"{missing} training items have no text vector (zero vector in profiles; "
                     "content cannot score them)"
                 )
-            per_item = cold_features if uses_text else None
             values: dict[str, float] = {}
             values.update(
-                _rating_metrics(model, split_obj, metric_objs, has_ratings, per_item, model_na)
+                _rating_metrics(
+                    model, split_obj, metric_objs, has_ratings, cold, uses_text, model_na
+                )  # fmt: skip
             )
-            values.update(
-                task.run(model, metric_objs, per_item if uses_text else None, model_na, model_notes)
-            )
+            if not rank_rating_models and not model.ranks_items:
+                ranking = [m for m in metric_objs if m.kind in ("ranking", "catalog")]
+                values.update({m.display_name(): float("nan") for m in ranking})
+                model_na.update({m.display_name(): NA_RATING_MODEL for m in ranking})
+            else:
+                values.update(task.run(model, metric_objs, uses_text, model_na, model_notes))
             rows[label] = values
             na[label], notes[label] = model_na, model_notes
             bar.advance()
@@ -402,42 +432,31 @@ def _init_args(cls) -> set[str]:
     return set(inspect.signature(cls.__init__).parameters) - {"self"}
 
 
-def _features_for_split(item_features, split: Split):
-    """(features to fit on, per-user provider for held-out items or None, description)."""
+def _features_for_split(item_features, split: Split, cold):
+    """(features to fit on, description); cold items' vectors come from ``cold``."""
     if item_features is None:
-        return None, None, {"item_features": None}
+        return None, {"item_features": None}
+    encoder = item_features.manifest.get("encoder_name") or item_features.manifest.get("encoder")
     if isinstance(item_features, ReviewVectors):
-        fit = item_features.item_means(split.train)
-        cold = None
-        if split.kind == "item-cold":
-            cold = item_features.leave_one_out(split.cold_items)
-        return (
-            fit,
-            cold,
-            {
-                "item_features": "review-level; item vector = mean of its TRAINING reviews",
-                "cold_items": "leave-one-out: mean of the item's reviews by other users"
-                if cold is not None
-                else None,
-                "dim": item_features.dim,
-                "encoder": item_features.manifest.get("encoder_name")
-                or item_features.manifest.get("encoder"),
-                "reviews": int(len(item_features.items)),
-            },
-        )
-    return (
-        item_features,
-        None,
-        {
-            "item_features": f"item-level (source {item_features.manifest.get('source', 'item texts')!r})",
+        return item_features.item_means(split.train), {
+            "item_features": "review-level; item vector = mean of its TRAINING reviews",
+            "cold_items": None if cold is None else cold.describe()["representation"],
             "dim": item_features.dim,
-            "encoder": item_features.manifest.get("encoder_name")
-            or item_features.manifest.get("encoder"),
-        },
-    )
+            "encoder": encoder,
+            "reviews": int(len(item_features.items)),
+        }
+    source = item_features.manifest.get("source", "item texts")
+    return item_features, {
+        "item_features": f"item-level (source {source!r})",
+        "cold_items": None if cold is None else cold.describe()["representation"],
+        "dim": item_features.dim,
+        "encoder": encoder,
+    }
 
 
-def _rating_metrics(model, split, metric_objs, has_ratings, cold_features, na) -> dict[str, float]:
+def _rating_metrics(
+    model, split, metric_objs, has_ratings, cold, uses_text, na
+) -> dict[str, float]:
     rating = [m for m in metric_objs if m.kind == "rating"]
     if not rating:
         return {}
@@ -453,15 +472,20 @@ def _rating_metrics(model, split, metric_objs, has_ratings, cold_features, na) -
         na.update({m.display_name(): reason for m in rating})
         return out
     rows = split.evaluation_rows()
-    if cold_features is None:
-        pred = model.predict(rows["user"], rows["item"])
+    if cold is not None:  # the interactions that represent items are their text, not tests
+        rows = cold.drop_representing(rows)
+    if cold is None or cold.per_user is None or not uses_text:
+        shared = cold.features if cold is not None and uses_text else None
+        pred = model.predict(rows["user"], rows["item"], item_features=shared)
         true = rows["rating"].to_numpy(dtype=float)
-    else:  # per user, with that user's leave-one-out item vectors
+    else:  # per user, with that user's leave-one-out item vectors (old rule)
         preds, trues = [], []
         for user, group in rows.groupby("user", sort=True):
             preds.append(
                 model.predict(
-                    group["user"], group["item"], item_features=cold_features.for_user(user)
+                    group["user"],
+                    group["item"],
+                    item_features=cold.per_user.for_user(user),
                 )
             )
             trues.append(group["rating"].to_numpy(dtype=float))
@@ -478,14 +502,22 @@ def _rating_metrics(model, split, metric_objs, has_ratings, cold_features, na) -
 class _RankingTask:
     """Candidates, exclusions and relevant sets for each evaluated user, shared by all models."""
 
-    def __init__(self, split: Split, k: int, seed: int, threshold: float | None):
+    def __init__(self, split: Split, k: int, seed: int, threshold: float | None,
+                 cold: cs.ColdStart | None = None, candidates: str = "cold",
+                 required: bool = True):  # fmt: skip
         rows = split.evaluation_rows()
+        if cold is not None:
+            rows = cold.drop_representing(rows)
         if threshold is not None:
             rows = rows[pd.to_numeric(rows["rating"], errors="coerce") >= threshold]
         self.kind = split.kind
         self.seed = seed
-        if split.kind == "item-cold":
-            self.candidates = np.asarray(sorted(split.cold_items), dtype=object)
+        self.k = k
+        self.cold = cold
+        self.mixed = candidates == "mixed" and cold is not None
+        if cold is not None:
+            pool = set(cold.items) | (set(split.train["item"]) if self.mixed else set())
+            self.candidates = np.asarray(sorted(pool), dtype=object)
         else:
             self.candidates = np.asarray(sorted(set(split.train["item"])), dtype=object)
         if k > len(self.candidates):
@@ -500,45 +532,90 @@ class _RankingTask:
         relevant = relevant[relevant.map(len) > 0]
         self.users = np.asarray(relevant.index, dtype=object)
         self.relevant = list(relevant.to_numpy())
-        seen = split.train[split.train["user"].isin(set(self.users))]
-        seen = seen[seen["item"].isin(index)]
+        seen = split.train[["user", "item"]]
+        if cold is not None and len(cold.representing):  # their reviews are already written
+            seen = pd.concat([seen, cold.representing[["user", "item"]]])
+        seen = seen[seen["user"].isin(set(self.users)) & seen["item"].isin(index)]
         by_user = seen.groupby("user")["item"].apply(lambda s: np.array([index[x] for x in s]))
         self.exclude = [by_user.get(u, np.zeros(0, dtype=np.int64)) for u in self.users]
-        if len(self.users) == 0:
+        if len(self.users) == 0 and required:
             raise DataError(
                 f"the {split.kind} split left no test user with a relevant candidate item"
+                + (
+                    f" (relevant: rated >= {threshold:g}); lower --relevance-threshold or pass "
+                    "--relevance-threshold none"
+                    if threshold is not None
+                    else ""
+                )
             )
 
     def describe(self) -> dict[str, Any]:
+        if self.kind != "item-cold":
+            what = "all training items the user has not interacted with in training"
+        elif self.mixed:
+            what = "training items plus held-out (cold) items, minus the user's seen ones (mixed)"
+        else:
+            what = "held-out (cold) items, minus the user's seen ones"
         return {
             "users": int(len(self.users)),
             "candidates": int(len(self.candidates)),
-            "candidate_set": "held-out (cold) items"
+            "candidate_set": what,
+            "candidates_mode": ("mixed" if self.mixed else "cold")
             if self.kind == "item-cold"
-            else "all training items the user has not interacted with in training",
+            else None,
+            f"expected_random_ndcg@{self.k}": round(float(self.expected_random_ndcg()), 6),
         }
+
+    def expected_random_ndcg(self) -> float:
+        """Exact mean NDCG@k of a uniformly random ranking of these candidates: the chance
+        level without the noise of one random draw (hit chance R/N at every position)."""
+        discounts = 1.0 / np.log2(np.arange(2, self.k + 2))
+        total = 0.0
+        for relevant, exclude in zip(self.relevant, self.exclude, strict=True):
+            n = len(self.candidates) - len(np.unique(exclude))
+            top = min(self.k, n)
+            ideal = discounts[: min(len(relevant), top)].sum()
+            total += len(relevant) / n * discounts[:top].sum() / ideal
+        return total / len(self.relevant) if self.relevant else float("nan")
 
     def _tie_keys(self, pos: int) -> np.ndarray:
         return np.random.default_rng([self.seed, pos]).random(len(self.candidates))
 
-    def run(self, model, metric_objs, cold_features, na, notes) -> dict[str, float]:
+    def reference(self, metric_objs) -> dict[str, float]:
+        """Scores of "new items first, in random order" (mixed candidates: every relevant
+        item is new, so this, not random, is the bar a model must clear)."""
+        new = np.isin(self.candidates, list(self.cold.items)).astype(float)
+
+        class _NewFirst:
+            name = "new-items-first"
+
+            def score_items(self, users, items, item_features=None):
+                return np.tile(new, (len(users), 1))
+
+        na: dict[str, str] = {}
+        out = self.run(_NewFirst(), metric_objs, False, na, [])
+        return {m: v for m, v in out.items() if not np.isnan(v)}
+
+    def _scores(self, model, chunk, uses_text) -> np.ndarray:
+        cold = self.cold if uses_text else None
+        if cold is not None and cold.per_user is not None:  # leave-one-out: per user
+            return np.vstack(
+                [
+                    model.score_items([u], self.candidates, item_features=cold.per_user.for_user(u))
+                    for u in chunk
+                ]
+            )
+        shared = None if cold is None else cold.features
+        return model.score_items(chunk, self.candidates, item_features=shared)
+
+    def run(self, model, metric_objs, uses_text, na, notes) -> dict[str, float]:
         ranking_metrics = [m for m in metric_objs if m.kind in ("ranking", "catalog")]
         if not ranking_metrics:
             return {}
         rankings, unscorable, nan_cells = [], 0, 0
         for start in range(0, len(self.users), CHUNK_USERS):
             chunk = self.users[start : start + CHUNK_USERS]
-            if cold_features is not None:
-                scores = np.vstack(
-                    [
-                        model.score_items(
-                            [u], self.candidates, item_features=cold_features.for_user(u)
-                        )
-                        for u in chunk
-                    ]
-                )
-            else:
-                scores = model.score_items(chunk, self.candidates)
+            scores = self._scores(model, chunk, uses_text)
             for offset, row in enumerate(scores):
                 pos = start + offset
                 valid = np.ones(len(row), dtype=bool)

@@ -14,8 +14,28 @@ DEFAULTS = {
     "k": 10,
     "seed": 0,
     "test_fraction": 0.2,
-    "relevance_threshold": None,
+    # Ranking relevance: held-out interactions rated >= 4 (of 1-5); 0 or "none": all of them.
+    "relevance_threshold": 4.0,
 }
+
+
+def relevance_threshold(value: Any) -> float | None:
+    """``--relevance-threshold`` text or config value -> a float, or 0.0 for "none"/"all"
+    (every held-out interaction is relevant); None: not given."""
+    from recfeat.errors import UsageError
+
+    if value is None or isinstance(value, (int, float)) and not isinstance(value, bool):
+        return None if value is None else float(value)
+    text = str(value).strip().lower()
+    if text in ("none", "all", "off"):
+        return 0.0
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(
+            f"--relevance-threshold takes a rating (e.g. 4) or 'none' for every held-out "
+            f"interaction (got {value!r})"
+        ) from None
 
 
 def split_names(text: str) -> list[str]:

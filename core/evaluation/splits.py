@@ -16,6 +16,9 @@ items/users of the cold splits have no training row. Anything a model aggregates
 profiles, item means, text aggregates) must come from ``split.train`` only; the evaluation
 builds features from it (see recfeat.evaluation.protocol).
 
+How a cold item is represented at ranking time (its item text, or its first reviews, which
+then leave the test set) is the evaluation's business: recfeat.evaluation.coldstart.
+
 Test rows whose user or item has no training data cannot be evaluated as warm
 recommendations. Policy, reported in ``split.report``: on ``random``/``temporal`` splits
 they are dropped from evaluation (counted as ``dropped_cold_rows``); on ``item-cold``, rows
@@ -166,8 +169,9 @@ def _build(inter, kind, seed, fraction, test_rows, leave_last) -> Split:
 _POLICY = {
     "random": "test rows whose user or item has no training data are dropped from (warm) evaluation",
     "temporal": "test rows whose user or item has no training data are dropped from (warm) evaluation",
-    "item-cold": "held-out items are ranked among held-out items only; test users with no "
-    "training data are dropped (no profile to rank for)",
+    "item-cold": "held-out items are ranked among held-out items (or among training items "
+    "too, candidates=mixed), each represented as recfeat.evaluation.coldstart says; test users "
+    "with no training data are dropped (no profile to rank for)",
     "user-cold": "held-out users are ranked over training items with each model's "
     "non-personalised fallback (or user features); items with no training data are dropped",
 }
@@ -201,6 +205,27 @@ def save_split(split: Split, path: str | Path, interactions: pd.DataFrame) -> Pa
     return path
 
 
+# field -> the types it may hold (a hand-edited or truncated file fails here, by name)
+_SPLIT_FIELDS = {
+    "kind": (str,), "seed": (int,), "test_fraction": (int, float), "leave_last": (bool,),
+    "rows": (int,), "fingerprint": (str,), "test_rows": (list,),
+}  # fmt: skip
+
+
+def _check_split_fields(payload: dict, path: Path) -> None:
+    for field, types in _SPLIT_FIELDS.items():
+        value = payload.get(field)
+        ok = field in payload and isinstance(value, types) and (bool in types or not isinstance(value, bool))
+        if field == "test_rows" and ok:
+            ok = all(isinstance(x, int) and not isinstance(x, bool) for x in value)
+        if not ok:
+            what = "missing" if field not in payload else f"not {' or '.join(t.__name__ for t in types)}"
+            raise DataError(
+                f"split file {path}: field {field!r} is {what}; the file was edited or cut "
+                "short: make a new split with --save-split"
+            )
+
+
 def load_split(path: str | Path, interactions: pd.DataFrame) -> Split:
     """Rebuild a saved split over the same ``interactions`` (checked by fingerprint)."""
     path = Path(path)
@@ -208,8 +233,9 @@ def load_split(path: str | Path, interactions: pd.DataFrame) -> Split:
         payload = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read split file {path}: {exc}") from None
-    if payload.get("format") != "recfeat-split":
-        raise DataError(f"{path} is not a recfeat split file")
+    if not isinstance(payload, dict) or payload.get("format") != "recfeat-split":
+        raise DataError(f"{path} is not a recfeat split file; write one with --save-split")
+    _check_split_fields(payload, path)
     inter = _check(interactions)
     if payload["rows"] != len(inter) or payload["fingerprint"] != fingerprint(inter):
         raise DataError(
@@ -217,6 +243,11 @@ def load_split(path: str | Path, interactions: pd.DataFrame) -> Split:
             "make a new split for this data"
         )
     rows = np.asarray(payload["test_rows"], dtype=np.int64)
+    if len(rows) and (rows.min() < 0 or rows.max() >= len(inter)):
+        raise DataError(
+            f"split file {path}: test_rows hold positions outside 0..{len(inter) - 1}; the file "
+            "was edited: make a new split with --save-split"
+        )
     return _build(
         inter,
         payload["kind"],

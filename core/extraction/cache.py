@@ -1,9 +1,13 @@
 """Content-addressed vector cache: one SQLite file of float32 vectors keyed by what made them.
 
 Each vector's key is ``sha256(fingerprint digest + cleaned text)``, where the fingerprint
-digest covers every encoder setting that changes the numbers (weights hash, pooling,
-normalisation, max_length, backend, precision, ...). Change any of them and the keys change,
-so stale vectors are never served; keep them and a re-run encodes only new or changed texts.
+digest covers every encoder setting that changes the numbers (weights hash, tokenizer files,
+pooling, normalisation, max_length, backend, precision, ...) and the cleaned text covers the
+cleaners. Change any of them and the keys change, so stale vectors are never served; keep
+them and a re-run encodes only new or changed texts.
+
+Beside each vector the cache keeps its text's token statistics (tokens kept, tokens dropped
+by truncation), so a cached or resumed run reports the same truncation counts as a fresh one.
 
 The file lives in ``$RECFEAT_CACHE_DIR`` (default ``~/.cache/recfeat``) as ``vectors.sqlite``,
 or in the folder given by ``--cache DIR``. SQLite in WAL mode makes each ``put_many`` one
@@ -49,11 +53,25 @@ def default_cache_dir() -> Path:
 
 
 def vector_fingerprint(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of an encoder fingerprint that determines its vectors."""
+    """The part of an encoder fingerprint that determines its vectors.
+
+    An encoder loaded from a local model folder that reports no tokenizer hash of its own
+    gets one here (``recfeat.encode.hub.tokenizer_files_sha256``, over the tokenizer files
+    and config.json): the weights hash alone would serve the vectors of an edited
+    vocabulary from the cache."""
     drop = set(SPEED_ONLY_FIELDS)
     if fingerprint.get("weights_sha256"):
         drop |= LOCATION_FIELDS
-    return {k: v for k, v in sorted(fingerprint.items()) if k not in drop}
+    fields = {k: v for k, v in sorted(fingerprint.items()) if k not in drop}
+    if "tokenizer_files_sha256" not in fields:
+        from recfeat.encode.hub import tokenizer_files_sha256
+
+        for name in ("source", "model", "path"):
+            folder = fingerprint.get(name)
+            if isinstance(folder, str) and os.path.isdir(os.path.expanduser(folder)):
+                fields["tokenizer_files_sha256"] = tokenizer_files_sha256(folder)
+                break
+    return dict(sorted(fields.items()))
 
 
 def fingerprint_digest(fingerprint: Mapping[str, Any]) -> bytes:
@@ -88,6 +106,13 @@ class VectorCache:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS vectors ("
                 "key BLOB PRIMARY KEY, dim INTEGER NOT NULL, vec BLOB NOT NULL) WITHOUT ROWID"
+            )
+            # Added later beside ``vectors`` (older cache files gain it on first open): the
+            # token statistics of each key's text, written in the same transaction.
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS text_stats ("
+                "key BLOB PRIMARY KEY, tokens INTEGER NOT NULL, dropped INTEGER NOT NULL) "
+                "WITHOUT ROWID"
             )
         except (OSError, sqlite3.Error) as exc:
             raise RecfeatError(
@@ -125,16 +150,42 @@ class VectorCache:
                 found[bytes(key)] = vec
         return found
 
-    def put_many(self, keys: Sequence[bytes], vectors: np.ndarray) -> None:
-        """Store ``vectors[i]`` under ``keys[i]`` in one transaction (all or nothing)."""
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if len(keys) != len(vectors):
-            raise ValueError(f"{len(keys)} keys for {len(vectors)} vectors")
-        dim = int(vectors.shape[1]) if vectors.ndim == 2 else 0
-        rows = ((k, dim, v.tobytes()) for k, v in zip(keys, vectors, strict=True))
+    def get_stats(self, keys: Sequence[bytes]) -> dict[bytes, tuple[int, int]]:
+        """``(tokens kept, tokens dropped)`` of each key's text, where recorded."""
+        found: dict[bytes, tuple[int, int]] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), _IN_BATCH):
+            part = unique[start : start + _IN_BATCH]
+            marks = ",".join("?" * len(part))
+            rows = self._db.execute(
+                f"SELECT key, tokens, dropped FROM text_stats WHERE key IN ({marks})", part
+            )
+            for key, tokens, dropped in rows:
+                found[bytes(key)] = (int(tokens), int(dropped))
+        return found
+
+    def put_many(
+        self, keys: Sequence[bytes], vectors: np.ndarray | None, stats: np.ndarray | None = None
+    ) -> None:
+        """Store ``vectors[i]`` (and ``stats[i]`` = tokens kept, dropped) under ``keys[i]``
+        in one transaction (all or nothing). ``vectors=None`` records statistics only."""
+        if vectors is not None:
+            vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+            if len(keys) != len(vectors):
+                raise ValueError(f"{len(keys)} keys for {len(vectors)} vectors")
+        if stats is not None:
+            stats = np.asarray(stats, dtype=np.int64).reshape(-1, 2)
+            if len(keys) != len(stats):
+                raise ValueError(f"{len(keys)} keys for {len(stats)} statistics")
         try:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("INSERT OR IGNORE INTO vectors VALUES (?, ?, ?)", rows)
+            if vectors is not None:
+                dim = int(vectors.shape[1]) if vectors.ndim == 2 else 0
+                rows = ((k, dim, v.tobytes()) for k, v in zip(keys, vectors, strict=True))
+                self._db.executemany("INSERT OR IGNORE INTO vectors VALUES (?, ?, ?)", rows)
+            if stats is not None:
+                srows = ((k, int(t), int(d)) for k, (t, d) in zip(keys, stats, strict=True))
+                self._db.executemany("INSERT OR REPLACE INTO text_stats VALUES (?, ?, ?)", srows)
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             if self._db.in_transaction:
@@ -168,7 +219,10 @@ class NoCache:
     def get_many(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
         return {}
 
-    def put_many(self, keys: Sequence[bytes], vectors: np.ndarray) -> None:
+    def get_stats(self, keys: Sequence[bytes]) -> dict[bytes, tuple[int, int]]:
+        return {}
+
+    def put_many(self, keys: Sequence[bytes], vectors, stats=None) -> None:
         return None
 
     def close(self) -> None:

@@ -1,10 +1,12 @@
-"""Where an extraction's result goes: the --out file is checked before any work is done,
-and written with a one-line error (never a traceback) when the disk refuses it."""
+"""Where an extraction's result goes: the --out file is checked before any work is done
+(writable, and never one of the inputs), and written with a one-line error (never a
+traceback) when the disk refuses it."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 
 def check_out_path(out: str | Path) -> Path:
@@ -26,6 +28,35 @@ def check_out_path(out: str | Path) -> Path:
     return path
 
 
+def check_outputs(out_path: Path, inputs: dict[str, Any]) -> None:
+    """Refuse an --out whose files (Parquet, manifest, run record, token features) would
+    overwrite an input, before any work is done (``recfeat.outputs_guard``)."""
+    from recfeat.data.features import manifest_path
+    from recfeat.extraction.pipeline import run_record_path, token_features_path
+    from recfeat.outputs_guard import guard_outputs
+
+    guard_outputs(
+        {
+            "--out": out_path,
+            "--out's manifest": manifest_path(out_path),
+            "--out's run record": run_record_path(out_path),
+            "--out's token features": token_features_path(out_path),
+        },
+        inputs,
+    )
+
+
+def cache_files(cache_dir: str | None, no_cache: bool) -> dict[str, Path]:
+    """The vector cache's files (inputs that outputs must not overwrite)."""
+    if no_cache:
+        return {}
+    from recfeat.extraction.cache import CACHE_FILE, default_cache_dir
+
+    folder = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    db = folder / CACHE_FILE
+    return {"the vector cache": db, "the vector cache's WAL": db.with_name(CACHE_FILE + "-wal")}
+
+
 def save(result, out_path: Path) -> None:
     """``result.save(out_path)``; an OSError becomes a one-line RecfeatError."""
     from recfeat.errors import RecfeatError
@@ -40,10 +71,10 @@ def save(result, out_path: Path) -> None:
 
 def summary_line(result, out_path: Path) -> str:
     """What was written: counts from the manifest, one line."""
-    m = result.manifest
+    m, r = result.manifest, result.run
     dim = result.vectors.shape[1]
     return (
         f"wrote {out_path}: {len(result.ids):,} {m['level']} vectors x {dim} dims; "
-        f"{m['encoded_texts']:,} texts encoded, {m['cached_texts']:,} from cache, "
-        f"{m['empty_texts']:,} empty, {m['truncated_texts']:,} truncated; {m['elapsed_s']:.1f} s"
+        f"{r['encoded_texts']:,} texts encoded, {r['cached_texts']:,} from cache, "
+        f"{m['empty_texts']:,} empty, {m['truncated_texts']:,} truncated; {r['elapsed_s']:.1f} s"
     )

@@ -7,8 +7,10 @@ Policies, recorded in every manifest:
   is never sent to the encoder, and is counted as ``empty_texts``. At item and user level
   such rows weigh nothing in the mean (see ``recfeat.extraction.levels``).
 - **Long texts.** Texts over the encoder's ``max_length`` are truncated by the encoder and
-  counted as ``truncated_texts`` (over the texts encoded in this run; cached texts were
-  counted when first encoded).
+  counted as ``truncated_texts`` over the unique texts. Each text's counts (tokens kept,
+  tokens dropped) are stored with its vector in the cache, so a fresh, a cached and a
+  resumed run report the same numbers. Texts whose counts are not known (an encoder that
+  cannot tokenize, vectors cached by an older release) are counted in ``truncation_unknown``.
 - **Identical texts** are encoded once per run and once ever per encoder setting: the vector
   cache (``recfeat.extraction.cache``) is keyed by the cleaned text and the encoder fingerprint.
 - **Resumable.** Unique texts are encoded in fixed chunks (``chunk_size``, default 2,048) and
@@ -17,6 +19,11 @@ Policies, recorded in every manifest:
   input, encodes the same batches as an uninterrupted run and gives identical vectors.
 - **No leakage.** User profiles (and item means over reviews) use ``train_interactions``
   when given; without it they use all interactions and the manifest says so.
+- **Deterministic artefacts.** The manifest (in the Parquet metadata and the
+  ``.manifest.json`` beside it) holds only what the vectors depend on, so the same input and
+  settings give byte-identical files whether the run was fresh, cached or resumed. What
+  varies between runs (timings, cache hits, paths) goes to the run record
+  (``FeatureResult.run``, written as ``<stem>.run.json``).
 """
 
 from __future__ import annotations
@@ -73,18 +80,22 @@ class EncodeStats:
     tokens: int = 0
     truncated_texts: int = 0
     tokens_dropped: int = 0
+    truncation_unknown: int = 0
     seconds: float = 0.0
 
 
 @dataclasses.dataclass
 class FeatureResult:
-    """``ids`` (one row per vector), ``vectors`` float32 (n, dim), ``manifest``; plus the
-    sparse token features (scipy CSR, rows aligned with ``ids``) when asked for."""
+    """``ids`` (one row per vector), ``vectors`` float32 (n, dim), ``manifest`` (what the
+    vectors depend on; deterministic); plus the sparse token features (scipy CSR, rows
+    aligned with ``ids``) when asked for, and ``run``: this run's record (timings, cache
+    hits and misses, paths), kept out of the artefact."""
 
     ids: pd.DataFrame
     vectors: np.ndarray
     manifest: dict[str, Any]
     token_features: Any = None
+    run: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_features(self):
         """The vectors as models and ``evaluate`` take them: ``Features`` keyed by item or
@@ -94,27 +105,54 @@ class FeatureResult:
         return features_from_table(self.ids, self.vectors, dict(self.manifest), where="extraction")
 
     def save(self, path: str | Path) -> Path:
-        """Write ``path`` (Parquet + manifest) and, with token features, ``<stem>.tokens.npz``.
+        """Write ``path`` (Parquet), ``<stem>.manifest.json``, ``<stem>.run.json`` and, with
+        token features, ``<stem>.tokens.npz``, committed as one unit
+        (``recfeat.atomic.atomic_files``): a failure or a kill leaves the complete earlier
+        set or the complete new one, never a mix."""
+        import json
 
-        Each file is written atomically; the Parquet file goes last so its presence means
-        the whole output is there."""
+        from recfeat.atomic import write_file
         from recfeat.data.features import write_features
+        from recfeat.jsonable import jsonable
 
         path = Path(path)
+        extra = {}
         if self.token_features is not None:
-            import scipy.sparse as sp
+            tokens = self.token_features.tocsr()
 
-            from recfeat.atomic import atomic_open
+            def write_tokens(tmp: Path) -> None:
+                import scipy.sparse as sp
 
-            with atomic_open(token_features_path(path), "wb") as fh:
-                sp.save_npz(fh, self.token_features.tocsr())
-        return write_features(path, self.ids, self.vectors, self.manifest)
+                with open(tmp, "wb") as fh:
+                    sp.save_npz(fh, tokens)
+
+            extra[token_features_path(path)] = write_tokens
+        record = {**self.run, "outputs": [str(p) for p in self.output_paths(path)]}
+        data = (json.dumps(jsonable(record), indent=2) + "\n").encode()
+        extra[run_record_path(path)] = lambda tmp: write_file(tmp, data)
+        return write_features(path, self.ids, self.vectors, self.manifest, extra=extra)
+
+    def output_paths(self, path: str | Path) -> list[Path]:
+        """Every file :meth:`save` writes for ``path``."""
+        from recfeat.data.features import manifest_path
+
+        paths = [Path(path), manifest_path(path), run_record_path(path)]
+        return paths + ([token_features_path(path)] if self.token_features is not None else [])
+
+
+def _stem(path: Path) -> str:
+    return path.name[: -len(".parquet")] if path.name.endswith(".parquet") else path.name
 
 
 def token_features_path(path: str | Path) -> Path:
     path = Path(path)
-    stem = path.name[: -len(".parquet")] if path.name.endswith(".parquet") else path.name
-    return path.with_name(stem + ".tokens.npz")
+    return path.with_name(_stem(path) + ".tokens.npz")
+
+
+def run_record_path(path: str | Path) -> Path:
+    """``<stem>.run.json``: the run record beside a features file."""
+    path = Path(path)
+    return path.with_name(_stem(path) + ".run.json")
 
 
 # -- texts ----------------------------------------------------------------------------------
@@ -180,6 +218,21 @@ def local_runner(encoder) -> Runner:
     return run
 
 
+def text_token_stats(encoder, texts: Sequence[str], chunk_stats: dict[str, Any] | None = None):
+    """``(n, 2)`` int64: tokens kept and tokens dropped by truncation for each text, or None
+    when the encoder cannot say. Taken from the encoder's per-text statistics when it reports
+    them (``n_kept``/``n_dropped`` in ``last_stats``), else from its ``tokenize``."""
+    chunk_stats = chunk_stats or {}
+    kept, dropped = chunk_stats.get("n_kept"), chunk_stats.get("n_dropped")
+    if kept is not None and dropped is not None and len(kept) == len(dropped) == len(texts):
+        return np.stack([np.asarray(kept), np.asarray(dropped)], axis=1).astype(np.int64)
+    tokenize = getattr(encoder, "tokenize", None)
+    if not callable(tokenize) or not texts:
+        return None
+    batch = tokenize(list(texts))
+    return np.stack([batch.lengths, np.asarray(batch.n_dropped)], axis=1).astype(np.int64)
+
+
 def encode_texts(
     texts: Sequence[str],
     encoder,
@@ -193,7 +246,9 @@ def encode_texts(
     """Vectors for ``texts`` (unique, non-empty), taken from ``cache`` where present.
 
     Missing texts are encoded chunk by chunk (fixed chunk boundaries over ``texts``) and each
-    chunk is committed to the cache before the next starts."""
+    chunk is committed to the cache, with its texts' token statistics, before the next
+    starts. The truncation counts in the returned stats are over all ``texts``, cached or
+    not, so they do not depend on what the cache held."""
     start = time.perf_counter()
     if not hasattr(cache, "get_many"):
         with open_cache(cache) as opened:
@@ -207,6 +262,14 @@ def encode_texts(
         return np.zeros((0, int(encoder.dim)), dtype=np.float32), stats
     keys = text_keys(texts, fingerprint_digest(encoder.fingerprint()))
     found = cache.get_many(keys)
+    known = cache.get_stats(keys) if hasattr(cache, "get_stats") else {}
+    per_text = np.full((n, 2), -1, dtype=np.int64)  # tokens kept, dropped; -1: unknown
+    for i, k in enumerate(keys):
+        if k in known:
+            per_text[i] = known[k]
+    del known
+    # Texts encoded without per-text statistics: their chunk totals, for this run only.
+    fallback = {"tokens": 0, "truncated_texts": 0, "tokens_dropped": 0, "texts": 0}
     out: np.ndarray | None = None
 
     def place(rows: Sequence[int], vectors: np.ndarray) -> None:
@@ -226,6 +289,14 @@ def encode_texts(
         place(hit_rows, np.stack([found[keys[i]] for i in hit_rows]))
     stats.cached = len(hit_rows)
     del found
+    # Vectors cached before their statistics were kept: tokenize those texts (no model
+    # run) and record the counts, so this and every later run reports them.
+    backfill = [i for i in hit_rows if per_text[i, 0] < 0]
+    if backfill:
+        st = text_token_stats(encoder, [texts[i] for i in backfill])
+        if st is not None:
+            per_text[backfill] = st
+            cache.put_many([keys[i] for i in backfill], None, st)
     hit = np.zeros(n, dtype=bool)
     hit[hit_rows] = True
     pending = [[i for i in chunk if not hit[i]] for chunk in iter_chunks(n, chunk_size)]
@@ -237,17 +308,26 @@ def encode_texts(
         for i, vectors, chunk_stats in run(jobs):
             rows = pending[i]
             place(rows, vectors)
-            cache.put_many([keys[r] for r in rows], np.asarray(vectors, dtype=np.float32))
+            st = text_token_stats(encoder, jobs[i], chunk_stats)
+            cache.put_many([keys[r] for r in rows], np.asarray(vectors, dtype=np.float32), st)
+            if st is not None:
+                per_text[rows] = st
+            else:
+                fallback["texts"] += len(rows)
+                for field in ("tokens", "truncated_texts", "tokens_dropped"):
+                    fallback[field] += int(chunk_stats.get(field, 0) or 0)
             stats.encoded += len(rows)
             stats.chunks_encoded += 1
-            stats.tokens += int(chunk_stats.get("tokens", 0) or 0)
-            stats.truncated_texts += int(chunk_stats.get("truncated_texts", 0) or 0)
-            stats.tokens_dropped += int(chunk_stats.get("tokens_dropped", 0) or 0)
             bar.advance(len(rows))
     if stats.cached + stats.encoded != n:
         raise DataError(
             f"encoding returned {stats.cached + stats.encoded} of {n} vectors; rerun to resume"
         )
+    has = per_text[:, 0] >= 0
+    stats.tokens = int(per_text[has, 0].sum()) + fallback["tokens"]
+    stats.truncated_texts = int((per_text[has, 1] > 0).sum()) + fallback["truncated_texts"]
+    stats.tokens_dropped = int(per_text[has, 1].sum()) + fallback["tokens_dropped"]
+    stats.truncation_unknown = int((~has).sum()) - fallback["texts"]
     stats.seconds = time.perf_counter() - start
     assert out is not None
     return out, stats
@@ -411,8 +491,11 @@ def extract(
     finally:
         if own_cache:
             store.close()
-    manifest = _manifest(run, level, details, store, featurizer, time.perf_counter() - start)
-    return FeatureResult(ids=ids, vectors=vectors, manifest=manifest, token_features=tokens)
+    manifest = _manifest(run, level, details, featurizer)
+    record = run_record(run, store, time.perf_counter() - start)
+    return FeatureResult(
+        ids=ids, vectors=vectors, manifest=manifest, token_features=tokens, run=record
+    )
 
 
 def _build_level(run: _Extraction, level, aggregate, user_from, train):
@@ -532,24 +615,37 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def _manifest(run: _Extraction, level, details, store, featurizer, elapsed) -> dict[str, Any]:
+# What is a location, not a setting: kept out of the artefact, recorded in the run record.
+_DATASET_LOCATION_FIELDS = ("file", "path", "folder")
+
+
+def _manifest(run: _Extraction, level, details, featurizer) -> dict[str, Any]:
+    """What the vectors depend on, and nothing that varies from run to run (no timings, no
+    cache statistics, no paths): the same input and settings give the same manifest."""
     fp = run.encoder.fingerprint()
+    vfp = vector_fingerprint(fp)
     s = run.stats
     spec = run.cleaner.spec() if hasattr(run.cleaner, "spec") else repr(run.cleaner)
+    dataset = {k: v for k, v in run.data.summary().items() if k not in _DATASET_LOCATION_FIELDS}
     return {
         "recfeat": __version__,
         "level": level,
         **details,
-        "encoder": fp,
+        "encoder": vfp,
         "encoder_name": fp.get("encoder", getattr(run.encoder, "name", None)),
         "weights_sha256": fp.get("weights_sha256"),
         "pooling": fp.get("pooling"),
         "precision": fp.get("precision"),
         "max_length": fp.get("max_length"),
         "backend": fp.get("backend"),
-        "tokenizer": fp.get("tokenizer") or fp.get("source") or fp.get("model"),
+        "tokenizer": (
+            vfp.get("tokenizer_files_sha256")
+            or vfp.get("tokenizer")
+            or vfp.get("source")
+            or vfp.get("model")
+        ),  # fmt: skip
         "random_init": bool(fp.get("random_init", fp.get("init") == "random")),
-        "cache_key_fields": sorted(vector_fingerprint(fp)),
+        "cache_key_fields": sorted(vfp),
         "cleaners": spec,
         "token_features": (
             None
@@ -565,6 +661,25 @@ def _manifest(run: _Extraction, level, details, store, featurizer, elapsed) -> d
         "truncated_texts": s.truncated_texts,
         "tokens_dropped": s.tokens_dropped,
         "tokens_encoded": s.tokens,
+        "truncation_unknown": s.truncation_unknown,
+        "dataset": dataset,
+        "versions": package_versions(),
+    }
+
+
+def run_record(run: _Extraction, store, elapsed: float) -> dict[str, Any]:
+    """This run's record: what it took and where things were (``<stem>.run.json``)."""
+    import datetime as dt
+
+    fp = run.encoder.fingerprint()
+    s = run.stats
+    summary = run.data.summary()
+    return {
+        "format": "recfeat-run/1",
+        "recfeat": __version__,
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "encoder": {k: v for k, v in fp.items() if k not in vector_fingerprint(fp)},
+        "dataset": {k: summary[k] for k in _DATASET_LOCATION_FIELDS if k in summary},
         "cache": {
             "path": None if getattr(store, "path", None) is None else str(store.path),
             "hits": s.cached,
@@ -572,8 +687,7 @@ def _manifest(run: _Extraction, level, details, store, featurizer, elapsed) -> d
         },
         "encoded_texts": s.encoded,
         "cached_texts": s.cached,
+        "chunks_encoded": s.chunks_encoded,
         "encode_seconds": round(s.seconds, 3),
         "elapsed_s": round(elapsed, 3),
-        "dataset": run.data.summary(),
-        "versions": package_versions(),
     }

@@ -38,6 +38,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "recfeat.plugins.encoders",
     "recfeat.plugins.datasets",
     "recfeat.plugins.models",
+    "recfeat.plugins.peers",
     "recfeat.plugins.metrics",
     "recfeat.exporters.plugin",
 )

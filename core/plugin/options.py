@@ -125,4 +125,57 @@ def validate_options(cls: type, options: dict[str, Any], *, what: str) -> dict[s
         raise OptionError("\n".join(lines))
     by_alias = {info.alias: key for key, info in model.model_fields.items()}
     # Only pass what the user gave: defaults stay the class's own, so get_params() matches.
-    return {k: getattr(validated, by_alias[k]) for k in options}
+    out = {k: getattr(validated, by_alias[k]) for k in options}
+    _check_seed(out, what)
+    return out
+
+
+# Any option called ``seed`` seeds numpy / torch / the standard library, which all take
+# 0 .. 2**32 - 1 (numpy refuses negative seeds), so the range is checked for every component.
+SEED_RANGE = (0, 2**32 - 1)
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
+
+
+def range_text(low, high) -> str:
+    if low is not None and high is not None:
+        return f"between {_number(low)} and {_number(high)}"
+    return f">= {_number(low)}" if low is not None else f"<= {_number(high)}"
+
+
+def check_ranges(
+    component: Any, ranges: dict[str, tuple[float | None, float | None]], kind: str = "model"
+) -> None:
+    """Raise OptionError, one line per option, when an option of ``component`` lies outside
+    its inclusive ``(low, high)`` range (None: unbounded) or is not a finite number. For a
+    component's ``validate()``: ``check_ranges(self, {"factors": (1, 10_000)})``."""
+    import math
+
+    what = f"{kind} {getattr(component, 'name', '') or type(component).__name__!r}"
+    lines = []
+    specs = option_specs(type(component))
+    for option, (low, high) in ranges.items():
+        value = getattr(component, option, None)
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue  # types are checked by validate_options; None means "not set"
+        if not math.isfinite(value):
+            lines.append(f"{what}: option {option!r} must be a finite number (got {value!r})")
+        elif (low is not None and value < low) or (high is not None and value > high):
+            default = specs.get(option, {}).get("default")
+            hint = f"; the default is {default!r}" if default is not None else ""
+            lines.append(f"{what}: option {option!r} must be {range_text(low, high)} (got {value!r}){hint}")
+    if lines:
+        raise OptionError("\n".join(lines))
+
+
+def _check_seed(options: dict[str, Any], what: str) -> None:
+    seed = options.get("seed")
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        low, high = SEED_RANGE
+        if not low <= seed <= high:
+            raise OptionError(
+                f"{what}: option 'seed' must be between {low} and {high} (got {seed}); "
+                "random seeds cannot be negative"
+            )

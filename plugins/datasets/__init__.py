@@ -8,9 +8,10 @@ loader ``format="auto"`` picks.
 
 Policies shared by every loader (details in ``validation``): empty or whitespace-only text
 keeps its interaction, its text becomes ``""`` and is counted in ``report["empty_texts"]``;
-bad rows (malformed JSON, missing ids, NaN or out-of-``rating_scale`` ratings) are a
-``DataError`` naming the first one, or skipped and counted in ``report["bad_rows_skipped"]``
-with ``skip_bad_rows=True``; repeated (user, item) pairs keep the latest row and are counted
+bad rows (undecodable lines, malformed JSON or CSV lines, missing ids or ids that are lists
+or objects, NaN / infinite / out-of-``rating_scale`` ratings, infinite or unparseable
+timestamps) are a ``DataError`` naming the first one, or skipped and counted in
+``report["bad_rows_skipped"]`` with ``skip_bad_rows=True``; repeated (user, item) pairs keep the latest row and are counted
 in ``report["duplicates_dropped"]``.
 """
 

@@ -13,6 +13,7 @@ Repeated (user, item) rows keep the latest review (``report["duplicates_dropped"
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from recfeat.errors import DataError
 SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz")
 REQUIRED_KEYS = ("reviewerID", "asin", "overall")
 KEYS_2018 = ("verified", "style", "vote", "image")
+DEFAULT_TEXT_FIELDS = ("summary", "reviewText")
 
 
 def _is_json_file(p: Path) -> bool:
@@ -77,10 +79,27 @@ def _votes(obj: dict[str, Any]) -> int:
 
 
 def _rating(value: Any) -> float:
+    if isinstance(value, bool):  # JSON true/false is not a rating
+        return float("nan")
     try:
         return float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return float("nan")
+
+
+def _timestamp(value: Any) -> tuple[float, str]:
+    """``(seconds, reason)``: missing is NaN (unknown, kept); a string, list or boolean is a
+    bad row; infinite or huge numbers are left for ``bad_row_mask`` to name."""
+    if value is None:
+        return float("nan"), ""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return float("nan"), f"unixReviewTime {str(value)[:40]!r} is not a number"
+    if isinstance(value, float) and value != value:
+        return float("nan"), "unixReviewTime is NaN, not a finite unix time"
+    seconds = float(value)
+    if not math.isfinite(seconds) or abs(seconds) >= v.MAX_TIMESTAMP:
+        return float("nan"), f"unixReviewTime {seconds:g} is not a finite unix time"
+    return seconds, ""
 
 
 class AmazonReviews(Dataset):
@@ -90,7 +109,7 @@ class AmazonReviews(Dataset):
 
     def __init__(
         self,
-        text_fields: tuple[str, ...] = ("summary", "reviewText"),
+        text_fields: tuple[str, ...] = ("summary", "reviewText"),  # DEFAULT_TEXT_FIELDS
         encoding: str = "utf-8",
         skip_bad_rows: bool = False,
         rating_scale: tuple[float, float] | None = (1.0, 5.0),
@@ -99,6 +118,9 @@ class AmazonReviews(Dataset):
         self.encoding = encoding
         self.skip_bad_rows = skip_bad_rows
         self.rating_scale = rating_scale
+
+    def validate(self) -> None:
+        v.check_rating_scale(self)
 
     @classmethod
     def sniff(cls, path: Path) -> bool:
@@ -124,13 +146,18 @@ class AmazonReviews(Dataset):
         texts: list[str] = []
         votes: list[int] = []
         lines: list[int] = []
+        bad: list[str] = []
+        fields_seen = dict.fromkeys(self.text_fields, 0)
         empty_fields = dict.fromkeys(self.text_fields, 0)
         saw_2018 = False
         rows_read = 0
+        first_keys: list[str] = []
         for lineno, obj in v.iter_json_lines(
             path, encoding=self.encoding, skip_bad_rows=self.skip_bad_rows, report=report
         ):
             rows_read += 1
+            if rows_read == 1:
+                first_keys = list(obj)
             missing = [k for k in REQUIRED_KEYS if k not in obj]
             if missing:
                 if self.skip_bad_rows:
@@ -144,6 +171,7 @@ class AmazonReviews(Dataset):
             saw_2018 = saw_2018 or any(k in obj for k in KEYS_2018)
             parts = []
             for field in self.text_fields:
+                fields_seen[field] += field in obj
                 value = obj.get(field)
                 value = "" if value is None else str(value)
                 if not value.strip():
@@ -152,12 +180,25 @@ class AmazonReviews(Dataset):
             users.append(obj["reviewerID"])
             items.append(obj["asin"])
             ratings.append(_rating(obj["overall"]))
-            ts = obj.get("unixReviewTime")
-            times.append(int(ts) if isinstance(ts, (int, float)) else -1)
+            ts, why = _timestamp(obj.get("unixReviewTime"))
+            times.append(ts)
+            bad.append(why)
             texts.append(v.join_text(parts))
             votes.append(_votes(obj))
             lines.append(lineno)
 
+        absent = [f for f, n in fields_seen.items() if n == 0]
+        chosen = self.text_fields != DEFAULT_TEXT_FIELDS
+        # A field named on purpose that no row has is a typo; so is no text field at all.
+        if absent and rows_read and (chosen or len(absent) == len(self.text_fields)):
+            raise DataError(
+                f"{path}: text field(s) {', '.join(absent)} (option text_fields) appear in no "
+                f"row; keys of line {lines[0] if lines else 1}: {', '.join(first_keys)}; name "
+                "fields the file has (e.g. text_fields=[\"summary\", \"reviewText\"]), or "
+                "text_fields=[] for ratings only"
+            )
+        if absent:
+            report["absent_text_fields"] = absent  # a default field this file does not have
         report["rows_read"] = rows_read
         report["schema"] = "2018" if saw_2018 else "2014"
         report["text_fields"] = list(self.text_fields)
@@ -167,7 +208,8 @@ class AmazonReviews(Dataset):
                 "user": v.coerce_ids(pd.Series(users, dtype=object)),
                 "item": v.coerce_ids(pd.Series(items, dtype=object)),
                 "rating": pd.Series(ratings, dtype="float64"),
-                "timestamp": pd.Series(times, dtype="int64"),
+                "timestamp": pd.Series(times, dtype="float64"),
+                "_bad": pd.Series(bad, dtype=object),
                 "text": pd.Series(texts, dtype=object),
                 "helpful_votes": pd.Series(votes, dtype="int64"),
             }

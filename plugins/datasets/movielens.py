@@ -44,10 +44,16 @@ def _need(folder: Path, name: str, fmt: str) -> Path:
     return v.check_file(p)
 
 
-def _read_table(path: Path, *, encoding: str, **kwargs):
+def _read_table(path: Path, *, encoding: str, skip_report: dict[str, Any] | None = None, **kwargs):
+    """``pd.read_csv``, errors as DataError; with ``skip_report`` (skip_bad_rows) the lines
+    ``encoding`` cannot decode are dropped first and counted there."""
+    import io
+
     import pandas as pd
 
     try:
+        if skip_report is not None:
+            return pd.read_csv(io.StringIO(v.decodable_text(path, encoding, skip_report)), **kwargs)
         return pd.read_csv(path, encoding=encoding, **kwargs)
     except UnicodeDecodeError as exc:
         v.raise_decode_error(path, encoding, exc)
@@ -70,6 +76,8 @@ def _interactions(
     df["user"] = v.coerce_ids(df["user"])
     df["item"] = v.coerce_ids(df["item"])
     df["rating"] = pd.to_numeric(df["rating"], errors="coerce")
+    # a timestamp that is no number (or is infinite) is a bad row, like a bad rating
+    df["timestamp"], df["_bad"] = v.parse_timestamps(df["timestamp"])
     first_line = 2 if header else 1
     df = v.drop_bad_rows(
         df,
@@ -78,8 +86,6 @@ def _interactions(
         report=report,
         locate=lambda i: f"{path} line {i + first_line}",
     )
-    ts = pd.to_numeric(df["timestamp"], errors="coerce")
-    df["timestamp"] = ts.fillna(-1).astype("int64")
     return v.dedupe_latest(df, report)
 
 
@@ -99,6 +105,9 @@ class MovieLens100K(Dataset):
         self.skip_bad_rows = skip_bad_rows
         self.rating_scale = rating_scale
 
+    def validate(self) -> None:
+        v.check_rating_scale(self)
+
     @classmethod
     def sniff(cls, path: Path) -> bool:
         path = Path(path)
@@ -112,7 +121,9 @@ class MovieLens100K(Dataset):
             folder = folder.parent
         report: dict[str, Any] = {"format": "movielens-100k", "folder": str(folder)}
         data_path = _need(folder, "u.data", self.name)
-        raw = _read_table(data_path, encoding=self.encoding, sep="\t", header=None, dtype=str)
+        skipped = report if self.skip_bad_rows else None
+        raw = _read_table(data_path, encoding=self.encoding, sep="\t", header=None, dtype=str,
+                          skip_report=skipped)  # fmt: skip
         if raw.shape[1] < 4:
             raise DataError(
                 f"{data_path}: expected 4 tab-separated columns (user, item, rating, timestamp), "
@@ -188,6 +199,12 @@ class MovieLensLatest(Dataset):
         self.rating_scale = rating_scale
         self.max_tags = max_tags
 
+    def validate(self) -> None:
+        from recfeat.plugin.options import check_ranges
+
+        v.check_rating_scale(self)
+        check_ranges(self, {"max_tags": (0, 100_000)}, kind="dataset")
+
     @classmethod
     def sniff(cls, path: Path) -> bool:
         path = Path(path)
@@ -201,7 +218,8 @@ class MovieLensLatest(Dataset):
         folder = v.check_path(path)
         report: dict[str, Any] = {"format": "movielens", "folder": str(folder)}
         ratings_path = _need(folder, "ratings.csv", self.name)
-        raw = _read_table(ratings_path, encoding=self.encoding, dtype=str)
+        raw = _read_table(ratings_path, encoding=self.encoding, dtype=str,
+                          skip_report=report if self.skip_bad_rows else None)  # fmt: skip
         expected = ["userId", "movieId", "rating", "timestamp"]
         if list(raw.columns[:4]) != expected:
             raise DataError(

@@ -301,6 +301,12 @@ class SyntheticBooks(Dataset):
         self.n_books = n_books
         self.n_reviews = n_reviews
 
+    def validate(self) -> None:
+        from recfeat.plugin.options import check_ranges
+
+        check_ranges(self, {"n_users": (1, 1_000_000), "n_books": (1, 1_000_000),
+                            "n_reviews": (1, 10_000_000)}, kind="dataset")  # fmt: skip
+
     def load(self, path: str | Path | None = None) -> RecData:
         """Generate in memory; ``path`` is ignored (the sample has no file)."""
         import pandas as pd

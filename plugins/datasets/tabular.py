@@ -67,6 +67,9 @@ class _Table(Dataset):
         self.rating_scale = rating_scale
         self.skip_bad_rows = skip_bad_rows
 
+    def validate(self) -> None:
+        v.check_rating_scale(self)
+
     @classmethod
     def sniff(cls, path: Path) -> bool:
         return Path(path).is_file() and Path(path).name.lower().endswith(cls.suffixes)
@@ -86,11 +89,18 @@ class _Table(Dataset):
         v.check_file(path)
         table = self.read(path).reset_index(drop=True)
         if table.empty:
+            skipped = getattr(self, "_skipped", 0)
+            if skipped:
+                raise DataError(
+                    f"{path}: all {skipped} rows were skipped as bad (skip_bad_rows); nothing to "
+                    "load: check the file's encoding and format"
+                )
             raise DataError(f"input file {path} has a header but no rows; nothing to load")
         report: dict[str, Any] = {
             "format": self.name,
             "file": str(path),
             "rows_read": int(len(table)),
+            "bad_rows_skipped": getattr(self, "_skipped", 0),  # lines the reader dropped
         }
         cols = table.columns
         pick = {
@@ -105,13 +115,15 @@ class _Table(Dataset):
             {
                 "user": v.coerce_ids(table[pick["user_col"]]),
                 "item": v.coerce_ids(table[pick["item_col"]]),
-                "rating": pd.to_numeric(table[pick["rating_col"]], errors="coerce"),
+                "rating": v.numbers(table[pick["rating_col"]]),
             }
         )
         ts_col = pick["timestamp_col"]
-        df["timestamp"] = (
-            v.timestamps_to_int(table[ts_col], where=f"{path} column {ts_col!r}") if ts_col else -1
-        )
+        if ts_col:
+            label = "timestamp" if ts_col == "timestamp" else f"timestamp ({ts_col})"
+            df["timestamp"], df["_bad"] = v.parse_timestamps(table[ts_col], label)
+        else:
+            df["timestamp"] = -1
         has_text = pick["text_col"] is not None
         if has_text:
             df["text"] = table[pick["text_col"]]
@@ -234,8 +246,11 @@ class CsvTable(_Table):
         sep = self.sep
         if sep is None:
             sep = "\t" if path.name.lower().removesuffix(".gz").endswith(".tsv") else ","
+        self._skipped = 0
         try:
             # strings throughout: ids keep leading zeros, and numbers are parsed per column later
+            if self.skip_bad_rows:
+                return self._read_skipping(path, sep)
             return pd.read_csv(path, sep=sep, encoding=self.encoding, dtype=str, keep_default_na=False,
                                na_values=[""])  # fmt: skip
         except UnicodeDecodeError as exc:
@@ -248,8 +263,27 @@ class CsvTable(_Table):
             raise DataError(f"input file {path} has no data; nothing to load") from None
         except pd.errors.ParserError as exc:
             raise DataError(
-                f"{path}: malformed CSV ({str(exc).strip().splitlines()[0]}); check quoting or pass sep"
+                f"{path}: malformed CSV ({str(exc).strip().splitlines()[0]}); check quoting, "
+                "pass sep, or pass skip_bad_rows=True (--skip-bad-rows) to skip and count bad lines"
             ) from None
+
+    def _read_skipping(self, path: Path, sep: str):
+        """skip_bad_rows: undecodable lines and lines with too many fields are dropped and
+        counted (pandas reports each skipped line in a ParserWarning)."""
+        import io
+        import warnings
+
+        import pandas as pd
+
+        report: dict[str, Any] = {}
+        text = v.decodable_text(path, self.encoding, report)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            table = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
+                                na_values=[""], on_bad_lines="warn")  # fmt: skip
+        dropped = sum(str(w.message).count("Skipping line") for w in caught)
+        self._skipped = report.get("bad_rows_skipped", 0) + dropped
+        return table
 
     def locate(self, path: Path, index: int) -> str:
         # line = header + 1-based row, exact unless quoted fields span lines
@@ -307,12 +341,6 @@ class JsonLinesTable(_Table):
             self._lines.append(lineno)
         self._skipped = report.get("bad_rows_skipped", 0)
         return pd.DataFrame.from_records(rows)
-
-    def load(self, path: str | Path) -> RecData:
-        self._skipped = 0
-        data = super().load(path)
-        data.report["bad_rows_skipped"] += self._skipped
-        return data
 
     def locate(self, path: Path, index: int) -> str:
         return f"{path} line {self._lines[index]}"

@@ -12,6 +12,7 @@ def model_classes() -> list[type]:
     """Every built-in model class, in the order they are listed."""
     from .baselines import Bias, GlobalMean, Popularity, Random
     from .content import ContentModel
+    from .ease import EASE, EASEText
     from .factorization import MatrixFactorization
     from .hybrid import Hybrid
     from .hybrid_als import HybridALS
@@ -30,9 +31,11 @@ def model_classes() -> list[type]:
         MatrixFactorization,
         ALS,
         BPR,
+        EASE,
         ContentModel,
         Hybrid,
         HybridALS,
+        EASEText,
     ]
 
 

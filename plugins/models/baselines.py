@@ -12,6 +12,7 @@ class GlobalMean(RecModel):
 
     name = "global-mean"
     predicts_ratings = True
+    ranks_items = False
     needs_ratings = True
 
     def __init__(self):
@@ -44,13 +45,21 @@ class Bias(RecModel):
     """Global mean plus regularised user and item biases (mu + b_u + b_i)."""
 
     name = "bias"
+    #: shrinkage of user and item biases towards zero (pseudo-counts)
+    tune_space = {"reg_user": [1.0, 5.0, 20.0], "reg_item": [1.0, 5.0, 20.0]}
     predicts_ratings = True
+    ranks_items = False
     needs_ratings = True
 
     def __init__(self, reg_user: float = 5.0, reg_item: float = 5.0, iterations: int = 10):
         self.reg_user = reg_user
         self.reg_item = reg_item
         self.iterations = iterations
+
+    def validate(self) -> None:
+        from recfeat.plugin.options import check_ranges
+
+        check_ranges(self, {"reg_user": (0, None), "reg_item": (0, None), "iterations": (1, 10_000)})
 
     def _fit(self, u, i, r, train, item_features, user_features):
         self.mu_, self.user_bias_, self.item_bias_ = fit_biases(

@@ -51,15 +51,43 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
 
 
 class ContentModel(RecModel):
-    """Cosine between the user's profile and item text vectors; scores cold items."""
+    """Cosine between the user's profile and item text vectors; scores cold items.
+
+    ``popularity_weight`` > 0 adds a popularity prior: score = z_u(cosine) + weight * z(log
+    popularity), where z_u standardises the cosine by its mean and spread over the
+    TRAINING items for that user, and an item's log(1 + training count) is standardised
+    over the training items. An item without a training count (a cold item) gets the count
+    predicted from its text by a ridge regression fitted on the training items, so a cold
+    item that reads like a popular one ranks higher. 0 (the default) is the plain cosine.
+    Validation splits carved from the training parts of the seed-0 item-cold splits (NDCG@10,
+    every held-out interaction relevant): on MovieLens-100k (titles + genres) the prior helps
+    (inner seed 1: 0.292 at 0, 0.311 at 0.5, 0.325 at 1, 0.326 at 2); on Musical
+    Instruments reviews it hurt on inner seeds 1-2 (0.122 at 0, 0.115 at 1) while inner
+    seed 0 preferred 2, and the test split agreed with seeds 1-2. So the default stays 0
+    and ``--tune`` chooses per dataset.
+    ``tune_space``: profile weighting x prior weight, 8 points (centring stays on: MiniLM
+    vectors share one large direction, and removing it is what makes cosine informative).
+    """
 
     name = "content"
+    tune_space = {  # --tune, 8 points
+        "weighting": ["mean", "centered"],
+        "popularity_weight": [0.0, 0.5, 1.0, 2.0],
+    }
     uses_text = True
     cold_start_items = True
 
-    def __init__(self, center: bool = True, weighting: str = "mean"):
+    def __init__(
+        self,
+        center: bool = True,
+        weighting: str = "mean",
+        popularity_weight: float = 0.0,
+        popularity_reg: float = 10.0,
+    ):
         self.center = center
         self.weighting = weighting
+        self.popularity_weight = popularity_weight
+        self.popularity_reg = popularity_reg
 
     def _fit(self, u, i, r, train, item_features, user_features):
         from recfeat.errors import OptionError
@@ -67,6 +95,11 @@ class ContentModel(RecModel):
         if self.weighting not in ("mean", "centered"):
             raise OptionError(
                 f"content: weighting must be 'mean' or 'centered' (got {self.weighting!r})"
+            )
+        if self.popularity_weight < 0 or not self.popularity_reg > 0:
+            raise OptionError(
+                "content: popularity_weight must be >= 0 and popularity_reg > 0 (got "
+                f"{self.popularity_weight}, {self.popularity_reg})"
             )
         self.item_features_ = item_features
         if item_features is not None:
@@ -103,12 +136,39 @@ class ContentModel(RecModel):
             has |= ufound
         self.profiles_ = l2_normalise(profiles)
         self.has_profile_ = has
+        if self.popularity_weight > 0:
+            self._fit_popularity(i, vecs, found)
+
+    def _fit_popularity(self, i, vecs, found) -> None:
+        """Standardised log counts of the training items, a ridge text -> log count for the
+        rest, and each user's cosine mean/spread over the training items (see class doc)."""
+        counts = np.log1p(np.bincount(i, minlength=len(self.items_)).astype(np.float64))
+        self.log_count_ = counts
+        self.count_mean_, self.count_std_ = float(counts.mean()), float(counts.std()) or 1.0
+        x = _with_intercept(l2_normalise(vecs - self.offset_))[found]
+        gram = x.T @ x + self.popularity_reg * np.eye(x.shape[1])
+        self.count_coef_ = np.linalg.solve(gram, x.T @ counts[found])
+        cos = self.profiles_ @ l2_normalise(vecs - self.offset_)[found].T
+        if not found.any():  # user_features only: no item spread to standardise by
+            cos = np.zeros((len(self.profiles_), 1))
+        self.cos_mean_ = cos.mean(axis=1)
+        self.cos_std_ = np.maximum(cos.std(axis=1), 1e-12)
+
+    def _popularity(self, items, item_unit, found) -> np.ndarray:
+        ic = self.item_codes(items)
+        predicted = _with_intercept(item_unit) @ self.count_coef_
+        logc = np.where(ic >= 0, self.log_count_[np.maximum(ic, 0)], predicted)
+        return np.where((ic >= 0) | found, (logc - self.count_mean_) / self.count_std_, np.nan)
 
     def _score_matrix(self, users, items, item_features):
         uc = self.user_codes(users)
         vecs, found = item_vectors(self, items, item_features)
         item_unit = l2_normalise(vecs - self.offset_)
         scores = self.profiles_[np.maximum(uc, 0)] @ item_unit.T
+        if self.popularity_weight > 0:
+            u0 = np.maximum(uc, 0)
+            scores = (scores - self.cos_mean_[u0, None]) / self.cos_std_[u0, None]
+            scores = scores + self.popularity_weight * self._popularity(items, item_unit, found)
         scores[(uc < 0) | ~self.has_profile_[np.maximum(uc, 0)], :] = np.nan
         scores[:, ~found] = np.nan
         return scores
@@ -118,5 +178,13 @@ class ContentModel(RecModel):
         vecs, found = item_vectors(self, items, item_features)
         item_unit = l2_normalise(vecs - self.offset_)
         out = np.einsum("ij,ij->i", self.profiles_[np.maximum(uc, 0)], item_unit)
+        if self.popularity_weight > 0:
+            u0 = np.maximum(uc, 0)
+            out = (out - self.cos_mean_[u0]) / self.cos_std_[u0]
+            out = out + self.popularity_weight * self._popularity(items, item_unit, found)
         out[(uc < 0) | ~found | ~self.has_profile_[np.maximum(uc, 0)]] = np.nan
         return out
+
+
+def _with_intercept(x: np.ndarray) -> np.ndarray:
+    return np.hstack([x, np.ones((len(x), 1))])

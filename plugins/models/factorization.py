@@ -42,17 +42,26 @@ def _solve_side(keys, other, target, other_f, n, reg, bias_reg, order, starts):
 
 
 class MatrixFactorization(RecModel):
-    """Biased matrix factorisation for ratings (ALS, weighted-lambda regularisation)."""
+    """Biased matrix factorisation for ratings (ALS, weighted-lambda regularisation).
+
+    Defaults ``reg`` 0.14 and ``bias_reg`` 1.0 (were 0.12 and 0.1) were chosen on validation
+    splits carved from the TRAINING parts of the seed-0 random splits: RMSE 0.9197 -> 0.9159
+    on MovieLens-100k, 0.960 -> 0.902 on Musical Instruments 5-core.
+    """
 
     name = "mf"
+    #: factor ridge and bias ridge (relative to it), 9 points; the factor count matters little
+    #: once the ridge is right (30 vs 100: validation RMSE within 0.001 on MovieLens-100k)
+    tune_space = {"reg": [0.1, 0.14, 0.18], "bias_reg": [0.1, 1.0, 3.0]}
     predicts_ratings = True
+    ranks_items = False
     needs_ratings = True
 
     def __init__(
         self,
         factors: int = 30,
-        reg: float = 0.12,
-        bias_reg: float = 0.1,
+        reg: float = 0.14,
+        bias_reg: float = 1.0,
         iterations: int = 15,
         seed: int = 0,
     ):
@@ -61,6 +70,12 @@ class MatrixFactorization(RecModel):
         self.bias_reg = bias_reg
         self.iterations = iterations
         self.seed = seed
+
+    def validate(self) -> None:
+        from recfeat.plugin.options import check_ranges
+
+        check_ranges(self, {"factors": (1, 10_000), "reg": (0, None), "bias_reg": (0, None),
+                            "iterations": (1, 10_000)})  # fmt: skip
 
     def _fit(self, u, i, r, train, item_features, user_features):
         from threadpoolctl import threadpool_limits

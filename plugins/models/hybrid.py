@@ -31,6 +31,7 @@ class Hybrid(RecModel):
     """Factorisation whose item factors add a learned projection of item text (cold items OK)."""
 
     name = "hybrid"
+    tune_space = {"factors": [16, 32, 64], "reg": [1e-5, 1e-4, 1e-3]}  # --tune, 9 points
     uses_text = True
     cold_start_items = True
 
@@ -54,6 +55,13 @@ class Hybrid(RecModel):
         self.batch_size = batch_size
         self.seed = seed
 
+    def validate(self) -> None:
+        from recfeat.plugin.options import check_ranges
+
+        check_ranges(self, {"factors": (1, 10_000), "epochs": (1, 100_000),
+                            "learning_rate": (1e-12, 100), "reg": (0, None), "id_dropout": (0, 0.99),
+                            "batch_size": (1, 10_000_000)})  # fmt: skip
+
     @property
     def predicts_ratings(self) -> bool:  # type: ignore[override]
         return self.loss == "rating"
@@ -61,6 +69,10 @@ class Hybrid(RecModel):
     @property
     def needs_ratings(self) -> bool:  # type: ignore[override]
         return self.loss == "rating"
+
+    @property
+    def ranks_items(self) -> bool:  # type: ignore[override]
+        return self.loss != "rating"  # the bpr loss trains a ranker, the rating loss does not
 
     def _text(self, vecs: np.ndarray, found: np.ndarray) -> np.ndarray:
         return ((vecs - self.text_mean_) / self.text_scale_) * found[:, None]

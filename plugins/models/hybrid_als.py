@@ -41,6 +41,7 @@ class HybridALS(RecModel):
     """Implicit ALS whose item factors have a learned text-regression prior (cold items OK)."""
 
     name = "hybrid-als"
+    tune_space = {"reg": [1.0, 10.0, 50.0], "text_reg": [30.0, 300.0, 3000.0]}  # --tune, 9 points
     uses_text = True
     cold_start_items = True
 
@@ -61,6 +62,12 @@ class HybridALS(RecModel):
         self.projection_reg = projection_reg
         self.iterations = iterations
         self.seed = seed
+
+    def validate(self) -> None:
+        from recfeat.plugin.options import check_ranges
+
+        check_ranges(self, {"factors": (1, 10_000), "iterations": (1, 10_000)})
+        self._check_options()
 
     def _check_options(self) -> None:
         for opt in ("alpha", "reg", "text_reg", "projection_reg"):

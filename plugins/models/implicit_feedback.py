@@ -17,6 +17,13 @@ from recfeat.errors import require
 
 
 class _ImplicitModel(RecModel):
+    def validate(self) -> None:
+        from recfeat.plugin.options import check_ranges
+
+        check_ranges(self, {"factors": (1, 10_000), "regularization": (0, None), "alpha": (0, None),
+                            "learning_rate": (1e-12, 100), "iterations": (1, 100_000),
+                            "threads": (1, 1024)})  # fmt: skip
+
     def _make(self):
         raise NotImplementedError
 
@@ -56,14 +63,25 @@ class _ImplicitModel(RecModel):
 
 
 class ALS(_ImplicitModel):
-    """Implicit-feedback ALS (Hu, Koren, Volinsky 2008) via the implicit library."""
+    """Implicit-feedback ALS (Hu, Koren, Volinsky 2008) via the implicit library.
+
+    Default ``regularization`` 50 (was 0.05): chosen on a validation split carved from the
+    TRAINING part of MovieLens-100k's seed-0 random split (NDCG@10 every held-out
+    interaction 0.201 -> 0.269 at factors 64, alpha 10); implicit's ridge term is not scaled
+    by the number of interactions, so it must grow with the confidences ``1 + alpha``.
+    The same change helps the sparse Musical Instruments 5-core too (validation carved from
+    its seed-0 random training part: 0.051 -> 0.079). ``tune_space``: the factor count and
+    the ridge strength, 9 points (alpha stays fixed: good settings lie along a ridge of
+    regularization / alpha, about 5 on MovieLens-100k, so searching one of them suffices).
+    """
 
     name = "als"
+    tune_space = {"factors": [32, 64, 128], "regularization": [10.0, 50.0, 100.0]}
 
     def __init__(
         self,
         factors: int = 64,
-        regularization: float = 0.05,
+        regularization: float = 50.0,
         alpha: float = 10.0,
         iterations: int = 15,
         seed: int = 0,
@@ -94,9 +112,16 @@ class BPR(_ImplicitModel):
 
     ``threads`` defaults to 1: implicit's BPR updates are lock-free across threads, so more
     than one thread makes results vary between runs with the same seed.
+
+    ``tune_space``: step size x epochs, 9 points. The best pair depends on the data's size
+    (SGD steps per epoch = interactions): on validation data carved from the training part
+    of MovieLens-100k (seed-0 random) 0.01 x 60 beats the defaults 0.05 x 100 (NDCG@10 0.210
+    vs 0.109), on the much smaller Musical Instruments 5-core it is worse (0.005 vs 0.027),
+    so the defaults stay and ``--tune`` picks per dataset.
     """
 
     name = "bpr"
+    tune_space = {"learning_rate": [0.01, 0.02, 0.05], "iterations": [60, 100, 200]}
 
     def __init__(
         self,

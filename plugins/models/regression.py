@@ -28,9 +28,17 @@ from .content import item_vectors, lookup
 
 
 class _FeatureRegressor(RecModel):
+    def validate(self) -> None:
+        from recfeat.plugin.options import check_ranges
+
+        check_ranges(self, {"n_components": (1, 10_000), "shrinkage": (0, None), "alpha": (0, None),
+                            "max_iter": (1, 100_000), "learning_rate": (1e-12, 100),
+                            "max_leaf_nodes": (2, 100_000)})  # fmt: skip
+
     uses_text = True
     cold_start_items = True
     predicts_ratings = True
+    ranks_items = False
     needs_ratings = True
 
     def _estimator(self):
@@ -135,6 +143,8 @@ class LinearText(_FeatureRegressor):
     """Ordinary least squares on [user profile, item text, product, rating statistics]."""
 
     name = "linear"
+    #: text dimensions kept and the shrinkage of the rating statistics
+    tune_space = {"n_components": [16, 32, 64], "shrinkage": [2.0, 5.0, 10.0]}
 
     def __init__(self, n_components: int = 32, shrinkage: float = 5.0):
         self.n_components = n_components
@@ -150,6 +160,7 @@ class RidgeText(_FeatureRegressor):
     """Ridge regression on [user profile, item text, product, rating statistics]."""
 
     name = "ridge"
+    tune_space = {"n_components": [16, 32, 64], "alpha": [1.0, 10.0, 100.0]}
 
     def __init__(self, n_components: int = 32, shrinkage: float = 5.0, alpha: float = 10.0):
         self.n_components = n_components
@@ -166,6 +177,7 @@ class SGDText(_FeatureRegressor):
     """SGDRegressor (standardised inputs) on [user profile, item text, product, rating statistics]."""
 
     name = "sgd"
+    tune_space = {"n_components": [16, 32], "alpha": [1e-4, 1e-3, 1e-2]}
 
     def __init__(
         self, n_components: int = 32, shrinkage: float = 5.0, alpha: float = 1e-3, seed: int = 0
@@ -190,6 +202,8 @@ class GBMText(_FeatureRegressor):
     """Histogram gradient boosting on [user profile, item text, product, rating statistics]."""
 
     name = "gbm"
+    #: boosting is the slowest to fit here: two values per option, 8 points in all
+    tune_space = {"learning_rate": [0.05, 0.1], "max_leaf_nodes": [15, 31], "max_iter": [100, 200]}
 
     def __init__(
         self,

@@ -1,0 +1,25 @@
+"""Click parameter types for numbers with a meaning: checked when the command line is read,
+so an impossible value is a usage error (exit 2) before any work, never a NaN that travels."""
+
+from __future__ import annotations
+
+import math
+
+import click
+
+
+class OpenFraction(click.ParamType):
+    """A finite number strictly between 0 and 1 (a share held out, a probability)."""
+
+    name = "fraction"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float) and 0 < value < 1:
+            return value
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number; give a fraction such as 0.2", param, ctx)
+        if not math.isfinite(number) or not 0 < number < 1:
+            self.fail(f"{value} is not between 0 and 1 (exclusive); give e.g. 0.2", param, ctx)
+        return number
