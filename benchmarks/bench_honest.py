@@ -109,57 +109,17 @@ TITLES = {
 
 # -- the blind scorer ------------------------------------------------------------------------
 def blind_scorer_class():
-    """The text-free scorer of tests/test_protocol_honesty.py (same logic; tests/ is not an
-    importable package): score = minus the number of reviews averaged into the candidate's
-    vector, recovered from the vector alone when review vectors are word COUNTS (a mean of m
-    count vectors is a multiple of 1/m). It reads no text, so it must stay near chance."""
-    from recfeat.components import RecModel
-
-    class ReviewCountScorer(RecModel):
-        """Text-free: score = minus the number of reviews behind the candidate's vector."""
-
-        name = BLIND
-        uses_text = True
-        cold_start_items = True
-
-        def __init__(self, max_reviews: int = 400):
-            self.max_reviews = max_reviews
-
-        def _fit(self, u, i, r, train, item_features, user_features):
-            self.counts_seen_: dict[bytes, int] = {}
-
-        def count(self, vector: np.ndarray) -> int:
-            key = vector.tobytes()
-            if key not in self.counts_seen_:
-                m = np.arange(1, self.max_reviews + 1)[:, None] * vector[None, :].astype(float)
-                whole = np.abs(m - np.round(m)).max(axis=1) < 1e-3
-                self.counts_seen_[key] = int(np.argmax(whole)) + 1 if whole.any() else 0
-            return self.counts_seen_[key]
-
-        def _score_matrix(self, users, items, item_features):
-            scores = np.full(len(items), np.nan)
-            if item_features is not None:  # only the vectors handed over at ranking time
-                vecs, found = item_features.lookup(items)
-                scores[found] = [-self.count(v) for v in vecs[found]]
-            return np.tile(scores, (len(users), 1))
+    """The text-free protocol probe (recfeat.evaluation.probes): it must stay near chance."""
+    from recfeat.evaluation.probes import ReviewCountScorer
 
     return ReviewCountScorer
 
 
 def count_vectors(mi):
     """Encoder-free review vectors: hashed bag-of-words counts (what the blind scorer reads)."""
-    from sklearn.feature_extraction.text import HashingVectorizer
+    from recfeat.evaluation.probes import count_review_vectors
 
-    from recfeat.evaluation.protocol import ReviewVectors
-
-    counts = HashingVectorizer(n_features=64, alternate_sign=False, norm=None)
-    vecs = counts.transform(mi.reviews["text"]).toarray().astype(np.float32)
-    return ReviewVectors(
-        mi.reviews["user"].astype(str).to_numpy(object),
-        mi.reviews["item"].astype(str).to_numpy(object),
-        vecs,
-        {"level": "review", "source": "reviews", "encoder": "hashed-counts-64"},
-    )
+    return count_review_vectors(mi)
 
 
 # -- features --------------------------------------------------------------------------------

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recfeat.components import RecModel
 from recfeat.data.features import Features
 from recfeat.errors import DataError, UsageError
 from recfeat.evaluation import leaks
+from recfeat.evaluation.probes import ReviewCountScorer, count_review_vectors
 from recfeat.evaluation.protocol import (
     NA_RATING_MODEL,
     ReviewVectors,
@@ -26,36 +26,6 @@ from recfeat.evaluation.protocol import (
 )
 from recfeat.evaluation.splits import make_split
 from recfeat.plugin.registry import get_registry
-
-
-class ReviewCountScorer(RecModel):
-    """Text-free: score = minus the number of reviews averaged into the candidate's vector."""
-
-    name = "review-count-scorer"
-    uses_text = True
-    cold_start_items = True
-
-    def __init__(self, max_reviews: int = 400):
-        self.max_reviews = max_reviews
-
-    def _fit(self, u, i, r, train, item_features, user_features):
-        self.counts_seen_: dict[bytes, int] = {}
-
-    def count(self, vector: np.ndarray) -> int:
-        """Smallest m with m * vector all whole numbers (vector = mean of m count vectors)."""
-        key = vector.tobytes()
-        if key not in self.counts_seen_:
-            m = np.arange(1, self.max_reviews + 1)[:, None] * vector[None, :].astype(np.float64)
-            whole = np.abs(m - np.round(m)).max(axis=1) < 1e-3
-            self.counts_seen_[key] = int(np.argmax(whole)) + 1 if whole.any() else 0
-        return self.counts_seen_[key]
-
-    def _score_matrix(self, users, items, item_features):
-        scores = np.full(len(items), np.nan)
-        if item_features is not None:  # only vectors handed over at ranking time
-            vecs, found = item_features.lookup(items)
-            scores[found] = [-self.count(v) for v in vecs[found]]
-        return np.tile(scores, (len(users), 1))
 
 
 @pytest.fixture(scope="module")
@@ -75,17 +45,7 @@ def mi(musical_instruments):
 
 @pytest.fixture(scope="module")
 def count_vectors(mi) -> ReviewVectors:
-    """Encoder-free review vectors: hashed bag-of-words counts of each review text."""
-    from sklearn.feature_extraction.text import HashingVectorizer
-
-    counts = HashingVectorizer(n_features=64, alternate_sign=False, norm=None)
-    vecs = counts.transform(mi.reviews["text"]).toarray().astype(np.float32)
-    return ReviewVectors(
-        mi.reviews["user"].astype(str).to_numpy(object),
-        mi.reviews["item"].astype(str).to_numpy(object),
-        vecs,
-        {"level": "review", "source": "reviews", "encoder": "hashed-counts-64"},
-    )
+    return count_review_vectors(mi)
 
 
 def ndcg(res, model):
