@@ -176,7 +176,7 @@ def test_tuning_is_deterministic_for_a_seed(synth):
         info = evaluate(synth, None, ["bias", "als"], "random", seed=3, metrics=["rmse", "ndcg@k"],
                         tune=True, tune_trials=4).info["tuning"]  # fmt: skip
         for report in info["models"].values():
-            assert report.pop("seconds") >= 0  # wall time: the only part that may differ
+            report.pop("seconds")  # wall time: the only part that may differ between runs
         return info
 
     first, second = run(), run()

@@ -21,8 +21,20 @@ from .base import FactorPeer
 class _CornacPeer(FactorPeer):
     library = "cornac"
 
+    #: the cornac.models class this peer runs; both take the same options
+    cornac_model: ClassVar[str] = ""
+
     def _make(self):
-        raise NotImplementedError
+        import cornac.models
+
+        return getattr(cornac.models, self.cornac_model)(
+            k=self.k,
+            max_iter=self.max_iter,
+            learning_rate=self.learning_rate,
+            lambda_reg=self.lambda_reg,
+            use_bias=self.use_bias,
+            seed=self.seed,
+        )
 
     def _fit(self, u, i, r, train, item_features, user_features):
         from . import require_library
@@ -51,6 +63,7 @@ class CornacBPR(_CornacPeer):
     learning rate 0.001, lambda 0.01, item bias); unseen users get the item biases."""
 
     name = "cornac-bpr"
+    cornac_model = "BPR"
     tune_space: ClassVar[dict[str, list]] = {
         "k": [10, 50, 100],
         "max_iter": [200, 500],
@@ -74,18 +87,6 @@ class CornacBPR(_CornacPeer):
         self.use_bias = use_bias
         self.seed = seed
 
-    def _make(self):
-        from cornac.models import BPR
-
-        return BPR(
-            k=self.k,
-            max_iter=self.max_iter,
-            learning_rate=self.learning_rate,
-            lambda_reg=self.lambda_reg,
-            use_bias=self.use_bias,
-            seed=self.seed,
-        )
-
     def _set_from(self, model, urow, irow):
         self._set_factors(model.u_factors[urow], model.i_factors[irow], None, model.i_biases[irow])
 
@@ -96,6 +97,7 @@ class CornacMF(_CornacPeer):
     unseen users get the global mean plus the item bias."""
 
     name = "cornac-mf"
+    cornac_model = "MF"
     predicts_ratings = True
     needs_ratings = True
     ranks_items = False  # a rating model: ranking tables list it only when asked
@@ -121,18 +123,6 @@ class CornacMF(_CornacPeer):
         self.lambda_reg = lambda_reg
         self.use_bias = use_bias
         self.seed = seed
-
-    def _make(self):
-        from cornac.models import MF
-
-        return MF(
-            k=self.k,
-            max_iter=self.max_iter,
-            learning_rate=self.learning_rate,
-            lambda_reg=self.lambda_reg,
-            use_bias=self.use_bias,
-            seed=self.seed,
-        )
 
     def _set_from(self, model, urow, irow):
         if self.use_bias:

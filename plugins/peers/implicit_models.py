@@ -92,16 +92,11 @@ class ImplicitALS(_ImplicitPeer):
         return (item_users * self.bm25_scale).T.tocsr().astype(np.float32)
 
     def _make(self):
-        from implicit.cpu.als import AlternatingLeastSquares
+        # the same library object recfeat's own ``als`` builds; only the defaults and the
+        # BM25 weighting of the matrix differ
+        from recfeat.plugins.models.implicit_feedback import ALS
 
-        return AlternatingLeastSquares(
-            factors=self.factors,
-            regularization=self.regularization,
-            alpha=self.alpha,
-            iterations=self.iterations,
-            random_state=self.seed,
-            num_threads=self.threads,
-        )
+        return ALS._make(self)
 
 
 class ImplicitBPR(_ImplicitPeer):
