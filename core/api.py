@@ -53,6 +53,41 @@ def extract(data, level: str = "review", encoder=None, **options: Any):
     return run(data, level, encoder, **options)
 
 
+def extract_file(path: str | Path, out: str | Path, level: str = "review", encoder=None, *,
+                 format: str = "auto", loader_options: dict[str, Any] | None = None,
+                 stream: bool | None = None, **options: Any):  # fmt: skip
+    """Extract the file or folder ``path`` straight into ``out`` (Parquet + manifest + run
+    record, committed as one unit), as ``recfeat extract`` does. It streams
+    (``recfeat.extraction.stream``: reads in batches, writes as it goes, memory set by the
+    batch, not the corpus) whenever the input and options allow, else loads the dataset and
+    runs :func:`extract`; the file is the same either way. ``stream=True`` insists (a
+    UsageError says why it cannot), ``False`` loads. ``loader_options`` go to the dataset
+    loader (``text_col=...``); other options are :func:`extract`'s, plus ``batch_rows``
+    when streaming. Returns the result (``.manifest``, ``.run``, ``.to_features()``)."""
+    from recfeat.errors import UsageError
+    from recfeat.extraction.stream import stream_extract, why_not_streamed
+
+    if isinstance(encoder, str):
+        encoder = globals()["encoder"](encoder)
+    loader_options = dict(loader_options or {})
+    why = why_not_streamed(
+        path, format, loader_options, level=level, user_from=options.get("user_from", "auto"),
+        train=options.get("train_interactions"), token_features=options.get("token_features"),
+        ray=bool(options.get("ray")),
+    )  # fmt: skip
+    if stream and why:
+        raise UsageError(f"stream=True: this run cannot stream ({why})")
+    if stream is not False and why is None:
+        for unused in ("train_interactions", "token_features", "ray"):
+            options.pop(unused, None)
+        return stream_extract(path, out, level, encoder, fmt=format, options=loader_options,
+                              **options)  # fmt: skip
+    options.pop("batch_rows", None)
+    result = extract(load_dataset(path, format, **loader_options), level, encoder, **options)
+    result.save(out)
+    return result
+
+
 def make_split(interactions, kind: str = "random", **options: Any):
     """Train/test split of an interactions frame: random, temporal, item-cold, user-cold."""
     from recfeat.evaluation.splits import make_split as split
@@ -169,12 +204,20 @@ def bench_throughput(model: str = "minilm", backends: str | Sequence[str] = "tor
 
 def choose_backend(model: str, texts: Sequence[str], **options: Any):
     """``--backend auto`` from Python: time the candidate backends on a sample of ``texts``
-    and keep the fastest that holds cosine >= 0.999 to torch fp32 (cached per machine and
-    model); returns ``(choice, encoder)`` — ``choice.summary()`` says what and why."""
+    and keep the fastest whose mean cosine to torch fp32 is >= ``min_cosine`` (0.99) and,
+    given ``data`` (a RecData), whose cold-start NDCG@10 (content) and RMSE (ridge) on a
+    sample split of it stay within ``max_drop`` (1%) of torch fp32's (cached per machine,
+    model and gate settings); returns ``(choice, encoder)`` — ``choice.summary()`` says what
+    and why."""
     from recfeat.bench import backends as bb
     from recfeat.bench.auto_backend import choose_backend as choose
     from recfeat.bench.auto_backend import encoder_for_choice, sample_texts
 
+    data = options.pop("data", None)
+    if data is not None and "gate" not in options:
+        from recfeat.bench.gate import task_gate
+
+        options["gate"] = task_gate(data)
     ctx = options.pop("ctx", None) or bb.BuildContext(encoder=model)
     choice = choose(model, sample_texts(list(texts)), ctx=ctx, **options)
     return choice, encoder_for_choice(choice, ctx)

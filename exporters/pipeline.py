@@ -85,8 +85,13 @@ def run_export(
     *,
     force: bool = False,
     on_step: Callable[[StepValidation], None] | None = None,
+    check: Callable[[Path, dict[str, Any]], dict[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
-    """Build the artifact folder ``out``; return its manifest."""
+    """Build the artifact folder ``out``; return its manifest.
+
+    ``check(folder, manifest)`` runs on the finished folder before it is committed (e.g.
+    the downstream gate, ``recfeat export --gate``): raising leaves nothing behind; what it
+    returns is recorded in the manifest under ``gate``."""
     from recfeat.atomic import atomic_dir
 
     _check_spec(spec)
@@ -102,6 +107,10 @@ def run_export(
     report = _Reporter(on_step)
     with atomic_dir(out, force=force) as tmp:
         manifest = _build(spec, Path(tmp), report)
+        extra = check(Path(tmp), manifest) if check is not None else None
+        if extra is not None:
+            kept = {k: v for k, v in manifest.items() if k not in ("format", "files")}
+            manifest = mf.write_manifest(tmp, {**kept, "gate": extra})
     return manifest
 
 

@@ -61,6 +61,7 @@ class OnnxExporter(Exporter):
         texts: Sequence[str] | None = None,
         force: bool = False,
         on_step: Callable[[Any], None] | None = None,
+        check: Callable[[Path, dict[str, Any]], dict[str, Any] | None] | None = None,
         **encoder_overrides: Any,
     ) -> dict[str, Any]:
         """Export ``encoder`` (a torch encoder instance or registered name) to ``out_dir``.
@@ -68,6 +69,8 @@ class OnnxExporter(Exporter):
         ``texts``: the user's corpus, for the validation sample and static calibration.
         ``encoder_overrides``: model, init, pooling, normalize, max_length. Returns the
         manifest; raises ValidationFailedError (and writes nothing) below the thresholds.
+        ``check(folder, manifest)``: a last test of the finished folder before it is
+        committed (``recfeat export --gate``); see ``pipeline.run_export``.
         """
         from .pipeline import ExportSpec, run_export, spec_from_encoder
 
@@ -86,7 +89,7 @@ class OnnxExporter(Exporter):
         spec.format = self.format
         if not isinstance(spec, ExportSpec):  # pragma: no cover - defensive
             raise TypeError(spec)
-        return run_export(spec, out_dir, force=force, on_step=on_step)
+        return run_export(spec, out_dir, force=force, on_step=on_step, check=check)
 
 
 class OpenVinoExporter(OnnxExporter):

@@ -227,8 +227,9 @@ class ExportedEncoder(Encoder):
 
         return engine.tokenize(self.tokenizer, engine.check_texts(texts), self.effective_max_length)
 
-    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        """float32 [len(texts), dim], rows in input order; stats in ``last_stats``."""
+    def encode(self, texts: Sequence[str], progress: bool = False, per_text: bool = False) -> np.ndarray:
+        """float32 [len(texts), dim], rows in input order; stats in ``last_stats`` (with
+        ``per_text``: also ``n_kept`` / ``n_dropped`` per text, see ``engine.encode``)."""
         from recfeat.encode import engine
 
         texts = engine.check_texts(texts)
@@ -237,7 +238,8 @@ class ExportedEncoder(Encoder):
             return out
         backend = self.open_backend()
         out, self.last_stats = engine.encode(
-            texts, tokenizer=self._tokenizer, backend=backend, plan=self.plan, progress=progress
+            texts, tokenizer=self._tokenizer, backend=backend, plan=self.plan, progress=progress,
+            per_text=per_text,
         )
         return out
 

@@ -1,7 +1,8 @@
 """The ``openvino`` encoder backend: an exported folder's OpenVINO IR on the CPU.
 
 ``precision`` ``bf16`` (default; AMX/AVX-512-bf16 CPUs run it natively) or ``fp32`` is the
-inference hint; ``int8`` runs the NNCF-quantised IR when the export made one.
+inference hint; ``int8`` runs the NNCF-quantised IR when the export made one (its float
+parts in bf16 where the CPU has bf16 units, else fp32).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class OpenVinoEncoder(ExportedEncoder):
         batch_tokens: int = 16384,
         max_batch_size: int = 256,
         verify: bool = True,
+        mode: str = "throughput",
     ):
         self.path = path
         self.file = file
@@ -46,11 +48,18 @@ class OpenVinoEncoder(ExportedEncoder):
         self.batch_tokens = batch_tokens
         self.max_batch_size = max_batch_size
         self.verify = verify
+        # OpenVINO performance hint: "throughput" (streams fed asynchronously; extraction)
+        # or "latency" (every core on one request; single texts). Same vectors either way.
+        self.mode = mode
 
     def validate(self) -> None:
         if self.precision not in PRECISIONS:
             raise OptionError(
                 f"unknown precision {self.precision!r} for openvino; valid: {', '.join(PRECISIONS)}"
+            )
+        if self.mode not in ("throughput", "latency"):
+            raise OptionError(
+                f"unknown OpenVINO mode {self.mode!r}; valid: throughput, latency"
             )
         super().validate()
 
@@ -59,7 +68,12 @@ class OpenVinoEncoder(ExportedEncoder):
 
     def _hint(self) -> str:
         if self.precision == "int8":
-            return self.step["settings"].get("inference_precision", "bf16")
+            # The int8 IR's float parts: bf16 only where this CPU has bf16 units (the folder
+            # may have been exported on another machine).
+            from recfeat.machine import has_bf16
+
+            wanted = self.step["settings"].get("inference_precision", "bf16")
+            return wanted if wanted == "fp32" or has_bf16() else "fp32"
         return self.precision
 
     def _fingerprint_precision(self) -> str:
@@ -68,7 +82,7 @@ class OpenVinoEncoder(ExportedEncoder):
     def _make_backend(self):
         from recfeat.encode.backends import OpenVinoBackend, compile_openvino
 
-        compiled = compile_openvino(self.model_file, self._hint(), self.threads)
+        compiled = compile_openvino(self.model_file, self._hint(), self.threads, self.mode)
         return OpenVinoBackend(compiled, dim=self.dim)
 
     def fingerprint(self) -> dict[str, Any]:

@@ -201,8 +201,9 @@ class HFEncoder(Encoder):
         texts = engine.check_texts(texts)
         return engine.tokenize(self.load().tokenizer, texts, self.max_length)
 
-    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        """float32 array (len(texts), dim), rows in input order; stats in ``last_stats``."""
+    def encode(self, texts: Sequence[str], progress: bool = False, per_text: bool = False) -> np.ndarray:
+        """float32 array (len(texts), dim), rows in input order; stats in ``last_stats``
+        (with ``per_text``: also ``n_kept`` / ``n_dropped`` per text, see ``engine.encode``)."""
         texts = engine.check_texts(texts)
         if not texts:  # no model load for nothing to do
             out, self.last_stats = engine.empty(self.dim)
@@ -211,7 +212,7 @@ class HFEncoder(Encoder):
         overlap = self.device.startswith("cuda") if self.overlap is None else self.overlap
         out, self.last_stats = engine.encode(
             texts, tokenizer=self._loaded.tokenizer, backend=backend, plan=self.plan,
-            progress=progress, overlap=overlap,
+            progress=progress, overlap=overlap, per_text=per_text,
         )  # fmt: skip
         return out
 

@@ -101,7 +101,8 @@ def test_smoke_run_writes_report(tmp_path, musical_instruments, monkeypatch):
     out = tmp_path / "smoke"
     res = run("throughput", "--encoder", "minilm", "--backends", "torch-fp32,torch-bf16",
               "--peers", "st-torch", "--batch-sizes", "2", "--seq-lens", "16", "--repeats", "1",
-              "--data", str(musical_instruments), "--limit", "12", "--out", str(out))
+              "--data", str(musical_instruments), "--limit", "12", "--out", str(out),
+              "--ceiling-size", "128", "--no-gate")  # ceilings / gate: tests/test_bench_peers.py
     assert res.exit_code == 0, res.output
     data = json.loads((out / "results.json").read_text())
     assert data["failed"] == []

@@ -3,7 +3,9 @@
 Every backend encodes the same texts (timed, tokenisation included); its vectors are compared
 with the reference (torch fp32) row by row, then fed to the same recommendation models on the
 same split through ``recfeat.evaluation.protocol.evaluate``. A backend whose downstream metric falls
-more than ``max_drop`` below the reference's is flagged.
+more than ``max_drop`` below the reference's is flagged, and the downstream gate of
+``--backend auto`` (``recfeat.bench.gate``: mean cosine >= ``min_cosine`` and every metric
+within ``max_drop``) gives each backend its verdict and names the fastest that passes.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from recfeat.bench import backends as bb
+from recfeat.bench import gate
 from recfeat.bench.measure import capture_environment, measure
 from recfeat.bench.suite import REFERENCE, flag_drops, parity
 from recfeat.errors import RecfeatError, UsageError
@@ -27,45 +30,6 @@ SPLITS = ("item-cold", "random")
 PARETO_METRIC = "ndcg@10"
 
 
-def _texts_and_builder(data) -> tuple[list[str], Callable[[np.ndarray, dict], Any]]:
-    """The texts to encode and how to turn their vectors into evaluation features: review
-    vectors (leakage-safe per-split aggregation) or item vectors from item texts."""
-    from recfeat.data.features import Features
-    from recfeat.evaluation.review_vectors import ReviewVectors
-
-    if data.reviews is not None:
-        reviews = data.reviews
-        texts = reviews["text"].fillna("").astype(str).tolist()
-        users = reviews["user"].astype(str).to_numpy(dtype=object)
-        items = reviews["item"].astype(str).to_numpy(dtype=object)
-        return texts, lambda v, man: ReviewVectors(users, items, v, {**man, "level": "review"})
-    if data.items is not None:
-        ids = data.items["item"].astype(str).tolist()
-        texts = data.items["text"].fillna("").astype(str).tolist()
-        return texts, lambda v, man: Features(ids, v, {**man, "level": "item"})
-    raise UsageError(f"dataset {data.name} has no review or item texts to encode")
-
-
-def _subset(data, limit: int | None, seed: int = 0):
-    """Keep a seeded random subset of ``limit`` interactions (and their texts)."""
-    if limit is None or limit >= len(data.interactions):
-        return data
-    import dataclasses
-
-    rng = np.random.default_rng(seed)
-    keep = data.interactions.iloc[np.sort(rng.choice(len(data.interactions), limit, replace=False))]
-    pairs = set(zip(keep["user"].astype(str), keep["item"].astype(str), strict=True))
-    reviews = data.reviews
-    if reviews is not None:
-        mask = [(u, i) in pairs for u, i in zip(reviews["user"].astype(str), reviews["item"].astype(str), strict=True)]
-        reviews = reviews[mask].reset_index(drop=True)
-    items = data.items
-    if items is not None:
-        items = items[items["item"].astype(str).isin(keep["item"].astype(str))].reset_index(drop=True)
-    return dataclasses.replace(data, interactions=keep.reset_index(drop=True), reviews=reviews,
-                               items=items)
-
-
 def run_accuracy(
     *,
     data: str,
@@ -74,7 +38,8 @@ def run_accuracy(
     backends: Sequence[bb.BackendSpec],
     models: Sequence[str],
     split: str = "item-cold",
-    max_drop: float = 0.01,
+    max_drop: float = gate.DEFAULT_MAX_DROP,
+    min_cosine: float = gate.DEFAULT_MIN_COSINE,
     ctx: bb.BuildContext | None = None,
     limit: int | None = None,
     seed: int = 0,
@@ -90,10 +55,11 @@ def run_accuracy(
         raise UsageError(f"unknown --split {split!r}; valid: {', '.join(SPLITS)}")
     if not models:
         raise UsageError("no models to evaluate; pass --models a,b")
+    gate.check_settings(min_cosine, max_drop)
     say = progress or (lambda msg: None)
     ctx = ctx or bb.BuildContext(encoder=encoder)
-    rec = _subset(load_dataset(data, fmt), limit, seed)
-    texts, to_features = _texts_and_builder(rec)
+    rec = gate.subset(load_dataset(data, fmt), limit, seed)
+    texts, to_features = gate.texts_and_builder(rec)
     if ctx.calibration_texts is None:
         ctx.calibration_texts = [t for t in texts if t.strip()][:512]
     split_obj = make_split(rec.interactions, split, seed=seed)
@@ -135,9 +101,11 @@ def run_accuracy(
         raise RecfeatError("no backend could run: " + "; ".join(
             f"{f['backend']}: {f['error']}" for f in failed))
     flag_drops(rows, REFERENCE, max_drop)
+    verdicts = gate_verdicts(rows, min_cosine=min_cosine, max_drop=max_drop)
     notes = [
         f"{len(texts)} texts encoded per backend; split {split} (seed {seed}); metrics from "
-        "recfeat.evaluation.protocol (full ranking, k=10)."
+        "recfeat.evaluation.protocol (full ranking, k=10).",
+        verdicts["summary"],
     ]
     if random_weights:
         notes.append("RANDOM WEIGHTS: downstream metrics of random vectors mean nothing.")
@@ -152,9 +120,40 @@ def run_accuracy(
         "models": list(models),
         "reference": REFERENCE,
         "max_drop": max_drop,
+        "min_cosine": min_cosine,
+        "gate": verdicts,
         "pareto_metric": PARETO_METRIC,
         "environment": capture_environment(threads=ctx.threads, device=ctx.device),
         "rows": rows,
         "failed": failed,
         "notes": notes,
     }
+
+
+def gate_verdicts(rows: list[dict[str, Any]], *, min_cosine: float, max_drop: float) -> dict[str, Any]:
+    """The downstream gate over ``bench accuracy``'s (backend, model) rows: one row per
+    backend with its speed, cosine and every finite metric as ``"MODEL METRIC"``, judged like
+    ``--backend auto`` judges its candidates."""
+    per_backend: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        b = per_backend.setdefault(r["backend"], {
+            "backend": r["backend"], "kind": r["kind"], "seq_per_s": r["seq_per_s"],
+            "cosine_mean": r["cosine_mean"], "metrics": {},
+            "candidate": r["kind"] == bb.RECFEAT,
+        })  # fmt: skip
+        for metric, value in r["metrics"].items():
+            b["metrics"][f"{r['model']} {metric}"] = value
+    table = list(per_backend.values())
+    gate.judge(table, REFERENCE, min_cosine=min_cosine, max_drop=max_drop)
+    best = gate.pick(table)
+    gate.verdicts(best, table)
+    if best is None:
+        summary = (f"gate (mean cosine >= {min_cosine}, metrics within {max_drop * 100:g}%): "
+                   "no recfeat backend passes")  # fmt: skip
+    else:
+        summary = (f"gate (mean cosine >= {min_cosine}, metrics within {max_drop * 100:g}% of "
+                   f"{REFERENCE}): fastest passing {best['backend']} ({best['seq_per_s']:.1f} seq/s)")  # fmt: skip
+    others = gate.rejections(best, table)
+    if others:
+        summary += "; " + "; ".join(others)
+    return {"choice": best["backend"] if best else None, "backends": table, "summary": summary}

@@ -198,8 +198,13 @@ EXPORT_FOLDERS: dict[str, dict[str, Any]] = {
     # auto_exclude: keep sensitive nodes in fp32 until the exporter's accuracy gate holds
     # (what a user does when plain dynamic int8 fails validation).
     "onnx": {"optimize": "O2", "quantize": "dynamic-int8", "auto_exclude": True},
-    "onnx-static": {"optimize": "O2", "quantize": "static-int8", "auto_exclude": True},
+    "onnx-static": {"optimize": "O2", "quantize": "static-int8", "auto_exclude": True,
+                    "min_cosine": 0.995},
     "openvino": {"format": "openvino"},
+    # NNCF int8 calibrated on the corpus, float parts bf16 where the CPU has it; the most
+    # sensitive MatMul roles stay in float until mean cosine >= 0.995 (vs torch fp32).
+    "openvino-int8": {"format": "openvino", "quantize": "static-int8", "auto_exclude": True,
+                      "min_cosine": 0.995},
 }
 EXPORT_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # backend: (export folder, how to pick the file: manifest step name or precision)
@@ -209,12 +214,23 @@ EXPORT_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "onnx-int8-static": ("onnx-static", {"step": "quantize"}),
     "openvino-fp32": ("openvino", {"precision": "fp32"}),
     "openvino-bf16": ("openvino", {"precision": "bf16"}),
+    "openvino-int8": ("openvino-int8", {"precision": "int8"}),
 }
+
+
+def _folder_key(folder_name: str, ctx: BuildContext) -> str:
+    """A calibrated (static int8) folder depends on its options and on the corpus it was
+    calibrated on, so another corpus gets its own folder; the others on the weights only."""
+    options = EXPORT_FOLDERS[folder_name]
+    if options.get("quantize") != "static-int8":
+        return folder_name
+    payload = repr(sorted(options.items())) + "\x1f" + "\x1f".join(ctx.calibration_texts or ())
+    return f"{folder_name}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
 
 
 def export_artifact(folder_name: str, ctx: BuildContext) -> Path:
     """Export (once, then cached by weights hash) a folder with recfeat's own exporter."""
-    folder = ctx.cache_dir("export", _weights_key(ctx)) / folder_name
+    folder = ctx.cache_dir("export", _weights_key(ctx)) / _folder_key(folder_name, ctx)
     if (folder / "manifest.json").exists():
         return folder
     from recfeat.plugin.registry import get_registry
@@ -310,7 +326,10 @@ def st_model_folder(ctx: BuildContext) -> Path:
 
 
 class SentenceTransformersRunner(Runner):
-    """sentence-transformers ``encode`` with its torch, ONNX or dynamic-int8 ONNX backend."""
+    """sentence-transformers ``encode`` with each backend its efficiency docs give: torch
+    (fp32, or the model in bf16), ONNX (plain, O3-optimised, dynamic int8 with the preset for
+    this CPU) and OpenVINO (optimum-intel; plain, or static int8 via NNCF). Its ``encode``
+    sorts texts by length and runs batches of ``peer_batch_size`` (its default 32)."""
 
     def __init__(self, spec: BackendSpec, ctx: BuildContext):
         import torch
@@ -322,40 +341,37 @@ class SentenceTransformersRunner(Runner):
         if ctx.threads:
             torch.set_num_threads(ctx.threads)
         folder = st_model_folder(ctx)
-        device = ctx.device
+        self.config: dict[str, Any] = {"batch_size": ctx.peer_batch_size, "sorted_by_length": True}
         if spec.runtime == "sentence-transformers/torch":
             dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
             self.model = SentenceTransformer(
-                str(folder), device=device, model_kwargs={"dtype": dtype[spec.precision]}
+                str(folder), device=ctx.device, model_kwargs={"dtype": dtype[spec.precision]}
             )
-        else:
-            onnx_dir = folder / "onnx"
-            if not (onnx_dir / "model.onnx").exists():
-                exported = SentenceTransformer(str(folder), device="cpu", backend="onnx")
-                exported.save_pretrained(str(folder))
-            kwargs: dict[str, Any] = {}
-            if spec.precision == "int8":
-                preset = int8_preset()
-                name = f"model_qint8_{preset}.onnx"
-                if not (onnx_dir / name).exists():
-                    from sentence_transformers import export_dynamic_quantized_onnx_model
-
-                    base = SentenceTransformer(str(folder), device="cpu", backend="onnx")
-                    export_dynamic_quantized_onnx_model(base, preset, str(folder))
-                kwargs["file_name"] = f"onnx/{name}"
+            self.config["dtype"] = spec.precision
+        elif spec.runtime == "sentence-transformers/onnx":
+            file_name = st_onnx_file(folder, ST_ONNX_VARIANT[spec.name])
+            self.model = SentenceTransformer(str(folder), device=ctx.device, backend="onnx",
+                                             model_kwargs={"file_name": file_name})  # fmt: skip
+            self.config["file_name"] = file_name
+        else:  # sentence-transformers/openvino
+            file_name = st_openvino_file(folder, spec.precision, ctx)
+            ov_config = openvino_peer_config("LATENCY", ctx.threads)  # ST encodes synchronously
             self.model = SentenceTransformer(
-                str(folder), device=device, backend="onnx", model_kwargs=kwargs or None
-            )
+                str(folder), device="cpu", backend="openvino",
+                model_kwargs={"file_name": file_name, "ov_config": ov_config},
+            )  # fmt: skip
+            self.config.update(file_name=file_name, ov_config=ov_config)
         if ctx.max_length:
             self.model.max_seq_length = ctx.max_length
+        self.config["max_seq_length"] = self.model.max_seq_length
         self.folder = folder
         self._torch = torch
 
     def encode(self, texts):
-        return self.model.encode(
+        return np.asarray(self.model.encode(
             list(texts), batch_size=self.ctx.peer_batch_size, convert_to_numpy=True,
             show_progress_bar=False,
-        ).astype(np.float32, copy=False)
+        ), dtype=np.float32)  # fmt: skip
 
     def forward(self, input_ids, attention_mask):
         torch = self._torch
@@ -373,14 +389,177 @@ class SentenceTransformersRunner(Runner):
             self._torch.cuda.synchronize()
 
     def describe(self):
-        return {"model_folder": str(self.folder), "batch_size": self.ctx.peer_batch_size}
+        out = {"model_folder": str(self.folder), **self.config}
+        # optimum-intel compiles on the first call; what the CPU then runs (bf16 by default
+        # on CPUs with bf16 units) is the row's precision.
+        compiled = getattr(self.model[0].auto_model, "request", None)
+        if compiled is not None and hasattr(compiled, "get_property"):
+            hint = str(compiled.get_property("INFERENCE_PRECISION_HINT"))  # "<Type: 'bfloat16'>"
+            out["inference_precision"] = hint
+            if self.spec.precision == "auto":
+                out["effective_precision"] = (
+                    "bf16" if "bf16" in hint or "bfloat16" in hint
+                    else "fp16" if "f16" in hint or "float16" in hint else "fp32"
+                )  # fmt: skip
+        return out
+
+
+# Which ONNX file of sentence-transformers' each ONNX peer runs (its efficiency docs: the
+# plain export, export_optimized_onnx_model "O3" for CPUs, export_dynamic_quantized_onnx_model
+# with the preset of this CPU).
+ST_ONNX_VARIANT = {"st-onnx": "plain", "st-onnx-o3": "O3", "st-onnx-qint8": "qint8",
+                   "fastembed": "plain", "fastembed-qint8": "qint8"}  # fmt: skip
+
+
+def st_onnx_file(folder: Path, variant: str) -> str:
+    """Export (once) and name, relative to ``folder``, the sentence-transformers ONNX file."""
+    from sentence_transformers import SentenceTransformer
+
+    onnx_dir = folder / "onnx"
+    if not (onnx_dir / "model.onnx").exists():
+        SentenceTransformer(str(folder), device="cpu", backend="onnx").save_pretrained(str(folder))
+    if variant == "plain":
+        return "onnx/model.onnx"
+    name = f"model_{variant}.onnx" if variant == "O3" else f"model_qint8_{int8_preset()}.onnx"
+    if not (onnx_dir / name).exists():
+        import sentence_transformers as st
+
+        base = SentenceTransformer(str(folder), device="cpu", backend="onnx")
+        if variant == "O3":
+            st.export_optimized_onnx_model(base, "O3", str(folder))
+        else:
+            st.export_dynamic_quantized_onnx_model(base, int8_preset(), str(folder))
+    return f"onnx/{name}"
+
+
+def st_openvino_file(folder: Path, precision: str, ctx: BuildContext) -> str:
+    """Export (once) the sentence-transformers OpenVINO model; for ``int8`` also its static
+    int8 copy the way ``export_static_quantized_openvino_model`` makes it (optimum-intel's
+    OVQuantizer, default OVQuantizationConfig, 300 samples), calibrated on the run's corpus
+    instead of GLUE SST-2 from the Hub: no download, and the same texts recfeat calibrates on."""
+    from sentence_transformers import SentenceTransformer
+
+    ov_dir = folder / "openvino"
+    if not (ov_dir / "openvino_model.xml").exists():
+        SentenceTransformer(str(folder), device="cpu", backend="openvino").save_pretrained(str(folder))
+    if precision != "int8":
+        return "openvino/openvino_model.xml"
+    name = "openvino_model_qint8_quantized"
+    if not (ov_dir / f"{name}.xml").exists():
+        import tempfile
+
+        import nncf
+        from optimum.intel import OVConfig, OVQuantizationConfig, OVQuantizer
+
+        texts = list(ctx.calibration_texts or [])
+        if not texts:
+            raise UsageError(
+                "st-openvino-qint8 calibrates on the corpus: give --data (its texts calibrate) "
+                "or drop st-openvino-qint8 from --peers"
+            )
+        base = SentenceTransformer(str(folder), device="cpu", backend="openvino")
+        config = OVQuantizationConfig()
+        tok = base.tokenizer
+        feeds = [dict(tok(t, truncation=True, max_length=base.max_seq_length, return_tensors="np"))
+                 for t in texts[: config.num_samples or 300]]  # fmt: skip
+        quantizer = OVQuantizer.from_pretrained(base[0].auto_model)
+        with tempfile.TemporaryDirectory(dir=folder) as tmp:
+            quantizer.quantize(calibration_dataset={"model": nncf.Dataset(feeds)},
+                               save_directory=tmp, ov_config=OVConfig(quantization_config=config))
+            xml = next(Path(tmp).rglob("*.xml"))  # save_pretrained keeps the loaded file's name
+            for ext in (".xml", ".bin"):  # the name export_static_quantized_... gives the file
+                shutil.move(str(xml.with_suffix(ext)), str(ov_dir / f"{name}{ext}"))
+    return f"openvino/{name}.xml"
+
+
+# -- peer: fastembed -----------------------------------------------------------------------
+class FastEmbedRunner(Runner):
+    """fastembed's ``TextEmbedding`` on the same model's sentence-transformers ONNX file, from
+    local files (``add_custom_model`` + ``specific_model_path``; no download), mean pooled
+    and normalised like the model, truncated at the same length, its default batch of 256."""
+
+    def __init__(self, spec: BackendSpec, ctx: BuildContext):
+        from fastembed import TextEmbedding
+        from fastembed.common.model_description import ModelSource, PoolingType
+
+        self.spec = spec
+        self.ctx = ctx
+        self.random_weights = ctx.init == "random"
+        folder = st_model_folder(ctx)
+        file_name = st_onnx_file(folder, ST_ONNX_VARIANT[spec.name])
+        defaults = _encoder_class_defaults(ctx.encoder)
+        if (defaults.get("pooling") or "mean") != "mean":
+            raise UsageError(f"{spec.name} is set up for mean pooling; drop it for {ctx.encoder}")
+        name = f"recfeat-bench/{folder.name}-{Path(file_name).stem}"
+        if not any(m["model"] == name for m in TextEmbedding.list_supported_models()):
+            from recfeat.encode.hf_models import load_config
+
+            dim = int(load_config(str(folder), "pretrained").hidden_size)
+            TextEmbedding.add_custom_model(
+                model=name, pooling=PoolingType.MEAN, normalization=bool(defaults.get("normalize")),
+                sources=ModelSource(hf=name), dim=dim, model_file=file_name,
+            )  # fmt: skip
+        self.model = TextEmbedding(model_name=name, specific_model_path=str(folder),
+                                   threads=ctx.threads, local_files_only=True)  # fmt: skip
+        # fastembed truncates at the tokenizer config's 512; the model was trained (and every
+        # other path here runs) at max_seq_length
+        self.max_length = ctx.max_length or int(defaults.get("max_length") or 256)
+        self.model.model.tokenizer.enable_truncation(max_length=self.max_length)
+        self.batch_size = 256  # TextEmbedding.embed's default
+        self.config = {"model_file": file_name, "batch_size": self.batch_size,
+                       "max_length": self.max_length, "sorted_by_length": False}  # fmt: skip
+
+    def encode(self, texts):
+        rows = list(self.model.embed(list(texts), batch_size=self.batch_size))
+        return np.asarray(rows, dtype=np.float32)
+
+    def forward(self, input_ids, attention_mask):
+        # Model only: fastembed's own ONNX Runtime session, then its mean pooling.
+        session = self.model.model.model
+        names = {i.name for i in session.get_inputs()}
+        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if "token_type_ids" in names:
+            feed["token_type_ids"] = np.zeros_like(input_ids)
+        hidden = session.run(None, feed)[0]
+        return _mean_pool(hidden, attention_mask, normalize=True)
+
+    def describe(self):
+        return dict(self.config)
 
 
 # -- peer: plain OpenVINO ------------------------------------------------------------------
+def openvino_peer_config(hint: str, threads: int | None, precision: str | None = None) -> dict[str, Any]:
+    """compile_model options: the performance hint (and, where asked, threads / precision)."""
+    config: dict[str, Any] = {"PERFORMANCE_HINT": hint}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = int(threads)
+    if precision:
+        config["INFERENCE_PRECISION_HINT"] = "bf16" if precision == "bf16" else "f32"
+    return config
+
+
+def _mean_pool(hidden: np.ndarray, attention_mask: np.ndarray, *, normalize: bool) -> np.ndarray:
+    mask = attention_mask[..., None].astype(np.float32)
+    vectors = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
+    if normalize:
+        vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return vectors.astype(np.float32)
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
+    """Indices of batches of ``batch_size`` texts, longest first (sentence-transformers'
+    ``encode`` order: each batch pads to similar lengths)."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
 class OpenVINOPeerRunner(Runner):
-    """OpenVINO runtime on the sentence-transformers ONNX export, batched as its docs show:
-    fixed batches of 32 in input order, each tokenised and padded to its longest text, bf16
-    inference where the CPU has bf16 units, mean pooling and normalisation in numpy."""
+    """Plain OpenVINO on the sentence-transformers ONNX export, as OpenVINO's docs configure
+    it: the THROUGHPUT hint with an ``AsyncInferQueue`` of the device's optimal number of
+    requests (``openvino-peer``), or the LATENCY hint with synchronous calls
+    (``openvino-peer-latency``); bf16 inference where the CPU has bf16 units; batches of
+    ``peer_batch_size`` sorted by length as sentence-transformers does; mean pooling and
+    normalisation in numpy."""
 
     def __init__(self, spec: BackendSpec, ctx: BuildContext):
         import openvino as ov
@@ -390,55 +569,82 @@ class OpenVINOPeerRunner(Runner):
         self.ctx = ctx
         self.random_weights = ctx.init == "random"
         folder = st_model_folder(ctx)
-        onnx_path = folder / "onnx" / "model.onnx"
-        if not onnx_path.exists():
-            from sentence_transformers import SentenceTransformer
-
-            SentenceTransformer(str(folder), device="cpu", backend="onnx").save_pretrained(
-                str(folder)
-            )
+        onnx_path = folder / st_onnx_file(folder, "plain")
+        self.hint = "LATENCY" if spec.name.endswith("-latency") else "THROUGHPUT"
+        config = openvino_peer_config(self.hint, ctx.threads, spec.precision)
         core = ov.Core()
-        config: dict[str, Any] = {"PERFORMANCE_HINT": "THROUGHPUT"}
-        if ctx.threads:
-            config["INFERENCE_NUM_THREADS"] = ctx.threads
-        config["INFERENCE_PRECISION_HINT"] = "bf16" if spec.precision == "bf16" else "f32"
         self.compiled = core.compile_model(core.read_model(str(onnx_path)), "CPU", config)
         self.input_names = {p.get_any_name() for p in self.compiled.inputs}
+        self.requests = (
+            int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+            if self.hint == "THROUGHPUT" else 1
+        )  # fmt: skip
+        self.queue = ov.AsyncInferQueue(self.compiled, self.requests) if self.requests > 1 else None
+        self.request = self.compiled.create_infer_request()
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
         self.max_length = ctx.max_length or 256
         self.normalize = bool(_encoder_class_defaults(ctx.encoder).get("normalize"))
+        self.config = {**config, "infer_requests": self.requests,
+                       "streams": int(self.compiled.get_property("NUM_STREAMS")),
+                       "batch_size": ctx.peer_batch_size, "sorted_by_length": True}  # fmt: skip
 
-    def _run(self, input_ids, attention_mask):
+    def _feed(self, input_ids, attention_mask):
         feed = {"input_ids": input_ids, "attention_mask": attention_mask}
         if "token_type_ids" in self.input_names:
             feed["token_type_ids"] = np.zeros_like(input_ids)
-        hidden = self.compiled(feed)[0]
-        mask = attention_mask[..., None].astype(np.float32)
-        vectors = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
-        if self.normalize:
-            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        return vectors.astype(np.float32)
+        return feed
+
+    def _run(self, input_ids, attention_mask):
+        hidden = self.request.infer(self._feed(input_ids, attention_mask))[0]
+        return _mean_pool(hidden, attention_mask, normalize=self.normalize)
 
     def encode(self, texts):
         texts = list(texts)
-        out = []
-        for i in range(0, len(texts), self.ctx.peer_batch_size):
-            enc = self.tokenizer(
-                texts[i : i + self.ctx.peer_batch_size], padding=True, truncation=True,
-                max_length=self.max_length, return_tensors="np",
-            )
-            out.append(self._run(enc["input_ids"].astype(np.int64),
-                                 enc["attention_mask"].astype(np.int64)))
-        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+        if not texts:
+            return np.zeros((0, 0), np.float32)
+        lengths = [len(ids) for ids in self.tokenizer(
+            texts, truncation=True, max_length=self.max_length)["input_ids"]]  # fmt: skip
+        batches = length_sorted_batches(lengths, self.ctx.peer_batch_size)
+        out: list[np.ndarray | None] = [None] * len(batches)
+
+        def tokens(idx):
+            enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                                 max_length=self.max_length, return_tensors="np")  # fmt: skip
+            return enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+
+        if self.queue is None:
+            for b, idx in enumerate(batches):
+                out[b] = self._run(*tokens(idx))
+        else:
+            def done(request, userdata):
+                b, mask = userdata
+                hidden = request.get_output_tensor(0).data
+                out[b] = _mean_pool(hidden, mask, normalize=self.normalize)
+
+            self.queue.set_callback(done)
+            for b, idx in enumerate(batches):
+                ids, mask = tokens(idx)
+                self.queue.start_async(self._feed(ids, mask), (b, mask))
+            self.queue.wait_all()
+        vectors = np.empty((len(texts), out[0].shape[1]), dtype=np.float32)
+        for idx, rows in zip(batches, out, strict=True):
+            vectors[idx] = rows
+        return vectors
 
     def forward(self, input_ids, attention_mask):
         return self._run(input_ids, attention_mask)
+
+    def describe(self):
+        return dict(self.config)
 
 
 # -- the table -----------------------------------------------------------------------------
 _ONNX_MODULES = ("onnx", "onnxruntime")
 _ST_INSTALL = "pip install 'recfeat[peers]'"
 _ST_ONNX_INSTALL = "pip install 'recfeat[peers,onnx]'"
+# peers-embed: optimum-intel < 2 (2.x needs a newer torch and optimum) and fastembed
+_ST_OV_INSTALL = "pip install 'recfeat[peers,peers-embed,openvino]'"
+_FASTEMBED_INSTALL = "pip install 'recfeat[peers,peers-embed,onnx]'"
 
 
 def _spec(name, kind, runtime, precision, description, modules, install, factory, devices=("cpu", "cuda")):
@@ -474,6 +680,10 @@ BACKENDS: dict[str, BackendSpec] = {
               "pip install 'recfeat[onnx,openvino]'", ExportedRunner, devices=("cpu",)),
         _ours("openvino-bf16", "recfeat OpenVINO IR, bf16 inference", ("openvino", *_ONNX_MODULES),
               "pip install 'recfeat[onnx,openvino]'", ExportedRunner, devices=("cpu",)),
+        _ours("openvino-int8", "recfeat OpenVINO IR, NNCF int8 calibrated on the corpus (bf16 "
+              "float parts where the CPU has bf16), sensitive layers float until cosine >= 0.995",
+              ("openvino", "nncf", *_ONNX_MODULES), "pip install 'recfeat[onnx,openvino]'",
+              ExportedRunner, devices=("cpu",)),
         _spec("st-torch", PEER, "sentence-transformers/torch", "fp32",
               "peer: sentence-transformers encode, torch fp32", ("sentence_transformers",),
               _ST_INSTALL, SentenceTransformersRunner),
@@ -492,12 +702,61 @@ BACKENDS: dict[str, BackendSpec] = {
               "peer: sentence-transformers encode, its dynamic-quantised int8 ONNX",
               ("sentence_transformers", "optimum.onnxruntime", *_ONNX_MODULES), _ST_ONNX_INSTALL,
               SentenceTransformersRunner, devices=("cpu",)),
+        _spec("st-onnx-o3", PEER, "sentence-transformers/onnx", "fp32",
+              "peer: sentence-transformers encode, its O3-optimised ONNX (export_optimized_onnx_model)",
+              ("sentence_transformers", "optimum.onnxruntime", *_ONNX_MODULES), _ST_ONNX_INSTALL,
+              SentenceTransformersRunner, devices=("cpu",)),
+        # OpenVINO's CPU default inference precision is bf16 where the CPU has bf16 units:
+        # the row records what the compiled model really runs.
+        _spec("st-openvino", PEER, "sentence-transformers/openvino", "auto",
+              "peer: sentence-transformers encode, backend='openvino' (optimum-intel)",
+              ("sentence_transformers", "optimum.intel", "openvino"), _ST_OV_INSTALL,
+              SentenceTransformersRunner, devices=("cpu",)),
+        _spec("st-openvino-qint8", PEER, "sentence-transformers/openvino", "int8",
+              "peer: sentence-transformers encode, its static int8 OpenVINO model (NNCF, "
+              "calibrated on the corpus)", ("sentence_transformers", "optimum.intel", "openvino", "nncf"),
+              _ST_OV_INSTALL, SentenceTransformersRunner, devices=("cpu",)),
+        _spec("fastembed", PEER, "fastembed", "fp32",
+              "peer: fastembed TextEmbedding on the model's ONNX export (local files)",
+              ("fastembed", "sentence_transformers", "optimum.onnxruntime"), _FASTEMBED_INSTALL,
+              FastEmbedRunner, devices=("cpu",)),
+        _spec("fastembed-qint8", PEER, "fastembed", "int8",
+              "peer: fastembed TextEmbedding on sentence-transformers' dynamic int8 ONNX",
+              ("fastembed", "sentence_transformers", "optimum.onnxruntime"), _FASTEMBED_INSTALL,
+              FastEmbedRunner, devices=("cpu",)),
         _spec("openvino-peer", PEER, "openvino", "bf16",
-              "peer: plain OpenVINO runtime (bf16 hint) on the sentence-transformers ONNX export",
+              "peer: plain OpenVINO (bf16 hint) on the sentence-transformers ONNX export, "
+              "THROUGHPUT hint with an AsyncInferQueue, batches sorted by length",
               ("openvino", "sentence_transformers", "optimum.onnxruntime"),
+              "pip install 'recfeat[peers,onnx,openvino]'", OpenVINOPeerRunner, devices=("cpu",)),
+        _spec("openvino-peer-latency", PEER, "openvino", "bf16",
+              "peer: plain OpenVINO (bf16 hint), LATENCY hint with synchronous calls, batches "
+              "sorted by length", ("openvino", "sentence_transformers", "optimum.onnxruntime"),
               "pip install 'recfeat[peers,onnx,openvino]'", OpenVINOPeerRunner, devices=("cpu",)),
     )
 }
+
+#: ``bench throughput``'s peers when --peers is not given: every peer for the device; those
+#: not installed are listed in the report with the install command instead of a row.
+DEFAULT_PEERS = tuple(s.name for s in BACKENDS.values() if s.kind == PEER)
+
+
+def default_peers(device: str = "cpu", backends: dict[str, BackendSpec] | None = None,
+                  ) -> tuple[list[BackendSpec], list[dict[str, str]]]:  # fmt: skip
+    """(installed peers for ``device``, [{backend, reason}] for the ones that are not)."""
+    backends = BACKENDS if backends is None else backends
+    dev = device.split(":")[0]
+    ok, missing = [], []
+    for spec in backends.values():
+        if spec.kind != PEER or dev not in spec.devices:
+            continue
+        lacking = spec.missing()
+        if lacking:
+            missing.append({"backend": spec.name,
+                            "reason": f"needs {', '.join(lacking)}; install: {spec.install}"})
+        else:
+            ok.append(spec)
+    return ok, missing
 
 
 def get_backend(name: str, backends: dict[str, BackendSpec] | None = None) -> BackendSpec:

@@ -112,6 +112,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     if mode == "accuracy":
         parts.append(_accuracy_table(results))
     else:
+        parts += _summary_sections(results)
         for workload in ("fixed", "corpus"):
             rows = [r for r in results.get("rows", []) if r.get("workload") == workload]
             if rows:
@@ -121,7 +122,91 @@ def render_markdown(results: dict[str, Any]) -> str:
     if failed:
         parts += ["", "Backends that could not run:", ""]
         parts += [f"- {f['backend']}: {f['error']}" for f in failed]
+    missing = results.get("not_installed") or []
+    if missing:
+        parts += ["", "Peers not installed here (not measured):", ""]
+        parts += [f"- {m['backend']}: {m['reason']}" for m in missing]
     return "\n".join(parts).rstrip() + "\n"
+
+
+def _pct(value: Any) -> str:
+    return "-" if not isinstance(value, (int, float)) or not math.isfinite(value) else f"{value * 100:.0f}%"
+
+
+def headline_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per backend: its corpus row where there is one, else its fixed row at the
+    target shape, else its fastest fixed row."""
+    from recfeat.bench.summary import TARGET_SHAPE
+
+    best: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if not isinstance(r.get("seq_per_s"), (int, float)):
+            continue
+        prev = best.get(r["backend"])
+
+        def rank(x):
+            return (x.get("workload") == "corpus", (x.get("batch"), x.get("seq")) == TARGET_SHAPE,
+                    x.get("tokens_per_s") or 0)  # fmt: skip
+
+        if prev is None or rank(r) > rank(prev):
+            best[r["backend"]] = r
+    return sorted(best.values(), key=lambda r: -(r.get("seq_per_s") or 0))
+
+
+def _summary_sections(results: dict[str, Any]) -> list[str]:
+    """Targets, ceilings and the one table of every path and peer."""
+    parts: list[str] = []
+    targets = results.get("targets") or []
+    if targets:
+        body = [[t["target"], _fmt(t["goal"], 2), _fmt(t.get("value"), 2),
+                 "-" if t.get("met") is None else ("met" if t["met"] else "MISSED"),
+                 "-" if t.get("margin") is None else f"{t['margin'] * 100:+.0f}%", t.get("detail", "")]
+                for t in targets]  # fmt: skip
+        parts += ["## Targets (issue 12, this run)", "",
+                  _table(["target", "goal", "value", "status", "margin", "path"], body), ""]
+    gemm = results.get("ceilings") or {}
+    if gemm.get("kernels"):
+        best = gemm.get("ceilings") or {}
+        body = [[k["precision"], k["kernel"], _fmt(k["gflops"], 0),
+                 "ceiling" if best.get(k["precision"], {}).get("kernel") == k["kernel"] else ""]
+                for k in gemm["kernels"]]  # fmt: skip
+        body += [["-", f"{f['kernel']} (failed: {f['error']})", "-", ""] for f in gemm.get("failed") or []]
+        parts += [f"## GEMM ceilings ({gemm.get('size')}^3, threads {gemm.get('threads') or 'default'}, "
+                  f"best of {gemm.get('repeats')})", "",
+                  _table(["precision", "kernel", "GFLOP/s (GOP/s int8)", ""], body), ""]
+    shape = results.get("model_shape") or {}
+    if shape.get("gflop_per_128_tokens"):
+        parts += [f"Model FLOPs from its config: {shape['gflop_per_128_tokens']:.3f} GFLOP per "
+                  f"128-token sequence ({shape.get('layers')} layers, hidden {shape.get('hidden')}, "
+                  f"FFN {shape.get('intermediate')}; 2 x {shape.get('matmul_params'):,} matmul "
+                  "weights x tokens + attention 4 x layers x hidden x tokens^2).", ""]
+    rows = headline_rows(results.get("rows") or [])
+    if rows:
+        header = ["backend", "kind", "precision", "workload", "seq/s", "tokens/s", "cos mean",
+                  "cos min", "% of ceiling", "corpus/fixed tok/s", "x vs best peer cos>=0.999",
+                  "x vs fastest peer", "gate"]
+        body = []
+        for r in rows:
+            work = "corpus" if r.get("workload") == "corpus" else f"{r.get('batch')}x{r.get('seq')}"
+            gate = "-" if r.get("gate_passed") is None else ("pass" if r["gate_passed"] else
+                                                              "fail: " + "; ".join(r.get("gate_why") or []))
+            body.append([
+                r["backend"], r.get("kind", "-"), str(r.get("precision", "-")), work,
+                _fmt(r.get("seq_per_s")), _fmt(r.get("tokens_per_s"), 0),
+                _fmt(r.get("cosine_mean"), 5), _fmt(r.get("cosine_min"), 5),
+                _pct(r.get("fraction_of_ceiling")), _pct(r.get("fixed_ratio")),
+                _fmt(r.get("vs_quality_peer"), 2), _fmt(r.get("vs_any_peer"), 2), gate,
+            ])  # fmt: skip
+        quality = next((r.get("quality_peer") for r in rows if r.get("quality_peer")), None)
+        fastest = next((r.get("any_peer") for r in rows if r.get("any_peer")), None)
+        parts += ["## Every path and peer (corpus where measured, else fixed shape)", "",
+                  _table(header, body), "",
+                  f"% of ceiling: useful model FLOP/s (padding excluded) over the GEMM ceiling of "
+                  f"the path's precision; corpus/fixed: corpus tokens/s over the same backend's "
+                  f"fixed-shape tokens/s; peers compared on the same workload (fastest peer with "
+                  f"mean cosine >= 0.999: {quality or '-'}; fastest at any quality: {fastest or '-'}).",
+                  ""]  # fmt: skip
+    return parts
 
 
 def _peer_names(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -228,7 +313,44 @@ def make_plots(results: dict[str, Any]) -> dict[str, Any]:
         figs["throughput_fixed.png"] = _fixed_plot(fixed, results, suffix)
     if corpus:
         figs["throughput_corpus.png"] = _corpus_plot(corpus, results, suffix)
+    if any(r.get("cosine_mean") is not None for r in headline_rows(rows)):
+        figs["speed_quality.png"] = speed_quality_plot(results, suffix)
     return figs
+
+
+#: Downstream metrics plotted when the gate's rows carry them (column -> axis label).
+GATE_COLUMNS = {"gate_ndcg10": "content NDCG@10 (gate split)", "gate_rmse": "ridge RMSE (gate split)"}
+
+
+def speed_quality_plot(results: dict[str, Any], suffix: str = ""):
+    """seq/s against mean cosine to the reference, and against each downstream metric the
+    rows carry: one panel each, recfeat blue, peers grey, the Pareto front dashed."""
+    plt = _pyplot()
+    rows = [r for r in headline_rows(results.get("rows") or []) if r.get("seq_per_s")]
+    panels = [("cosine_mean", "mean cosine to the reference")]
+    panels += [(c, label) for c, label in GATE_COLUMNS.items() if any(_finite(r.get(c)) for r in rows)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5), squeeze=False)
+    for ax, (column, label) in zip(axes[0], panels, strict=True):
+        pts = [(r, r["seq_per_s"], r[column]) for r in rows if _finite(r.get(column))]
+        for r, x, y in pts:
+            ax.scatter(x, y, color="tab:blue" if r.get("kind") == "recfeat" else "tab:gray")
+            ax.annotate(r["backend"], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        sign = -1.0 if column == "gate_rmse" else 1.0  # lower RMSE is better
+        front = pareto_front([(x, sign * y) for _, x, y in pts])
+        if len(front) > 1:
+            ax.plot([pts[i][1] for i in front], [pts[i][2] for i in front], "--", color="tab:green",
+                    label="Pareto front")
+            ax.legend(fontsize=7)
+        ax.set_xlabel("sequences / s (corpus where measured, else fixed shape)")
+        ax.set_ylabel(label)
+        ax.ticklabel_format(axis="y", useOffset=False)  # cosines differ in the 5th decimal
+    fig.suptitle(f"{results.get('encoder')}: speed vs quality{suffix} (blue: recfeat, grey: peers)")
+    fig.tight_layout()
+    return fig
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def _fixed_plot(rows, results, suffix):

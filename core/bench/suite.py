@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from recfeat.bench import backends as bb
+from recfeat.bench import ceilings
+from recfeat.bench import summary as bench_summary
 from recfeat.bench.measure import capture_environment, check_fits, estimate_memory_bytes, measure
 from recfeat.encode.similarity import cosine_rows  # noqa: F401  (re-exported: bench_suite.cosine_rows)
 from recfeat.errors import OptionError, RecfeatError, UsageError
@@ -57,11 +59,16 @@ def model_shape(encoder: str, init: str) -> dict[str, Any]:
     heads = int(getattr(config, "num_attention_heads", getattr(config, "n_head", 12)))
     vocab = int(getattr(config, "vocab_size", 30522))
     positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
-    params = 12 * layers * hidden * hidden + vocab * hidden
-    return {
+    inter = int(getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None)
+                or 4 * hidden)
+    shape = {
         "model": model, "hidden": hidden, "layers": layers, "heads": heads, "vocab": vocab,
-        "max_positions": positions, "params_estimate": params,
+        "intermediate": inter, "max_positions": positions,
     }
+    shape["matmul_params"] = ceilings.matmul_params(shape)
+    shape["params_estimate"] = shape["matmul_params"] + vocab * hidden
+    shape["gflop_per_128_tokens"] = ceilings.flops_per_sequence(shape, 128) / 1e9
+    return shape
 
 
 def check_grid(shape: dict[str, Any], batch_sizes, seq_lens, *, device: str, available=None) -> None:
@@ -89,12 +96,12 @@ def synthetic_batch(batch: int, seq: int, vocab: int, seed: int = 0) -> tuple[np
 
 
 # -- corpus --------------------------------------------------------------------------------
-def corpus_texts(data: str, fmt: str, limit: int | None = None, seed: int = 0) -> tuple[str, list[str]]:
+def corpus_texts(data, fmt: str = "auto", limit: int | None = None, seed: int = 0) -> tuple[str, list[str]]:
     """Review texts of a dataset (item texts when it has none), non-empty, optionally a
-    seeded random subset of ``limit`` texts."""
+    seeded random subset of ``limit`` texts. ``data`` is a path or a loaded RecData."""
     from recfeat.components.dataset import load_dataset
 
-    rec = load_dataset(data, fmt)
+    rec = load_dataset(data, fmt) if isinstance(data, (str, bytes)) or hasattr(data, "__fspath__") else data
     table = rec.reviews if rec.reviews is not None else rec.items
     if table is None:
         raise UsageError(f"dataset {data} has no review or item texts to encode")
@@ -129,11 +136,24 @@ def run_throughput(
     warmup: int = 1,
     command: str | None = None,
     progress: Callable[[str], None] | None = None,
+    ceiling_size: int | None = ceilings.GEMM_SIZE,
+    gate=None,
+    gate_rule: Callable[[list[dict[str, Any]], str], None] | None = None,
+    not_installed: Sequence[dict[str, str]] = (),
 ) -> dict[str, Any]:
-    """Time every backend and peer on the fixed grid and/or the corpus ``texts``."""
+    """Time every backend and peer on the fixed grid and/or the corpus ``texts``.
+
+    ``ceiling_size``: measure the GEMM ceilings at that size first (None: skip); ``gate``: a
+    ``recfeat.bench.gate.TaskGate`` each recfeat path (and the reference) is scored on, and
+    ``gate_rule(table, reference)`` its verdict (``functools.partial(gate.judge, ...)``: passed
+    in, as the gate module itself builds on this one);
+    ``not_installed``: peers left out, listed in the report with the reason."""
     ctx = ctx or bb.BuildContext(encoder=encoder)
     say = progress or (lambda msg: None)
     shape = model_shape(encoder, ctx.init)
+    gemm = (ceilings.measure_ceilings(threads=ctx.threads, size=ceiling_size, progress=say)
+            if ceiling_size and ctx.device == "cpu" else None)  # fmt: skip
+    gate_vectors: dict[str, Any] = {}
     if fixed:
         check_grid(shape, batch_sizes, seq_lens, device=ctx.device)
     specs = _order([*backends, *peers])
@@ -171,7 +191,9 @@ def run_throughput(
                             refs[key] = m.result
                         rows.append({"backend": spec.name, "kind": spec.kind,
                                      "workload": "fixed", "batch": batch, "seq": seq,
-                                     **m.as_row(), **parity(refs.get(key), m.result)})
+                                     **m.as_row(), **parity(refs.get(key), m.result),
+                                     "gflops_per_s": batch * ceilings.flops_per_sequence(shape, seq)
+                                     / m.stats.median_s / 1e9})  # fmt: skip
             if texts is not None:
                 if token_counts is None:
                     token_counts = _count_tokens(runner, texts, ctx)
@@ -189,11 +211,18 @@ def run_throughput(
                     refs["corpus"] = m.result
                 batching = (
                     f"token budget {getattr(getattr(runner, 'encoder', None), 'batch_tokens', '?')}"
-                    if spec.kind == bb.RECFEAT else f"fixed batch {ctx.peer_batch_size}"
+                    if spec.kind == bb.RECFEAT
+                    else f"fixed batch {getattr(runner, 'batch_size', ctx.peer_batch_size)}"
                 )
                 rows.append({"backend": spec.name, "kind": spec.kind, "workload": "corpus",
                              "batching": batching, **m.as_row(),
-                             **parity(refs.get("corpus"), m.result)})
+                             **parity(refs.get("corpus"), m.result),
+                             "gflops_per_s": ceilings.corpus_flops(shape, token_counts)
+                             / m.stats.median_s / 1e9})  # fmt: skip
+            if gate is not None and gate.active and (spec.kind == bb.RECFEAT or spec.name == reference):
+                say(f"{spec.name}: downstream gate on {len(gate.texts)} texts")
+                gate_vectors[spec.name] = runner.encode(gate.texts)
+            _describe(rows, spec, runner)
         except RecfeatError as exc:
             failed.append({"backend": spec.name, "error": str(exc)})
         except Exception as exc:
@@ -203,6 +232,9 @@ def run_throughput(
         reasons = "; ".join(f"{f['backend']}: {f['error']}" for f in failed)
         raise RecfeatError(f"no backend could run: {reasons}")
     add_peer_ratios(rows)
+    gate_info = (_apply_gate(rows, gate, gate_rule, gate_vectors, reference)
+                 if gate is not None and gate_rule is not None else None)  # fmt: skip
+    targets = bench_summary.summarise(rows, (gemm or {}).get("ceilings") or {})
     notes = []
     if random_weights:
         notes.append("RANDOM WEIGHTS: a standard shape with seeded random weights; figures "
@@ -219,10 +251,52 @@ def run_throughput(
         "warmup": warmup,
         "environment": capture_environment(threads=ctx.threads, device=ctx.device),
         "corpus": corpus_info,
+        "ceilings": gemm,
+        "gate": gate_info,
+        "targets": targets,
         "rows": rows,
         "failed": failed,
+        "not_installed": list(not_installed),
         "notes": notes,
     }
+
+
+def _describe(rows, spec, runner) -> None:
+    """Runtime, precision actually run and the runner's settings on this backend's rows."""
+    try:
+        config = runner.describe() or {}
+    except Exception as exc:  # describing must never cost the measurement
+        config = {"describe_error": f"{type(exc).__name__}: {exc}"}
+    precision = config.pop("effective_precision", None) or spec.precision
+    for row in rows:
+        if row["backend"] == spec.name and "precision" not in row:
+            row.update(runtime=spec.runtime, precision=precision, config=config)
+
+
+def _apply_gate(rows, gate, rule, vectors, reference) -> dict[str, Any]:
+    """Score each gated backend's vectors on the task and judge them with ``rule``:
+    ``gate_metrics``, ``gate_passed``, ``gate_why`` and one column per metric
+    (``gate_ndcg10``, ``gate_rmse``) on the backend's rows."""
+    info: dict[str, Any] = {"notes": list(gate.notes), "gated": list(gate.gated),
+                            **getattr(rule, "keywords", {})}  # fmt: skip
+    if not gate.active or reference not in vectors:
+        return info
+    ref_vec = vectors[reference]
+    table = []
+    for name, vec in vectors.items():
+        cos = parity(ref_vec, vec)
+        table.append({"backend": name, "seq_per_s": 0.0, "cosine_mean": cos["cosine_mean"],
+                      "metrics": gate.score(vec)})  # fmt: skip
+    rule(table, reference)
+    for t in table:
+        columns = {f"gate_{k.split()[-1].replace('@', '')}": v for k, v in t["metrics"].items()}
+        for row in rows:
+            if row["backend"] == t["backend"]:
+                row.update(gate_metrics=t["metrics"], gate_passed=t["passes"], gate_why=t["why"],
+                           gate_cosine=t["cosine_mean"], **columns)  # fmt: skip
+    info["backends"] = {t["backend"]: {"passes": t["passes"], "why": t["why"],
+                                       "metrics": t["metrics"]} for t in table}  # fmt: skip
+    return info
 
 
 def _measure_with_warmup(runner, texts, warm, token_counts, repeats, device, warmup):

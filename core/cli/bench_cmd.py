@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shlex
 import sys
 
@@ -34,19 +35,6 @@ def _default_backends(device: str) -> str:
 
     wanted = DEFAULT_GPU_BACKENDS if device.startswith("cuda") else DEFAULT_CPU_BACKENDS
     return ",".join(n for n in wanted.split(",") if BACKENDS[n].available)
-
-
-def _parse_drop(text: str) -> float:
-    from recfeat.errors import OptionError
-
-    raw = text.strip()
-    try:
-        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
-    except ValueError:
-        raise OptionError(f"--max-drop must look like 1% or 0.01, got {text!r}") from None
-    if not 0 <= value < 1:
-        raise OptionError(f"--max-drop must be between 0% and 100%, got {text!r}")
-    return value
 
 
 _common = [
@@ -85,9 +73,9 @@ def bench() -> None:
 
 @bench.command("throughput")
 @_apply(_common)
-@click.option("--peers", default="st-torch", show_default=True,
-              help="Comma-separated peers in the same run ('none' for none): st-torch, "
-                   "st-onnx, st-onnx-qint8, openvino-peer, ...")
+@click.option("--peers", default=None,
+              help="Comma-separated peers in the same run ('none' for none) [default: every "
+                   "peer for the device; those not installed are listed in the report].")
 @click.option("--batch-sizes", default="1,8,32,128", show_default=True)
 @click.option("--seq-lens", default="32,128,256", show_default=True)
 @click.option("--data", default=None, help="Dataset for the real-corpus mode.")
@@ -98,9 +86,14 @@ def bench() -> None:
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True, help="Timed calls per row.")
 @click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True,
               help="Untimed warm-up calls per row.")
+@click.option("--ceiling-size", type=click.IntRange(min=0), default=4096, show_default=True,
+              help="Square GEMM size of the fp32/bf16/int8 ceilings measured first (0: skip).")
+@click.option("--gate/--no-gate", default=True, show_default=True,
+              help="With --data: score recfeat's paths on the downstream gate (content NDCG@10, "
+                   "ridge RMSE on a seeded item-cold split of the data).")
 def throughput_cmd(encoder, backends, threads, device, init, max_length, batch_tokens,
                    peer_batch_size, out, force, peers, batch_sizes, seq_lens, data, fmt, limit,
-                   no_fixed, repeats, warmup):
+                   no_fixed, repeats, warmup, ceiling_size, gate):
     """Sequences/s, tokens/s, latency and memory per backend: fixed shapes and a real corpus."""
     from recfeat.bench import backends as bb
     from recfeat.bench import report as bench_report
@@ -112,24 +105,42 @@ def throughput_cmd(encoder, backends, threads, device, init, max_length, batch_t
     bench_report.check_out_dir(out, force=force)  # before any work
     bb.check_device(device)
     specs = bb.parse_backends(backends or _default_backends(device), kind=bb.RECFEAT, device=device)
-    peer_specs = [] if peers.strip().lower() in ("", "none") else bb.parse_backends(
-        peers, kind=bb.PEER, device=device)
+    not_installed: list[dict[str, str]] = []
+    if peers is None:
+        peer_specs, not_installed = bb.default_peers(device)
+    elif peers.strip().lower() in ("", "none"):
+        peer_specs = []
+    else:
+        peer_specs = bb.parse_backends(peers, kind=bb.PEER, device=device)
     if not specs and not peer_specs:
         raise UsageError(f"no backends to measure; {bb.availability()}")
     batch_list = bench_suite.parse_int_list(batch_sizes, "--batch-sizes")
     seq_list = bench_suite.parse_int_list(seq_lens, "--seq-lens")
     if no_fixed and not data:
         raise UsageError("--no-fixed leaves nothing to measure without --data")
-    texts = name = None
+    texts = name = task = rule = None
     if data:
-        name, texts = bench_suite.corpus_texts(data, fmt, limit)
+        from recfeat.components.dataset import load_dataset
+
+        rec = load_dataset(data, fmt)
+        name, texts = bench_suite.corpus_texts(rec, fmt, limit)
         _say(f"corpus {name}: {len(texts)} texts")
+        if gate:
+            from recfeat.bench import gate as bench_gate
+
+            task = bench_gate.task_gate(rec)
+            rule = functools.partial(bench_gate.judge, min_cosine=bench_gate.DEFAULT_MIN_COSINE,
+                                     max_drop=bench_gate.DEFAULT_MAX_DROP)
+            for note in task.notes:
+                _say(note)
     ctx = _context(encoder, device, threads, init, max_length, batch_tokens, peer_batch_size,
                    calibration=texts[:512] if texts else None)
     results = bench_suite.run_throughput(
         encoder=encoder, backends=specs, peers=peer_specs, batch_sizes=batch_list,
         seq_lens=seq_list, texts=texts, corpus_name=name, fixed=not no_fixed, ctx=ctx,
         repeats=repeats, warmup=warmup, command=_command_line(), progress=_say,
+        ceiling_size=ceiling_size or None, gate=task, gate_rule=rule,
+        not_installed=not_installed,
     )
     path = bench_report.write_report(out, results, force=force)
     click.echo((path / "results.md").read_text())
@@ -148,11 +159,14 @@ def throughput_cmd(encoder, backends, threads, device, init, max_length, batch_t
               help="Evaluation split: item-cold or random.")
 @click.option("--max-drop", default="1%", show_default=True,
               help="Mark backends whose downstream metric falls more than this.")
+@click.option("--min-cosine", type=click.FloatRange(0, 1, min_open=True), default=0.99,
+              show_default=True, help="Gate floor of the mean cosine to torch fp32.")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Use a seeded random subset of this many interactions.")
 def accuracy_cmd(data, encoder, backends, threads, device, init, max_length, batch_tokens,
-                 peer_batch_size, out, force, fmt, models, split_kind, max_drop, limit):
-    """Per backend: embedding parity to torch fp32 and downstream metrics; Pareto plot."""
+                 peer_batch_size, out, force, fmt, models, split_kind, max_drop, min_cosine, limit):
+    """Per backend: embedding parity to torch fp32 and downstream metrics; Pareto plot; the
+    downstream gate's verdict per backend and the fastest that passes (as --backend auto)."""
     from recfeat.bench import accuracy as bench_accuracy
     from recfeat.bench import backends as bb
     from recfeat.bench import report as bench_report
@@ -161,13 +175,16 @@ def accuracy_cmd(data, encoder, backends, threads, device, init, max_length, bat
     guard_outputs({"--out": out}, {"DATA": data, "--encoder": encoder})
     bench_report.check_out_dir(out, force=force)
     bb.check_device(device)
-    drop = _parse_drop(max_drop)
+    from recfeat.bench.gate import parse_drop
+
+    drop = parse_drop(max_drop)
     specs = bb.parse_backends(backends or _default_backends(device), device=device)
     model_list = [m.strip() for m in models.split(",") if m.strip()]
     ctx = _context(encoder, device, threads, init, max_length, batch_tokens, peer_batch_size)
     results = bench_accuracy.run_accuracy(
         data=data, fmt=fmt, encoder=encoder, backends=specs, models=model_list,
-        split=split_kind, max_drop=drop, ctx=ctx, limit=limit, command=_command_line(),
+        split=split_kind, max_drop=drop, min_cosine=min_cosine, ctx=ctx, limit=limit,
+        command=_command_line(),
         progress=_say,
     )
     path = bench_report.write_report(out, results, force=force)

@@ -19,7 +19,11 @@ sha256 of every file). It is built aside and moved into place only when every st
 
 \b
 Validation texts come from --calibration (stratified by length), else a built-in varied
-set. A step below --min-cosine (default 0.9999 fp32, 0.99 int8) fails with the figures.
+set. A step below --min-cosine (default 0.9999 fp32, 0.99 int8) fails with the figures;
+--auto-exclude keeps the most sensitive MatMul roles in float (ONNX nodes_to_exclude, NNCF
+IgnoredScope for --format openvino) until it holds. Quality-preserving int8 on a CPU:
+--format openvino --quantize static-int8 --calibration DATA --min-cosine 0.995 --auto-exclude
+(NNCF, calibrated on DATA; float parts in bf16 where the CPU has bf16 units).
 Use the result with `recfeat extract --encoder DIR` (its manifest names the backend).
 
 \b
@@ -82,10 +86,18 @@ def register(cli: click.Group) -> None:
     @click.option("--opset", type=click.IntRange(min=7), default=None, help="ONNX opset (default 17).")
     @click.option("--external-data", is_flag=True, default=None, help="Weights in model.onnx.data (automatic over 2 GB).")
     @click.option("--force", is_flag=True, help="Replace an existing --out folder.")
+    @click.option("--gate", "gate_data", default=None,
+                  help="Dataset: also judge the exported model on its task (cold-start NDCG@10 of "
+                       "content, RMSE of ridge on a sample split) against torch fp32; a drop over "
+                       "--max-drop fails the export (nothing written).")
+    @click.option("--gate-format", default="auto", show_default=True, help="Format of --gate's dataset.")
+    @click.option("--max-drop", default="1%", show_default=True,
+                  help="--gate: largest relative loss of a downstream metric vs torch fp32.")
     def export_command(encoder_name, model, init, pooling, normalize, max_length, out, optimize,
                        quantize, preset, per_channel, calibration, calibration_format,
                        calibration_method, calibration_size, min_cosine, auto_exclude,
-                       exclude_nodes, fmt, config_path, opset, external_data, force):  # fmt: skip
+                       exclude_nodes, fmt, config_path, opset, external_data, force, gate_data,
+                       gate_format, max_drop):  # fmt: skip
         from recfeat.config import chosen_component, load_config
         from recfeat.errors import UsageError
         from recfeat.outputs_guard import guard_outputs
@@ -94,8 +106,11 @@ def register(cli: click.Group) -> None:
         # --out is replaced as a whole with --force: it may not be, or hold, an input
         guard_outputs({"--out": out}, {
             "--model": model if model and Path(model).expanduser().exists() else None,
-            "--calibration": calibration, "--config": config_path,
+            "--calibration": calibration, "--config": config_path, "--gate": gate_data,
         })  # fmt: skip
+        from recfeat.bench.gate import parse_drop
+
+        drop = parse_drop(max_drop)  # a bad value fails before any work
         config = load_config(config_path) if config_path else {}
         if Path(out).exists() and not force:
             raise UsageError(f"output folder {out} already exists; pass --force to replace it")
@@ -115,8 +130,18 @@ def register(cli: click.Group) -> None:
         rows = []
         overrides = {k: v for k, v in (("pooling", pooling), ("normalize", normalize),
                                        ("max_length", max_length)) if v is not None}  # fmt: skip
+        check = None
+        if gate_data:
+            from recfeat.bench.gate import export_check
+            from recfeat.components.dataset import load_dataset
+
+            # The reference: the exported encoder in torch fp32, with the same overrides.
+            reference = get_registry("encoder").create(encoder_name, **{**enc_options, **overrides})
+            check = export_check(load_dataset(gate_data, gate_format), reference, max_drop=drop,
+                                 say=lambda msg: click.echo(msg, err=True))  # fmt: skip
         try:
-            manifest = exporter.export(encoder, out, texts=texts, force=force, on_step=rows.append, **overrides)
+            manifest = exporter.export(encoder, out, texts=texts, force=force, on_step=rows.append,
+                                       check=check, **overrides)  # fmt: skip
         finally:
             if rows:
                 print_table(rows)

@@ -104,8 +104,14 @@ def _encoder_spec(
 @click.option("--backend", type=click.Choice(BACKENDS), default=None,
               help="torch (default); onnx/openvino run a folder from `recfeat export` given as "
                    "--encoder DIR (or --onnx DIR); auto: benchmark the "
-                   "available backends on a sample of DATA and keep the fastest that holds "
-                   "cosine >= 0.999 to torch fp32 (the choice is cached per machine and model).")  # fmt: skip
+                   "available backends (int8 included) on a sample of DATA and keep the fastest "
+                   "whose vectors hold --min-cosine to torch fp32 and whose cold-start NDCG@10 "
+                   "(content) and RMSE (ridge) on a sample split of DATA stay within --max-drop "
+                   "(the choice is cached per machine, model and gate settings).")  # fmt: skip
+@click.option("--max-drop", default="1%", show_default=True,
+              help="--backend auto: largest relative loss of a downstream metric vs torch fp32.")  # fmt: skip
+@click.option("--min-cosine", type=click.FloatRange(0, 1, min_open=True), default=0.99,
+              show_default=True, help="--backend auto: floor of the mean cosine to torch fp32.")  # fmt: skip
 @click.option(
     "--onnx", "onnx_dir", default=None, help="Same as --encoder DIR with --backend onnx/openvino (older spelling)."
 )
@@ -129,17 +135,38 @@ def _encoder_spec(
 @click.option("--chunk-size", type=click.IntRange(min=1), default=2048, show_default=True,
               help="Texts encoded and committed to the cache at a time (the resume unit).")  # fmt: skip
 @click.option(
-    "--ray", "use_ray", is_flag=True, help="Encode with Ray Data (pip install 'recfeat[ray]')."
-)
+    "--ray", "use_ray", is_flag=True,
+    help="Run on Ray Data (pip install 'recfeat[ray]'): the workers read DATA, encode on an "
+         "actor pool and write Parquet shards into --out DIR/ (manifest.json last); a re-run "
+         "skips shards already written. See docs/scale.md.",
+)  # fmt: skip
+@click.option("--ray-address", default=None, metavar="auto|HOST:PORT",
+              help="With --ray: join this Ray cluster [default: start Ray on this machine].")  # fmt: skip
+@click.option("--actors", default="1", show_default=True, metavar="N|MIN-MAX",
+              help="With --ray: encoder actors (one model each); MIN-MAX lets Ray scale the pool.")  # fmt: skip
+@click.option("--gpus-per-actor", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="With --ray: GPUs each actor reserves (> 0 encodes on cuda).")  # fmt: skip
+@click.option("--cpus-per-actor", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="With --ray: CPUs each actor reserves.")  # fmt: skip
+@click.option("--batch-rows", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="With --ray: input rows per batch = per shard (the resume unit); lower it "
+                   "when an actor runs out of memory.")  # fmt: skip
+@click.option("--stream/--no-stream", "stream", default=None,
+              help="Read the input in batches and write vectors as they come, in memory set by "
+                   "the batch, not the corpus [default: whenever the input and options allow: "
+                   "Amazon/CSV/JSONL/Parquet files or folders of shards, no --train, "
+                   "--token-features, --ray or --backend auto]. --stream insists (an error says "
+                   "why it cannot); --no-stream loads the whole dataset first. Same file either way.")  # fmt: skip
 @click.option(
     "--out", required=True,
     help="Output file (.parquet); <stem>.manifest.json and <stem>.run.json (timings, cache "
          "hits, paths) go beside it, all committed as one unit. Never one of the inputs.",
 )  # fmt: skip
 def extract_command(data, fmt, level, encoder_name, pooling, precision, batch_tokens, max_length,
-                    cleaners, config_path, backend, onnx_dir, cache_dir, no_cache, aggregate,
-                    user_from, train_path, token_features, skip_bad_rows, encoding, options,
-                    chunk_size, use_ray, out) -> None:  # fmt: skip
+                    cleaners, config_path, backend, max_drop, min_cosine, onnx_dir, cache_dir,
+                    no_cache, aggregate, user_from, train_path, token_features, skip_bad_rows,
+                    encoding, options, chunk_size, use_ray, ray_address, actors,
+                    gpus_per_actor, cpus_per_actor, batch_rows, stream, out) -> None:  # fmt: skip
     """Turn the texts of DATA (a file or folder; 'sample' for the SYNTHETIC sample) into
     feature vectors and write them to --out."""
     from recfeat.cli.terminal import clean
@@ -151,7 +178,15 @@ def extract_command(data, fmt, level, encoder_name, pooling, precision, batch_to
         raise UsageError(
             "missing DATA: the input file or folder ('sample' for the SYNTHETIC sample)"
         )
+    if use_ray:  # the Ray Data engine: --out is a folder of shards
+        from recfeat.cli.extract_ray import run_ray
+
+        run_ray(click.get_current_context().params, encoder_spec=_encoder_spec)
+        return
     out_path = check_out_path(out)
+    from recfeat.bench.gate import parse_drop
+
+    drop = parse_drop(max_drop)  # a bad --max-drop fails before any work
     from pathlib import Path
 
     folder_inputs = {
@@ -192,12 +227,33 @@ def extract_command(data, fmt, level, encoder_name, pooling, precision, batch_to
     encoder = get_registry("encoder").create(name, **enc_options)  # validated, not loaded
     cleaner = run.cleaner()
     featurizer = run.featurizer()
+    if stream is not False:
+        from recfeat.extraction.stream import why_not_streamed
+
+        path, fmt_used, loader_options = run.source()
+        why = why_not_streamed(
+            path, fmt_used, loader_options, level=level, user_from=user_from, train=train_path,
+            token_features=featurizer, ray=use_ray, backend=backend,
+        )  # fmt: skip
+        if stream and why:
+            raise UsageError(f"--stream: this run cannot stream ({why}); drop --stream")
+        if why is None:
+            from recfeat.extraction.outputs import stream_save
+
+            result = stream_save(
+                out_path, path, level, encoder, cleaner, fmt=fmt_used, options=loader_options,
+                aggregate=aggregate, user_from=user_from, cache=False if no_cache else cache_dir,
+                chunk_size=chunk_size, echo=lambda msg: click.echo(clean(msg), err=True),
+            )  # fmt: skip
+            click.echo(summary_line(result, out_path))
+            return
     dataset = run.load()
     if backend == "auto":
         from recfeat.bench.auto_backend import auto_encoder
 
         encoder = auto_encoder(name, enc_options, dataset, level, cleaner,
-                               say=lambda msg: click.echo(msg, err=True))  # fmt: skip
+                               say=lambda msg: click.echo(msg, err=True),
+                               min_cosine=min_cosine, max_drop=drop)  # fmt: skip
     train = read_train(train_path, dataset.interactions) if train_path else None
     from recfeat.extraction.pipeline import extract
 

@@ -12,6 +12,7 @@ while the backend runs the current one (what keeps a GPU busy); the vectors are 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -83,11 +84,19 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> TokenBatch:
 class _Counter:
     """Accumulates the statistics of one call, over one or several tokenised chunks."""
 
-    def __init__(self) -> None:
+    def __init__(self, per_text: int | None = None) -> None:
         self.texts = self.tokens = self.truncated = self.dropped = 0
         self.batches = self.padded = 0
+        # Tokens kept / dropped for each input text, in input order, when asked for.
+        self.kept = None if per_text is None else np.zeros(per_text, dtype=np.int64)
+        self.dropped_each = None if per_text is None else np.zeros(per_text, dtype=np.int64)
+        self.tokenize_seconds = 0.0
 
-    def add_tokens(self, tokens: TokenBatch) -> None:
+    def add_tokens(self, tokens: TokenBatch, offset: int = 0) -> None:
+        if self.kept is not None:  # per-text counts asked for (encode(per_text=True))
+            end = offset + len(tokens.ids)
+            self.kept[offset:end] = tokens.lengths
+            self.dropped_each[offset:end] = tokens.n_dropped
         self.texts += len(tokens.ids)
         self.tokens += int(tokens.lengths.sum())
         self.truncated += int((tokens.n_dropped > 0).sum())
@@ -99,7 +108,7 @@ class _Counter:
 
     def stats(self) -> dict[str, Any]:
         ratio = 0.0 if self.padded == 0 else 1.0 - self.tokens / self.padded
-        return {
+        out = {
             "texts": self.texts,
             "tokens": self.tokens,
             "truncated_texts": self.truncated,
@@ -107,6 +116,10 @@ class _Counter:
             "padding_ratio": round(ratio, 6),
             "batches": self.batches,
         }
+        if self.kept is not None:  # the names recfeat.extraction.pipeline reads
+            out["n_kept"], out["n_dropped"] = self.kept, self.dropped_each
+            out["tokenize_seconds"] = self.tokenize_seconds
+        return out
 
 
 def empty(dim: int) -> tuple[np.ndarray, dict[str, Any]]:
@@ -130,14 +143,24 @@ def encode(
     progress: bool = False,
     overlap: bool = False,
     chunk_texts: int = 4096,
+    per_text: bool = False,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """float32 ``(len(texts), backend.dim)`` in input order, and the call's statistics."""
+    """float32 ``(len(texts), backend.dim)`` in input order, and the call's statistics.
+
+    ``per_text=True`` adds ``n_kept`` and ``n_dropped`` to the statistics: int64 arrays of
+    the tokens kept and dropped by truncation for each text, in input order (the server
+    reports them per input; the tokenizer already counted them, so this costs nothing), and
+    ``tokenize_seconds``, the time spent in the tokenizer (the server's latency metrics)."""
     from recfeat.progress import progress_bar
 
     texts = check_texts(texts)
     if not texts:
-        return empty(backend.dim)
-    counter = _Counter()
+        out, stats = empty(backend.dim)
+        if per_text:
+            stats["n_kept"] = stats["n_dropped"] = np.zeros(0, dtype=np.int64)
+            stats["tokenize_seconds"] = 0.0
+        return out, stats
+    counter = _Counter(len(texts) if per_text else None)
     out = np.empty((len(texts), int(backend.dim)), dtype=np.float32)
     pad_id = pad_id_of(tokenizer)
     enabled = None if progress else False
@@ -157,8 +180,10 @@ def encode(
 
 def _batches(texts, tokenizer, plan: BatchPlan, pad_id: int, counter: _Counter, offset: int = 0):
     """(rows, padded feed) for each planned batch of ``texts``; rows index the full input."""
+    start = time.perf_counter()
     tokens = tokenize(tokenizer, texts, plan.max_length or 10**9)
-    counter.add_tokens(tokens)
+    counter.tokenize_seconds += time.perf_counter() - start
+    counter.add_tokens(tokens, offset)
     lengths = tokens.lengths
     for idx in plan.batches(lengths):
         width = plan.width(lengths[idx])

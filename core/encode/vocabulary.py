@@ -9,7 +9,8 @@ folder (``recfeat export``; it holds ``manifest.json``) for ``onnx`` and ``openv
 
 In lists (``bench --backends``) a choice is spelled ``BACKEND-PRECISION[-VARIANT]``:
 ``torch-fp32``, ``torch-bf16``, ``onnx-int8``, ``onnx-int8-static``, ``onnx-fp32-o2``,
-``openvino-bf16``. The spellings of earlier releases (``onnx-o2``, ``onnx-qdq``,
+``openvino-bf16``, ``openvino-int8`` (NNCF, calibrated on the user's corpus; its float parts
+run in bf16 where the CPU has bf16 units). The spellings of earlier releases (``onnx-o2``, ``onnx-qdq``,
 ``onnxruntime``, ``ov``) are read as aliases, with one deprecation line.
 """
 

@@ -30,6 +30,24 @@ class ExtractRun:
 
     def load(self):
         from recfeat.components.dataset import load_dataset
+
+        path, fmt, options = self.source()
+        started = time.perf_counter()
+        dataset = load_dataset(path, format=fmt, **options)
+        synthetic = dataset.report.get("synthetic") and "SYNTHETIC" not in dataset.name
+        label = " (SYNTHETIC sample data)" if synthetic else ""
+        self.echo(
+            f"loaded {dataset.name}{label}: {len(dataset.interactions):,} interactions, "
+            f"{0 if dataset.reviews is None else len(dataset.reviews):,} reviews, "
+            f"{0 if dataset.items is None else len(dataset.items):,} item texts "
+            f"({time.perf_counter() - started:.1f} s)"
+        )
+        return dataset
+
+    def source(self):
+        """``(path, format, loader options)`` from flags over the config (path None and
+        format "synthetic-books" for the sample); what ``load`` reads, and what a streamed
+        run (``recfeat.extraction.stream``) reads in batches instead."""
         from recfeat.config import component_spec, parse_key_values
 
         fmt, options = self.fmt, {}
@@ -46,17 +64,7 @@ class ExtractRun:
         path = self.data
         if path in (None, "sample") and fmt in ("auto", "sample", "synthetic-books"):
             path, fmt = None, "synthetic-books"
-        started = time.perf_counter()
-        dataset = load_dataset(path, format=fmt, **options)
-        synthetic = dataset.report.get("synthetic") and "SYNTHETIC" not in dataset.name
-        label = " (SYNTHETIC sample data)" if synthetic else ""
-        self.echo(
-            f"loaded {dataset.name}{label}: {len(dataset.interactions):,} interactions, "
-            f"{0 if dataset.reviews is None else len(dataset.reviews):,} reviews, "
-            f"{0 if dataset.items is None else len(dataset.items):,} item texts "
-            f"({time.perf_counter() - started:.1f} s)"
-        )
-        return dataset
+        return path, fmt, options
 
     def cleaner(self):
         from recfeat.extraction.cleaning import build_cleaner_chain

@@ -106,6 +106,7 @@ class AmazonReviews(Dataset):
     """Amazon reviews JSON Lines (.json/.json.gz, 2014 or 2018 schema), de-duplicated."""
 
     name = "amazon"
+    suffixes = SUFFIXES
 
     def __init__(
         self,
@@ -134,86 +135,21 @@ class AmazonReviews(Dataset):
         obj = first_object(path)
         return bool(obj) and "reviewerID" in obj and "asin" in obj
 
-    def load(self, path: str | Path) -> RecData:
-        import pandas as pd
+    def review_rows(self, path: Path, report: dict[str, Any]) -> ReviewRows:
+        """The row mapping with this loader's options (also used by the batch reader)."""
+        return ReviewRows(path, self.text_fields, self.skip_bad_rows, report)
 
+    def load(self, path: str | Path) -> RecData:
         path = resolve_file(v.check_path(path))
         report: dict[str, Any] = {"format": "amazon", "file": str(path)}
-        users: list[str | None] = []
-        items: list[str | None] = []
-        ratings: list[float] = []
-        times: list[int] = []
-        texts: list[str] = []
-        votes: list[int] = []
-        lines: list[int] = []
-        bad: list[str] = []
-        fields_seen = dict.fromkeys(self.text_fields, 0)
-        empty_fields = dict.fromkeys(self.text_fields, 0)
-        saw_2018 = False
-        rows_read = 0
-        first_keys: list[str] = []
+        rows = self.review_rows(path, report)
         for lineno, obj in v.iter_json_lines(
             path, encoding=self.encoding, skip_bad_rows=self.skip_bad_rows, report=report
         ):
-            rows_read += 1
-            if rows_read == 1:
-                first_keys = list(obj)
-            missing = [k for k in REQUIRED_KEYS if k not in obj]
-            if missing:
-                if self.skip_bad_rows:
-                    report["bad_rows_skipped"] = report.get("bad_rows_skipped", 0) + 1
-                    continue
-                raise DataError(
-                    f"{path} line {lineno}: no {', '.join(missing)} key; keys found: "
-                    f"{', '.join(obj)}; for other JSON Lines use --format jsonl with "
-                    "user_col/item_col/rating_col/text_col, or pass skip_bad_rows=True"
-                )
-            saw_2018 = saw_2018 or any(k in obj for k in KEYS_2018)
-            parts = []
-            for field in self.text_fields:
-                fields_seen[field] += field in obj
-                value = obj.get(field)
-                value = "" if value is None else str(value)
-                if not value.strip():
-                    empty_fields[field] += 1
-                parts.append(value)
-            users.append(obj["reviewerID"])
-            items.append(obj["asin"])
-            ratings.append(_rating(obj["overall"]))
-            ts, why = _timestamp(obj.get("unixReviewTime"))
-            times.append(ts)
-            bad.append(why)
-            texts.append(v.join_text(parts))
-            votes.append(_votes(obj))
-            lines.append(lineno)
-
-        absent = [f for f, n in fields_seen.items() if n == 0]
-        chosen = self.text_fields != DEFAULT_TEXT_FIELDS
-        # A field named on purpose that no row has is a typo; so is no text field at all.
-        if absent and rows_read and (chosen or len(absent) == len(self.text_fields)):
-            raise DataError(
-                f"{path}: text field(s) {', '.join(absent)} (option text_fields) appear in no "
-                f"row; keys of line {lines[0] if lines else 1}: {', '.join(first_keys)}; name "
-                "fields the file has (e.g. text_fields=[\"summary\", \"reviewText\"]), or "
-                "text_fields=[] for ratings only"
-            )
-        if absent:
-            report["absent_text_fields"] = absent  # a default field this file does not have
-        report["rows_read"] = rows_read
-        report["schema"] = "2018" if saw_2018 else "2014"
-        report["text_fields"] = list(self.text_fields)
-        report["empty_fields"] = empty_fields
-        df = pd.DataFrame(
-            {
-                "user": v.coerce_ids(pd.Series(users, dtype=object)),
-                "item": v.coerce_ids(pd.Series(items, dtype=object)),
-                "rating": pd.Series(ratings, dtype="float64"),
-                "timestamp": pd.Series(times, dtype="float64"),
-                "_bad": pd.Series(bad, dtype=object),
-                "text": pd.Series(texts, dtype=object),
-                "helpful_votes": pd.Series(votes, dtype="int64"),
-            }
-        )
+            rows.add(lineno, obj)
+        rows.finish()
+        lines = rows.lines
+        df = rows.frame()
         df = v.drop_bad_rows(
             df,
             rating_scale=self.rating_scale,
@@ -230,3 +166,114 @@ class AmazonReviews(Dataset):
             has_text=True,
             extra_review_columns=("helpful_votes",),
         )
+
+
+class ReviewRows:
+    """Amazon review objects -> columns (user, item, rating, timestamp, _bad, text,
+    helpful_votes), with the per-field counts of the whole file.
+
+    The one mapping from JSON objects to rows: the whole-file loader feeds every line and
+    calls :meth:`frame` once; the batch reader (``recfeat.extraction.records``) calls
+    :meth:`frame` every few thousand rows, so only one batch of rows is held while the
+    counts still cover the file. :meth:`finish` checks the text fields and fills ``report``.
+    """
+
+    def __init__(self, path: Path, text_fields: tuple[str, ...], skip_bad_rows: bool,
+                 report: dict[str, Any]):  # fmt: skip
+        self.path = path
+        self.text_fields = tuple(text_fields)
+        self.skip_bad_rows = skip_bad_rows
+        self.report = report
+        self.fields_seen = dict.fromkeys(self.text_fields, 0)
+        self.empty_fields = dict.fromkeys(self.text_fields, 0)
+        self.saw_2018 = False
+        self.rows_read = 0
+        self.first_keys: list[str] = []
+        self.first_line: int | None = None
+        self._clear()
+
+    def _clear(self) -> None:
+        self.users: list[Any] = []
+        self.items: list[Any] = []
+        self.ratings: list[float] = []
+        self.times: list[float] = []
+        self.bad: list[str] = []
+        self.texts: list[str] = []
+        self.votes: list[int] = []
+        self.lines: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def add(self, lineno: int, obj: dict[str, Any]) -> None:
+        self.rows_read += 1
+        if self.rows_read == 1:
+            self.first_keys = list(obj)
+        missing = [k for k in REQUIRED_KEYS if k not in obj]
+        if missing:
+            if self.skip_bad_rows:
+                self.report["bad_rows_skipped"] = self.report.get("bad_rows_skipped", 0) + 1
+                return
+            raise DataError(
+                f"{self.path} line {lineno}: no {', '.join(missing)} key; keys found: "
+                f"{', '.join(obj)}; for other JSON Lines use --format jsonl with "
+                "user_col/item_col/rating_col/text_col, or pass skip_bad_rows=True"
+            )
+        self.saw_2018 = self.saw_2018 or any(k in obj for k in KEYS_2018)
+        parts = []
+        for field in self.text_fields:
+            self.fields_seen[field] += field in obj
+            value = obj.get(field)
+            value = "" if value is None else str(value)
+            if not value.strip():
+                self.empty_fields[field] += 1
+            parts.append(value)
+        if self.first_line is None:
+            self.first_line = lineno
+        self.users.append(obj["reviewerID"])
+        self.items.append(obj["asin"])
+        self.ratings.append(_rating(obj["overall"]))
+        ts, why = _timestamp(obj.get("unixReviewTime"))
+        self.times.append(ts)
+        self.bad.append(why)
+        self.texts.append(v.join_text(parts))
+        self.votes.append(_votes(obj))
+        self.lines.append(lineno)
+
+    def frame(self):
+        """The rows added since the last call, as a DataFrame (and forget them)."""
+        import pandas as pd
+
+        df = pd.DataFrame(
+            {
+                "user": v.coerce_ids(pd.Series(self.users, dtype=object)),
+                "item": v.coerce_ids(pd.Series(self.items, dtype=object)),
+                "rating": pd.Series(self.ratings, dtype="float64"),
+                "timestamp": pd.Series(self.times, dtype="float64"),
+                "_bad": pd.Series(self.bad, dtype=object),
+                "text": pd.Series(self.texts, dtype=object),
+                "helpful_votes": pd.Series(self.votes, dtype="int64"),
+            }
+        )
+        self._clear()
+        return df
+
+    def finish(self) -> None:
+        """After the last row: a named text field no row has is an error; fill ``report``."""
+        report = self.report
+        absent = [f for f, n in self.fields_seen.items() if n == 0]
+        chosen = self.text_fields != DEFAULT_TEXT_FIELDS
+        # A field named on purpose that no row has is a typo; so is no text field at all.
+        if absent and self.rows_read and (chosen or len(absent) == len(self.text_fields)):
+            raise DataError(
+                f"{self.path}: text field(s) {', '.join(absent)} (option text_fields) appear "
+                f"in no row; keys of line {self.first_line or 1}: {', '.join(self.first_keys)}; "
+                'name fields the file has (e.g. text_fields=["summary", "reviewText"]), or '
+                "text_fields=[] for ratings only"
+            )
+        if absent:
+            report["absent_text_fields"] = absent  # a default field this file does not have
+        report["rows_read"] = self.rows_read
+        report["schema"] = "2018" if self.saw_2018 else "2014"
+        report["text_fields"] = list(self.text_fields)
+        report["empty_fields"] = self.empty_fields

@@ -103,30 +103,10 @@ class _Table(Dataset):
             "bad_rows_skipped": getattr(self, "_skipped", 0),  # lines the reader dropped
         }
         cols = table.columns
-        pick = {
-            opt: v.pick_column(
-                cols, getattr(self, opt), DEFAULTS[opt], option=opt, path=path,
-                required=opt in ("user_col", "item_col", "rating_col"),
-            )
-            for opt in DEFAULTS
-        }  # fmt: skip
+        pick = self.pick_columns(cols, path)
         report["columns"] = {k.removesuffix("_col"): c for k, c in pick.items() if c is not None}
-        df = pd.DataFrame(
-            {
-                "user": v.coerce_ids(table[pick["user_col"]]),
-                "item": v.coerce_ids(table[pick["item_col"]]),
-                "rating": v.numbers(table[pick["rating_col"]]),
-            }
-        )
-        ts_col = pick["timestamp_col"]
-        if ts_col:
-            label = "timestamp" if ts_col == "timestamp" else f"timestamp ({ts_col})"
-            df["timestamp"], df["_bad"] = v.parse_timestamps(table[ts_col], label)
-        else:
-            df["timestamp"] = -1
+        df = self.map_rows(table, pick)
         has_text = pick["text_col"] is not None
-        if has_text:
-            df["text"] = table[pick["text_col"]]
         inline_item_cols = None
         if self.item_text_col and not self.items_path:
             inline_item_cols = self._item_text_cols(cols, path)
@@ -159,6 +139,39 @@ class _Table(Dataset):
             has_text=has_text,
             items=items,
         )
+
+    def pick_columns(self, columns, path: Path) -> dict[str, str | None]:
+        """Option name (``user_col``...) -> the column of ``columns`` it maps to, or None."""
+        return {
+            opt: v.pick_column(
+                columns, getattr(self, opt), DEFAULTS[opt], option=opt, path=path,
+                required=opt in ("user_col", "item_col", "rating_col"),
+            )
+            for opt in DEFAULTS
+        }  # fmt: skip
+
+    def map_rows(self, table, pick: dict[str, str | None]):
+        """Raw rows -> ``user, item, rating, timestamp[, _bad][, text]`` (checked later by
+        ``drop_bad_rows``). The one mapping: the whole-file ``load`` calls it on the table,
+        the batch reader (``recfeat.extraction.records``) on each batch."""
+        import pandas as pd
+
+        df = pd.DataFrame(
+            {
+                "user": v.coerce_ids(table[pick["user_col"]]),
+                "item": v.coerce_ids(table[pick["item_col"]]),
+                "rating": v.numbers(table[pick["rating_col"]]),
+            }
+        )
+        ts_col = pick["timestamp_col"]
+        if ts_col:
+            label = "timestamp" if ts_col == "timestamp" else f"timestamp ({ts_col})"
+            df["timestamp"], df["_bad"] = v.parse_timestamps(table[ts_col], label)
+        else:
+            df["timestamp"] = -1
+        if pick["text_col"] is not None:
+            df["text"] = table[pick["text_col"]]
+        return df
 
     def _item_text_cols(self, columns, path: Path) -> list[str]:
         wanted = [c.strip() for c in (self.item_text_col or "").split(",") if c.strip()]

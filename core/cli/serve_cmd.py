@@ -1,0 +1,98 @@
+"""``recfeat serve``: embeddings (OpenAI-compatible and recfeat's own) and recommendations
+over HTTP, with dynamic micro-batching. The server lives in ``recfeat.serve``; this command
+parses the flags, loads the dataset's item texts when given, and runs it (docs/serving.md).
+"""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("serve")
+@click.option("--model", default="minilm", show_default=True,
+              help="Encoder: a registry name, a Hugging Face model folder, or an export folder.")
+@click.option("--backend", default=None, help="torch, onnx or openvino (default: torch, or "
+              "what an export folder holds).")
+@click.option("--precision", default=None, help="fp32, bf16, fp16 (CUDA), int8 (exports).")
+@click.option("--device", default=None, help="torch device: cpu (default) or cuda.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads of the model (default: the runtime's; one replica per core set).")
+@click.option("--recommender", "recommender", default=None, metavar="MODEL_FILE",
+              help="A model saved by `recfeat train`, for POST /recommend.")
+@click.option("--data", default=None, metavar="DATASET",
+              help="Dataset whose item texts are encoded at start (text-profile recommendations).")
+@click.option("--format", "fmt", default="auto", show_default=True, help="Format of --data.")
+@click.option("--item-features", default=None, metavar="FILE.parquet",
+              help="Item vectors from `recfeat extract --level item` (same encoder), instead "
+              "of encoding --data's texts at start.")
+@click.option("--cleaners", default=None,
+              help="Cleaner chain for input texts (default: extract's default; 'none': raw).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 exposes the server to the network).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port; 0 picks a free one (the start-up line says which).")
+@click.option("--api-key", envvar="RECFEAT_API_KEY", default=None,
+              help="Require 'Authorization: Bearer KEY' on every route but /health "
+              "(env RECFEAT_API_KEY).")
+@click.option("--max-batch-tokens", type=click.IntRange(min=1), default=8192, show_default=True,
+              help="Token budget of one micro-batch (one engine call).")
+@click.option("--batch-window-ms", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="Longest wait for more requests to join a batch.")
+@click.option("--max-queue", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Requests waiting at most; more get 429 with Retry-After.")
+@click.option("--max-inputs", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Texts in one request at most (413 above).")
+@click.option("--max-chars", type=click.IntRange(min=1), default=16384, show_default=True,
+              help="Characters in one text at most (413 above).")
+@click.option("--max-body-bytes", type=click.IntRange(min=1), default=8 * 1024 * 1024,
+              show_default=True, help="Request body size at most (413 above).")
+@click.option("--request-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
+              show_default=True, help="Seconds a request may wait for its vectors (503 after).")
+@click.option("--cache-size", type=click.IntRange(min=0), default=10000, show_default=True,
+              help="Texts kept in the in-memory LRU cache (0: off).")
+@click.option("--trust", is_flag=True,
+              help="Also open an OLD pickle model file (runs code from it; only your own files).")
+def serve_command(model, backend, precision, device, threads, recommender, data, fmt, item_features,
+                  cleaners, host, port, api_key, max_batch_tokens, batch_window_ms, max_queue,
+                  max_inputs, max_chars, max_body_bytes, request_timeout, cache_size,
+                  trust) -> None:  # fmt: skip
+    """Serve embeddings and recommendations over HTTP until SIGTERM / Ctrl-C."""
+    from recfeat.serve.server import bind, build_state, check_installed, run
+    from recfeat.serve.state import ServeSettings
+
+    check_installed()
+    settings = ServeSettings(
+        host=host, port=port, api_key=api_key or None, max_batch_tokens=max_batch_tokens,
+        batch_window_ms=batch_window_ms, max_queue=max_queue, max_inputs=max_inputs,
+        max_chars=max_chars, max_body_bytes=max_body_bytes, request_timeout=request_timeout,
+        cache_size=cache_size,
+    )  # fmt: skip
+    item_texts = None
+    if data:
+        from recfeat.plugins.datasets import load_dataset
+
+        item_texts = _item_texts(load_dataset(data, format=fmt), data)
+    state, load = build_state(
+        settings, model=model, backend=backend, precision=precision, device=device,
+        threads=threads,
+        recommender=recommender, item_texts=item_texts, item_features=item_features,
+        cleaners=cleaners, trust=trust,
+    )  # fmt: skip
+    run(state, load, bind(host, port), out=lambda line: click.echo(line))
+
+
+def _item_texts(dataset, where: str) -> dict[str, str]:
+    from recfeat.errors import UsageError
+
+    table = dataset.items
+    if table is None or not len(table) or "text" not in table.columns:
+        raise UsageError(
+            f"--data {where} has no item texts (review-only data); give item vectors with "
+            "--item-features FILE.parquet (recfeat extract DATA --level item)"
+        )
+    text = table["text"].fillna("").astype(str)
+    return dict(zip(table["item"].astype(str), text, strict=True))
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(serve_command)

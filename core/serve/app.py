@@ -1,0 +1,160 @@
+"""The FastAPI app: routes, and errors as one line of JSON (``recfeat.serve.errors``).
+
+Routes are ``async``: they check and clean the input on the event loop, await the
+micro-batcher for vectors (the model runs on its own thread) and build the response by hand
+(``json.dumps``), which is several times faster than FastAPI's encoder for float lists.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from recfeat.serve.errors import ApiError, error_body, too_large, unavailable
+from recfeat.serve.middleware import Gate
+from recfeat.serve.schemas import (
+    EmbeddingsRequest,
+    EmbedRequest,
+    ItemsRequest,
+    ItemText,
+    RecommendRequest,
+)
+
+
+def build_app(state, lifespan=None):
+    from fastapi import FastAPI
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException
+    from starlette.responses import Response
+
+    app = FastAPI(title="recfeat serve", lifespan=lifespan)
+
+    def reply(obj: Any, status: int = 200) -> Response:
+        return Response(json.dumps(obj, separators=(",", ":")), status, media_type="application/json")
+
+    def error(status: int, message: str, type_: str, code: str | None, headers=None) -> Response:
+        return Response(error_body(message, type_, code), status, headers=headers,
+                        media_type="application/json")  # fmt: skip
+
+    @app.exception_handler(ApiError)
+    async def api_error(request, exc: ApiError):
+        return error(exc.status, exc.message, exc.type, exc.code, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request, exc: RequestValidationError):
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        if first.get("type") == "json_invalid":
+            return error(400, f"malformed JSON: {first.get('ctx', {}).get('error', 'cannot parse')}"
+                         "; send a JSON object", "invalid_request_error", "invalid_json")  # fmt: skip
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        return error(422, f"{where}: {first.get('msg', 'invalid')}{more}", "invalid_request_error",
+                     "invalid_body")  # fmt: skip
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request, exc: HTTPException):
+        return error(exc.status_code, str(exc.detail), "invalid_request_error", "not_found"
+                     if exc.status_code == 404 else None, getattr(exc, "headers", None))  # fmt: skip
+
+    @app.exception_handler(Exception)
+    async def internal(request, exc: Exception):
+        return error(500, f"internal error {type(exc).__name__}: {exc}; this is a bug in "
+                     "recfeat: report it", "server_error", "internal_error")  # fmt: skip
+
+    def require_ready() -> None:
+        if not state.ready:
+            raise unavailable(state.load_error or "the model is still loading; retry shortly",
+                              "not_ready", retry_after=1)  # fmt: skip
+
+    embedder = state.embedder
+
+    async def encode(texts: list[str]):
+        require_ready()
+        return await embedder.embed(embedder.check(texts))
+
+    # -- embeddings ------------------------------------------------------------------------
+    @app.post("/v1/embeddings")
+    async def embeddings(req: EmbeddingsRequest):
+        if req.model is not None and req.model not in state.model_names:
+            raise ApiError(404, f"model {req.model!r} is not served here; this server serves "
+                           f"{state.model_label!r}", code="model_not_found")  # fmt: skip
+        texts = [req.input] if isinstance(req.input, str) else req.input
+        out = await encode(texts)
+        if req.encoding_format == "base64":
+            rows = [base64.b64encode(v.astype("<f4").tobytes()).decode() for v in out.vectors]
+        else:
+            rows = out.vectors.tolist()
+        tokens = int(out.kept.sum())
+        return reply({
+            "object": "list",
+            "data": [{"object": "embedding", "index": i, "embedding": r} for i, r in enumerate(rows)],
+            "model": req.model or state.model_label,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        })  # fmt: skip
+
+    @app.post("/embed")
+    async def embed(req: EmbedRequest):
+        out = await encode(req.texts)
+        return reply({
+            "vectors": out.vectors.tolist(),
+            "items": [
+                {"tokens": int(k), "truncated": bool(d > 0), "tokens_dropped": int(d)}
+                for k, d in zip(out.kept, out.dropped, strict=True)
+            ],
+            "model": state.model_label,
+            "backend": state.backend,
+        })  # fmt: skip
+
+    # -- items -----------------------------------------------------------------------------
+    @app.put("/items/{item_id}")
+    async def put_item(item_id: str, req: ItemText):
+        out = await encode([req.text])
+        created = state.store.put_many([item_id], out.vectors) == 1
+        return reply({"id": item_id, "created": created, "tokens": int(out.kept[0]),
+                      "truncated": bool(out.dropped[0] > 0), "items": len(state.store)})  # fmt: skip
+
+    @app.post("/items")
+    async def put_items(req: ItemsRequest):
+        if len(req.items) > embedder.max_inputs:
+            raise too_large(f"{len(req.items)} items in one request", embedder.max_inputs,
+                            "--max-inputs")  # fmt: skip
+        out = await encode([item.text for item in req.items])
+        created = state.store.put_many([item.id for item in req.items], out.vectors)
+        return reply({"stored": len(req.items), "created": created, "items": len(state.store),
+                      "truncated": int((out.dropped > 0).sum())})  # fmt: skip
+
+    # -- recommendations -------------------------------------------------------------------
+    @app.post("/recommend")
+    async def recommend(req: RecommendRequest):
+        require_ready()
+        user = req.user.strip() if req.user and req.user.strip() else None
+        vectors = (await encode(req.history_texts)).vectors if req.history_texts else None
+        if len(req.history_items) > embedder.max_inputs:
+            raise too_large(f"{len(req.history_items)} history items", embedder.max_inputs,
+                            "--max-inputs")  # fmt: skip
+        return reply(state.recommender.recommend(
+            user, req.k, exclude_seen=req.exclude_seen, history_items=req.history_items,
+            history_vectors=vectors,
+        ))  # fmt: skip
+
+    # -- probes ----------------------------------------------------------------------------
+    @app.get("/health")
+    async def health():
+        return reply({"status": "ok"})
+
+    @app.get("/ready")
+    async def ready():
+        if state.ready and not state.closing:
+            return reply({"status": "ready", "model": state.model_label, "backend": state.backend,
+                          "items": len(state.store)})  # fmt: skip
+        why = "shutting down" if state.closing else state.load_error or "loading"
+        return error(503, f"not ready: {why}", "server_error", "not_ready")
+
+    @app.get("/metrics")
+    async def metrics():
+        body, content_type = state.metrics.render()
+        return Response(body, media_type=content_type)
+
+    return Gate(app, state)

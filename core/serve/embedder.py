@@ -1,0 +1,142 @@
+"""Texts -> vectors for the routes: check limits, clean, answer repeats from the LRU, send the
+rest through the micro-batcher to the encoder (the one engine loop), and report per text the
+tokens kept and dropped by truncation.
+
+Texts are cleaned with the same cleaner chain ``recfeat extract`` uses by default, so a
+served vector equals the offline one for the same text, encoder and backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from recfeat.serve.batcher import GroupResult, MicroBatcher
+from recfeat.serve.cache import LRUCache
+from recfeat.serve.errors import ApiError, too_large
+
+# A short and a longer text: warm-up runs both shapes before the first request.
+WARM_TEXTS = ("warm up", "a longer warm-up text so that a second batch shape is compiled " * 4)
+
+
+@dataclasses.dataclass
+class Embedded:
+    vectors: np.ndarray  # float32 (n, dim), in request order
+    kept: np.ndarray  # int64 (n,)
+    dropped: np.ndarray  # int64 (n,)
+
+
+class Embedder:
+    def __init__(self, encoder, cleaner, metrics, *, cache_size: int, max_inputs: int,
+                 max_chars: int, budget_tokens: int, window_s: float, max_queue: int,
+                 timeout_s: float) -> None:  # fmt: skip
+        from recfeat.extraction.cache import fingerprint_digest
+
+        self.encoder = encoder
+        self.cleaner = cleaner
+        self.metrics = metrics
+        self.max_inputs = max_inputs
+        self.max_chars = max_chars
+        self.fingerprint = encoder.fingerprint()
+        self.cache = LRUCache(cache_size, fingerprint_digest(self.fingerprint))
+        self.max_length = int(self.fingerprint.get("max_length") or 512)
+        # One thread runs the model, so engine calls never overlap (and never fight for cores).
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="recfeat-encode")
+        self.batcher = MicroBatcher(
+            self.encode_now, estimate=self.estimate_tokens, budget_tokens=budget_tokens,
+            window_s=window_s, max_queue=max_queue, timeout_s=timeout_s, metrics=metrics,
+            executor=self.executor,
+        )  # fmt: skip
+        self._per_text = "per_text" in inspect.signature(encoder.encode).parameters
+        self.warmup_ms: float | None = None
+
+    @property
+    def dim(self) -> int:
+        return int(self.encoder.dim)
+
+    def estimate_tokens(self, text: str) -> int:
+        """Tokens a text will take, before tokenising: ~4 characters a token plus the two
+        special tokens, never past the model's limit (only the batch budget uses it)."""
+        return min(len(text) // 4 + 2, self.max_length)
+
+    # -- checks ----------------------------------------------------------------------------
+    def check(self, texts: list[str]) -> list[str]:
+        """Cleaned ``texts`` or ApiError 413 (limits) / 400 (empty)."""
+        if not texts:
+            raise ApiError(400, "input is an empty list; send at least one text",
+                           code="empty_input")  # fmt: skip
+        if len(texts) > self.max_inputs:
+            raise too_large(f"{len(texts)} inputs in one request", self.max_inputs, "--max-inputs")
+        for i, text in enumerate(texts):
+            if len(text) > self.max_chars:
+                raise too_large(f"input {i} has {len(text)} characters", self.max_chars,
+                                "--max-chars")  # fmt: skip
+        cleaned = self.cleaner.clean(texts) if self.cleaner is not None else list(texts)
+        for i, text in enumerate(cleaned):
+            if not text.strip():
+                raise ApiError(400, f"input {i} is empty (after cleaning); send non-empty text",
+                               code="empty_input")  # fmt: skip
+        return cleaned
+
+    # -- encoding --------------------------------------------------------------------------
+    async def embed(self, texts: list[str]) -> Embedded:
+        """Vectors of ``texts`` (already checked and cleaned), from the cache or the batcher."""
+        n = len(texts)
+        vectors = np.empty((n, self.dim), dtype=np.float32)
+        kept = np.empty(n, dtype=np.int64)
+        dropped = np.empty(n, dtype=np.int64)
+        missing: dict[str, list[int]] = {}
+        for i, text in enumerate(texts):
+            hit = self.cache.get(text)
+            if hit is None:
+                missing.setdefault(text, []).append(i)
+            else:
+                vectors[i], kept[i], dropped[i] = hit
+        self.metrics.cache_hits.inc(n - sum(len(rows) for rows in missing.values()))
+        if missing:
+            todo = list(missing)
+            self.metrics.cache_misses.inc(len(todo))
+            result = await self.batcher.submit(todo)
+            for j, text in enumerate(todo):
+                # a copy: a view would keep the whole group's matrix alive in the cache
+                entry = (result.vectors[j].copy(), int(result.kept[j]), int(result.dropped[j]))
+                self.cache.put(text, entry)
+                for i in missing[text]:
+                    vectors[i], kept[i], dropped[i] = entry
+            self.metrics.truncated.inc(int((result.dropped > 0).sum()))
+        return Embedded(vectors, kept, dropped)
+
+    def encode_now(self, texts: list[str]) -> GroupResult:
+        """One engine call for ``texts`` (on the encode thread), with per-text token counts."""
+        unique = list(dict.fromkeys(texts))  # concurrent requests often repeat a text
+        if self._per_text:
+            vectors = self.encoder.encode(unique, per_text=True)
+            stats = self.encoder.last_stats
+            kept, dropped = np.asarray(stats["n_kept"]), np.asarray(stats["n_dropped"])
+            tok_s = float(stats.get("tokenize_seconds", 0.0))
+        else:  # an encoder without per-text statistics: ask its tokenizer (a second pass)
+            start = time.perf_counter()
+            batch = self.encoder.tokenize(unique)
+            tok_s = time.perf_counter() - start
+            kept, dropped = batch.lengths, np.asarray(batch.n_dropped)
+            vectors = self.encoder.encode(unique)
+        if len(unique) != len(texts):
+            row = {t: j for j, t in enumerate(unique)}
+            idx = np.fromiter((row[t] for t in texts), dtype=np.int64, count=len(texts))
+            vectors, kept, dropped = vectors[idx], kept[idx], dropped[idx]
+        return GroupResult(np.asarray(vectors, dtype=np.float32), kept, dropped, tok_s)
+
+    def warm_up(self) -> float:
+        """Load the model, run both warm-up shapes, then time batch-1 calls: the median in ms."""
+        self.encode_now(list(WARM_TEXTS))
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            self.encode_now([WARM_TEXTS[0]])
+            times.append(time.perf_counter() - start)
+        self.warmup_ms = sorted(times)[len(times) // 2] * 1000
+        return self.warmup_ms

@@ -1,0 +1,92 @@
+"""The server's item vectors: loaded at start (``--data`` item texts or ``--item-features``),
+then added to or replaced by ``PUT /items/{id}`` / ``POST /items`` with no retraining.
+
+Rows live in one float32 matrix that grows by doubling, so adding an item is O(dim). Only
+the event loop touches the store (routes run there; encoding happens on the encode thread
+and the rows are stored after it returns), so it needs no lock.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class ItemStore:
+    def __init__(self, dim: int, manifest: dict[str, Any]):
+        self.dim = int(dim)
+        self.manifest = manifest  # what the vectors were made with (models check it)
+        self._vectors = np.zeros((0, self.dim), dtype=np.float32)
+        self.ids: list[str] = []
+        self.index: dict[str, int] = {}
+        self.added: set[str] = set()  # items stored through the API since start
+        self.version = 0  # bumps on every change; derived values key on it
+        self._mean: tuple[int, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, item: str) -> bool:
+        return item in self.index
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self._vectors[: len(self.ids)]
+
+    def put_many(self, ids: list[str], vectors: np.ndarray, *, added: bool = True) -> int:
+        """Store (or replace) the vectors of ``ids``; returns how many ids were new."""
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
+        new = 0
+        for item, vec in zip(ids, vectors, strict=True):
+            row = self.index.get(item)
+            if row is None:
+                row = len(self.ids)
+                if row >= len(self._vectors):
+                    grown = np.zeros((max(16, 2 * len(self._vectors)), self.dim), np.float32)
+                    grown[:row] = self._vectors[:row]
+                    self._vectors = grown
+                self.ids.append(item)
+                self.index[item] = row
+                new += 1
+            self._vectors[row] = vec
+            if added:
+                self.added.add(item)
+        self.version += 1
+        return new
+
+    def lookup(self, ids) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.fromiter((self.index.get(str(i), -1) for i in ids), dtype=np.int64)
+        found = rows >= 0
+        out = np.zeros((len(rows), self.dim), dtype=np.float32)
+        out[found] = self._vectors[rows[found]]
+        return out, found
+
+    def mean(self) -> np.ndarray:
+        """Mean item vector (recomputed only after a change): the common direction that
+        MiniLM-style vectors share, removed before cosine as the content model does."""
+        if self._mean is None or self._mean[0] != self.version:
+            m = self.vectors.mean(axis=0) if len(self.ids) else np.zeros(self.dim, np.float32)
+            self._mean = (self.version, m.astype(np.float32))
+        return self._mean[1]
+
+    def features(self, ids: list[str]):
+        """``recfeat.data.features.Features`` of ``ids``, to hand to a text-aware model."""
+        from recfeat.data.features import Features
+
+        vectors, _ = self.lookup(ids)
+        return Features(ids, vectors, self.manifest)
+
+
+def vector_manifest(fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """The manifest fields a saved model compares (``feature_fingerprint``), as
+    ``recfeat extract --level item`` writes them for the same encoder."""
+    from recfeat.extraction.cache import vector_fingerprint
+
+    return {
+        "level": "item",
+        "encoder": vector_fingerprint(fingerprint),
+        "weights_sha256": fingerprint.get("weights_sha256"),
+        "pooling": fingerprint.get("pooling"),
+        "precision": fingerprint.get("precision"),
+    }

@@ -1,0 +1,237 @@
+"""The serving parts in process, without HTTP: the engine's per-text token counts, the
+micro-batcher (merging, the bounded queue, timeouts, draining), the LRU and the key check.
+The HTTP server itself is tested end to end in tests/test_serve.py."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from _export_helpers import SAMPLE_TEXTS, make_tiny
+
+from recfeat import get_registry
+from recfeat.serve.auth import authorized
+from recfeat.serve.batcher import GroupResult, MicroBatcher
+from recfeat.serve.cache import LRUCache
+from recfeat.serve.errors import ApiError
+from recfeat.serve.middleware import route_label
+
+pytest.importorskip("prometheus_client")
+
+LONG = "the tuner clips on well and the strings stay in tune for weeks " * 12  # ~150 tokens
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_engine_reports_tokens_kept_and_dropped_per_text_in_input_order(tmp_path, overlap):
+    model = make_tiny("bert", tmp_path / "tiny")
+    enc = get_registry("encoder").create("hf", model=str(model), max_length=16, overlap=overlap)
+    texts = [LONG, *SAMPLE_TEXTS, LONG[:30]]
+    plain = enc.encode(texts)
+    plain_stats = dict(enc.last_stats)
+    vectors = enc.encode(texts, per_text=True)
+    stats = enc.last_stats
+    np.testing.assert_array_equal(vectors, plain)  # same vectors, same totals
+    assert {k: stats[k] for k in plain_stats} == plain_stats
+    want = enc.tokenize(texts)
+    assert stats["n_kept"].tolist() == want.lengths.tolist()
+    assert stats["n_dropped"].tolist() == want.n_dropped.tolist()
+    assert stats["n_dropped"][0] > 100 and stats["n_kept"][0] == 16
+    assert int(stats["n_kept"].sum()) == stats["tokens"]
+    assert stats["tokenize_seconds"] >= 0
+    assert "n_kept" not in plain_stats  # off by default: the statistics keep their keys
+
+
+def test_exported_encoders_report_tokens_per_text_too(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from recfeat.exporters.pipeline import ExportSpec, run_export
+    from recfeat.serve.embedder import Embedder
+
+    model = make_tiny("bert", tmp_path / "tiny")
+    run_export(ExportSpec(model=str(model)), tmp_path / "onnx")
+    enc = get_registry("encoder").create("onnx", path=str(tmp_path / "onnx"), max_length=16)
+    texts = [LONG, *SAMPLE_TEXTS]
+    result = Embedder(enc, None, _Metrics(), cache_size=0, max_inputs=64, max_chars=10_000,
+                      budget_tokens=1000, window_s=0.0, max_queue=4, timeout_s=10.0,
+                      ).encode_now([*texts, texts[1]])  # fmt: skip
+    want = enc.tokenize(texts)
+    assert result.kept.tolist() == [*want.lengths.tolist(), int(want.lengths[1])]
+    assert result.dropped.tolist() == [*want.n_dropped.tolist(), int(want.n_dropped[1])]
+    np.testing.assert_allclose(result.vectors[:-1], enc.encode(texts), atol=1e-6)
+    np.testing.assert_array_equal(result.vectors[-1], result.vectors[1])  # repeats: one row
+
+
+def test_lru_evicts_the_least_recently_used_text():
+    cache = LRUCache(2, b"fp")
+    cache.put("a", 1)
+    cache.put("b", 2)
+    assert cache.get("a") == 1  # a is now the most recent
+    cache.put("c", 3)
+    assert cache.get("b") is None and cache.get("a") == 1 and cache.get("c") == 3
+    assert len(cache) == 2 and (cache.hits, cache.misses) == (3, 1)
+    off = LRUCache(0, b"fp")
+    off.put("a", 1)
+    assert off.get("a") is None
+
+
+def test_key_check():
+    assert authorized(None, "/embed", None)
+    assert authorized("k", "/health", None)
+    assert not authorized("k", "/embed", None)
+    assert not authorized("k", "/embed", b"Bearer wrong")
+    assert not authorized("k", "/embed", b"Basic k")
+    assert authorized("k", "/embed", b"Bearer k")
+    assert route_label("/items/abc") == "/items/{id}" and route_label("/x") == "other"
+
+
+class _Metrics:
+    """prometheus metrics in their own registry, as the server has them."""
+
+    def __new__(cls):
+        from recfeat.serve.metrics import Metrics
+
+        return Metrics()
+
+
+def _batcher(run_group, **kw):
+    opts = dict(estimate=lambda t: len(t), budget_tokens=1000, window_s=0.0, max_queue=64,
+                timeout_s=30.0, metrics=_Metrics(), executor=ThreadPoolExecutor(1))  # fmt: skip
+    opts.update(kw)
+    return MicroBatcher(run_group, **opts)
+
+
+def _echo_group(calls, release: threading.Event | None = None, seconds: float = 0.0):
+    def run(texts):
+        if release is not None:
+            release.wait(10)
+        time.sleep(seconds)
+        calls.append(list(texts))
+        n = len(texts)
+        vecs = np.array([[float(t.split()[-1])] for t in texts], dtype=np.float32)
+        return GroupResult(vecs, np.full(n, 3), np.zeros(n, np.int64))
+
+    return run
+
+
+def test_batcher_merges_queued_jobs_and_answers_each_its_own_rows():
+    calls: list[list[str]] = []
+    release = threading.Event()
+
+    async def main():
+        b = _batcher(_echo_group(calls, release))
+        b.start()
+        first = asyncio.create_task(b.submit(["t 0"]))
+        await asyncio.sleep(0.05)  # the worker holds job 0 (blocked) while the rest queue
+        rest = [asyncio.create_task(b.submit([f"t {i}", f"t {i + 100}"])) for i in range(1, 6)]
+        await asyncio.sleep(0.05)
+        release.set()
+        results = await asyncio.gather(first, *rest)
+        await b.drain()
+        return results
+
+    results = asyncio.run(main())
+    assert calls[0] == ["t 0"]
+    assert len(calls) == 2 and len(calls[1]) == 10  # five requests, one engine call
+    for i, r in enumerate(results[1:], 1):
+        assert r.vectors[:, 0].tolist() == [i, i + 100]
+
+
+def test_batcher_keeps_groups_under_the_token_budget():
+    calls: list[list[str]] = []
+    release = threading.Event()
+
+    async def main():
+        b = _batcher(_echo_group(calls, release), budget_tokens=10, estimate=lambda t: 4)
+        b.start()
+        jobs = [asyncio.create_task(b.submit([f"t {i}"])) for i in range(7)]
+        await asyncio.sleep(0.05)
+        release.set()
+        await asyncio.gather(*jobs)
+        await b.drain()
+
+    asyncio.run(main())
+    assert sum(len(c) for c in calls) == 7
+    assert all(4 * len(c) <= 10 for c in calls)
+
+
+def test_full_queue_is_refused_with_429_and_retry_after():
+    release = threading.Event()
+
+    async def main():
+        b = _batcher(_echo_group([], release), max_queue=2)
+        b.start()
+        jobs = [asyncio.create_task(b.submit(["t 0"]))]
+        await asyncio.sleep(0.05)  # job 0 runs (blocked) ...
+        jobs += [asyncio.create_task(b.submit([f"t {i}"])) for i in (1, 2)]
+        await asyncio.sleep(0.05)  # ... while jobs 1-2 fill the queue
+        with pytest.raises(ApiError) as info:
+            await b.submit(["t 9"])
+        release.set()
+        await asyncio.gather(*jobs)
+        await b.drain()
+        return info.value
+
+    err = asyncio.run(main())
+    assert err.status == 429 and int(err.headers["Retry-After"]) >= 1
+
+
+def test_a_job_waiting_too_long_gets_503_and_is_skipped():
+    calls: list[list[str]] = []
+    release = threading.Event()
+
+    async def main():
+        b = _batcher(_echo_group(calls, release), timeout_s=0.1)
+        b.start()
+        first = asyncio.create_task(b.submit(["t 0"]))
+        await asyncio.sleep(0.02)
+        with pytest.raises(ApiError) as info:
+            await b.submit(["t 1"])  # queued behind the blocked job 0 past the timeout
+        release.set()
+        with pytest.raises(ApiError):
+            await first  # job 0 also outlived its timeout while running
+        await b.drain()
+        return info.value
+
+    err = asyncio.run(main())
+    assert err.status == 503 and "--request-timeout" in err.message
+    assert calls == [["t 0"]]  # the abandoned job never reached the engine
+
+
+def test_drain_answers_queued_jobs_then_refuses_new_ones():
+    calls: list[list[str]] = []
+
+    async def main():
+        b = _batcher(_echo_group(calls, seconds=0.02))
+        b.start()
+        jobs = [asyncio.create_task(b.submit([f"t {i}"])) for i in range(5)]
+        await asyncio.sleep(0)
+        await b.drain()
+        done = await asyncio.gather(*jobs)
+        with pytest.raises(ApiError) as info:
+            await b.submit(["t 9"])
+        return done, info.value
+
+    done, err = asyncio.run(main())
+    assert [r.vectors[0, 0] for r in done] == [0, 1, 2, 3, 4]
+    assert err.status == 503 and "shutting down" in err.message
+
+
+def test_engine_errors_reach_every_caller_of_the_group():
+    from recfeat.errors import DataError
+
+    def fail(texts):
+        raise DataError("text 0 is bad")
+
+    async def main():
+        b = _batcher(fail)
+        b.start()
+        with pytest.raises(ApiError) as info:
+            await b.submit(["t 0"])
+        await b.drain()
+        return info.value
+
+    err = asyncio.run(main())
+    assert err.status == 400 and "text 0 is bad" in err.message
