@@ -140,8 +140,8 @@ def headline_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
     best: dict[str, dict[str, Any]] = {}
     for r in rows:
-        if not isinstance(r.get("seq_per_s"), (int, float)):
-            continue
+        if not isinstance(r.get("seq_per_s"), (int, float)) or "backend" not in r:
+            continue  # a row that failed, or a hand-made one without a backend
         prev = best.get(r["backend"])
 
         def rank(x):
