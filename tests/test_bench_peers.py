@@ -106,6 +106,20 @@ def test_openvino_peer_uses_throughput_hint_with_an_async_queue(peer_ctx, st_vec
     assert _cos(vectors, st_vectors).min() > 0.995
 
 
+def test_openvino_peer_forward_splits_one_batch_across_its_requests(peer_ctx):
+    need("openvino")
+    need("optimum.onnxruntime")
+    through = bb.BACKENDS["openvino-peer"].build(peer_ctx)
+    latency = bb.BACKENDS["openvino-peer-latency"].build(peer_ctx)
+    from recfeat.bench.suite import synthetic_batch
+
+    ids, mask = synthetic_batch(8, 16, 1000)
+    mask[3, 9:] = 0  # rows of different lengths keep their own pooling
+    got, want = through.forward(ids, mask), latency.forward(ids, mask)
+    assert got.shape == want.shape == (8, 384)
+    assert _cos(got, want).min() > 0.999  # same rows in the same order (bf16 both ways)
+
+
 def test_openvino_peer_latency_variant_is_synchronous(peer_ctx, st_vectors):
     need("openvino")
     need("optimum.onnxruntime")
@@ -178,6 +192,21 @@ def test_ceilings_take_the_fastest_kernel_and_list_failures():
     assert ceilings.fraction_of_ceiling(350e9, "int8", best) == pytest.approx(0.5)
     assert ceilings.fraction_of_ceiling(150e9, "fp16", best) == pytest.approx(0.5)  # judged as bf16
     assert ceilings.fraction_of_ceiling(1e9, "fp32", best) is None  # not measured
+
+
+def test_ceilings_measured_twice_count_each_kernels_faster_run():
+    first = {"size": 8, "repeats": 1, "kernels": [
+        {"precision": "bf16", "kernel": "a", "gflops": 300.0},
+        {"precision": "bf16", "kernel": "b", "gflops": 700.0},
+        {"precision": "int8", "kernel": "c", "gflops": 900.0}]}  # fmt: skip
+    second = {"kernels": [{"precision": "bf16", "kernel": "a", "gflops": 800.0},
+                          {"precision": "bf16", "kernel": "b", "gflops": 650.0}]}  # fmt: skip
+    both = ceilings.combine(first, second)
+    assert both["runs"] == 2
+    assert both["ceilings"] == {"bf16": {"gflops": 800.0, "kernel": "a"},
+                                "int8": {"gflops": 900.0, "kernel": "c"}}  # fmt: skip
+    runs = {k["kernel"]: k["gflops_runs"] for k in both["kernels"]}
+    assert runs == {"a": [300.0, 800.0], "b": [700.0, 650.0], "c": [900.0]}
 
 
 def test_every_installed_gemm_kernel_builds_and_runs():

@@ -164,3 +164,26 @@ def test_encoder_as_first_step_of_a_pipeline(mi_review_texts):
     )
     pipe.fit(texts, labels)
     assert pipe.score(texts, labels) > 0.75
+
+
+def test_openvino_run_of_one_batch_uses_every_request_and_keeps_row_order(tiny):
+    """Under THROUGHPUT one big batch is cut into a slice per request (a single synchronous
+    request would run on one stream); the rows come back as one request would give them."""
+    _, formats = tiny
+    if "openvino" not in formats:
+        pytest.skip("openvino is not installed")
+    enc = get_registry("encoder").create("openvino", path=str(formats["openvino"]), precision="fp32")
+    backend = enc.open_backend()
+    tokens = enc.tokenize([*SAMPLE_TEXTS, LONG] * 3)
+    from recfeat.encode.batching import pad_batch
+
+    idx = np.arange(len(tokens.lengths))
+    feed = pad_batch(tokens.ids, idx, int(tokens.lengths.max()), 0)
+    one_request = backend._infer({k: v for k, v in feed.items() if k in backend.names})
+    calls = []
+    real_submit = backend.submit
+    backend.submit = lambda f: calls.append(len(next(iter(f.values())))) or real_submit(f)
+    split = backend.run(feed)
+    if backend.requests > 1:
+        assert len(calls) == backend.requests and sum(calls) == len(idx)
+    np.testing.assert_allclose(split, one_request, rtol=1e-4, atol=1e-5)

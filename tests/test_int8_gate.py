@@ -195,7 +195,9 @@ def test_gate_rejects_on_cosine_and_on_metric_drops_both_ways_and_picks_fastest_
     # every other candidate is explained: rejected (why) or slower
     assert "rejected faster openvino-int8 (500.0 seq/s): ridge rmse rose 2.22%" in choice.reason
     assert "rejected faster onnx-int8-static (600.0 seq/s): mean cosine" in choice.reason
-    assert "openvino-bf16 (250.0 seq/s) passes but is slower" in choice.reason
+    # slower than the choice: never chosen, so never gated (the slow part is skipped)
+    assert "openvino-bf16 (250.0 seq/s) is slower, so it was not gated" in choice.reason
+    assert rows["openvino-bf16"]["unscored"] and "metrics" not in rows["openvino-bf16"]
     assert "content ndcg@10, ridge rmse within 1% of torch-fp32" in choice.reason
     from recfeat.bench.auto_backend import format_table
 
@@ -364,6 +366,13 @@ def test_bench_accuracy_gives_each_backend_the_gate_verdict(musical_instruments)
     assert not verdicts["noisy"]["passes"]
     assert any("< 0.99 (floor)" in w for w in verdicts["noisy"]["why"])
     assert "content ndcg@10" in verdicts["noisy"]["metrics"] and "ridge rmse" in verdicts["noisy"]["metrics"]
+    # Metrics are judged with their paired interval (none where the reference scores 0, as
+    # a relative drop from 0 has none); an exact copy's is exactly zero.
+    exact = verdicts["exact-copy"]["intervals"]
+    ref = verdicts["torch-fp32"]["metrics"]
+    assert set(exact) == {m for m in ("content ndcg@10", "ridge rmse") if ref[m] != 0}
+    assert "ridge rmse" in exact and all(iv["low"] == iv["high"] == 0 for iv in exact.values())
+    assert set(verdicts["noisy"]["intervals"]) == set(exact)
     assert res["gate"]["choice"] in ("torch-fp32", "exact-copy")
     assert "rejected" in res["gate"]["summary"] and "noisy" in res["gate"]["summary"]
     assert res["gate"]["summary"] in res["notes"]

@@ -67,6 +67,7 @@ def run_accuracy(
     if specs[0].name != REFERENCE:
         specs.insert(0, bb.get_backend(REFERENCE))  # parity and drops need the reference
     rows: list[dict[str, Any]] = []
+    units: dict[str, dict[str, Any]] = {}  # backend -> "MODEL METRIC" -> per-unit values
     failed: list[dict[str, str]] = []
     reference_vectors = None
     random_weights = ctx.init == "random"
@@ -89,6 +90,9 @@ def run_accuracy(
         say(f"{spec.name}: evaluating {', '.join(models)} on the {split} split")
         result = evaluate(rec, features, models=list(models), split=split_obj, k=10, seed=seed,
                           metrics=ACCURACY_METRICS, cold_reviews=COLD_REVIEWS)
+        for model, per_metric in result.units.items():
+            units.setdefault(spec.name, {}).update(
+                {f"{model} {metric}": u for metric, u in per_metric.items()})
         for model, row in result.to_dict()["models"].items():
             rows.append({
                 "backend": spec.name, "kind": spec.kind, "model": model,
@@ -101,7 +105,7 @@ def run_accuracy(
         raise RecfeatError("no backend could run: " + "; ".join(
             f"{f['backend']}: {f['error']}" for f in failed))
     flag_drops(rows, REFERENCE, max_drop)
-    verdicts = gate_verdicts(rows, min_cosine=min_cosine, max_drop=max_drop)
+    verdicts = gate_verdicts(rows, min_cosine=min_cosine, max_drop=max_drop, units=units)
     notes = [
         f"{len(texts)} texts encoded per backend; split {split} (seed {seed}); metrics from "
         "recfeat.evaluation.protocol (full ranking, k=10).",
@@ -130,15 +134,18 @@ def run_accuracy(
     }
 
 
-def gate_verdicts(rows: list[dict[str, Any]], *, min_cosine: float, max_drop: float) -> dict[str, Any]:
+def gate_verdicts(rows: list[dict[str, Any]], *, min_cosine: float, max_drop: float,
+                  units: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
     """The downstream gate over ``bench accuracy``'s (backend, model) rows: one row per
     backend with its speed, cosine and every finite metric as ``"MODEL METRIC"``, judged like
-    ``--backend auto`` judges its candidates."""
+    ``--backend auto`` judges its candidates (with each metric's paired interval where
+    ``units``, backend -> metric -> per-unit values, has both sides)."""
     per_backend: dict[str, dict[str, Any]] = {}
     for r in rows:
         b = per_backend.setdefault(r["backend"], {
             "backend": r["backend"], "kind": r["kind"], "seq_per_s": r["seq_per_s"],
-            "cosine_mean": r["cosine_mean"], "metrics": {},
+            "cosine_mean": r["cosine_mean"],
+            "metrics": gate.Scores(units=(units or {}).get(r["backend"])),
             "candidate": r["kind"] == bb.RECFEAT,
         })  # fmt: skip
         for metric, value in r["metrics"].items():

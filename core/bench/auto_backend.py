@@ -39,6 +39,10 @@ DEFAULT_CANDIDATES = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-fp32-o2", "
 GPU_CANDIDATES = ("torch-fp32", "torch-bf16", "torch-fp16")
 REFERENCE = "torch-fp32"
 SAMPLE_SIZE = 256
+# With a gate the timing sample is larger: OpenVINO's THROUGHPUT streams need several
+# token-budget batches in flight to be busy, and 256 review-length texts fill only two
+# 16,384-token batches, so one stream idles for part of the call.
+GATED_SAMPLE_SIZE = 1024
 CACHE_FILE = "auto_backend.json"
 
 
@@ -127,9 +131,11 @@ def choose_backend(
     torch fp32 is at least ``min_cosine`` and, with an active ``gate``, whose downstream
     metrics stay within ``max_drop`` (relative) of torch fp32's.
 
-    Without a gate the candidates are timed on ``sample_texts_`` (``repeats`` calls); with
-    one, on the gate's texts (one call, whose vectors are also scored). Unavailable
-    candidates (missing packages, wrong device) are skipped with the reason in ``table``.
+    Every candidate is timed (``repeats`` calls) on a sample spanning the lengths of
+    ``sample_texts_``, or of the gate's texts with a gate; then the gate scores the reference
+    and the candidates fastest first until one passes (those slower are not gated: they
+    could not be chosen). Unavailable candidates (missing packages, wrong device) are
+    skipped with the reason in ``table``.
     ``backends``, ``fingerprint`` and ``clock`` exist for tests.
     """
     gt.check_settings(min_cosine, max_drop)
@@ -150,7 +156,9 @@ def choose_backend(
     for name in candidates:
         bb.get_backend(name, backends)  # unknown names fail before any work
     scored = gate is not None and gate.active
-    texts = [t for t in gate.texts] if scored else sample_texts(sample_texts_)
+    # Speed is timed on a sample spanning the lengths; with a gate, of the gate's own texts.
+    texts = (sample_texts(list(gate.texts), GATED_SAMPLE_SIZE) if scored
+             else sample_texts(sample_texts_))  # fmt: skip
     if not [t for t in texts if t.strip()]:
         raise RecfeatError("backend auto needs some non-empty texts to measure on")
     if ctx.calibration_texts is None:  # static int8 is calibrated on the user's own corpus
@@ -190,30 +198,30 @@ def choose_backend(
         if missing:
             row["skipped"] = f"not installed ({spec.install})"
             continue
-        say(f"auto: measuring {name}")
+        say(f"auto: timing {name}")
         try:
             runner = spec.build(ctx)
             runner.encode(texts[:16])  # warm-up: lazy loading and first-call costs
             latencies, vectors = time_calls(lambda r=runner: r.encode(texts), warmup=0,
-                                            repeats=1 if scored else repeats, clock=clock,
-                                            sync=runner.sync)  # fmt: skip
-            metrics = gate.score(vectors) if scored else None
+                                            repeats=repeats, clock=clock, sync=runner.sync)  # fmt: skip
         except Exception as exc:  # one broken backend must not stop the choice
             row["skipped"] = f"failed: {type(exc).__name__}: {exc}"
             continue
         best = min(latencies)
         row["seq_per_s"] = len(texts) / best if best > 0 else float("inf")
-        if name == REFERENCE:
-            reference_vectors = vectors
-        row.update(parity(reference_vectors, vectors))
-        if metrics is not None:
-            row["metrics"] = metrics
-    if reference_vectors is None:
+        if not scored:
+            if name == REFERENCE:
+                reference_vectors = vectors
+            row.update(parity(reference_vectors, vectors))
+    if "seq_per_s" not in table[0]:
         raise RecfeatError(
             f"backend auto could not run the reference {REFERENCE}: "
             f"{table[0].get('skipped', 'unknown reason')}"
         )
-    gt.judge(table, REFERENCE, min_cosine=min_cosine, max_drop=max_drop)
+    if scored:
+        _gate_fastest_first(table, gate, backends, ctx, min_cosine, max_drop, say)
+    gt.judge([r for r in table if not r.get("unscored")], REFERENCE, min_cosine=min_cosine,
+             max_drop=max_drop)  # fmt: skip
     best = gt.pick(table)
     gt.verdicts(best, table)
     notes = list(gate.notes) if gate is not None else ["no task data: gated on mean cosine only"]
@@ -234,6 +242,38 @@ def choose_backend(
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, json.dumps(jsonable(cache), indent=2) + "\n")
     return Choice(backend=best["backend"], reason=reason, table=table, cached=False, key=key)
+
+
+def _gate_fastest_first(table, gate, backends, ctx, min_cosine, max_drop, say) -> None:
+    """Score the reference, then the timed candidates fastest first, on the gate's texts
+    until one passes: a slower candidate cannot be chosen, so its gate (a full encode of the
+    gate's sample, the slow part) is skipped and its row says so (``unscored``)."""
+    from recfeat.bench.suite import parity
+
+    def run(row):
+        runner = (backends.get(row["backend"]) or bb.get_backend(row["backend"], backends)).build(ctx)
+        say(f"auto: downstream gate of {row['backend']} on {len(gate.texts)} texts")
+        return runner.encode(gate.texts)
+
+    ref = table[0]
+    ref_vectors = run(ref)
+    ref.update(parity(ref_vectors, ref_vectors), metrics=gate.score(ref_vectors))
+    ranked = sorted((r for r in table[1:] if "seq_per_s" in r and r["candidate"]),
+                    key=lambda r: -r["seq_per_s"])  # fmt: skip
+    found = False
+    for row in ranked:
+        if found or (ref["candidate"] and row["seq_per_s"] <= ref["seq_per_s"]):
+            row["unscored"] = True  # slower than a candidate that passes
+            continue
+        try:
+            vectors = run(row)
+            row.update(parity(ref_vectors, vectors), metrics=gate.score(vectors))
+        except Exception as exc:  # noqa: BLE001 - one broken backend must not stop the choice
+            row.pop("seq_per_s")
+            row["skipped"] = f"failed: {type(exc).__name__}: {exc}"
+            continue
+        gt.judge([ref, row], REFERENCE, min_cosine=min_cosine, max_drop=max_drop)
+        found = bool(row["passes"])
 
 
 def _reason(best: dict[str, Any], table: list[dict[str, Any]], min_cosine: float,
@@ -265,8 +305,8 @@ def format_table(choice: Choice) -> str:
             values = "".join(
                 f"{(r.get('metrics') or {}).get(m, float('nan')):>18.4f}" for m in metrics
             )
-            lines.append(f"{r['backend']:<18}{r['seq_per_s']:>9.1f}{r['cosine_mean']:>10.5f}"
-                         f"{values}  {verdict}")  # fmt: skip
+            cos = f"{r['cosine_mean']:>10.5f}" if "cosine_mean" in r else f"{'-':>10}"
+            lines.append(f"{r['backend']:<18}{r['seq_per_s']:>9.1f}{cos}{values}  {verdict}")
         else:
             lines.append(f"{r['backend']:<18}{'-':>9}{'-':>10}{'':>{18 * len(metrics)}}  "
                          f"skipped: {r.get('skipped')}")  # fmt: skip
@@ -287,7 +327,8 @@ def encoder_for_choice(choice: Choice | str, ctx: bb.BuildContext) -> Any:
 def auto_encoder(name: str, options: dict[str, Any], dataset, level: str, cleaner,
                  say: Callable[[str], None] | None = None, *,
                  min_cosine: float = gt.DEFAULT_MIN_COSINE,
-                 max_drop: float = gt.DEFAULT_MAX_DROP):  # fmt: skip
+                 max_drop: float = gt.DEFAULT_MAX_DROP,
+                 gate_interactions: int | None = None):  # fmt: skip
     """``--backend auto`` for a dataset: measure the candidate backends on a sample of the
     texts ``level`` would encode (cleaned), judge them on the dataset's own task (the
     downstream gate, ``recfeat.bench.gate``), say the table and the choice, and return the
@@ -298,7 +339,7 @@ def auto_encoder(name: str, options: dict[str, Any], dataset, level: str, cleane
     if table is None or not len(table):
         raise UsageError("--backend auto needs texts in DATA to measure on; pass --backend torch")
     texts = [t for t in cleaner.clean(table["text"].astype(str).tolist()) if t.strip()]
-    gate = gt.task_gate(dataset, level=level, clean=cleaner.clean)
+    gate = gt.task_gate(dataset, level=level, clean=cleaner.clean, limit=gate_interactions)
     ctx = bb.BuildContext(
         encoder=name, max_length=options.get("max_length"), batch_tokens=options.get("batch_tokens"),
         calibration_texts=sample_texts(texts, 512),

@@ -632,7 +632,22 @@ class OpenVINOPeerRunner(Runner):
         return vectors
 
     def forward(self, input_ids, attention_mask):
-        return self._run(input_ids, attention_mask)
+        if self.queue is None or len(input_ids) < 2 * self.requests:
+            return self._run(input_ids, attention_mask)
+        # THROUGHPUT: one slice of the batch per request, in flight together (a single
+        # synchronous call would run on one stream and leave the other cores idle).
+        cuts = np.linspace(0, len(input_ids), self.requests + 1).astype(int)
+        out: dict[int, np.ndarray] = {}
+
+        def done(request, userdata):
+            s, mask = userdata
+            out[s] = _mean_pool(request.get_output_tensor(0).data, mask, normalize=self.normalize)
+
+        self.queue.set_callback(done)
+        for s, (a, b) in enumerate(zip(cuts[:-1], cuts[1:], strict=True)):
+            self.queue.start_async(self._feed(input_ids[a:b], attention_mask[a:b]), (s, attention_mask[a:b]))
+        self.queue.wait_all()
+        return np.concatenate([out[s] for s in range(self.requests)])
 
     def describe(self):
         return dict(self.config)

@@ -187,6 +187,21 @@ def measure_ceilings(
             "failed": failed, "ceilings": best_per_precision(measured)}  # fmt: skip
 
 
+def combine(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """Two ``measure_ceilings`` runs of one benchmark (before and after the paths) as one:
+    each kernel at the faster of its two speeds, both kept (``gflops_runs``). A ceiling read
+    while the machine dipped would flatter every fraction of it, so the higher one counts."""
+    later = {k["kernel"]: k for k in second.get("kernels") or []}
+    kernels = []
+    for k in first.get("kernels") or []:
+        other = later.get(k["kernel"])
+        runs = [k["gflops"]] + ([other["gflops"]] if other else [])
+        best = max([k, other] if other else [k], key=lambda x: x["gflops"])
+        kernels.append({**best, "gflops_runs": runs})
+    return {**first, "kernels": kernels, "runs": 2 if later else 1,
+            "ceilings": best_per_precision(kernels)}  # fmt: skip
+
+
 def best_per_precision(kernels: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """{precision: the fastest kernel's row} (GFLOP/s, or GOP/s for int8)."""
     best: dict[str, dict[str, Any]] = {}

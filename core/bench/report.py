@@ -168,12 +168,14 @@ def _summary_sections(results: dict[str, Any]) -> list[str]:
     if gemm.get("kernels"):
         best = gemm.get("ceilings") or {}
         body = [[k["precision"], k["kernel"], _fmt(k["gflops"], 0),
+                 " / ".join(_fmt(g, 0) for g in k.get("gflops_runs") or [k["gflops"]]),
                  "ceiling" if best.get(k["precision"], {}).get("kernel") == k["kernel"] else ""]
                 for k in gemm["kernels"]]  # fmt: skip
-        body += [["-", f"{f['kernel']} (failed: {f['error']})", "-", ""] for f in gemm.get("failed") or []]
+        body += [["-", f"{f['kernel']} (failed: {f['error']})", "-", "-", ""] for f in gemm.get("failed") or []]
+        when = "before and after the paths, the faster counts; " if gemm.get("runs") == 2 else ""
         parts += [f"## GEMM ceilings ({gemm.get('size')}^3, threads {gemm.get('threads') or 'default'}, "
-                  f"best of {gemm.get('repeats')})", "",
-                  _table(["precision", "kernel", "GFLOP/s (GOP/s int8)", ""], body), ""]
+                  f"{when}best of {gemm.get('repeats')})", "",
+                  _table(["precision", "kernel", "GFLOP/s (GOP/s int8)", "each run", ""], body), ""]
     shape = results.get("model_shape") or {}
     if shape.get("gflop_per_128_tokens"):
         parts += [f"Model FLOPs from its config: {shape['gflop_per_128_tokens']:.3f} GFLOP per "
@@ -206,7 +208,33 @@ def _summary_sections(results: dict[str, Any]) -> list[str]:
                   f"fixed-shape tokens/s; peers compared on the same workload (fastest peer with "
                   f"mean cosine >= 0.999: {quality or '-'}; fastest at any quality: {fastest or '-'}).",
                   ""]  # fmt: skip
+    parts += _gate_section(results.get("gate") or {})
     return parts
+
+
+def _gate_section(gate: dict[str, Any]) -> list[str]:
+    """Each gated backend's metrics, its drop against the reference and the paired 95%
+    interval of that drop (the gate passes a metric when the interval's upper end is within
+    max-drop)."""
+    backends = gate.get("backends") or {}
+    if not backends:
+        return []
+    body = []
+    for name, g in backends.items():
+        for metric, value in (g.get("metrics") or {}).items():
+            iv = (g.get("intervals") or {}).get(metric)
+            shown = ("-" if not iv else f"{iv['drop'] * 100:+.2f}% ({iv['low'] * 100:+.2f}% .. "
+                     f"{iv['high'] * 100:+.2f}%, {iv['units']} units)")  # fmt: skip
+            body.append([name, metric, _fmt(value, 4), shown,
+                         "pass" if g.get("passes") else "fail"])  # fmt: skip
+    notes = "; ".join(gate.get("notes") or [])
+    return ["## Downstream gate", "", notes + ".", "",
+            _table(["backend", "metric", "value", "drop vs reference (95% CI)", "backend verdict"], body),
+            "", f"A backend passes when its mean cosine is >= {gate.get('min_cosine')} and, for "
+            f"every metric, the upper end of the paired-bootstrap 95% interval of its drop (test "
+            f"users or test pairs resampled together for both sides) is within max-drop "
+            f"{(gate.get('max_drop') or 0) * 100:g}%: the drop must be shown within it, not only "
+            "estimated within it.", ""]  # fmt: skip
 
 
 def _peer_names(rows: Sequence[dict[str, Any]]) -> list[str]:

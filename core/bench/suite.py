@@ -231,6 +231,9 @@ def run_throughput(
     if not rows:
         reasons = "; ".join(f"{f['backend']}: {f['error']}" for f in failed)
         raise RecfeatError(f"no backend could run: {reasons}")
+    if gemm is not None:  # again after the paths: the faster of the two counts (combine)
+        gemm = ceilings.combine(gemm, ceilings.measure_ceilings(
+            threads=ctx.threads, size=ceiling_size, progress=say))  # fmt: skip
     add_peer_ratios(rows)
     gate_info = (_apply_gate(rows, gate, gate_rule, gate_vectors, reference)
                  if gate is not None and gate_rule is not None else None)  # fmt: skip
@@ -292,10 +295,12 @@ def _apply_gate(rows, gate, rule, vectors, reference) -> dict[str, Any]:
         columns = {f"gate_{k.split()[-1].replace('@', '')}": v for k, v in t["metrics"].items()}
         for row in rows:
             if row["backend"] == t["backend"]:
-                row.update(gate_metrics=t["metrics"], gate_passed=t["passes"], gate_why=t["why"],
-                           gate_cosine=t["cosine_mean"], **columns)  # fmt: skip
+                row.update(gate_metrics=dict(t["metrics"]), gate_passed=t["passes"],
+                           gate_why=t["why"], gate_cosine=t["cosine_mean"],
+                           gate_intervals=t.get("intervals") or {}, **columns)  # fmt: skip
     info["backends"] = {t["backend"]: {"passes": t["passes"], "why": t["why"],
-                                       "metrics": t["metrics"]} for t in table}  # fmt: skip
+                                       "metrics": dict(t["metrics"]),
+                                       "intervals": t.get("intervals") or {}} for t in table}  # fmt: skip
     return info
 
 

@@ -8,6 +8,8 @@ import sys
 
 import click
 
+from recfeat.cli.params import gate_interactions_option
+
 DEFAULT_CPU_BACKENDS = "torch-fp32,torch-bf16,onnx-fp32,onnx-int8"
 DEFAULT_GPU_BACKENDS = "torch-fp32,torch-bf16,torch-fp16"
 
@@ -91,9 +93,10 @@ def bench() -> None:
 @click.option("--gate/--no-gate", default=True, show_default=True,
               help="With --data: score recfeat's paths on the downstream gate (content NDCG@10, "
                    "ridge RMSE on a seeded item-cold split of the data).")
+@gate_interactions_option("--gate")
 def throughput_cmd(encoder, backends, threads, device, init, max_length, batch_tokens,
                    peer_batch_size, out, force, peers, batch_sizes, seq_lens, data, fmt, limit,
-                   no_fixed, repeats, warmup, ceiling_size, gate):
+                   no_fixed, repeats, warmup, ceiling_size, gate, gate_interactions):
     """Sequences/s, tokens/s, latency and memory per backend: fixed shapes and a real corpus."""
     from recfeat.bench import backends as bb
     from recfeat.bench import report as bench_report
@@ -128,7 +131,7 @@ def throughput_cmd(encoder, backends, threads, device, init, max_length, batch_t
         if gate:
             from recfeat.bench import gate as bench_gate
 
-            task = bench_gate.task_gate(rec)
+            task = bench_gate.task_gate(rec, limit=gate_interactions)
             rule = functools.partial(bench_gate.judge, min_cosine=bench_gate.DEFAULT_MIN_COSINE,
                                      max_drop=bench_gate.DEFAULT_MAX_DROP)
             for note in task.notes:

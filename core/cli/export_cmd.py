@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from recfeat.cli.params import gate_interactions_option
 from recfeat.data.texts import read_texts  # noqa: F401 - re-exported for old imports
 
 HELP = """Export ENCODER (+ pooling, + optional L2 norm) as one ONNX graph, optionally optimise
@@ -93,11 +94,12 @@ def register(cli: click.Group) -> None:
     @click.option("--gate-format", default="auto", show_default=True, help="Format of --gate's dataset.")
     @click.option("--max-drop", default="1%", show_default=True,
                   help="--gate: largest relative loss of a downstream metric vs torch fp32.")
+    @gate_interactions_option("--gate")
     def export_command(encoder_name, model, init, pooling, normalize, max_length, out, optimize,
                        quantize, preset, per_channel, calibration, calibration_format,
                        calibration_method, calibration_size, min_cosine, auto_exclude,
                        exclude_nodes, fmt, config_path, opset, external_data, force, gate_data,
-                       gate_format, max_drop):  # fmt: skip
+                       gate_format, max_drop, gate_interactions):  # fmt: skip
         from recfeat.config import chosen_component, load_config
         from recfeat.errors import UsageError
         from recfeat.outputs_guard import guard_outputs
@@ -138,6 +140,7 @@ def register(cli: click.Group) -> None:
             # The reference: the exported encoder in torch fp32, with the same overrides.
             reference = get_registry("encoder").create(encoder_name, **{**enc_options, **overrides})
             check = export_check(load_dataset(gate_data, gate_format), reference, max_drop=drop,
+                                 interactions=gate_interactions,
                                  say=lambda msg: click.echo(msg, err=True))  # fmt: skip
         try:
             manifest = exporter.export(encoder, out, texts=texts, force=force, on_step=rows.append,

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from recfeat.cli.params import gate_interactions_option
 from recfeat.data.interactions import read_train
 from recfeat.encode.vocabulary import BACKENDS as VOCABULARY_BACKENDS
 from recfeat.encode.vocabulary import PRECISIONS
@@ -112,6 +113,7 @@ def _encoder_spec(
               help="--backend auto: largest relative loss of a downstream metric vs torch fp32.")  # fmt: skip
 @click.option("--min-cosine", type=click.FloatRange(0, 1, min_open=True), default=0.99,
               show_default=True, help="--backend auto: floor of the mean cosine to torch fp32.")  # fmt: skip
+@gate_interactions_option("--backend auto")
 @click.option(
     "--onnx", "onnx_dir", default=None, help="Same as --encoder DIR with --backend onnx/openvino (older spelling)."
 )
@@ -163,7 +165,8 @@ def _encoder_spec(
          "hits, paths) go beside it, all committed as one unit. Never one of the inputs.",
 )  # fmt: skip
 def extract_command(data, fmt, level, encoder_name, pooling, precision, batch_tokens, max_length,
-                    cleaners, config_path, backend, max_drop, min_cosine, onnx_dir, cache_dir,
+                    cleaners, config_path, backend, max_drop, min_cosine, gate_interactions,
+                    onnx_dir, cache_dir,
                     no_cache, aggregate, user_from, train_path, token_features, skip_bad_rows,
                     encoding, options, chunk_size, use_ray, ray_address, actors,
                     gpus_per_actor, cpus_per_actor, batch_rows, stream, out) -> None:  # fmt: skip
@@ -253,7 +256,8 @@ def extract_command(data, fmt, level, encoder_name, pooling, precision, batch_to
 
         encoder = auto_encoder(name, enc_options, dataset, level, cleaner,
                                say=lambda msg: click.echo(msg, err=True),
-                               min_cosine=min_cosine, max_drop=drop)  # fmt: skip
+                               min_cosine=min_cosine, max_drop=drop,
+                               gate_interactions=gate_interactions)  # fmt: skip
     train = read_train(train_path, dataset.interactions) if train_path else None
     from recfeat.extraction.pipeline import extract
 

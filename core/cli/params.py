@@ -23,3 +23,18 @@ class OpenFraction(click.ParamType):
         if not math.isfinite(number) or not 0 < number < 1:
             self.fail(f"{value} is not between 0 and 1 (exclusive); give e.g. 0.2", param, ctx)
         return number
+
+
+#: The downstream gate's default sample (``recfeat.bench.gate.GATE_INTERACTIONS``, which
+#: is not imported here so ``--help`` stays instant; a test keeps the two equal).
+GATE_INTERACTIONS_DEFAULT = 10_000
+
+
+def gate_interactions_option(flag: str):
+    """``--gate-interactions N``, one spelling for ``bench throughput``, ``extract --backend
+    auto`` and ``export --gate``: the size of the gate's seeded sample (None: the default)."""
+    return click.option(
+        "--gate-interactions", type=click.IntRange(min=100), default=None,
+        help=f"{flag}: interactions in the downstream gate's seeded sample; more narrows the "
+             f"confidence interval of each metric's drop [default: {GATE_INTERACTIONS_DEFAULT:,}].",
+    )  # fmt: skip

@@ -70,11 +70,15 @@ class RankingMetric(Metric):
             )
         if len(rankings) == 0:
             raise DataError(f"{self.name}: no users to evaluate")
-        scores = [
-            self.per_user(np.asarray(r), np.asarray(rel))
-            for r, rel in zip(rankings, relevant, strict=False)
-        ]
-        return float(np.mean(scores))
+        return float(np.mean(self.scores(rankings, relevant)))
+
+    def scores(self, rankings: Sequence, relevant: Sequence) -> np.ndarray:
+        """The per-user scores the mean is taken over (paired comparisons resample them)."""
+        return np.asarray(
+            [self.per_user(np.asarray(r), np.asarray(rel))
+             for r, rel in zip(rankings, relevant, strict=False)],
+            dtype=np.float64,
+        )  # fmt: skip
 
     def per_user(self, ranking: np.ndarray, relevant: np.ndarray) -> float:
         raise NotImplementedError

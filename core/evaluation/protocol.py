@@ -165,6 +165,10 @@ class EvaluationResult:
     fit_seconds: dict[str, float]
     options: dict[str, dict[str, Any]]
     info: dict[str, Any]
+    # model -> metric -> what the metric is computed from, for paired resampling: per-user
+    # scores (ranking metrics, users in the same order for every model of one split) or
+    # ``(true, predicted)`` ratings per test pair (rating metrics). Not part of ``to_dict``.
+    units: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def display_table(self, digits: int = 4, short: bool = False) -> pd.DataFrame:
         """The table as strings, with each n/a reason written out (``short``: as the short
@@ -349,6 +353,7 @@ def evaluate(
         info["ranking"]["reference_new_items_first"] = task.reference(metric_objs)
 
     rows, na, notes, fit_s, options = {}, {}, {}, {}, {}
+    units: dict[str, dict[str, Any]] = {}
     from threadpoolctl import threadpool_limits
 
     tuner = None
@@ -393,9 +398,11 @@ def evaluate(
                     "content cannot score them)"
                 )
             values: dict[str, float] = {}
+            units[label] = {}
             values.update(
                 _rating_metrics(
-                    model, split_obj, metric_objs, has_ratings, cold, uses_text, model_na
+                    model, split_obj, metric_objs, has_ratings, cold, uses_text, model_na,
+                    units[label],
                 )  # fmt: skip
             )
             if not rank_rating_models and not model.ranks_items:
@@ -403,7 +410,8 @@ def evaluate(
                 values.update({m.display_name(): float("nan") for m in ranking})
                 model_na.update({m.display_name(): NA_RATING_MODEL for m in ranking})
             else:
-                values.update(task.run(model, metric_objs, uses_text, model_na, model_notes))
+                values.update(task.run(model, metric_objs, uses_text, model_na, model_notes,
+                                       units[label]))  # fmt: skip
             rows[label] = values
             na[label], notes[label] = model_na, model_notes
             bar.advance()
@@ -411,7 +419,7 @@ def evaluate(
     columns = [m.display_name() for m in metric_objs]
     table = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=columns)
     table.index.name = "model"
-    return EvaluationResult(table, na, notes, fit_s, options, info)
+    return EvaluationResult(table, na, notes, fit_s, options, info, units)
 
 
 def _metrics(registry, names, k):
@@ -455,7 +463,7 @@ def _features_for_split(item_features, split: Split, cold):
 
 
 def _rating_metrics(
-    model, split, metric_objs, has_ratings, cold, uses_text, na
+    model, split, metric_objs, has_ratings, cold, uses_text, na, units=None
 ) -> dict[str, float]:
     rating = [m for m in metric_objs if m.kind == "rating"]
     if not rating:
@@ -496,6 +504,8 @@ def _rating_metrics(
         pred = np.where(ok, pred, model.global_mean_)
     for m in rating:
         out[m.display_name()] = m(true, pred)
+        if units is not None:
+            units[m.display_name()] = (true, pred)
     return out
 
 
@@ -608,7 +618,7 @@ class _RankingTask:
         shared = None if cold is None else cold.features
         return model.score_items(chunk, self.candidates, item_features=shared)
 
-    def run(self, model, metric_objs, uses_text, na, notes) -> dict[str, float]:
+    def run(self, model, metric_objs, uses_text, na, notes, units=None) -> dict[str, float]:
         ranking_metrics = [m for m in metric_objs if m.kind in ("ranking", "catalog")]
         if not ranking_metrics:
             return {}
@@ -653,6 +663,8 @@ class _RankingTask:
                 )
             else:
                 out[m.display_name()] = m(rankings, self.relevant)
+                if units is not None:
+                    units[m.display_name()] = m.scores(rankings, self.relevant)
         return out
 
 
