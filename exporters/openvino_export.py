@@ -132,17 +132,8 @@ def _quantize_ir(spec, ir: Path, out: Path, family, tokenizer, valid_texts, batc
                               run_compiled(compile_openvino(out, hint), batches), spec.min_cosine,
                               raise_on_fail=False)  # fmt: skip
 
-    attempts: list[dict] = []
-
-    def on_attempt(v, excluded):
-        attempts.append({"excluded_nodes": len(excluded), "cosine_mean": v.cosine_mean})
-        if excluded:
-            v.step = f"{v.step} ({len(excluded)} nodes float)"
-        report(v)
-
     settings, v = q.quantize_until_valid(
         quantize, validate, quantizable_ir_nodes(core.read_model(str(ir))),
-        auto_exclude=spec.auto_exclude, exclude=spec.exclude_nodes, on_attempt=on_attempt,
+        auto_exclude=spec.auto_exclude, exclude=spec.exclude_nodes, on_attempt=report,
     )  # fmt: skip
-    settings["attempts"] = attempts
     return Step("quantize", out.name, settings, v)

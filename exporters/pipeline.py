@@ -302,21 +302,10 @@ def _quantize_onnx(spec, current, tmp, family, loaded, tokenizer, valid_texts, b
         return val.check_step(f"quantize {spec.quantize}", dst.name, precision, reference,
                               val.onnx_outputs(dst, batches), threshold, raise_on_fail=False)  # fmt: skip
 
-    attempts: list[dict[str, Any]] = []
-
-    def on_attempt(v, excluded):
-        # Every attempt is shown, failures included, so the table explains an auto-exclude
-        # search or a failed threshold.
-        attempts.append({"excluded_nodes": len(excluded), "cosine_mean": v.cosine_mean})
-        if excluded:
-            v.step = f"{v.step} ({len(excluded)} nodes float)"
-        report(v)
-
     settings, v = q.quantize_until_valid(
         quantize, validate, q.quantizable_nodes(src), auto_exclude=spec.auto_exclude,
-        exclude=spec.exclude_nodes, on_attempt=on_attempt,
+        exclude=spec.exclude_nodes, on_attempt=report,
     )  # fmt: skip
-    settings["attempts"] = attempts
     for scratch in (tmp / ".model_prep.onnx", tmp / ".calibration.cache"):
         if scratch.exists():
             scratch.unlink()

@@ -391,7 +391,7 @@ def quantize_until_valid(
     *,
     auto_exclude: bool,
     exclude: Sequence[str] = (),
-    on_attempt: Callable[[Any, list[str]], None] | None = None,
+    on_attempt: Callable[[Any], None] | None = None,
 ):
     """Quantise and validate; with ``auto_exclude``, keep the most sensitive node roles in
     float until the threshold holds.
@@ -404,18 +404,25 @@ def quantize_until_valid(
     cached), NNCF (OpenVINO) calibrates again per attempt.
 
     ``quantize(exclude)`` writes the file and returns its settings; ``validate()`` returns a
-    StepValidation (not raising). Returns (settings, validation). Raises
-    ValidationFailedError with the last figures when nothing passes.
+    StepValidation (not raising). Every attempt is logged in the returned settings'
+    ``attempts`` and handed to ``on_attempt(validation)``, failures included, so the table
+    explains an auto-exclude search or a failed threshold (its step names the nodes left in
+    float). Returns (settings, validation). Raises ValidationFailedError with the last
+    figures when nothing passes.
     """
     from .validate import failure_message
 
     base_excluded = list(exclude)
+    attempts: list[dict[str, Any]] = []
 
     def attempt(excluded: list[str]):
         settings = quantize(excluded)
         result = validate()
+        attempts.append({"excluded_nodes": len(excluded), "cosine_mean": result.cosine_mean})
+        if excluded:
+            result.step = f"{result.step} ({len(excluded)} nodes float)"
         if on_attempt:
-            on_attempt(result, excluded)
+            on_attempt(result)
         return settings, result
 
     settings, result = attempt(base_excluded)
@@ -450,4 +457,5 @@ def quantize_until_valid(
         )
         raise ValidationFailedError(failure_message(result) + extra)
     settings["auto_excluded"] = bool(auto_exclude) and len(settings.get("excluded_nodes", ())) > len(base_excluded)
+    settings["attempts"] = attempts
     return settings, result

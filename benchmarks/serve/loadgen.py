@@ -66,51 +66,47 @@ def _proc_status_rss(pid: int) -> int | None:
     return None
 
 
-def _tree(pid: int):
+def _tree_sum(pid: int, measure):
+    """``measure(process)`` summed over ``pid`` and its live descendants (None when ``pid``
+    is gone); psutil must be importable."""
     import psutil
 
-    root = psutil.Process(pid)
-    return [root, *root.children(recursive=True)]
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return None
+    total = 0
+    for proc in procs:
+        try:
+            total += measure(proc)
+        except psutil.Error:
+            pass  # a child that just exited
+    return total
 
 
 def tree_rss_bytes(pid: int) -> int | None:
     """Resident memory of ``pid`` and all its descendants (shared pages count once per
     process, so a forking server reads high; the servers measured here run one process)."""
     try:
-        import psutil
+        import psutil  # noqa: F401
     except ImportError:
         return _proc_status_rss(pid)
-    total = 0
-    try:
-        procs = _tree(pid)
-    except psutil.Error:
-        return None
-    for proc in procs:
-        try:
-            total += proc.memory_info().rss
-        except psutil.Error:
-            pass  # a child that just exited
-    return total
+    return _tree_sum(pid, lambda p: p.memory_info().rss)
 
 
 def tree_cpu_s(pid: int) -> float | None:
     """User + system CPU seconds of ``pid`` and its live descendants (None without psutil)."""
     try:
-        import psutil
+        import psutil  # noqa: F401
     except ImportError:
         return None
-    total = 0.0
-    try:
-        procs = _tree(pid)
-    except psutil.Error:
-        return None
-    for proc in procs:
-        try:
-            times = proc.cpu_times()
-            total += times.user + times.system
-        except psutil.Error:
-            pass
-    return total
+
+    def cpu(proc):
+        times = proc.cpu_times()
+        return times.user + times.system
+
+    return _tree_sum(pid, cpu)
 
 
 def client_cpu_s() -> float:

@@ -64,16 +64,16 @@ class RankingMetric(Metric):
     kind: ClassVar[str] = "ranking"
 
     def __call__(self, rankings: Sequence, relevant: Sequence) -> float:
+        return float(np.mean(self.scores(rankings, relevant)))
+
+    def scores(self, rankings: Sequence, relevant: Sequence) -> np.ndarray:
+        """The per-user scores the mean is taken over (paired comparisons resample them)."""
         if len(rankings) != len(relevant):
             raise DataError(
                 f"{self.name}: {len(rankings)} rankings but {len(relevant)} relevant sets"
             )
         if len(rankings) == 0:
             raise DataError(f"{self.name}: no users to evaluate")
-        return float(np.mean(self.scores(rankings, relevant)))
-
-    def scores(self, rankings: Sequence, relevant: Sequence) -> np.ndarray:
-        """The per-user scores the mean is taken over (paired comparisons resample them)."""
         return np.asarray(
             [self.per_user(np.asarray(r), np.asarray(rel))
              for r, rel in zip(rankings, relevant, strict=False)],

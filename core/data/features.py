@@ -235,6 +235,16 @@ def check_matches_dataset(data, *features, min_share: float = 0.1) -> None:
             )
 
 
+
+def lookup_rows(index: dict[str, int], vectors: np.ndarray, ids) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of ``vectors`` for ``ids`` (through ``index``: id -> row), zeros where an id
+    is unknown, and a mask of the ids found."""
+    rows = np.fromiter((index.get(str(i), -1) for i in ids), dtype=np.int64)
+    found = rows >= 0
+    out = np.zeros((len(rows), vectors.shape[1]), dtype=np.float32)
+    out[found] = vectors[rows[found]]
+    return out, found
+
 class Features:
     """Vectors keyed by id (item or user ids as strings), for models to look up.
 
@@ -261,11 +271,7 @@ class Features:
         return str(key) in self._index
 
     def lookup(self, ids) -> tuple[np.ndarray, np.ndarray]:
-        rows = np.fromiter((self._index.get(str(i), -1) for i in ids), dtype=np.int64)
-        found = rows >= 0
-        out = np.zeros((len(rows), self.dim), dtype=np.float32)
-        out[found] = self.vectors[rows[found]]
-        return out, found
+        return lookup_rows(self._index, self.vectors, ids)
 
     @classmethod
     def from_file(cls, path: str | Path, id_column: str | None = None) -> Features:

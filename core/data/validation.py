@@ -20,6 +20,7 @@ Policies, the same for every format:
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import re
@@ -228,6 +229,29 @@ def raise_decode_error(path: Path, encoding: str, exc: UnicodeDecodeError) -> No
         "pass the file's encoding with the `encoding` option (--encoding, e.g. latin-1), "
         "or skip_bad_rows=True (--skip-bad-rows) to skip and count such lines"
     ) from None
+
+
+@contextlib.contextmanager
+def csv_errors(path: Path, encoding: str):
+    """What pandas' CSV reader raises, as one DataError line naming the fix: undecodable
+    bytes (the line), an unknown codec, an empty file, malformed quoting or field counts."""
+    import pandas as pd
+
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raise_decode_error(path, encoding, exc)
+    except LookupError:
+        raise DataError(
+            f"unknown encoding {encoding!r}; pass a Python codec name such as utf-8"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"input file {path} has no data; nothing to load") from None
+    except pd.errors.ParserError as exc:
+        raise DataError(
+            f"{path}: malformed CSV ({str(exc).strip().splitlines()[0]}); check quoting, "
+            "pass sep, or pass skip_bad_rows=True (--skip-bad-rows) to skip and count bad lines"
+        ) from None
 
 
 def join_text(parts) -> str:

@@ -662,9 +662,10 @@ class _RankingTask:
                     rankings, self.relevant, n_candidates=len(self.candidates)
                 )
             else:
-                out[m.display_name()] = m(rankings, self.relevant)
+                scores = m.scores(rankings, self.relevant)  # the metric is their mean
+                out[m.display_name()] = float(np.mean(scores))
                 if units is not None:
-                    units[m.display_name()] = m.scores(rankings, self.relevant)
+                    units[m.display_name()] = scores
         return out
 
 

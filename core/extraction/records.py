@@ -284,26 +284,13 @@ def _csv(path: Path, loader, batch_rows: int, report: dict[str, Any]):
     if sep is None:
         sep = "\t" if path.name.lower().removesuffix(".gz").endswith(".tsv") else ","
     offset = 0
-    try:
+    with v.csv_errors(path, loader.encoding):
         reader = pd.read_csv(path, sep=sep, encoding=loader.encoding, dtype=str,
                              keep_default_na=False, na_values=[""], chunksize=batch_rows)  # fmt: skip
         with reader:
             for raw in reader:
                 yield raw, (lambda i, b=offset: loader.locate(path, b + i))
                 offset += len(raw)
-    except UnicodeDecodeError as exc:
-        v.raise_decode_error(path, loader.encoding, exc)
-    except LookupError:
-        raise DataError(
-            f"unknown encoding {loader.encoding!r}; pass a Python codec name such as utf-8"
-        ) from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"input file {path} has no data; nothing to load") from None
-    except pd.errors.ParserError as exc:
-        raise DataError(
-            f"{path}: malformed CSV ({str(exc).strip().splitlines()[0]}); check quoting, "
-            "pass sep, or pass skip_bad_rows=True (--skip-bad-rows) to skip and count bad lines"
-        ) from None
 
 
 def _parquet(path: Path, loader, batch_rows: int, report: dict[str, Any]):

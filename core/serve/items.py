@@ -56,11 +56,9 @@ class ItemStore:
         return new
 
     def lookup(self, ids) -> tuple[np.ndarray, np.ndarray]:
-        rows = np.fromiter((self.index.get(str(i), -1) for i in ids), dtype=np.int64)
-        found = rows >= 0
-        out = np.zeros((len(rows), self.dim), dtype=np.float32)
-        out[found] = self._vectors[rows[found]]
-        return out, found
+        from recfeat.data.features import lookup_rows
+
+        return lookup_rows(self.index, self._vectors, ids)
 
     def mean(self) -> np.ndarray:
         """Mean item vector (recomputed only after a change): the common direction that

@@ -260,25 +260,12 @@ class CsvTable(_Table):
         if sep is None:
             sep = "\t" if path.name.lower().removesuffix(".gz").endswith(".tsv") else ","
         self._skipped = 0
-        try:
+        with v.csv_errors(path, self.encoding):
             # strings throughout: ids keep leading zeros, and numbers are parsed per column later
             if self.skip_bad_rows:
                 return self._read_skipping(path, sep)
             return pd.read_csv(path, sep=sep, encoding=self.encoding, dtype=str, keep_default_na=False,
                                na_values=[""])  # fmt: skip
-        except UnicodeDecodeError as exc:
-            v.raise_decode_error(path, self.encoding, exc)
-        except LookupError:
-            raise DataError(
-                f"unknown encoding {self.encoding!r}; pass a Python codec name such as utf-8"
-            ) from None
-        except pd.errors.EmptyDataError:
-            raise DataError(f"input file {path} has no data; nothing to load") from None
-        except pd.errors.ParserError as exc:
-            raise DataError(
-                f"{path}: malformed CSV ({str(exc).strip().splitlines()[0]}); check quoting, "
-                "pass sep, or pass skip_bad_rows=True (--skip-bad-rows) to skip and count bad lines"
-            ) from None
 
     def _read_skipping(self, path: Path, sep: str):
         """skip_bad_rows: undecodable lines and lines with too many fields are dropped and
