@@ -28,26 +28,25 @@ _DARWIN_NAMES = {
 }
 
 
-def _read_cpuinfo() -> tuple[str | None, frozenset[str]]:
-    """(model name, flags of the first CPU) from /proc/cpuinfo; (None, {}) when unreadable.
+def _read_cpuinfo() -> tuple[str | None, frozenset[str], str | None]:
+    """(model name, flags, vendor id) of the first CPU from /proc/cpuinfo; (None, {}, None)
+    when unreadable.
 
-    x86 kernels call the line ``flags``, arm64 kernels ``Features``."""
-    model: str | None = None
-    flags: frozenset[str] | None = None
+    x86 kernels call the flags line ``flags``, arm64 kernels ``Features``."""
+    found: dict[str, str] = {}
+    names = {"model name": "model", "flags": "flags", "Features": "flags", "vendor_id": "vendor"}
     try:
         with CPUINFO.open(errors="replace") as fh:
             for line in fh:
                 key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name" and model is None:
-                    model = value.strip()
-                elif key in ("flags", "Features") and flags is None:
-                    flags = frozenset(value.split())
-                if model is not None and flags is not None:
-                    break
+                field = names.get(key.strip())
+                if field is not None and field not in found:
+                    found[field] = value.strip()
+                if len(found) == 3 or (line.strip() == "" and found):
+                    break  # the first CPU's block ends at its blank line
     except OSError:
         pass
-    return model, flags or frozenset()
+    return found.get("model"), frozenset(found.get("flags", "").split()), found.get("vendor")
 
 
 def _sysctl(name: str) -> str | None:
@@ -96,6 +95,30 @@ def cpu_model() -> str:
     elif sys.platform == "darwin":
         model = _sysctl("machdep.cpu.brand_string")
     return model or platform.processor() or platform.machine()
+
+
+@functools.cache
+def cpu_vendor() -> str:
+    """The x86 CPUID vendor (``GenuineIntel``, ``AuthenticAMD``...), or '' where not said."""
+    if sys.platform.startswith("linux"):
+        return _read_cpuinfo()[2] or ""
+    if sys.platform == "darwin":
+        return _sysctl("machdep.cpu.vendor") or ""
+    return ""
+
+
+def fp32_gemm_default() -> str:
+    """Which GEMMs the torch encoders run fp32 with on this CPU: ``blas`` (torch's own
+    Linear, MKL's sgemm on x86) or ``onednn`` (Linear layers prepacked for oneDNN).
+
+    A fixed function of the machine, never a timing: the two paths differ by ~1e-7 per
+    value, so a choice timed in each process flipped under load and made two runs of one
+    input write different bytes. Measured on machines of this project's kind: on AMD EPYC
+    (AVX-512, no AMX) oneDNN's prepacked GEMMs ran twice as fast as MKL, whose tuned kernels
+    are dispatched on Intel CPUs only; on an Intel Xeon with AMX and avx_vnni MKL was 25%
+    faster. So: MKL on Intel and on non-x86 CPUs, oneDNN on other x86 CPUs."""
+    x86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+    return "onednn" if x86 and cpu_vendor() not in ("", "GenuineIntel") else "blas"
 
 
 def is_arm64() -> bool:

@@ -12,7 +12,6 @@ torch and transformers are imported when a model is first needed, never at impor
 
 from __future__ import annotations
 
-import copy
 import sys
 import types
 from collections.abc import Sequence
@@ -45,7 +44,8 @@ class HFEncoder(Encoder):
     ``max_batch_size`` (token budget per padded batch; the defaults suit a 2-core CPU),
     ``init`` (pretrained, or random for throughput work: every output then says so),
     ``sdpa`` (PyTorch fused attention), ``onednn`` (prepacked oneDNN GEMMs for fp32 on
-    CPU: same numbers; None = time both on this machine at load and keep the faster) and ``overlap`` (tokenise the next chunk on a thread while
+    CPU, within ~1e-7 of torch's own; None = the fixed choice for this CPU,
+    ``recfeat.machine.fp32_gemm_default``) and ``overlap`` (tokenise the next chunk on a thread while
     the device runs; None = on for CUDA, where the GPU would otherwise wait for the host).
     """
 
@@ -137,6 +137,20 @@ class HFEncoder(Encoder):
             self.batch_tokens, self.max_batch_size, PAD_MULTIPLE, self.max_length
         )
 
+    @property
+    def fp32_gemm(self) -> str | None:
+        """``onednn`` or ``blas``: which GEMMs run this encoder's fp32 Linear layers on the
+        CPU (None on CUDA and under autocast). ``onednn`` True/False fixes it, None takes
+        ``recfeat.machine.fp32_gemm_default()``. The two differ by ~1e-7, so the choice is
+        in the fingerprint: the cache never serves one path's vectors to the other."""
+        if self.device != "cpu" or self.precision != "fp32":
+            return None
+        if self.onednn is not None:
+            return "onednn" if self.onednn else "blas"
+        from recfeat.machine import fp32_gemm_default
+
+        return fp32_gemm_default()
+
     def load(self):
         """Load the model now (otherwise done by the first ``encode``); returns LoadedModel."""
         if self._loaded is None:
@@ -153,17 +167,8 @@ class HFEncoder(Encoder):
                     file=sys.stderr,
                 )
             loaded.model.to(self.device)
-            if self.onednn is not False and self.device == "cpu" and self.precision == "fp32":
-                key = (loaded.weights_sha256, self.threads)
-                measure = self.onednn is None and key not in _GEMM_CHOICE
-                # to_mkldnn swaps the Linear layers in place: keep the plain model to compare
-                plain = copy.deepcopy(loaded.model) if measure else None
-                if self.onednn or _GEMM_CHOICE.get(key, True):
-                    packed = _prepack_linear(loaded.model)
-                    if plain is not None:
-                        loaded.model = plain
-                        packed = _faster_gemms(loaded, packed, self.threads)
-                    loaded.model = packed
+            if self.fp32_gemm == "onednn":
+                loaded.model = _prepack_linear(loaded.model)
             self._loaded = loaded
         return self._loaded
 
@@ -192,6 +197,7 @@ class HFEncoder(Encoder):
             "backend": self.backend,
             "precision": self.precision,
             "random_init": info.random_init,
+            **({"gemm": self.fp32_gemm} if self.fp32_gemm else {}),
         }
 
     # -- encoding --------------------------------------------------------------------------
@@ -220,30 +226,28 @@ class HFEncoder(Encoder):
 def _prepack_linear(model):
     """Run the Linear layers through oneDNN with weights reordered once at load.
 
-    Same fp32 arithmetic (differences ~1e-7). Which GEMMs are faster depends on the CPU:
-    on one AVX-512 machine of this project's kind oneDNN's prepacked GEMMs were twice as
-    fast as MKL's sgemm, on another (with avx_vnni) 25% slower, so by default the encoder
-    times both (``_faster_gemms``). bf16 already goes through oneDNN under autocast, so only
-    fp32 is concerned. Anything unexpected leaves the model as it was.
+    Same fp32 arithmetic, not the same bits (differences ~1e-7): which path runs is part of
+    the fingerprint (``HFEncoder.fp32_gemm``), and is never swapped in silence, so a failure
+    here is an error rather than a fallback to plain Linear layers. bf16 already goes
+    through oneDNN under autocast, so only fp32 is concerned.
     """
     import warnings
 
     import torch
 
+    from recfeat.errors import RecfeatError
+
+    fix = "pass the encoder option onednn=False to run torch's own Linear layers"
     if not torch.backends.mkldnn.is_available():
-        return model
+        raise RecfeatError(f"this torch build has no oneDNN; {fix}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.jit deprecation notices
             from torch.utils.mkldnn import to_mkldnn
 
             return to_mkldnn(model)
-    except Exception:
-        return model
-
-
-
-
+    except Exception as exc:
+        raise RecfeatError(f"oneDNN prepacking failed ({type(exc).__name__}: {exc}); {fix}") from None
 
 
 # -- presets ---------------------------------------------------------------------------------
@@ -312,38 +316,3 @@ __all__ = ["ENCODERS", "POOLING_METHODS", "PRECISIONS", *(cls.__name__ for cls i
 def register_encoders(register):
     for cls in ENCODERS:
         register(cls, name=cls.name, aliases=cls.aliases)
-
-
-# (weights, threads) -> whether the prepacked model won on this machine, once per process.
-_GEMM_CHOICE: dict[tuple[str, int | None], bool] = {}
-
-
-def _faster_gemms(loaded, packed, threads: int | None):
-    """``packed`` or ``loaded.model``, whichever runs a 16 x 128 batch faster here (median of
-    three timed calls each, after a warm-up; about a second for MiniLM)."""
-    key = (loaded.weights_sha256, threads)
-    if key not in _GEMM_CHOICE:
-        import time
-
-        import torch
-
-        from recfeat.encode.backends import torch_threads
-
-        vocab = int(loaded.model.config.vocab_size)
-        ids = torch.randint(1000 if vocab > 2000 else 0, vocab, (16, 128))
-        feed = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-        if "token_type_ids" in loaded.input_names:
-            feed["token_type_ids"] = torch.zeros_like(ids)
-
-        def median_seconds(model) -> float:
-            times = []
-            for i in range(4):
-                start = time.perf_counter()
-                model(**feed)
-                if i:  # the first call warms kernels and caches
-                    times.append(time.perf_counter() - start)
-            return sorted(times)[1]
-
-        with torch_threads(threads), torch.inference_mode():
-            _GEMM_CHOICE[key] = median_seconds(packed) < median_seconds(loaded.model)
-    return packed if _GEMM_CHOICE[key] else loaded.model

@@ -349,8 +349,10 @@ def _same_vectors_as(ref: str, out: str):
     return post
 
 
-def _identical(a: str, b: str):
-    """post: two outputs of the same job are byte-identical (Parquet and manifest counts)."""
+def _identical(a: str, b: str, cached: int | None = None):
+    """post: two outputs of the same job are byte-identical (Parquet and manifest counts);
+    ``cached``: how many texts ``a``'s run must have read from the cache (so the comparison
+    is really cache against fresh)."""
 
     def post(d: Path, result: dict) -> list[str]:
         pa_, pb = d / a, d / b
@@ -363,6 +365,10 @@ def _identical(a: str, b: str):
         for key in ("truncated_texts", "tokens_dropped", "empty_texts", "rows", "dim"):
             if ma.get(key) != mb.get(key):
                 problems.append(f"manifest {key}: {ma.get(key)} vs {mb.get(key)}")
+        if cached is not None:
+            got = json.loads(pa_.with_suffix(".run.json").read_text()).get("cached_texts")
+            if got != cached:
+                problems.append(f"{a}: {got} texts from the cache, expected {cached}")
         return problems
 
     return post
@@ -512,7 +518,13 @@ CASES: list[Case] = [
          post=_identical("one/a.parquet", "two/deep/b.parquet"), slow=True, why="paths must not enter the file"),
     Case("extract_nocache_vs_cache_identical", 4, ("extract", "mi20.json", "--format", "amazon", *ML, "--no-cache", "--out", "b.parquet"),
          0, (), files=("mi20.json", "cache"), pre=(("extract", "mi20.json", "--format", "amazon", *ML, "--out", "a.parquet"),),
-         post=_identical("a.parquet", "b.parquet"), slow=True),
+         post=_identical("a.parquet", "b.parquet", cached=20), slow=True),
+    Case("extract_other_input_cache_identical", 4, ("extract", "mi20.json", "--format", "amazon", "--config", "od.toml", "--no-cache", "--out", "b.parquet"),
+         0, (), files=("mi20.json", "mi200.json"), setup=_write("od.toml", '[encoder]\nuse = "minilm"\nonednn = true\n'),
+         pre=(("extract", "mi200.json", "--format", "amazon", "--config", "od.toml", "--out", "big.parquet"),
+              ("extract", "mi20.json", "--format", "amazon", "--config", "od.toml", "--out", "a.parquet")),
+         post=_identical("a.parquet", "b.parquet", cached=20), slow=True,
+         why="a cache filled by another input (texts of every length, batched with others) on the oneDNN path"),
     # ---- 5: all-or-nothing multi-file outputs -----------------------------------------------
     Case("evaluate_plot_fails_json_kept", 5, ("evaluate", "ratings.csv", *EV, "--out", "res.json", "--plot", "afile/x.png"),
          (1, 2), ("afile",), files=("ratings.csv", "res.json"), setup=_write("afile", "not a folder\n"),

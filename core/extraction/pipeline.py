@@ -21,7 +21,8 @@ Policies, recorded in every manifest:
   when given; without it they use all interactions and the manifest says so.
 - **Deterministic artefacts.** The manifest (in the Parquet metadata and the
   ``.manifest.json`` beside it) holds only what the vectors depend on, so the same input and
-  settings give byte-identical files whether the run was fresh, cached or resumed. What
+  settings give byte-identical files whether the run was fresh, cached or resumed (a cache
+  filled by other inputs: see docs/reliability.md, "Deterministic outputs"). What
   varies between runs (timings, cache hits, paths) goes to the run record
   (``FeatureResult.run``, written as ``<stem>.run.json``).
 """
