@@ -16,22 +16,16 @@ measures, in one process, what that choice trades:
 from __future__ import annotations
 
 import argparse
-import gzip
-import itertools
-import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
-
-def _texts(data_dir: Path, n: int) -> list[str]:
-    path = data_dir / "amazon_musical_instruments_5" / "reviews_Musical_Instruments_5.json.gz"
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        rows = map(json.loads, itertools.islice(fh, n))
-        return [(r.get("summary", "") + " " + r.get("reviewText", "")).strip() for r in rows]
+from bench_encode import load_texts  # noqa: E402
 
 
 def _rows_differing(a, b) -> int:
@@ -51,7 +45,7 @@ def main() -> int:
     from recfeat.atomic import write_text
     from recfeat.machine import cpu_flags, cpu_model, cpu_vendor, fp32_gemm_default
 
-    texts = _texts(Path(args.data_dir), max(args.texts, 200))
+    texts = load_texts(Path(args.data_dir), max(args.texts, 200))
     paths = {"blas": False, "onednn": True}
     encoders = {name: recfeat.encoder("minilm", onednn=flag) for name, flag in paths.items()}
     for enc in encoders.values():

@@ -115,8 +115,8 @@ def fp32_gemm_default() -> str:
     value, so a choice timed in each process flipped under load and made two runs of one
     input write different bytes. Measured on machines of this project's kind: on AMD EPYC
     (AVX-512, no AMX) oneDNN's prepacked GEMMs ran twice as fast as MKL, whose tuned kernels
-    are dispatched on Intel CPUs only; on an Intel Xeon with AMX and avx_vnni MKL was 25%
-    faster. So: MKL on Intel and on non-x86 CPUs, oneDNN on other x86 CPUs."""
+    are dispatched on Intel CPUs only; on an Intel Xeon with AMX and avx_vnni MKL was 7-25%
+    faster (separate runs). So: MKL on Intel and on non-x86 CPUs, oneDNN on other x86 CPUs."""
     x86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
     return "onednn" if x86 and cpu_vendor() not in ("", "GenuineIntel") else "blas"
 
