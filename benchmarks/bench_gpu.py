@@ -38,7 +38,8 @@ def synthetic_reviews(n: int, seed: int = 0, mean_words: float = 70.0, min_words
 
 
 def _timeit(fn, sync, repeats: int, warmup: int = 1) -> tuple[float, object]:
-    from recfeat.bench.measure import LatencyStats, time_calls
+    from recfeat.bench.measure import LatencyStats
+    from recfeat.selection.timing import time_calls
 
     latencies, result = time_calls(fn, warmup=warmup, repeats=repeats, sync=sync)
     return LatencyStats.of(latencies).median_s, result
@@ -61,6 +62,7 @@ def main(argv=None) -> int:
     from recfeat.bench import backends as bb
     from recfeat.bench.measure import capture_environment
     from recfeat.plugin.registry import get_registry
+    from recfeat.selection import backends as sb
 
     device = "cuda" if torch.cuda.is_available() and not args.dry_run else "cpu"
     review_len = 256
@@ -96,9 +98,9 @@ def main(argv=None) -> int:
                 shape, init="random", device=device, precision=dtype, max_length=args.seq,
                 batch_tokens=args.batch * args.seq, max_batch_size=args.batch,
             )
-            ctx = bb.BuildContext(encoder=shape, init="random", device=device, max_length=args.seq)
+            ctx = sb.BuildContext(encoder=shape, init="random", device=device, max_length=args.seq)
             # One model serves every path below: forward, encode, overlapped encode.
-            runner = bb.TorchRunner(bb.BACKENDS[f"torch-{dtype}"], ctx, encoder=enc)
+            runner = sb.TorchRunner(sb.BACKENDS[f"torch-{dtype}"], ctx, encoder=enc)
             vocab = len(runner.loaded.tokenizer)
             rng = np.random.default_rng(0)
             ids = rng.integers(min(1000, vocab // 2), vocab, (args.batch, args.seq))
@@ -141,7 +143,7 @@ def main(argv=None) -> int:
             if have_st:
                 from sentence_transformers import SentenceTransformer
 
-                folder = bb.st_model_folder(bb.BuildContext(encoder=shape, init="random", max_length=review_len))
+                folder = bb.st_model_folder(sb.BuildContext(encoder=shape, init="random", max_length=review_len))
                 tdt = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
                 st = SentenceTransformer(str(folder), device=device, model_kwargs={"dtype": tdt})
                 st.max_seq_length = review_len

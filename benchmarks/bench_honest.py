@@ -125,13 +125,14 @@ def count_vectors(mi):
 # -- features --------------------------------------------------------------------------------
 def features(given: str | None, data, level: str, cache_name: str):
     """``given`` loaded, else extracted once through the pipeline into .recfeat-cache/."""
-    from recfeat.evaluation.protocol import load_features
+    from recfeat.data.features import load_features
 
     if given:
         return load_features(given), given
     path = CACHE / cache_name
     if not path.exists():
-        from recfeat.extraction.pipeline import default_encoder, extract
+        from recfeat.extraction.pipeline import extract
+        from recfeat.extraction.stages import default_encoder
 
         log(f"extracting {level}-level MiniLM features of {data.name} into {path} (once)")
         extract(data, level=level, encoder=default_encoder(precision="bf16")).save(path)
@@ -146,7 +147,7 @@ def log(message: str) -> None:
 #: code every measurement runs (what ``evaluate(tune=True)`` imports, not the rest of the
 #: package); each model adds its own module and what it imports from its package, so a
 #: resumed run reuses a model only while none of that changed.
-COMMON_CODE = ("core/evaluation/protocol.py", "core/evaluation/review_vectors.py",
+COMMON_CODE = ("core/evaluation/protocol.py",
                "core/evaluation/coldstart.py",
                "core/evaluation/leaks.py", "core/evaluation/splits.py",
                "core/evaluation/tuning.py", "core/components/base.py",

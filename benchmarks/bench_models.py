@@ -38,13 +38,14 @@ HYBRIDS = ["hybrid", "hybrid-als"]  # the warm top-K target applies to the best 
 
 
 def review_features(data_dir: Path, given: str | None, precision: str):
-    from recfeat.evaluation.protocol import load_features
+    from recfeat.data.features import load_features
 
     if given:
         return load_features(given), given
     path = REPO / ".recfeat-cache" / f"mi_reviews_minilm_{precision}.parquet"
     if not path.exists():
-        from recfeat.extraction.pipeline import default_encoder, extract
+        from recfeat.extraction.pipeline import extract
+        from recfeat.extraction.stages import default_encoder
         from recfeat.plugins.datasets import load_dataset
 
         data = load_dataset(data_dir / "amazon_musical_instruments_5", format="amazon")

@@ -117,7 +117,7 @@ def memory_part(work: Path, env, config: Path, sizes: list[int], timeout: float)
 
 def throughput_part(work: Path, env, limit: int | None, timeout: float) -> dict:
     data = mi_slice(work / "mi.json.gz", limit)
-    from recfeat.extraction.ray_data import read_output
+    from recfeat.extraction.ray_shards import read_output
 
     runs = {}
     local = run_cli([str(data), "--no-cache", "--out", str(work / "local.parquet")], env, timeout)
@@ -142,7 +142,7 @@ def _same_answer(local_path: Path, ray_out: Path) -> dict:
     import numpy as np
 
     from recfeat.data.features import read_features
-    from recfeat.extraction.ray_data import read_output
+    from recfeat.extraction.ray_shards import read_output
 
     ids, vec, _ = read_features(local_path)
     rids, rvec, _ = read_output(str(ray_out))

@@ -82,7 +82,7 @@ def load_texts(data_dir: Path, seed: int) -> tuple[list[str], dict]:
     import numpy as np
 
     import recfeat
-    from recfeat.extraction.pipeline import make_cleaner
+    from recfeat.extraction.stages import make_cleaner
 
     path = data_dir / "amazon_musical_instruments_5"
     if not path.exists():
@@ -130,13 +130,13 @@ def export_folder(choice: str) -> Path:
     if not (folder / "manifest.json").exists():
         log(f"exporting MiniLM for {choice} into {folder} (once)")
         optimize = c.variant if c.variant in ("o1", "o2", "o3") else None
-        recfeat.export("minilm", folder, format=c.backend, optimize=optimize,
+        recfeat.export("minilm", folder, backend=c.backend, optimize=optimize,
                        quantize=c.quantization, force=True)  # fmt: skip
     return folder
 
 
 def server_model(choice: str) -> str:
-    """What `--model` the server and the offline encoder get for a backend choice."""
+    """What `--encoder` the server and the offline encoder get for a backend choice."""
     return "minilm" if choice.startswith("torch-") else str(export_folder(choice))
 
 

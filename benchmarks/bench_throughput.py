@@ -45,19 +45,20 @@ def main(argv=None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     from recfeat.bench import backends as bb
-    from recfeat.bench import gate as bench_gate
     from recfeat.bench import report as bench_report
     from recfeat.bench import suite as bench_suite
     from recfeat.components.dataset import load_dataset
+    from recfeat.selection import backends as sb
+    from recfeat.selection import gate as bench_gate
 
-    specs = bb.parse_backends(args.backends, kind=bb.RECFEAT)
+    specs = bb.parse_backends(args.backends, kind=sb.RECFEAT)
     if args.peers is None:
         peers, missing = bb.default_peers("cpu")
     else:
-        peers, missing = bb.parse_backends(args.peers, kind=bb.PEER), []
+        peers, missing = bb.parse_backends(args.peers, kind=sb.PEER), []
     rec = load_dataset(args.data, "auto")
     name, texts = bench_suite.corpus_texts(rec, "auto", args.limit)
-    ctx = bb.BuildContext(encoder="minilm", threads=args.threads, calibration_texts=texts[:512])
+    ctx = sb.BuildContext(encoder="minilm", threads=args.threads, calibration_texts=texts[:512])
     command = "python benchmarks/bench_throughput.py " + " ".join(sys.argv[1:] if argv is None else argv)
     say = lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True)  # noqa: E731
     results = bench_suite.run_throughput(

@@ -22,7 +22,7 @@ from recfeat.plugin.registry import get_registry  # noqa: E402
 # name -> module that defines it; imported on first access (PEP 562).
 _LAZY = {
     **dict.fromkeys(
-        ("load_dataset", "encoder", "extract", "extract_file", "make_split", "evaluate", "read_features",
+        ("load_dataset", "encoder", "model", "extract", "extract_file", "make_split", "evaluate", "read_features",
          "train", "save_model", "load_model", "recommend", "export", "verify_export",
          "bench_throughput", "choose_backend"),
         "recfeat.api",

@@ -12,6 +12,12 @@ names with those prefixes, made on this machine, whose pid is no longer a runnin
 (a recycled pid keeps its files: the safe side), and it runs before every atomic write into
 a folder and when a command checks its outputs, so the next run tidies up after a killed
 one.
+
+Files found on disk are untrusted input: a commit journal is only acted on when every path it
+names is a recfeat temporary of its own commit or an output in its own folder (or in another
+folder holding an identical journal of the same commit), checked as a whole before anything
+is renamed or deleted; any other journal is refused with :class:`UnsafeJournalError` and left
+in place, with everything it names (docs/reliability.md, "Files on disk are untrusted input").
 """
 
 from __future__ import annotations
@@ -21,16 +27,27 @@ import json
 import os
 import secrets
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-from .errors import RecfeatError
+from .errors import DataError, RecfeatError
 
 TMP_PREFIX = ".recfeat-tmp."
 OLD_PREFIX = ".recfeat-old."
 JOURNAL_PREFIX = ".recfeat-commit."
 _PREFIXES = (TMP_PREFIX, OLD_PREFIX, JOURNAL_PREFIX)
+JOURNAL_FORMAT = "recfeat-commit/1"
+# A journal lists a few paths per output; anything near this size was not written by recfeat.
+MAX_JOURNAL_BYTES = 1 << 20
+
+
+class UnsafeJournalError(DataError):
+    """A commit journal found in an output folder that recfeat will not act on: it names a
+    path outside its folder or one recfeat did not make, or it is not a journal recfeat
+    writes (malformed, huge, a link). The journal and everything it names are left as they
+    are."""
 
 
 def _umask() -> int:
@@ -111,8 +128,9 @@ def pid_alive(pid: int) -> bool:
 
 
 def _remove(path: Path) -> None:
+    """Remove a file, a link (never what it points to) or a folder (rmtree follows no link)."""
     try:
-        if path.is_dir() and not path.is_symlink():
+        if stat.S_ISDIR(os.lstat(path).st_mode):
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink()
@@ -123,7 +141,11 @@ def _remove(path: Path) -> None:
 def clean_stale(folder: str | Path) -> list[Path]:
     """Finish or undo the commits of dead recfeat runs in ``folder``, then remove their
     temporary files and folders; return what was removed. Names of live processes (and
-    anything without a recfeat prefix) are never touched."""
+    anything without a recfeat prefix) are never touched; links are removed, not followed.
+
+    Every stale journal is checked first (:func:`_check_journal`); one that names anything
+    but its own commit's temporaries and outputs raises :class:`UnsafeJournalError` before
+    anything in the folder is renamed or removed."""
     folder = Path(folder)
     try:
         entries = list(os.scandir(folder))
@@ -131,9 +153,16 @@ def clean_stale(folder: str | Path) -> list[Path]:
         return []
     stale = [e for e in entries if _stale(e.name)]
     removed: list[Path] = []
-    for entry in stale:  # journals first: they say whether temporaries are a committed set
-        if entry.name.startswith(JOURNAL_PREFIX) and entry.name.endswith(".json"):
-            _recover(Path(entry.path))
+    # Journals first: they say whether temporaries are a committed set. All are checked
+    # before any is acted on, so a refused one leaves the whole folder as it was.
+    plans = [
+        _check_journal(Path(entry.path))
+        for entry in stale
+        if entry.name.startswith(JOURNAL_PREFIX) and entry.name.endswith(".json")
+    ]
+    for plan in plans:
+        if plan is not None:
+            _recover(plan)
     for entry in stale:
         path = Path(entry.path)
         if os.path.lexists(path):
@@ -273,17 +302,17 @@ def atomic_files(
             fsync_path(temps[p])
         parents = list(dict.fromkeys(p.parent for p in everything))
         journals = [parent / f"{JOURNAL_PREFIX}{marker}.json" for parent in parents]
+        olds = {p: temp_sibling(p, OLD_PREFIX, marker) for p in everything}
+        # Absolute, with each folder resolved: a later run (any working folder) checks that
+        # every path sits beside the journal naming it (``_check_journal``).
         record = {
-            "format": "recfeat-commit/1",
+            "format": JOURNAL_FORMAT,
             "entries": [
-                {
-                    "tmp": str(temps[p]),
-                    "final": str(p),
-                    "old": str(temp_sibling(p, OLD_PREFIX, marker)),
-                }
+                {"tmp": _journal_path(temps[p]), "final": _journal_path(p),
+                 "old": _journal_path(olds[p])}
                 for p in everything
-            ],
-            "journals": [str(j) for j in journals],
+            ],  # fmt: skip
+            "journals": [_journal_path(j) for j in journals],
         }
         data = (json.dumps(record, indent=1) + "\n").encode()
         for journal in journals:
@@ -292,7 +321,7 @@ def atomic_files(
             os.replace(tmp_journal, journal)
             _fsync_dir(journal.parent)
         # committed: from here on the new set is what a crash recovers to
-        _apply(record)
+        _apply([(temps[p], p, olds[p]) for p in everything], journals)
     except BaseException:
         # Committed once every journal exists: then the renames are finished (by the next
         # run, if they failed here), never undone. Before that, the old set is untouched.
@@ -318,11 +347,10 @@ def write_together(writers: Mapping[str | Path | None, Callable[[Path], object]]
     return list(todo)
 
 
-def _apply(record: dict) -> None:
+def _apply(entries: Sequence[tuple[Path, Path, Path]], journals: Sequence[Path]) -> None:
     """Rename every temporary over its target (idempotent), then drop moved-aside folders
-    and the journals."""
-    for entry in record["entries"]:
-        tmp, final, old = Path(entry["tmp"]), Path(entry["final"]), Path(entry["old"])
+    and the journals. ``entries``: (temporary, final, moved-aside name) triples."""
+    for tmp, final, old in entries:
         if not os.path.lexists(tmp):
             continue  # done before a crash
         try:
@@ -334,32 +362,196 @@ def _apply(record: dict) -> None:
                 os.replace(tmp, final)
         except FileNotFoundError:
             continue  # another process finishing the same commit got there first
-    for parent in dict.fromkeys(Path(e["final"]).parent for e in record["entries"]):
+    for parent in dict.fromkeys(final.parent for _tmp, final, _old in entries):
         _fsync_dir(parent)
-    for entry in record["entries"]:
-        old = Path(entry["old"])
+    for _tmp, _final, old in entries:
         if os.path.lexists(old):
             _remove(old)
-    for journal in record["journals"]:
-        _remove(Path(journal))
+    for journal in journals:
+        _remove(journal)
 
 
-def _recover(journal: Path) -> None:
-    """Finish a dead run's commit when all its journals exist, else undo it."""
+# -- journals found on disk: untrusted input ---------------------------------------------------
+
+
+def _journal_path(path: Path) -> str:
+    """``path`` as a journal records it: absolute, its folder resolved, its name kept."""
+    path = Path(path)
+    return str(path.parent.resolve() / path.name)
+
+
+class _Refused(Exception):
+    """Why a journal is refused: a clause following 'refusing the commit journal X: '."""
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    """A path from the disk shown on one line (control characters escaped), shortened."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _load_journal(path: Path, subject: str) -> dict | None:
+    """The record in journal ``path`` (None when it is gone: another run finished it);
+    ``_Refused`` when it is not a journal recfeat writes: a link, not a regular file,
+    bigger than :data:`MAX_JOURNAL_BYTES`, not JSON, or not the journal's shape."""
     try:
-        record = json.loads(journal.read_text())
-        entries, journals = record["entries"], [Path(j) for j in record["journals"]]
-    except (OSError, ValueError, KeyError, TypeError):
-        return  # cannot be acted on: clean_stale removes it with the other stale names
-    if all(j.exists() for j in journals):
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        what = "is a symbolic link" if os.path.islink(path) else f"cannot be read ({exc.strerror})"
+        raise _Refused(f"{subject} {what}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _Refused(f"{subject} is not a regular file")
+        data = b""
+        while len(data) <= MAX_JOURNAL_BYTES:  # read at most one byte past the cap
+            chunk = os.read(fd, MAX_JOURNAL_BYTES + 1 - len(data))
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(fd)
+    if len(data) > MAX_JOURNAL_BYTES:
+        raise _Refused(f"{subject} is over {MAX_JOURNAL_BYTES} bytes, far more than recfeat writes")
+    try:
+        record = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise _Refused(f"{subject} is not valid JSON") from None
+    if not isinstance(record, dict):
+        raise _Refused(f"{subject} is not a JSON object")
+    if record.get("format", JOURNAL_FORMAT) != JOURNAL_FORMAT:
+        got = _one_line(repr(record.get("format")), 60)
+        raise _Refused(f"{subject} has format {got}, not {JOURNAL_FORMAT!r}")
+    entries, journals = record.get("entries"), record.get("journals")
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict) and all(isinstance(e.get(k), str) for k in ("tmp", "final", "old"))
+        for e in entries
+    ):
+        raise _Refused(f"{subject} has no 'entries' list of tmp/final/old paths")
+    if not isinstance(journals, list) or not journals or not all(isinstance(j, str) for j in journals):
+        raise _Refused(f"{subject} has no 'journals' list of paths")
+    return record
+
+
+def _place(text: str) -> tuple[Path, str]:
+    """(resolved folder, name) of a path a journal names; ``_Refused`` for one with a ``..``
+    part or no plain name. The folder is resolved, so a link in it cannot lead elsewhere."""
+    shown = _one_line(repr(text))
+    if not text or "\0" in text:
+        raise _Refused(f"it names an empty or invalid path {shown}")
+    path = Path(text)
+    if ".." in path.parts:
+        raise _Refused(f"it names {shown}, which climbs out with '..'")
+    if path.name in ("", ".", ".."):
+        raise _Refused(f"it names {shown}, which is not a file name")
+    try:
+        return path.parent.resolve(), path.name
+    except (OSError, RuntimeError):
+        raise _Refused(f"it names {shown}, whose folder cannot be resolved") from None
+
+
+class _Plan:
+    """A checked journal: what recovering it may rename and remove (nothing else)."""
+
+    def __init__(self, journal: Path, entries: list[tuple[Path, Path, Path]],
+                 journals: list[Path], commit: bool):  # fmt: skip
+        self.journal, self.entries, self.journals, self.commit = journal, entries, journals, commit
+
+
+def _check_journal(journal: Path) -> _Plan | None:
+    """Check a dead run's journal as a whole before anything is renamed or removed.
+
+    Accepted only when it is a journal recfeat writes (a regular file under
+    :data:`MAX_JOURNAL_BYTES` of the right JSON shape) that lists itself, and every entry is
+    a triple ``.recfeat-tmp.<marker>.NAME`` / ``NAME`` / ``.recfeat-old.<marker>.NAME`` in one
+    folder (``<marker>`` from the journal's own name; ``NAME`` a plain name, no ``..``,
+    folders compared resolved). An entry in another folder (one commit can span folders)
+    counts only when that folder holds this commit's journal with the same record: that
+    folder's own journal vouches for it. Otherwise :class:`UnsafeJournalError`, naming the
+    journal, and the journal and everything it names are left untouched.
+
+    The plan rolls the commit forward when every listed journal exists (as before); when
+    one is missing the commit never completed and it is undone, in the folders whose journal
+    vouches for it: their temporaries and journals are removed, the old outputs stay.
+    """
+    try:
+        return _checked_plan(journal)
+    except _Refused as refused:
+        raise UnsafeJournalError(
+            f"refusing the commit journal {_one_line(journal, 400)}: {refused}; recfeat changed "
+            "nothing and left it in place: remove it if you did not put it there (a journal "
+            "recfeat writes names only its own temporaries and outputs in its folder)"
+        ) from None
+
+
+def _checked_plan(journal: Path) -> _Plan | None:
+    home = journal.parent.resolve()
+    marker = journal.name[len(JOURNAL_PREFIX) : -len(".json")]
+    record = _load_journal(journal, "it")
+    if record is None:
+        return None
+    folders: list[Path] = []
+    for text in record["journals"]:
+        folder, name = _place(text)
+        if name != journal.name:
+            raise _Refused(
+                f"it lists {_one_line(repr(text))} as a journal of its commit, whose journals "
+                f"are all named {_one_line(journal.name)}"
+            )
+        folders.append(folder)
+    if home not in folders:
+        raise _Refused("it does not list itself among its commit's journals")
+    entries: list[tuple[Path, Path, Path]] = []
+    for entry in record["entries"]:
+        (tmp_dir, tmp), (folder, final), (old_dir, old) = (
+            _place(entry[key]) for key in ("tmp", "final", "old")
+        )
+        shown = _one_line(repr(entry["final"]))
+        if not tmp_dir == folder == old_dir:
+            raise _Refused(f"its entry for {shown} names paths in different folders")
+        if folder != home and folder not in folders:
+            raise _Refused(f"it names {shown}, outside its folder {_one_line(home)}")
+        if final.startswith(_PREFIXES):
+            raise _Refused(f"it names the recfeat temporary {shown} as an output")
+        for key, name, prefix in (("tmp", tmp, TMP_PREFIX), ("old", old, OLD_PREFIX)):
+            if name != f"{prefix}{marker}.{final}":
+                raise _Refused(
+                    f"it names {_one_line(repr(entry[key]))}, which is not a temporary of its "
+                    f"commit (those are named {prefix}{_one_line(marker, 60)}.<output name>)"
+                )
+        if os.path.islink(folder / tmp):
+            raise _Refused(f"the temporary it names for {shown} is a symbolic link")
+        entries.append((folder / tmp, folder / final, folder / old))
+    vouched, missing = {home}, False
+    for folder in dict.fromkeys(folders):
+        if folder == home:
+            continue
+        partner = folder / journal.name
+        other = _load_journal(partner, f"its partner journal {_one_line(partner)}")
+        if other is None:
+            missing = True
+        elif other != record:
+            raise _Refused(f"it differs from its partner journal {_one_line(partner)}")
+        else:
+            vouched.add(folder)
+    if missing:  # never committed: undo, only where this commit's own journal says so
+        entries = [e for e in entries if e[1].parent in vouched]
+    return _Plan(journal, entries, [f / journal.name for f in vouched], commit=not missing)
+
+
+def _recover(plan: _Plan) -> None:
+    """Finish a dead run's commit when all its journals exist, else undo it (``plan`` comes
+    from :func:`_check_journal`, so it names only the commit's own paths)."""
+    if plan.commit:
         try:
-            _apply(record)
+            _apply(plan.entries, plan.journals)
         except OSError:
             pass  # a target that cannot be replaced: the caller's own write reports it
         return
-    for entry in entries:
-        _remove(Path(entry["tmp"]))
-    for j in journals:
+    for tmp, _final, _old in plan.entries:
+        _remove(tmp)
+    for j in plan.journals:
         _remove(j)
 
 

@@ -95,7 +95,7 @@ DEMO_METRICS = ("rmse", "ndcg@k", "recall@k", "hitrate@k", "coverage")
 def _demo_features(ctx: DemoContext):
     """Leakage-safe text features for evaluation: item texts when the data has them, else
     the review-level vectors (the evaluation averages TRAINING reviews per split)."""
-    from recfeat.evaluation.protocol import load_features
+    from recfeat.data.features import load_features
 
     if ctx.data.items is not None and len(ctx.data.items) and "item_features" in ctx.outputs:
         return load_features(ctx.outputs["item_features"]), "item texts"
@@ -173,7 +173,7 @@ def run_demo(
     """Run the demo steps on ``data`` (default: the SYNTHETIC book sample) into ``out_dir``.
 
     ``encoder`` defaults to ``minilm`` in bf16 where the CPU supports it, else fp32."""
-    from recfeat.extraction.pipeline import default_encoder
+    from recfeat.extraction.stages import default_encoder
 
     started = time.perf_counter()
     if data is None:

@@ -80,6 +80,7 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
         got = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
         raise ArtifactError(f"{path} has format {got!r}, expected {FORMAT!r}; re-run `recfeat export`")
     check_fields(manifest, path)
+    check_file_names(manifest, folder, path)
     return manifest
 
 
@@ -114,6 +115,46 @@ def check_fields(manifest: dict[str, Any], path: Path) -> None:
     for n, step in enumerate(manifest["steps"]):
         if not isinstance(step, dict) or not isinstance(step.get("file"), str):
             raise ArtifactError(f"{path}: step {n} has no file name; re-run `recfeat export`")
+    for rel, meta in manifest["files"].items():
+        if not (
+            isinstance(meta, dict)
+            and isinstance(meta.get("bytes"), int) and not isinstance(meta["bytes"], bool)
+            and isinstance(meta.get("sha256"), str)
+        ):  # fmt: skip
+            raise ArtifactError(
+                f"{path}: files entry {rel!r} lacks its bytes or sha256; re-run `recfeat export`"
+            )
+
+
+def check_file_names(manifest: dict[str, Any], folder: Path, path: Path) -> None:
+    """Every file name the manifest gives (``files``, each step's ``file``, ``default_file``)
+    is a plain relative path inside ``folder``: no absolute path, no ``..``, no link leading
+    out of the folder. A manifest is a file found on disk, so untrusted input: a name like
+    ``../other/model.onnx`` would otherwise load and run a file outside the export folder.
+    Checked here, where every loader reads the manifest, before any file is opened."""
+    names = [(rel, "in 'files'") for rel in manifest["files"]]
+    names += [(step["file"], f"of step {n}") for n, step in enumerate(manifest["steps"])]
+    names.append((manifest["default_file"], "in 'default_file'"))
+    root = folder.resolve()
+    for rel, where in names:
+        parts = rel.split("/")
+        if not rel or "\0" in rel or "\\" in rel or rel.startswith("/") or Path(rel).is_absolute():
+            why = "it is absolute or not a plain file name"
+        elif any(part in ("", ".", "..") for part in parts):
+            why = "it has an empty, '.' or '..' part"
+        else:
+            try:
+                inside = (folder / rel).resolve().is_relative_to(root)
+            except (OSError, RuntimeError):
+                inside = False
+            if inside:
+                continue
+            why = "a symbolic link leads out of the folder"
+        raise ArtifactError(
+            f"{path}: the file name {rel!r} ({where}) is not a relative path inside {folder} "
+            f"({why}); an export folder may only name its own files: remove this folder or "
+            "re-run `recfeat export`"
+        )
 
 
 MODEL_SUFFIXES = (".onnx", ".onnx.data", ".data", ".xml", ".bin")

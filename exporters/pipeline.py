@@ -134,7 +134,7 @@ def _check_spec(spec: ExportSpec) -> None:
     from recfeat.encode.pooling import check_pooling
 
     if spec.format not in FORMATS:
-        raise OptionError(f"unknown --format {spec.format!r}; valid formats: {', '.join(FORMATS)}")
+        raise OptionError(f"unknown export backend {spec.format!r} (--backend); valid: {', '.join(FORMATS)}")
     if spec.pooling is not None:
         check_pooling(spec.pooling)
     spec.optimize = check_settings(

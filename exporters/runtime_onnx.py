@@ -47,7 +47,7 @@ def choose_file(
     if not steps:
         raise OptionError(
             f"this export folder holds no {runtime} model (runtime {manifest.get('runtime')!r}); "
-            f"use --backend {manifest.get('runtime')} or re-export with --format {runtime}"
+            f"use --backend {manifest.get('runtime')} or re-export with `recfeat export --backend {runtime}`"
         )
     if file is not None:
         for s in steps:

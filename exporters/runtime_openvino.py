@@ -17,7 +17,7 @@ PRECISIONS = ("bf16", "fp32", "int8")
 
 
 class OpenVinoEncoder(ExportedEncoder):
-    """An exported folder (``recfeat export --format openvino``) run by OpenVINO on the CPU."""
+    """An exported folder (``recfeat export --backend openvino``) run by OpenVINO on the CPU."""
 
     name = "openvino"
     backend = "openvino"

@@ -15,6 +15,8 @@ os.environ.setdefault("RECFEAT_PROGRESS", "0")
 
 REPO = Path(__file__).resolve().parents[1]
 
+from _ray_cluster import ray_cluster  # noqa: E402,F401  (a fixture, shared by the Ray tests)
+
 
 def _data_dir() -> Path:
     return Path(os.environ.get("RECFEAT_DATA_DIR", REPO.parent / "shared" / "data"))

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from recfeat.bench import auto_backend
-from recfeat.bench import backends as bb
 from recfeat.errors import RecfeatError, UsageError
+from recfeat.selection import auto_backend
+from recfeat.selection import backends as bb
 
 
 class Clock:

@@ -25,10 +25,11 @@ def test_unknown_backend_lists_available_and_install_hints(tmp_path):
 
 def test_missing_backend_names_the_install(tmp_path, monkeypatch):
     from recfeat.bench import backends as bb
+    from recfeat.selection import backends as sb
 
     spec = bb.BACKENDS["openvino-bf16"]
     monkeypatch.setitem(bb.BACKENDS, "openvino-bf16",
-                        bb.BackendSpec(**{**spec.__dict__, "modules": ("no_such_module_xyz",)}))
+                        sb.BackendSpec(**{**spec.__dict__, "modules": ("no_such_module_xyz",)}))
     res = run("throughput", "--backends", "openvino-bf16", "--out", str(tmp_path / "o"))
     assert res.exit_code == 2
     assert "needs no_such_module_xyz" in res.output
@@ -137,8 +138,8 @@ def test_accuracy_run_flags_a_backend_that_hurts_downstream(tmp_path, musical_in
     import numpy as np
 
     from recfeat.bench import accuracy as bench_accuracy
-    from recfeat.bench import backends as bb
     from recfeat.bench import report as bench_report
+    from recfeat.selection import backends as bb
 
     def make(noise):
         class Hashed(bb.Runner):

@@ -16,9 +16,10 @@ import pytest
 
 from recfeat.bench import backends as bb
 from recfeat.bench import ceilings, summary
-from recfeat.bench import gate as bench_gate
 from recfeat.bench import report as bench_report
 from recfeat.bench import suite as bench_suite
+from recfeat.selection import backends as sb
+from recfeat.selection import gate as bench_gate
 
 MINILM = {"hidden": 384, "layers": 6, "heads": 12, "intermediate": 1536}
 
@@ -36,7 +37,7 @@ def test_default_peer_list_holds_every_peer_and_bf16_torch():
     assert "st-torch-bf16" in bb.DEFAULT_PEERS
     for name in ("st-torch", "st-onnx", "st-onnx-o3", "st-onnx-qint8", "st-openvino",
                  "st-openvino-qint8", "fastembed", "openvino-peer", "openvino-peer-latency"):
-        assert name in bb.DEFAULT_PEERS and bb.BACKENDS[name].kind == bb.PEER
+        assert name in bb.DEFAULT_PEERS and bb.BACKENDS[name].kind == sb.PEER
     ok, missing = bb.default_peers("cpu")
     names = {s.name for s in ok} | {m["backend"] for m in missing}
     assert "st-torch-bf16" in names
@@ -45,8 +46,8 @@ def test_default_peer_list_holds_every_peer_and_bf16_torch():
 
 def test_peers_not_installed_are_reported_with_the_reason():
     fake = dict(bb.BACKENDS)
-    fake["ghost-peer"] = bb.BackendSpec(
-        "ghost-peer", bb.PEER, "ghost", "fp32", "peer: not here", ("no_such_module_xyz",),
+    fake["ghost-peer"] = sb.BackendSpec(
+        "ghost-peer", sb.PEER, "ghost", "fp32", "peer: not here", ("no_such_module_xyz",),
         "pip install ghost", bb.SentenceTransformersRunner, ("cpu",),
     )
     ok, missing = bb.default_peers("cpu", fake)
@@ -69,7 +70,7 @@ def test_length_sorted_batches_cover_every_text_longest_first():
 def peer_ctx(tmp_path_factory):
     """A build context whose peer artifacts (model copy, ONNX export) live in a temp folder."""
     work = tmp_path_factory.mktemp("bench-work")
-    return bb.BuildContext(encoder="minilm", work_dir=work, threads=2)
+    return sb.BuildContext(encoder="minilm", work_dir=work, threads=2)
 
 
 TEXTS = ["Great strings, bright tone.", "The pedal broke after a week of light use at home.",
@@ -310,7 +311,7 @@ def test_report_has_targets_ceilings_table_and_speed_quality_plot(tmp_path):
 
 
 # -- run_throughput's plumbing with fake backends --------------------------------------------
-class FakeRunner(bb.Runner):
+class FakeRunner(sb.Runner):
     def __init__(self, spec, ctx):
         self.spec, self.ctx = spec, ctx
 
@@ -326,7 +327,7 @@ class FakeRunner(bb.Runner):
         return input_ids[:, :4].astype(np.float32)
 
     def describe(self):
-        return {"knob": self.spec.name, "effective_precision": "bf16"} if self.spec.kind == bb.PEER else {}
+        return {"knob": self.spec.name, "effective_precision": "bf16"} if self.spec.kind == sb.PEER else {}
 
 
 class FakeGate:
@@ -342,9 +343,9 @@ class FakeGate:
 
 
 def test_run_throughput_records_config_precision_flops_gate_and_targets():
-    spec = lambda name, kind, prec: bb.BackendSpec(name, kind, "fake", prec, name, (), "-", FakeRunner, ("cpu",))  # noqa: E731
-    backends = [spec("torch-fp32", bb.RECFEAT, "fp32"), spec("fake-int8", bb.RECFEAT, "int8")]
-    peers = [spec("fake-peer", bb.PEER, "auto")]
+    spec = lambda name, kind, prec: sb.BackendSpec(name, kind, "fake", prec, name, (), "-", FakeRunner, ("cpu",))  # noqa: E731
+    backends = [spec("torch-fp32", sb.RECFEAT, "fp32"), spec("fake-int8", sb.RECFEAT, "int8")]
+    peers = [spec("fake-peer", sb.PEER, "auto")]
     texts = [f"review {i} " + "good sound " * (i % 7) for i in range(40)]
     res = bench_suite.run_throughput(
         encoder="minilm", backends=backends, peers=peers, batch_sizes=[32], seq_lens=[128],

@@ -11,6 +11,7 @@ from recfeat.bench import measure as benchmarking
 from recfeat.bench import report as bench_report
 from recfeat.bench import suite as bench_suite
 from recfeat.errors import OptionError, UsageError
+from recfeat.selection import compare, timing
 
 
 class FakeClock:
@@ -34,7 +35,7 @@ def test_time_calls_excludes_warmup_and_times_each_call():
         clock.now += d
         return d
 
-    latencies, last = benchmarking.time_calls(work, warmup=2, repeats=4, clock=clock)
+    latencies, last = timing.time_calls(work, warmup=2, repeats=4, clock=clock)
     assert latencies == [1.0, 2.0, 3.0, 4.0]
     assert last == 4.0
     assert len(calls) == 6
@@ -51,16 +52,16 @@ def test_time_calls_runs_sync_inside_the_timed_region():
         events.append("sync")
         clock.now += 0.5  # device work finishing counts in the latency
 
-    latencies, _ = benchmarking.time_calls(work, warmup=0, repeats=2, clock=clock, sync=sync)
+    latencies, _ = timing.time_calls(work, warmup=0, repeats=2, clock=clock, sync=sync)
     assert latencies == [0.5, 0.5]
     assert events == ["sync", "call", "sync", "call", "sync"]
 
 
 def test_time_calls_rejects_bad_counts():
     with pytest.raises(OptionError, match="repeats"):
-        benchmarking.time_calls(lambda: None, repeats=0)
+        timing.time_calls(lambda: None, repeats=0)
     with pytest.raises(OptionError, match="warm-up"):
-        benchmarking.time_calls(lambda: None, warmup=-1)
+        timing.time_calls(lambda: None, warmup=-1)
 
 
 @pytest.mark.parametrize("q", [0, 5, 50, 90, 95, 100])
@@ -112,7 +113,7 @@ def test_check_grid_refuses_long_sequences_and_huge_grids():
 def test_environment_names_cpu_flags_and_versions():
     env = benchmarking.capture_environment(threads=2)
     assert env["cpu_model"] and env["cpu_count"] >= 1
-    assert set(env["cpu_flags"]) <= set(benchmarking.CPU_FLAGS_OF_INTEREST)
+    assert set(env["cpu_flags"]) <= set(timing.CPU_FLAGS_OF_INTEREST)
     assert env["libraries"]["numpy"] == np.__version__
     assert env["threads"] == 2 and env["date"]
 
@@ -129,9 +130,9 @@ def test_cosine_rows_and_parity():
     a = np.array([[1.0, 0.0], [0.0, 2.0]], dtype=np.float32)
     b = np.array([[2.0, 0.0], [1.0, 1.0]], dtype=np.float32)
     assert bench_suite.cosine_rows(a, b) == pytest.approx([1.0, np.sqrt(0.5)])
-    p = bench_suite.parity(a, b)
+    p = compare.parity(a, b)
     assert p["cosine_min"] == pytest.approx(np.sqrt(0.5))
-    assert bench_suite.parity(None, b) == {"cosine_mean": None, "cosine_min": None}
+    assert compare.parity(None, b) == {"cosine_mean": None, "cosine_min": None}
 
 
 def test_peer_ratios_match_workloads():

@@ -26,7 +26,8 @@ from recfeat.extraction.cache import (
     open_cache,
     text_keys,
 )
-from recfeat.extraction.pipeline import encode_texts, extract
+from recfeat.extraction.pipeline import extract
+from recfeat.extraction.stages import encode_texts
 
 
 class CountingEncoder(Encoder):

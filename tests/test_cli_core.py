@@ -272,3 +272,53 @@ def test_click_errors_quoting_user_input_are_cleaned():
     result = invoke("no-such-\x1b[2Jcommand")
     assert result.exit_code == 2
     assert "\x1b" not in result.output and "\\x1b[2J" in result.output
+
+
+# -- one name per thing ------------------------------------------------------------------------
+
+
+def _commands(group: click.Group, prefix: str = ""):
+    """(path, command) for every command under ``group``, subcommands included."""
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        if isinstance(command, click.Group):
+            yield from _commands(command, f"{prefix}{name} ")
+        elif command is not None:
+            yield f"{prefix}{name}", command
+
+
+def _flags(command: click.Command) -> set[str]:
+    return {opt for p in command.params if isinstance(p, click.Option) for opt in p.opts}
+
+
+def test_encoder_is_the_text_encoder_and_model_the_recommendation_model_everywhere():
+    commands = dict(_commands(cli))
+    with_model = {path for path, command in commands.items() if "--model" in _flags(command)}
+    assert with_model == {"train", "serve"}  # both: a recommendation model
+    with_encoder = {path for path, command in commands.items() if "--encoder" in _flags(command)}
+    assert {"extract", "export", "serve", "tokenize", "bench throughput",
+            "bench accuracy"} <= with_encoder  # fmt: skip
+    for path, command in commands.items():
+        flags = _flags(command)
+        assert not flags & {"--recommender", "--onnx"}, path
+        if path == "export":
+            assert "--format" not in flags and "--backend" in flags
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("serve", "--recommender", "m.recfeat"),
+        ("export", "--format", "openvino", "--out", "x"),
+        ("export", "--model", "org/name", "--out", "x"),
+        ("extract", "data.csv", "--onnx", "folder", "--out", "o.parquet"),
+        ("tokenize", "--model", "org/name"),
+    ],
+)
+def test_removed_spellings_are_one_line_usage_errors(args):
+    flag = next(a for a in args if a.startswith("--"))
+    result = invoke(*args)
+    assert result.exit_code == 2
+    (error,) = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert "No such option" in error and flag in error, result.output

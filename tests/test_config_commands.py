@@ -181,8 +181,6 @@ def test_export_reads_exporter_options_from_the_config(tmp_path):
     base = [
         "export",
         "--encoder",
-        "hf",
-        "--model",
         model,
         "--out",
         tmp_path / "o",

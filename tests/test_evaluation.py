@@ -10,13 +10,12 @@ import pandas as pd
 import pytest
 from test_models import synthetic  # tests/ is on sys.path (pytest rootdir import mode)
 
-from recfeat.data.features import Features
+from recfeat.data.features import Features, ReviewVectors
 from recfeat.data.recdata import RecData
 from recfeat.errors import DataError, UnknownComponentError, UsageError
 from recfeat.evaluation.protocol import (
     NA_COLD_ITEMS,
     NA_NOT_RATING,
-    ReviewVectors,
     evaluate,
     plot_result,
 )

@@ -24,7 +24,7 @@ def run(*args):
 
 def test_export_optimize_quantize_prints_table_and_writes_folder(tiny, tmp_path):
     out = tmp_path / "out"
-    result = run("export", "--encoder", "hf", "--model", str(tiny["distilbert"]), "--out", str(out),
+    result = run("export", "--encoder", str(tiny["distilbert"]), "--out", str(out),
                  "--optimize", "O2", "--quantize", "dynamic-int8", "--preset", "avx512_vnni")  # fmt: skip
     assert result.exit_code == 0, result.output
     for needle in ("cosine mean", "cosine min", "cosine p1", "max abs diff", "export", "optimize O2",
@@ -38,10 +38,10 @@ def test_export_optimize_quantize_prints_table_and_writes_folder(tiny, tmp_path)
     assert manifest["steps"][-1]["settings"]["preset"] == "avx512_vnni"
 
     # an existing folder is refused, untouched, unless --force
-    again = run("export", "--encoder", "hf", "--model", str(tiny["distilbert"]), "--out", str(out))
+    again = run("export", "--encoder", str(tiny["distilbert"]), "--out", str(out))
     assert again.exit_code == 2 and "already exists; pass --force" in again.output
     assert (out / "model_O2.onnx").exists()
-    forced = run("export", "--encoder", "hf", "--model", str(tiny["distilbert"]), "--out", str(out), "--force")
+    forced = run("export", "--encoder", str(tiny["distilbert"]), "--out", str(out), "--force")
     assert forced.exit_code == 0, forced.output
     assert not (out / "model_O2.onnx").exists()  # replaced as a whole
 
@@ -60,7 +60,7 @@ def test_forced_accuracy_drop_on_real_minilm_fails_and_writes_nothing(tmp_path, 
 
 
 def test_unsupported_architecture(tiny, tmp_path):
-    result = run("export", "--encoder", "hf", "--model", str(tiny["electra"]), "--out", str(tmp_path / "o"))
+    result = run("export", "--encoder", str(tiny["electra"]), "--out", str(tmp_path / "o"))
     assert result.exit_code == 2
     assert "cannot export architecture 'electra'" in result.output and "distilbert" in result.output
 
@@ -68,7 +68,7 @@ def test_unsupported_architecture(tiny, tmp_path):
 def test_calibration_too_small(tiny, tmp_path):
     texts = tmp_path / "texts.txt"
     texts.write_text("one review\ntwo reviews\nthree\n", encoding="utf-8")
-    result = run("export", "--encoder", "hf", "--model", str(tiny["distilbert"]), "--out", str(tmp_path / "o"),
+    result = run("export", "--encoder", str(tiny["distilbert"]), "--out", str(tmp_path / "o"),
                  "--quantize", "static-int8", "--calibration", str(texts))  # fmt: skip
     assert result.exit_code == 1
     assert "calibration data too small: 3 distinct non-empty texts" in result.output
@@ -76,14 +76,23 @@ def test_calibration_too_small(tiny, tmp_path):
 
 
 def test_opset_too_old(tiny, tmp_path):
-    result = run("export", "--encoder", "hf", "--model", str(tiny["distilbert"]), "--out", str(tmp_path / "o"),
+    result = run("export", "--encoder", str(tiny["distilbert"]), "--out", str(tmp_path / "o"),
                  "--opset", "9")  # fmt: skip
     assert result.exit_code == 2
     assert "opset 9 is too old" in result.output and "--opset 17" in result.output
 
 
 def test_calibration_from_a_dataset_file(tiny, tmp_path, musical_instruments):
-    from recfeat.data.texts import read_texts
+    from recfeat.components.dataset import read_texts
 
     texts = read_texts(str(musical_instruments), "auto")
     assert len(texts) > 10000 and all(t.strip() for t in texts[:100])
+
+
+def test_an_export_folder_is_not_exported_again(tmp_path):
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    (folder / "manifest.json").write_text("{}")
+    result = run("export", "--encoder", str(folder), "--out", str(tmp_path / "o"))
+    assert result.exit_code == 2 and "is already an export folder" in result.output
+    assert not (tmp_path / "o").exists()

@@ -23,7 +23,7 @@ def _subset(src, dst, n=40):
 def test_backend_auto_picks_a_passing_backend_and_caches_choice(
     tmp_path, musical_instruments, monkeypatch
 ):
-    import recfeat.bench.auto_backend as ab
+    import recfeat.selection.auto_backend as ab
 
     # Only the torch candidates: exporting ONNX/OpenVINO is covered by the exporter tests.
     monkeypatch.setattr(ab, "DEFAULT_CANDIDATES", ("torch-fp32", "torch-bf16"))

@@ -44,7 +44,7 @@ def test_help_documents_levels_cache_and_empty_policy():
     result = run("extract", "--help")
     assert result.exit_code == 0
     text = " ".join(result.output.split())
-    for needle in ("--level", "--aggregate", "--no-cache", "--token-features", "--onnx",
+    for needle in ("--level", "--aggregate", "--no-cache", "--token-features", "--encoder DIR",
                    "--ray", "zero vector", "RECFEAT_CACHE_DIR", "--train"):  # fmt: skip
         assert needle in text, needle
 
@@ -107,8 +107,8 @@ def test_config_file_with_flags_overriding(reviews_csv, tmp_path):
     [
         (["--encoder", "no-such-model"], 2, "unknown encoder 'no-such-model'"),
         (["--pooling", "median"], 2, "median"),
-        (["--onnx", "somewhere"], 2, "--onnx DIR needs --backend onnx"),
-        (["--backend", "onnx"], 2, "needs --onnx DIR"),
+        (["--onnx", "somewhere"], 2, "No such option '--onnx'"),
+        (["--backend", "onnx"], 2, "needs --encoder DIR"),
         (["--cache", "x", "--no-cache"], 2, "contradict"),
         (["--level", "review", "--aggregate", "mean"], 2, "not review"),
         (["--cleaners", "html,nope"], 2, "unknown cleaner 'nope'"),
@@ -131,16 +131,16 @@ def test_onnx_backend_goes_to_the_onnx_encoder_with_the_folder(reviews_csv, tmp_
         reviews_csv,
         "--backend",
         "onnx",
-        "--onnx",
+        "--encoder",
         not_an_export,
         "--out",
         tmp_path / "o.parquet",
     )
     assert r.exit_code != 0 and "Traceback" not in r.output
     assert "not-an-export" in r.output  # the onnx encoder got path=DIR and refused it
-    r = run("extract", reviews_csv, "--backend", "onnx", "--onnx", not_an_export, "--encoder", "gpt2",
+    r = run("extract", reviews_csv, "--backend", "onnx", "--encoder", "gpt2",
             "--out", tmp_path / "o.parquet")  # fmt: skip
-    assert_one_line_error(r, 2, "conflict")
+    assert_one_line_error(r, 2, "recfeat export --encoder gpt2")
 
 
 def test_bad_input_files_fail_in_one_line(tmp_path):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recfeat.bench import gate
 from recfeat.evaluation.paired import drop_interval
+from recfeat.selection import gate
 
 
 def _row(name, metrics, units, cos=0.999):

@@ -26,7 +26,7 @@ from recfeat.cli.main import cli
 from recfeat.cli.terminal import clean, json_text
 from recfeat.config import parse_key_values, validate_config
 from recfeat.data.features import write_features
-from recfeat.data.interactions import read_train
+from recfeat.data.split_files import read_train
 from recfeat.errors import DataError, UsageError
 
 # 50 examples keep each property test to seconds; RECFEAT_HYPOTHESIS_EXAMPLES=500 digs deeper
@@ -172,7 +172,7 @@ def test_an_unwritable_out_folder_is_refused_even_as_root(files, tmp_path, monke
 def test_disk_full_is_one_line_naming_the_file(files, tmp_path, monkeypatch):
     import errno
 
-    from recfeat.evaluation import model_file
+    from recfeat.training import model_file
 
     out = tmp_path / "m.recfeat"
 

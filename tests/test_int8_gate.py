@@ -126,8 +126,8 @@ def _fake_world(speeds, noise, metrics):
     whose score of a backend's vectors is ``metrics[backend]``."""
     import numpy as np
 
-    from recfeat.bench import backends as bb
-    from recfeat.bench.gate import TaskGate
+    from recfeat.selection import backends as bb
+    from recfeat.selection.gate import TaskGate
 
     clock = _Clock()
     base = np.random.default_rng(0).normal(size=(400, 32))
@@ -167,7 +167,7 @@ NOISE = {"torch-fp32": 0.0, "openvino-bf16": 0.005, "onnx-int8": 0.05, "openvino
 
 
 def _choose(tmp_path, metrics, *, max_drop=0.01, min_cosine=0.99, speeds=SPEEDS, noise=NOISE):
-    from recfeat.bench import auto_backend
+    from recfeat.selection import auto_backend
 
     clock, backends, gate = _fake_world(speeds, noise, metrics)
     return auto_backend.choose_backend(
@@ -199,7 +199,7 @@ def test_gate_rejects_on_cosine_and_on_metric_drops_both_ways_and_picks_fastest_
     assert "openvino-bf16 (250.0 seq/s) is slower, so it was not gated" in choice.reason
     assert rows["openvino-bf16"]["unscored"] and "metrics" not in rows["openvino-bf16"]
     assert "content ndcg@10, ridge rmse within 1% of torch-fp32" in choice.reason
-    from recfeat.bench.auto_backend import format_table
+    from recfeat.selection.auto_backend import format_table
 
     table = format_table(choice)
     assert "ridge rmse" in table and "rejected: ridge rmse rose" in table and "chosen" in table
@@ -232,7 +232,7 @@ def test_no_passing_candidate_says_why_each_failed(tmp_path):
 
     speeds = {"torch-fp32": 100.0, "onnx-int8": 400.0}
     metrics = {"torch-fp32": REF, "onnx-int8": {"content ndcg@10": 0.05, "ridge rmse": 0.9}}
-    from recfeat.bench import auto_backend
+    from recfeat.selection import auto_backend
 
     clock, backends, gate = _fake_world(speeds, NOISE, metrics)
     with pytest.raises(RecfeatError, match=r"onnx-int8: rejected: content ndcg@10 dropped 50.00%"):
@@ -242,7 +242,7 @@ def test_no_passing_candidate_says_why_each_failed(tmp_path):
 
 def test_judge_skips_metrics_the_data_cannot_measure():
     """No ratings: the reference has no RMSE, so RMSE is not gated (the gate's notes say so)."""
-    from recfeat.bench import gate
+    from recfeat.selection import gate
 
     rows = [
         {"backend": "torch-fp32", "seq_per_s": 1.0, "cosine_mean": 1.0,
@@ -264,8 +264,8 @@ def test_judge_skips_metrics_the_data_cannot_measure():
 def test_task_gate_on_real_reviews_scores_and_says_what_it_gates(musical_instruments):
     import numpy as np
 
-    from recfeat.bench import gate
     from recfeat.components.dataset import load_dataset
+    from recfeat.selection import gate
 
     data = load_dataset(str(musical_instruments), "amazon")
     g = gate.task_gate(data, limit=800, seed=0)
@@ -286,8 +286,8 @@ def test_task_gate_on_real_reviews_scores_and_says_what_it_gates(musical_instrum
 
 
 def test_task_gate_without_reviews_gates_on_item_texts(movielens_100k):
-    from recfeat.bench import gate
     from recfeat.components.dataset import load_dataset
+    from recfeat.selection import gate
 
     data = load_dataset(str(movielens_100k), "auto")
     assert data.reviews is None and data.items is not None
@@ -305,15 +305,15 @@ def test_export_gate_records_the_verdict_and_a_failing_check_writes_nothing(
     from _export_helpers import make_tiny
     from click.testing import CliRunner
 
-    from recfeat.bench import gate as gate_module
     from recfeat.cli.main import cli
     from recfeat.errors import ValidationFailedError
     from recfeat.exporters.pipeline import ExportSpec, run_export
+    from recfeat.selection import gate as gate_module
 
     monkeypatch.setattr(gate_module, "GATE_INTERACTIONS", 600)  # a smaller sample: seconds
     model = make_tiny("bert", tmp_path / "tiny")
     out = tmp_path / "gated"
-    res = CliRunner().invoke(cli, ["export", "--encoder", "hf", "--model", str(model), "--out", str(out),
+    res = CliRunner().invoke(cli, ["export", "--encoder", str(model), "--out", str(out),
                                    "--gate", str(musical_instruments), "--gate-format", "amazon"])  # fmt: skip
     assert res.exit_code == 0, res.output
     gate = json.loads((out / "manifest.json").read_text())["gate"]
@@ -328,7 +328,7 @@ def test_export_gate_records_the_verdict_and_a_failing_check_writes_nothing(
     with pytest.raises(ValidationFailedError, match="downstream gate failed"):
         run_export(ExportSpec(model=str(model)), tmp_path / "never", check=failing)
     assert not (tmp_path / "never").exists()
-    bad = CliRunner().invoke(cli, ["export", "--encoder", "hf", "--model", str(model),
+    bad = CliRunner().invoke(cli, ["export", "--encoder", str(model),
                                    "--out", str(tmp_path / "x"), "--max-drop", "lots"])  # fmt: skip
     assert bad.exit_code == 2 and "--max-drop must look like" in bad.output
 
@@ -339,7 +339,7 @@ def test_bench_accuracy_gives_each_backend_the_gate_verdict(musical_instruments)
     import numpy as np
 
     from recfeat.bench import accuracy as bench_accuracy
-    from recfeat.bench import backends as bb
+    from recfeat.selection import backends as bb
 
     def make(noise):
         class Hashed(bb.Runner):  # hashed words: a cheap deterministic stand-in encoder

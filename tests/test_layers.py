@@ -94,6 +94,33 @@ def test_allow_list_has_no_stale_entries():
     assert not stale, f"these exceptions no longer occur; remove them from ALLOWED: {stale}"
 
 
+# Inside core: package -> packages it never imports (docs/architecture.md's layers). Data
+# sits below components and the engine; choosing a backend below the benchmark harness;
+# serving and training on saved models without the evaluation.
+NEVER: dict[str, tuple[str, ...]] = {
+    "recfeat.data": ("recfeat.components", "recfeat.encode", "recfeat.extraction", "recfeat.evaluation",
+                     "recfeat.training", "recfeat.selection", "recfeat.bench", "recfeat.serve"),
+    "recfeat.extraction": ("recfeat.evaluation", "recfeat.training", "recfeat.selection", "recfeat.bench",
+                           "recfeat.serve"),
+    "recfeat.training": ("recfeat.evaluation", "recfeat.selection", "recfeat.bench", "recfeat.serve"),
+    "recfeat.selection": ("recfeat.bench", "recfeat.serve"),
+    "recfeat.serve": ("recfeat.evaluation", "recfeat.selection", "recfeat.bench"),
+}  # fmt: skip
+
+
+def test_core_packages_import_only_the_layers_below_them():
+    found = []
+    for module, path in _modules().items():
+        for package, never in NEVER.items():
+            if module != package and not module.startswith(package + "."):
+                continue
+            for target, line in _imports(module, path):
+                hit = next((n for n in never if target == n or target.startswith(n + ".")), None)
+                if hit:
+                    found.append(f"{path.relative_to(REPO)}:{line} imports {target} ({package} is below {hit})")
+    assert not found, "an import against the layers:\n" + "\n".join(found)
+
+
 def _cycles_here() -> list[list[str]]:
     """The shared tool's check (same edges, same SCCs) over the source folders."""
     mods = _modules()

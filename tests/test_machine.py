@@ -87,7 +87,7 @@ def test_unreadable_cpuinfo_means_no_flags(cpu, monkeypatch, tmp_path):
 
 
 def test_cpu_identity_reads_flags_from_machine(cpu):
-    from recfeat.bench.measure import cpu_identity
+    from recfeat.selection.timing import cpu_identity
 
     cpu("avx512f avx512_bf16 sse4_2")
     ident = cpu_identity()

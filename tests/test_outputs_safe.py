@@ -38,7 +38,8 @@ from recfeat.atomic import (
 )
 from recfeat.cli.main import cli
 from recfeat.data.features import manifest_path, read_features
-from recfeat.extraction.pipeline import extract, run_record_path
+from recfeat.extraction.manifest import run_record_path
+from recfeat.extraction.pipeline import extract
 
 REVIEWS_CSV = """user,item,rating,review
 ann,b1,5,"A gripping mystery, I read it in one night and could not put it down at all."
@@ -188,11 +189,11 @@ def test_export_refuses_a_folder_that_holds_its_inputs(tmp_path):
     calib.write_text("a\nb\n")
     # --force would replace the folder holding the model: refused before anything loads
     result = run(
-        "export", "--encoder", "hf", "--model", model, "--out", tmp_path / "models", "--force"
+        "export", "--encoder", model, "--out", tmp_path / "models", "--force"
     )
-    assert_one_line_error(result, 2, "contains --model")
+    assert_one_line_error(result, 2, "contains --encoder")
     assert (model / "config.json").read_text() == "{}"
-    result = run("export", "--model", model, "--calibration", calib, "--out", calib, "--force")
+    result = run("export", "--encoder", model, "--calibration", calib, "--out", calib, "--force")
     assert_one_line_error(result, 2, "--calibration")
     assert calib.read_text() == "a\nb\n"
 
@@ -291,7 +292,7 @@ def _onnx(path, **options):
 @pytest.mark.parametrize("name", ["vocab.txt", "tokenizer_config.json", "special_tokens_map.json"])
 def test_an_edited_tokenizer_file_is_refused_and_never_hits_the_cache(tiny_export, tmp_path, name):
     from recfeat.errors import ArtifactError
-    from recfeat.extraction.pipeline import encode_texts
+    from recfeat.extraction.stages import encode_texts
 
     texts = ["a first text", "and a second one"]
     caches = [tmp_path / "c1", tmp_path / "c2"]  # each holds the genuine folder's vectors

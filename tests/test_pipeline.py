@@ -12,7 +12,8 @@ import pytest
 from recfeat.data.features import read_features
 from recfeat.data.recdata import RecData
 from recfeat.extraction.cleaning import build_cleaner_chain
-from recfeat.extraction.pipeline import EMPTY_POLICY, extract, token_features_path
+from recfeat.extraction.manifest import EMPTY_POLICY, token_features_path
+from recfeat.extraction.pipeline import extract
 from recfeat.plugin.registry import get_registry
 from recfeat.plugins.datasets import load_dataset
 
@@ -132,26 +133,15 @@ def test_movielens_item_texts_and_user_profiles_from_train_only(movielens_small,
     np.testing.assert_allclose(got, expect / np.linalg.norm(expect), atol=1e-5)
 
 
-@pytest.mark.slow
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # raised inside ray.data itself
-def test_ray_data_path_gives_the_same_vectors(reviews, minilm, tmp_path):
-    """Ray 2.x starts in about 10 s here; one run on 120 real reviews."""
-    ray = pytest.importorskip("ray")
-    local = extract(reviews, "review", minilm, cache=False)
-    try:
-        ray_res = extract(reviews, "review", minilm, cache=tmp_path, ray=True, chunk_size=50)
-    finally:
-        ray.shutdown()
-    np.testing.assert_allclose(ray_res.vectors, local.vectors, atol=1e-5)
-    assert ray_res.run["encoded_texts"] == local.run["encoded_texts"]
-    assert ray_res.manifest["truncated_texts"] == local.manifest["truncated_texts"]
-
-
-def test_ray_missing_names_the_extra(reviews, minilm, monkeypatch):
+def test_ray_missing_names_the_extra(reviews, minilm, monkeypatch, tmp_path):
     import sys
 
+    import recfeat
     from recfeat.errors import MissingDependencyError
 
+    reviews.reviews[["user", "item", "rating", "text"]].to_json(tmp_path / "reviews.jsonl",
+                                                                orient="records", lines=True)
     monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail
     with pytest.raises(MissingDependencyError, match=r"pip install 'recfeat\[ray\]'"):
-        extract(reviews, "review", minilm, cache=False, ray=True)
+        recfeat.extract_file(tmp_path / "reviews.jsonl", tmp_path / "out", "review", minilm,
+                             ray=True)  # fmt: skip

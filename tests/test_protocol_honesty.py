@@ -14,13 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recfeat.data.features import Features
+from recfeat.data.features import Features, ReviewVectors
 from recfeat.errors import DataError, UsageError
 from recfeat.evaluation import leaks
 from recfeat.evaluation.probes import ReviewCountScorer, count_review_vectors
 from recfeat.evaluation.protocol import (
     NA_RATING_MODEL,
-    ReviewVectors,
     _RankingTask,
     evaluate,
 )
@@ -223,7 +222,7 @@ def test_features_without_provenance_are_refused_on_review_only_data(mi, tmp_pat
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from recfeat.evaluation.protocol import load_features
+    from recfeat.data.features import load_features
 
     flat = pa.array(vecs.reshape(-1), type=pa.float32())
     table = pa.table({"item": list(items), "vector": pa.FixedSizeListArray.from_arrays(flat, 8)})

@@ -52,3 +52,37 @@ def test_an_extraction_result_is_features_for_models_and_evaluate(sample_and_enc
     assert np.isfinite(scores).all()
     result = recfeat.evaluate(data, items, models=["popularity", "content"], split="random", k=5)
     assert "content" in result.display_table().index
+
+
+def test_model_is_an_unfitted_recommendation_model_for_grid_search():
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV
+
+    from recfeat.errors import OptionError, RecfeatError
+
+    bias = recfeat.model("bias", reg_user=5.0)
+    assert type(bias) is type(recfeat.get_registry("model").create("bias"))
+    assert bias.get_params()["reg_user"] == 5.0
+    assert not [a for a in vars(bias) if a.endswith("_")]  # unfitted
+    assert clone(bias).get_params() == bias.get_params()
+    data = recfeat.load_dataset(format="sample").interactions
+    search = GridSearchCV(recfeat.model("bias"), {"reg_user": [1.0, 10.0]},
+                          scoring=recfeat.rmse_scorer, cv=2)  # fmt: skip
+    search.fit(data[["user", "item"]], data["rating"])
+    assert search.best_params_["reg_user"] in (1.0, 10.0) and np.isfinite(search.best_score_)
+    with pytest.raises(OptionError, match="unknown option"):
+        recfeat.model("bias", no_such_option=1)
+    with pytest.raises(RecfeatError, match="unknown model 'biass'"):
+        recfeat.model("biass")
+
+
+def test_api_words_match_the_cli():
+    """encoder = the text encoder, model = the recommendation model, on every function."""
+    import inspect
+
+    for fn in (recfeat.export, recfeat.bench_throughput, recfeat.choose_backend):
+        assert next(iter(inspect.signature(fn).parameters)) == "encoder", fn.__name__
+    assert "backend" in inspect.signature(recfeat.export).parameters
+    assert "format" not in inspect.signature(recfeat.export).parameters
+    assert next(iter(inspect.signature(recfeat.train).parameters.values())).name == "data"
+    assert list(inspect.signature(recfeat.train).parameters)[1] == "model"

@@ -14,7 +14,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,72 +25,10 @@ import pytest
 pytest.importorskip("ray")
 
 from _export_helpers import make_tiny  # noqa: E402
+from _ray_cluster import free_port  # noqa: E402
 from conftest import REPO, assert_one_line_error  # noqa: E402
 
-RAY = Path(sys.executable).with_name("ray")
 SLICE_ROWS = 400
-OBJECT_STORE = str(150 * 2**20)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _status_env() -> dict[str, str]:
-    # The head turns token authentication on (Ray >= 2.5x, token in ~/.ray/auth_token); a
-    # joining node and `ray status` only send the token when told to
-    return {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "token")}
-
-
-def _wait_for_nodes(address: str, nodes: int, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        out = subprocess.run([str(RAY), "status", "--address", address], capture_output=True,
-                             text=True, env=_status_env())  # fmt: skip
-        if out.returncode == 0 and out.stdout.count("node_") >= nodes:
-            return
-        time.sleep(2)
-    raise RuntimeError(f"the test Ray cluster at {address} did not come up with {nodes} nodes")
-
-
-@pytest.fixture(scope="session")
-def ray_cluster():
-    """The address of a two-node Ray cluster on this machine (CI's, or one started here)."""
-    given = os.environ.get("RECFEAT_TEST_RAY_ADDRESS")
-    if given:
-        _wait_for_nodes(given, 2)  # the worker node may still be joining
-        yield given
-        return
-    port = _free_port()
-    address = f"127.0.0.1:{port}"
-    common = ["--num-cpus=1", f"--object-store-memory={OBJECT_STORE}", "--disable-usage-stats",
-              "--block"]  # fmt: skip
-    procs = [subprocess.Popen(
-        [str(RAY), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-         "--include-dashboard=false", *common],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )]  # fmt: skip
-    try:
-        _wait_for_nodes(address, 1)
-        procs.append(subprocess.Popen(
-            [str(RAY), "start", f"--address={address}", "--node-ip-address=127.0.0.1", *common],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-            env=_status_env(),
-        ))  # fmt: skip
-        _wait_for_nodes(address, 2)
-        yield address
-    finally:
-        import ray
-
-        ray.shutdown()
-        for proc in reversed(procs):  # `ray start --block` stops its node on SIGTERM
-            proc.terminate()
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 @pytest.fixture(scope="session")
@@ -154,7 +91,7 @@ def _subprocess_cli(*args: str, **kwargs) -> subprocess.Popen:
 
 def _assert_same(local, out: Path, keys: list[str]) -> dict:
     """Same ids and (within float tolerance) vectors after sorting by id; same counts."""
-    from recfeat.extraction.ray_data import read_output
+    from recfeat.extraction.ray_shards import read_output
 
     ids, vectors, manifest = read_output(str(out))
     a = local.ids.reset_index(drop=True).sort_values(keys).index.to_numpy()
@@ -323,7 +260,7 @@ def test_out_of_memory_names_the_batch_size(ray_cluster):
 
 
 def test_unreachable_address_is_one_line_within_the_timeout(mi_slice, tmp_path):
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     started = time.monotonic()
     result = _cli("extract", str(mi_slice), "--ray", "--ray-address", f"127.0.0.1:{port}",
                   "--out", str(tmp_path / "o"))  # fmt: skip

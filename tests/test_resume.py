@@ -23,7 +23,7 @@ import pytest
 
 from recfeat.data.features import manifest_path, read_features
 from recfeat.extraction.cache import CACHE_FILE
-from recfeat.extraction.pipeline import run_record_path
+from recfeat.extraction.manifest import run_record_path
 
 N_REVIEWS = 1500
 CHUNK = 250

@@ -28,9 +28,9 @@ from recfeat.cli.main import cli
 from recfeat.data.features import Features, write_features
 from recfeat.data.recdata import RecData
 from recfeat.errors import DataError, MissingDependencyError, ModelFormatError, UsageError
-from recfeat.evaluation import model_file
-from recfeat.evaluation.bundle import load_model, recommend, save_model, train_model
 from recfeat.plugin.registry import get_registry
+from recfeat.training import model_file
+from recfeat.training.bundle import load_model, recommend, save_model, train_model
 
 MODELS = sorted(get_registry("model").names())
 CANNOT_SAVE_YET: dict[str, str] = {}  # models whose fitted state the safe file cannot hold

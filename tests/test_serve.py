@@ -121,7 +121,7 @@ def trained(tmp_path_factory, movielens_100k, spare_server):
 @pytest.fixture(scope="module")
 def server(trained):
     srv = Server(
-        ["--threads", "1", "--api-key", KEY, "--recommender", str(trained["model_path"]),
+        ["--threads", "1", "--api-key", KEY, "--model", str(trained["model_path"]),
          "--item-features", str(trained["features_path"]), "--max-queue", "4",
          "--max-batch-tokens", "1024", "--max-inputs", "64", "--max-chars", "5000",
          "--max-body-bytes", "200000"],
@@ -206,7 +206,7 @@ def test_openai_embeddings_match_offline_extract(server, trained):
 
 
 def test_embed_reports_tokens_and_truncation_per_input(server, trained, mi_review_texts):
-    from recfeat.extraction.pipeline import make_cleaner
+    from recfeat.extraction.stages import make_cleaner
 
     long = max(mi_review_texts[:200], key=len)[:4000]
     texts = [mi_review_texts[1], long, "Good strings"]

@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recfeat.bench import auto_backend, suite
-from recfeat.bench import backends as bb
 from recfeat.encode.similarity import cosine_rows
 from recfeat.errors import RecfeatError
 from recfeat.exporters import validate
+from recfeat.selection import auto_backend, compare
+from recfeat.selection import backends as bb
 
 
 def test_identical_opposite_orthogonal_and_scaled_rows():
@@ -47,7 +47,7 @@ def test_shape_mismatch_is_an_error():
 
 
 def test_callers_share_the_function():
-    assert suite.cosine_rows is cosine_rows
+    assert compare.cosine_rows is cosine_rows
 
 
 # -- the two gates agree ------------------------------------------------------------------
@@ -91,7 +91,7 @@ def _auto_gate(ref, cand, threshold=0.999, tmp=None):
     else:
         rows = {r["backend"]: r for r in choice.table}
     if rows is None:
-        return False, suite.parity(ref, cand)["cosine_mean"]
+        return False, compare.parity(ref, cand)["cosine_mean"]
     return rows["cand-x"]["passes"], rows["cand-x"]["cosine_mean"]
 
 
@@ -101,4 +101,4 @@ def test_exporter_gate_and_auto_backend_gate_agree_on_zero_rows(tmp_path, cand, 
     auto_pass, auto_mean = _auto_gate(REF, cand, tmp=tmp_path)
     assert ex_pass is auto_pass is passes
     assert ex_mean == pytest.approx(auto_mean, abs=1e-12)
-    assert validate.compare(REF, cand)["cosine_min"] == suite.parity(REF, cand)["cosine_min"]
+    assert validate.compare(REF, cand)["cosine_min"] == compare.parity(REF, cand)["cosine_min"]

@@ -21,7 +21,8 @@ import pytest
 from recfeat.components import Encoder
 from recfeat.data.features import manifest_path, read_features
 from recfeat.errors import DataError
-from recfeat.extraction.pipeline import extract, run_record_path
+from recfeat.extraction.manifest import run_record_path
+from recfeat.extraction.pipeline import extract
 from recfeat.extraction.records import iter_review_batches, normalize_frame, stream_format
 from recfeat.extraction.stream import stream_extract, why_not_streamed
 from recfeat.plugins.datasets import load_dataset

@@ -170,7 +170,7 @@ def test_clean_shows_progress_when_asked(run, tmp_path):
 
 def test_tokenize_json_lines_and_summary(run, minilm_path):
     text = "the guitar strings sound great " * 10  # 50 words
-    result = run("tokenize", "--model", minilm_path, "--max-length", 16, "--json", input=f"{text}\nshort\n")
+    result = run("tokenize", "--encoder", minilm_path, "--max-length", 16, "--json", input=f"{text}\nshort\n")
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["row"] for r in records] == [0, 1]
@@ -186,7 +186,7 @@ def test_tokenize_json_lines_and_summary(run, minilm_path):
 def test_tokenize_plain_output_with_tokens(run, tmp_path, minilm_path):
     src = tmp_path / "r.csv"
     src.write_text("id,text\n1,Great amp\n", encoding="utf-8")
-    result = run("tokenize", src, "--model", minilm_path, "--show-tokens")
+    result = run("tokenize", src, "--encoder", minilm_path, "--show-tokens")
     assert result.exit_code == 0, result.output
     assert result.stdout == "4\t0\t[CLS] great amp [SEP]\n"
 
@@ -200,7 +200,7 @@ def test_tokenize_real_reviews_counts_match_the_library(run, tmp_path, musical_i
         for line in itertools.islice(fh, 200):
             out.write(line)
             texts.append(json.loads(line)["reviewText"])
-    result = run("tokenize", src, "--column", "reviewText", "--model", minilm_path, "--json")
+    result = run("tokenize", src, "--column", "reviewText", "--encoder", minilm_path, "--json")
     assert result.exit_code == 0, result.output
     batch = get_registry("tokenizer").create("hf", model=str(minilm_path)).tokenize(texts)
     records = [json.loads(line) for line in result.stdout.splitlines()]
@@ -211,9 +211,9 @@ def test_tokenize_real_reviews_counts_match_the_library(run, tmp_path, musical_i
 def test_tokenize_errors(run, minilm_path):
     assert_one_line_error(run("tokenize", "--tokenizer", "tfidf", input="x\n"), 2, "not a tokenizer")
     assert_one_line_error(run("tokenize", "--tokenizer", "hff", input="x\n"), 2, "Did you mean 'hf'")
-    assert_one_line_error(run("tokenize", "--model", "nobody/nothing-here", input="x\n"), 1, "cannot load model")
+    assert_one_line_error(run("tokenize", "--encoder", "nobody/nothing-here", input="x\n"), 1, "cannot load model")
     assert_one_line_error(
-        run("tokenize", "--model", minilm_path, "--max-length", 9999, input="x\n"), 2, "max_length <= 512"
+        run("tokenize", "--encoder", minilm_path, "--max-length", 9999, input="x\n"), 2, "max_length <= 512"
     )
 
 
@@ -228,4 +228,4 @@ def test_tokenize_with_a_trained_bpe_via_options(run, tmp_path):
     record = json.loads(result.stdout)
     assert record["n_dropped"] == 0 and 1 <= record["n_kept"] < len("the guitar")
     assert_one_line_error(run("tokenize", "-o", "novalue", input="x\n"), 2, "not KEY=VALUE")
-    assert_one_line_error(run("tokenize", "--tokenizer", "gpt2-bpe", "-o", f"corpus={corpus}", "--model", "x", input="x\n"), 2, "unknown option 'model'")
+    assert_one_line_error(run("tokenize", "--tokenizer", "gpt2-bpe", "-o", f"corpus={corpus}", "--encoder", "x", input="x\n"), 2, "unknown option 'model'")

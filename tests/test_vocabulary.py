@@ -1,4 +1,4 @@
-"""One backend vocabulary: labels, aliases, and one way to name an exported model."""
+"""One backend vocabulary: labels, one spelling each, and one way to name an exported model."""
 
 from __future__ import annotations
 
@@ -26,24 +26,26 @@ def test_labels_parse_into_backend_precision_variant():
             v.parse_choice(bad)
 
 
-def test_old_spellings_are_aliases_with_one_deprecation_line(capsys, monkeypatch):
-    from recfeat.bench import backends as bb
+def test_one_spelling_per_backend_and_label():
+    from recfeat.selection import backends as sb
 
-    monkeypatch.setattr(v, "_warned", set())
-    assert bb.get_backend("onnx-qdq").name == "onnx-int8-static"
-    assert bb.get_backend("onnx-qdq").name == "onnx-int8-static"
-    assert bb.get_backend("onnx-o2").name == "onnx-fp32-o2"
-    err = capsys.readouterr().err
-    assert err.count("'onnx-qdq' is deprecated; write 'onnx-int8-static'") == 1
-    assert "'onnx-o2' is deprecated" in err
-    assert v.check_backend("onnxruntime") == "onnx"
+    # the labels and backend names of before 0.1.0 are unknown names, not aliases
+    assert sb.get_backend("onnx-int8-static").name == "onnx-int8-static"
+    for old in ("onnx-qdq", "onnx-o2"):
+        with pytest.raises(UsageError, match=f"unknown backend '{old}'"):
+            sb.get_backend(old)
+    assert v.check_backend("ONNX") == "onnx"
+    for old in ("onnxruntime", "ort", "ov", "pytorch"):
+        with pytest.raises(OptionError, match=f"unknown backend '{old}'"):
+            v.check_backend(old)
 
 
 def test_every_recfeat_bench_backend_is_spelled_in_the_vocabulary():
     from recfeat.bench import backends as bb
+    from recfeat.selection import backends as sb
 
     for name, spec in bb.BACKENDS.items():
-        if spec.kind == bb.RECFEAT:
+        if spec.kind == sb.RECFEAT:
             choice = v.parse_choice(name)
             assert (choice.backend, choice.precision, choice.label) == (spec.runtime, spec.precision, name)
 
@@ -71,7 +73,7 @@ def test_an_export_folder_is_a_model_and_its_manifest_names_the_backend(export_d
         v.resolve_encoder("minilm", backend="onnx")
     assert v.resolve_encoder(str(export_dir / "model")) == ("hf", {"model": str(export_dir / "model")})
     assert v.resolve_encoder("org/some-model") == ("hf", {"model": "org/some-model"})
-    assert v.resolve_encoder("minilm", backend="pytorch") == ("minilm", {})
+    assert v.resolve_encoder("minilm", backend="torch") == ("minilm", {})
 
 
 def test_extract_takes_an_export_folder_as_the_encoder(export_dir, tmp_path):
@@ -100,12 +102,12 @@ def test_a_config_encoder_with_a_model_option_runs(export_dir, tmp_path):
     assert json.loads(out.with_suffix(".manifest.json").read_text())["encoder"]["backend"] == "torch"
 
 
-def test_onnx_flag_with_a_folder_that_is_no_export_names_the_folder(tmp_path):
+def test_onnx_backend_with_an_encoder_folder_that_is_no_export_names_the_folder(tmp_path):
     folder = tmp_path / "plain"
     folder.mkdir()
     data = tmp_path / "r.csv"
     data.write_text("user,item,rating,review\nu1,b1,5,great strings\n")
-    res = CliRunner().invoke(cli, ["extract", str(data), "--backend", "onnx", "--onnx", str(folder),
+    res = CliRunner().invoke(cli, ["extract", str(data), "--backend", "onnx", "--encoder", str(folder),
                                    "--out", str(tmp_path / "o.parquet")])  # fmt: skip
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert "plain" in res.output and "recfeat export" in res.output

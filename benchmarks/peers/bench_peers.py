@@ -49,7 +49,7 @@ def run(title, data, features, models, split, metrics):
 
 
 def main() -> None:
-    from recfeat.evaluation.protocol import load_features
+    from recfeat.data.features import load_features
     from recfeat.evaluation.splits import make_split
     from recfeat.plugins.datasets import load_dataset
 

@@ -182,7 +182,7 @@ def recfeat_spec(choice: str, model: str, cache: Path, extra: list[str]) -> Serv
     """``recfeat serve`` on one backend choice (``torch-fp32``, ``onnx-fp32``...); ``model``
     is ``minilm`` for torch and the export folder for onnx / openvino."""
     backend, precision = choice.split("-")[:2]
-    argv = [*recfeat_command(), "serve", "--host", HOST, "--port", "0", "--model", model,
+    argv = [*recfeat_command(), "serve", "--host", HOST, "--port", "0", "--encoder", model,
             "--backend", backend, "--precision", precision, *extra]  # fmt: skip
     return ServerSpec(name=f"recfeat serve {choice}", kind="recfeat", argv=argv,
                       env=offline_env(cache), ready_path="/ready",

@@ -4,7 +4,7 @@ Every backend encodes the same texts (timed, tokenisation included); its vectors
 with the reference (torch fp32) row by row, then fed to the same recommendation models on the
 same split through ``recfeat.evaluation.protocol.evaluate``. A backend whose downstream metric falls
 more than ``max_drop`` below the reference's is flagged, and the downstream gate of
-``--backend auto`` (``recfeat.bench.gate``: mean cosine >= ``min_cosine`` and every metric
+``--backend auto`` (``recfeat.selection.gate``: mean cosine >= ``min_cosine`` and every metric
 within ``max_drop``) gives each backend its verdict and names the fastest that passes.
 """
 
@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from recfeat.bench import backends as bb
-from recfeat.bench import gate
 from recfeat.bench.measure import capture_environment, measure
-from recfeat.bench.suite import REFERENCE, flag_drops, parity
+from recfeat.bench.suite import REFERENCE, flag_drops
 from recfeat.errors import RecfeatError, UsageError
+from recfeat.selection import backends as sb
+from recfeat.selection import gate
+from recfeat.selection.compare import parity
 
 ACCURACY_METRICS = ("rmse", "recall@k", "ndcg@k")
 # Cold items are represented by their first review only: the comparison is between backends
@@ -35,12 +36,12 @@ def run_accuracy(
     data: str,
     fmt: str,
     encoder: str,
-    backends: Sequence[bb.BackendSpec],
+    backends: Sequence[sb.BackendSpec],
     models: Sequence[str],
     split: str = "item-cold",
     max_drop: float = gate.DEFAULT_MAX_DROP,
     min_cosine: float = gate.DEFAULT_MIN_COSINE,
-    ctx: bb.BuildContext | None = None,
+    ctx: sb.BuildContext | None = None,
     limit: int | None = None,
     seed: int = 0,
     command: str | None = None,
@@ -57,7 +58,7 @@ def run_accuracy(
         raise UsageError("no models to evaluate; pass --models a,b")
     gate.check_settings(min_cosine, max_drop)
     say = progress or (lambda msg: None)
-    ctx = ctx or bb.BuildContext(encoder=encoder)
+    ctx = ctx or sb.BuildContext(encoder=encoder)
     rec = gate.subset(load_dataset(data, fmt), limit, seed)
     texts, to_features = gate.texts_and_builder(rec)
     if ctx.calibration_texts is None:
@@ -65,7 +66,7 @@ def run_accuracy(
     split_obj = make_split(rec.interactions, split, seed=seed)
     specs = sorted(backends, key=lambda s: s.name != REFERENCE)
     if specs[0].name != REFERENCE:
-        specs.insert(0, bb.get_backend(REFERENCE))  # parity and drops need the reference
+        specs.insert(0, sb.get_backend(REFERENCE))  # parity and drops need the reference
     rows: list[dict[str, Any]] = []
     units: dict[str, dict[str, Any]] = {}  # backend -> "MODEL METRIC" -> per-unit values
     failed: list[dict[str, str]] = []
@@ -146,7 +147,7 @@ def gate_verdicts(rows: list[dict[str, Any]], *, min_cosine: float, max_drop: fl
             "backend": r["backend"], "kind": r["kind"], "seq_per_s": r["seq_per_s"],
             "cosine_mean": r["cosine_mean"],
             "metrics": gate.Scores(units=(units or {}).get(r["backend"])),
-            "candidate": r["kind"] == bb.RECFEAT,
+            "candidate": r["kind"] == sb.RECFEAT,
         })  # fmt: skip
         for metric, value in r["metrics"].items():
             b["metrics"][f"{r['model']} {metric}"] = value

@@ -13,24 +13,18 @@ from typing import Any
 
 import numpy as np
 
-from recfeat.bench import backends as bb
 from recfeat.bench import ceilings
 from recfeat.bench import summary as bench_summary
 from recfeat.bench.measure import capture_environment, check_fits, estimate_memory_bytes, measure
 from recfeat.encode.similarity import cosine_rows  # noqa: F401  (re-exported: bench_suite.cosine_rows)
 from recfeat.errors import OptionError, RecfeatError, UsageError
+from recfeat.selection import backends as sb
+from recfeat.selection.compare import parity, relative_drop
 
 DEFAULT_BATCH_SIZES = (1, 8, 32, 128)
 DEFAULT_SEQ_LENS = (32, 128, 256)
 REFERENCE = "torch-fp32"
 WARMUP_TEXTS = 64  # corpus mode warms each backend up on this many texts, not the corpus
-
-
-def parity(reference: np.ndarray | None, candidate: np.ndarray | None) -> dict[str, float | None]:
-    if reference is None or candidate is None:
-        return {"cosine_mean": None, "cosine_min": None}
-    cos = cosine_rows(reference, candidate)
-    return {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min())}
 
 
 def parse_int_list(text: str | Sequence[int], what: str) -> list[int]:
@@ -51,7 +45,7 @@ def model_shape(encoder: str, init: str) -> dict[str, Any]:
     """Hidden size, layers, heads, vocab, positions and parameter estimate (config only)."""
     from recfeat.encode.hf_models import load_config, local_model_dir
 
-    defaults = bb._encoder_class_defaults(encoder)
+    defaults = sb.encoder_class_defaults(encoder)
     model = defaults["model"]
     config = load_config(str(local_model_dir(model)) if init != "random" else model, init)
     hidden = int(getattr(config, "hidden_size", getattr(config, "n_embd", 768)))
@@ -116,22 +110,22 @@ def corpus_texts(data, fmt: str = "auto", limit: int | None = None, seed: int = 
 
 
 # -- throughput ----------------------------------------------------------------------------
-def _order(specs: list[bb.BackendSpec]) -> list[bb.BackendSpec]:
+def _order(specs: list[sb.BackendSpec]) -> list[sb.BackendSpec]:
     # The reference runs first so every later row can be compared with it.
-    return sorted(specs, key=lambda s: (s.name != REFERENCE, s.kind != bb.RECFEAT))
+    return sorted(specs, key=lambda s: (s.name != REFERENCE, s.kind != sb.RECFEAT))
 
 
 def run_throughput(
     *,
     encoder: str,
-    backends: Sequence[bb.BackendSpec],
-    peers: Sequence[bb.BackendSpec] = (),
+    backends: Sequence[sb.BackendSpec],
+    peers: Sequence[sb.BackendSpec] = (),
     batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
     seq_lens: Sequence[int] = DEFAULT_SEQ_LENS,
     texts: Sequence[str] | None = None,
     corpus_name: str | None = None,
     fixed: bool = True,
-    ctx: bb.BuildContext | None = None,
+    ctx: sb.BuildContext | None = None,
     repeats: int = 3,
     warmup: int = 1,
     command: str | None = None,
@@ -144,11 +138,11 @@ def run_throughput(
     """Time every backend and peer on the fixed grid and/or the corpus ``texts``.
 
     ``ceiling_size``: measure the GEMM ceilings at that size first (None: skip); ``gate``: a
-    ``recfeat.bench.gate.TaskGate`` each recfeat path (and the reference) is scored on, and
+    ``recfeat.selection.gate.TaskGate`` each recfeat path (and the reference) is scored on, and
     ``gate_rule(table, reference)`` its verdict (``functools.partial(gate.judge, ...)``: passed
     in, as the gate module itself builds on this one);
     ``not_installed``: peers left out, listed in the report with the reason."""
-    ctx = ctx or bb.BuildContext(encoder=encoder)
+    ctx = ctx or sb.BuildContext(encoder=encoder)
     say = progress or (lambda msg: None)
     shape = model_shape(encoder, ctx.init)
     gemm = (ceilings.measure_ceilings(threads=ctx.threads, size=ceiling_size, progress=say)
@@ -201,7 +195,7 @@ def run_throughput(
                         "name": corpus_name or "corpus", "texts": len(texts),
                         "tokens": int(token_counts.sum()),
                         "mean_tokens": float(token_counts.mean()),
-                        "max_length": ctx.max_length or bb._encoder_class_defaults(encoder).get("max_length"),
+                        "max_length": ctx.max_length or sb.encoder_class_defaults(encoder).get("max_length"),
                     }
                 say(f"{spec.name}: corpus of {len(texts)} texts")
                 warm = texts[:WARMUP_TEXTS]
@@ -211,7 +205,7 @@ def run_throughput(
                     refs["corpus"] = m.result
                 batching = (
                     f"token budget {getattr(getattr(runner, 'encoder', None), 'batch_tokens', '?')}"
-                    if spec.kind == bb.RECFEAT
+                    if spec.kind == sb.RECFEAT
                     else f"fixed batch {getattr(runner, 'batch_size', ctx.peer_batch_size)}"
                 )
                 rows.append({"backend": spec.name, "kind": spec.kind, "workload": "corpus",
@@ -219,7 +213,7 @@ def run_throughput(
                              **parity(refs.get("corpus"), m.result),
                              "gflops_per_s": ceilings.corpus_flops(shape, token_counts)
                              / m.stats.median_s / 1e9})  # fmt: skip
-            if gate is not None and gate.active and (spec.kind == bb.RECFEAT or spec.name == reference):
+            if gate is not None and gate.active and (spec.kind == sb.RECFEAT or spec.name == reference):
                 say(f"{spec.name}: downstream gate on {len(gate.texts)} texts")
                 gate_vectors[spec.name] = runner.encode(gate.texts)
             _describe(rows, spec, runner)
@@ -328,9 +322,9 @@ def add_peer_ratios(rows: list[dict[str, Any]]) -> None:
     def key(r):
         return (r["workload"], r.get("batch"), r.get("seq"))
 
-    peers = [r for r in rows if r["kind"] == bb.PEER]
+    peers = [r for r in rows if r["kind"] == sb.PEER]
     for row in rows:
-        if row["kind"] != bb.RECFEAT:
+        if row["kind"] != sb.RECFEAT:
             continue
         ratios = {}
         for p in peers:
@@ -341,20 +335,6 @@ def add_peer_ratios(rows: list[dict[str, Any]]) -> None:
 
 
 # -- accuracy ------------------------------------------------------------------------------
-LOWER_IS_BETTER = {"rmse", "mae"}
-
-
-def relative_drop(reference: float, value: float, metric: str) -> float:
-    """How much worse ``value`` is than ``reference`` as a fraction (negative: better)."""
-    if reference is None or value is None or not math.isfinite(reference) or not math.isfinite(value):
-        return float("nan")
-    if reference == 0:
-        return 0.0 if value == reference else float("inf")
-    if metric.lower() in LOWER_IS_BETTER:
-        return (value - reference) / abs(reference)
-    return (reference - value) / abs(reference)
-
-
 def flag_drops(rows: list[dict[str, Any]], reference: str, max_drop: float) -> None:
     """Mark rows whose metrics fall more than ``max_drop`` below the reference backend's
     (same model); ``worst_drop`` holds the largest relative drop."""

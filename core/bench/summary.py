@@ -13,10 +13,10 @@ from typing import Any
 
 from recfeat.bench.ceilings import ceiling_for, fraction_of_ceiling
 
-RECFEAT, PEER = "recfeat", "peer"  # recfeat.bench.backends' kinds (no heavy import here)
+RECFEAT, PEER = "recfeat", "peer"  # recfeat.selection.backends' kinds (no heavy import here)
 #: A peer counts as holding quality at this mean cosine to torch fp32.
 PEER_QUALITY_COSINE = 0.999
-#: The gate's cosine floor (recfeat.bench.gate.DEFAULT_MIN_COSINE) when no downstream gate ran.
+#: The gate's cosine floor (recfeat.selection.gate.DEFAULT_MIN_COSINE) when no downstream gate ran.
 GATE_COSINE = 0.99
 #: The fixed shape the issue's targets name (batch x tokens).
 TARGET_SHAPE = (32, 128)

@@ -23,7 +23,7 @@ def _say(msg: str) -> None:
 
 
 def _context(encoder, device, threads, init, max_length, batch_tokens, peer_batch_size, calibration=None):
-    from recfeat.bench.backends import BuildContext
+    from recfeat.selection.backends import BuildContext
 
     return BuildContext(
         encoder=encoder, init=init, device=device, threads=threads, max_length=max_length,
@@ -103,20 +103,21 @@ def throughput_cmd(encoder, backends, threads, device, init, max_length, batch_t
     from recfeat.bench import suite as bench_suite
     from recfeat.errors import UsageError
     from recfeat.outputs_guard import guard_outputs
+    from recfeat.selection import backends as sb
 
     guard_outputs({"--out": out}, {"--data": data, "--encoder": encoder})
     bench_report.check_out_dir(out, force=force)  # before any work
     bb.check_device(device)
-    specs = bb.parse_backends(backends or _default_backends(device), kind=bb.RECFEAT, device=device)
+    specs = bb.parse_backends(backends or _default_backends(device), kind=sb.RECFEAT, device=device)
     not_installed: list[dict[str, str]] = []
     if peers is None:
         peer_specs, not_installed = bb.default_peers(device)
     elif peers.strip().lower() in ("", "none"):
         peer_specs = []
     else:
-        peer_specs = bb.parse_backends(peers, kind=bb.PEER, device=device)
+        peer_specs = bb.parse_backends(peers, kind=sb.PEER, device=device)
     if not specs and not peer_specs:
-        raise UsageError(f"no backends to measure; {bb.availability()}")
+        raise UsageError(f"no backends to measure; {sb.availability(bb.BACKENDS)}")
     batch_list = bench_suite.parse_int_list(batch_sizes, "--batch-sizes")
     seq_list = bench_suite.parse_int_list(seq_lens, "--seq-lens")
     if no_fixed and not data:
@@ -129,7 +130,7 @@ def throughput_cmd(encoder, backends, threads, device, init, max_length, batch_t
         name, texts = bench_suite.corpus_texts(rec, fmt, limit)
         _say(f"corpus {name}: {len(texts)} texts")
         if gate:
-            from recfeat.bench import gate as bench_gate
+            from recfeat.selection import gate as bench_gate
 
             task = bench_gate.task_gate(rec, limit=gate_interactions)
             rule = functools.partial(bench_gate.judge, min_cosine=bench_gate.DEFAULT_MIN_COSINE,
@@ -178,7 +179,7 @@ def accuracy_cmd(data, encoder, backends, threads, device, init, max_length, bat
     guard_outputs({"--out": out}, {"DATA": data, "--encoder": encoder})
     bench_report.check_out_dir(out, force=force)
     bb.check_device(device)
-    from recfeat.bench.gate import parse_drop
+    from recfeat.selection.gate import parse_drop
 
     drop = parse_drop(max_drop)
     specs = bb.parse_backends(backends or _default_backends(device), device=device)

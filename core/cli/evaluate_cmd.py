@@ -140,8 +140,9 @@ def evaluate_command(
     and full-ranking metrics; ID-only models show n/a where they cannot score cold items."""
     from recfeat.cli.terminal import clean
     from recfeat.config import load_config, parse_key_values
+    from recfeat.data.features import load_optional_features
     from recfeat.evaluation import settings
-    from recfeat.evaluation.protocol import evaluate, load_optional_features, plot_result
+    from recfeat.evaluation.protocol import evaluate, plot_result
     from recfeat.evaluation.splits import load_split as read_split
     from recfeat.evaluation.splits import make_split
     from recfeat.evaluation.splits import save_split as write_split

@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from recfeat.cli.params import gate_interactions_option
-from recfeat.data.texts import read_texts  # noqa: F401 - re-exported for old imports
 
 HELP = """Export ENCODER (+ pooling, + optional L2 norm) as one ONNX graph, optionally optimise
 and quantise it, and validate every step against PyTorch fp32.
@@ -22,8 +21,8 @@ sha256 of every file). It is built aside and moved into place only when every st
 Validation texts come from --calibration (stratified by length), else a built-in varied
 set. A step below --min-cosine (default 0.9999 fp32, 0.99 int8) fails with the figures;
 --auto-exclude keeps the most sensitive MatMul roles in float (ONNX nodes_to_exclude, NNCF
-IgnoredScope for --format openvino) until it holds. Quality-preserving int8 on a CPU:
---format openvino --quantize static-int8 --calibration DATA --min-cosine 0.995 --auto-exclude
+IgnoredScope for --backend openvino) until it holds. Quality-preserving int8 on a CPU:
+--backend openvino --quantize static-int8 --calibration DATA --min-cosine 0.995 --auto-exclude
 (NNCF, calibrated on DATA; float parts in bf16 where the CPU has bf16 units).
 Use the result with `recfeat extract --encoder DIR` (its manifest names the backend).
 
@@ -56,9 +55,9 @@ def print_table(rows) -> None:
 def register(cli: click.Group) -> None:
     @cli.command("export", help=HELP)
     @click.option("--encoder", "encoder_name", default=None,
-                  help="Registered torch encoder to export (minilm, hf, bert-base, distilbert, gpt2) "
+                  help="Text encoder to export: a registry name (minilm, bert-base, distilbert, "
+                       "gpt2) or a Hugging Face model (hub name or folder) "
                        "[default: the config's [encoder], else minilm].")
-    @click.option("--model", default=None, help="Model folder or hub name (overrides the encoder's).")
     @click.option("--init", type=click.Choice(["pretrained", "random"]), default=None,
                   help="random: the standard shape with random weights (labelled random).")
     @click.option("--pooling", type=click.Choice(["cls", "mean", "max", "last-token"]), default=None)
@@ -80,8 +79,8 @@ def register(cli: click.Group) -> None:
                   help="Fail below this mean cosine (default 0.9999 fp32, 0.999 fp16/bf16, 0.99 int8).")
     @click.option("--auto-exclude", is_flag=True, default=None, help="Keep the most sensitive nodes in float until --min-cosine holds.")
     @click.option("--exclude-node", "exclude_nodes", multiple=True, help="Node name to keep in float (repeatable).")
-    @click.option("--backend", "--format", "fmt", type=click.Choice(["onnx", "openvino"]), default=None,
-                  help="Backend the export runs on (--format is the older name) [default: the config's, else onnx].")
+    @click.option("--backend", type=click.Choice(["onnx", "openvino"]), default=None,
+                  help="Backend the export runs on [default: the config's, else onnx].")
     @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
                   help="TOML pipeline; its [exporter] table gives the exporter options.")
     @click.option("--opset", type=click.IntRange(min=7), default=None, help="ONNX opset (default 17).")
@@ -95,32 +94,43 @@ def register(cli: click.Group) -> None:
     @click.option("--max-drop", default="1%", show_default=True,
                   help="--gate: largest relative loss of a downstream metric vs torch fp32.")
     @gate_interactions_option("--gate")
-    def export_command(encoder_name, model, init, pooling, normalize, max_length, out, optimize,
+    def export_command(encoder_name, init, pooling, normalize, max_length, out, optimize,
                        quantize, preset, per_channel, calibration, calibration_format,
                        calibration_method, calibration_size, min_cosine, auto_exclude,
-                       exclude_nodes, fmt, config_path, opset, external_data, force, gate_data,
+                       exclude_nodes, backend, config_path, opset, external_data, force, gate_data,
                        gate_format, max_drop, gate_interactions):  # fmt: skip
         from recfeat.config import chosen_component, load_config
+        from recfeat.encode.vocabulary import is_export_folder, resolve_encoder
         from recfeat.errors import UsageError
         from recfeat.outputs_guard import guard_outputs
         from recfeat.plugin.registry import get_registry
 
         # --out is replaced as a whole with --force: it may not be, or hold, an input
         guard_outputs({"--out": out}, {
-            "--model": model if model and Path(model).expanduser().exists() else None,
+            "--encoder": encoder_name if encoder_name and Path(encoder_name).expanduser().exists() else None,
             "--calibration": calibration, "--config": config_path, "--gate": gate_data,
         })  # fmt: skip
-        from recfeat.bench.gate import parse_drop
+        from recfeat.selection.gate import parse_drop
 
         drop = parse_drop(max_drop)  # a bad value fails before any work
         config = load_config(config_path) if config_path else {}
         if Path(out).exists() and not force:
             raise UsageError(f"output folder {out} already exists; pass --force to replace it")
         encoder_name, enc_options = chosen_component(config, "encoder", encoder_name, "minilm")
-        enc_options.update({k: v for k, v in (("model", model), ("init", init)) if v is not None})
+        if is_export_folder(encoder_name):
+            raise UsageError(
+                f"--encoder {encoder_name} is already an export folder; export the model it was "
+                "made from (its manifest's source)"
+            )
+        # a Hugging Face model (hub name or folder) is the hf encoder with that model
+        encoder_name, enc_options = resolve_encoder(encoder_name, **enc_options)
+        if init is not None:
+            enc_options["init"] = init
         encoder = get_registry("encoder").create(encoder_name, **enc_options)
+        from recfeat.components.dataset import read_texts
+
         texts = read_texts(calibration, calibration_format) if calibration else None
-        name, exp_options = chosen_component(config, "exporter", fmt, "onnx")
+        name, exp_options = chosen_component(config, "exporter", backend, "onnx")
         flags = dict(
             optimize=optimize, quantize=quantize, preset=preset, per_channel=per_channel,
             calibration_method=calibration_method, calibration_size=calibration_size,
@@ -134,8 +144,8 @@ def register(cli: click.Group) -> None:
                                        ("max_length", max_length)) if v is not None}  # fmt: skip
         check = None
         if gate_data:
-            from recfeat.bench.gate import export_check
             from recfeat.components.dataset import load_dataset
+            from recfeat.selection.gate import export_check
 
             # The reference: the exported encoder in torch fp32, with the same overrides.
             reference = get_registry("encoder").create(encoder_name, **{**enc_options, **overrides})

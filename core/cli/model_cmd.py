@@ -1,8 +1,8 @@
 """``recfeat train`` (fit one model on all of DATA, save it) and ``recfeat recommend`` (top-K
 items per user from a saved model, with a text snippet per item when the data has text).
 
-Training and ranking live in ``recfeat.evaluation.bundle``, the file format in
-``recfeat.evaluation.model_file``: loading a model file runs no code from it. Old pickle
+Training and ranking live in ``recfeat.training.bundle``, the file format in
+``recfeat.training.model_file``: loading a model file runs no code from it. Old pickle
 (joblib) files from earlier versions are opened only with ``--trust``.
 """
 
@@ -45,11 +45,11 @@ def train_command(
     """Fit --model on every interaction of DATA and save it to --out."""
     from recfeat.cli.terminal import echo
     from recfeat.config import parse_key_values
-    from recfeat.evaluation.bundle import save_model, train_model
-    from recfeat.evaluation.protocol import load_optional_features
+    from recfeat.data.features import load_optional_features
     from recfeat.outputs_guard import guard_outputs
     from recfeat.plugin.registry import get_registry
     from recfeat.plugins.datasets import load_dataset
+    from recfeat.training.bundle import save_model, train_model
 
     guard_outputs({"--out": out_path}, {"DATA": data, "--features": features_path,
                                         "--user-features": user_features_path},
@@ -99,8 +99,8 @@ def train_command(
 def recommend_command(model_path, users, k, data, fmt, features_path, include_seen, trust) -> None:
     """Print the top-K items for each user in --users from a model saved by recfeat train."""
     from recfeat.cli.terminal import clean, echo
-    from recfeat.evaluation.bundle import item_snippets, load_model, recommend
-    from recfeat.evaluation.protocol import load_optional_features
+    from recfeat.data.features import load_optional_features
+    from recfeat.training.bundle import item_snippets, load_model, recommend
 
     bundle = load_model(model_path, trust=trust)
     snippets = None

@@ -25,7 +25,7 @@ class OpenFraction(click.ParamType):
         return number
 
 
-#: The downstream gate's default sample (``recfeat.bench.gate.GATE_INTERACTIONS``, which
+#: The downstream gate's default sample (``recfeat.selection.gate.GATE_INTERACTIONS``, which
 #: is not imported here so ``--help`` stays instant; a test keeps the two equal).
 GATE_INTERACTIONS_DEFAULT = 10_000
 

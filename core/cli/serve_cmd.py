@@ -9,16 +9,16 @@ import click
 
 
 @click.command("serve")
-@click.option("--model", default="minilm", show_default=True,
-              help="Encoder: a registry name, a Hugging Face model folder, or an export folder.")
+@click.option("--encoder", default="minilm", show_default=True,
+              help="Text encoder: a registry name, a Hugging Face model folder, or an export folder.")
 @click.option("--backend", default=None, help="torch, onnx or openvino (default: torch, or "
               "what an export folder holds).")
 @click.option("--precision", default=None, help="fp32, bf16, fp16 (CUDA), int8 (exports).")
 @click.option("--device", default=None, help="torch device: cpu (default) or cuda.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="CPU threads of the model (default: the runtime's; one replica per core set).")
-@click.option("--recommender", "recommender", default=None, metavar="MODEL_FILE",
-              help="A model saved by `recfeat train`, for POST /recommend.")
+              help="CPU threads of the encoder (default: the runtime's; one replica per core set).")
+@click.option("--model", default=None, metavar="MODEL_FILE",
+              help="Recommendation model saved by `recfeat train`, for POST /recommend.")
 @click.option("--data", default=None, metavar="DATASET",
               help="Dataset whose item texts are encoded at start (text-profile recommendations).")
 @click.option("--format", "fmt", default="auto", show_default=True, help="Format of --data.")
@@ -52,7 +52,7 @@ import click
               help="Texts kept in the in-memory LRU cache (0: off).")
 @click.option("--trust", is_flag=True,
               help="Also open an OLD pickle model file (runs code from it; only your own files).")
-def serve_command(model, backend, precision, device, threads, recommender, data, fmt, item_features,
+def serve_command(encoder, backend, precision, device, threads, model, data, fmt, item_features,
                   cleaners, host, port, api_key, max_batch_tokens, batch_window_ms, max_queue,
                   max_inputs, max_chars, max_body_bytes, request_timeout, cache_size,
                   trust) -> None:  # fmt: skip
@@ -73,9 +73,9 @@ def serve_command(model, backend, precision, device, threads, recommender, data,
 
         item_texts = _item_texts(load_dataset(data, format=fmt), data)
     state, load = build_state(
-        settings, model=model, backend=backend, precision=precision, device=device,
+        settings, encoder=encoder, backend=backend, precision=precision, device=device,
         threads=threads,
-        recommender=recommender, item_texts=item_texts, item_features=item_features,
+        model=model, item_texts=item_texts, item_features=item_features,
         cleaners=cleaners, trust=trust,
     )  # fmt: skip
     run(state, load, bind(host, port), out=lambda line: click.echo(line))

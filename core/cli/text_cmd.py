@@ -333,7 +333,8 @@ def clean_command(input_path, cleaners, config, column, fmt, encoding, out) -> N
 @click.option("--tokenizer", "tokenizer_name", default=None, help="Tokenizer component [default: hf].")
 @click.option("--config", type=click.Path(dir_okay=False),
               help="Take the tokenizer from the [tokenizer] table of a TOML pipeline file; flags override it.")
-@click.option("--model", help="Model folder or hub name whose tokenizer to use [default: all-MiniLM-L6-v2].")
+@click.option("--encoder", help="Text encoder whose tokenizer to use: a Hugging Face model folder "
+              "or hub name, or minilm [default: all-MiniLM-L6-v2].")
 @click.option("--max-length", type=click.IntRange(min=2), help="Truncate to this many tokens (special tokens included) [default: 256].")
 @click.option(
     "--option", "-o", "extra_options", multiple=True, metavar="KEY=VALUE",
@@ -345,7 +346,7 @@ def clean_command(input_path, cleaners, config, column, fmt, encoding, out) -> N
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per text on stdout.")
 @click.option("--show-tokens", is_flag=True, help="Also print the token strings.")
 def tokenize_command(
-    input_path, tokenizer_name, config, model, max_length, extra_options, column, fmt, encoding, as_json, show_tokens
+    input_path, tokenizer_name, config, encoder, max_length, extra_options, column, fmt, encoding, as_json, show_tokens
 ) -> None:
     """Tokenize texts and report token counts and truncation.
 
@@ -359,8 +360,8 @@ def tokenize_command(
     cfg = load_config(config) if config is not None else {}
     name, options = chosen_component(cfg, "tokenizer", tokenizer_name, "hf")
     options.update(parse_key_values(extra_options, example="vocab_size=8000"))
-    if model is not None:
-        options["model"] = model
+    if encoder is not None:
+        options["model"] = encoder
     if max_length is not None:
         options["max_length"] = max_length
     tokenizer = get_registry("tokenizer").create(name, **options)

@@ -47,3 +47,21 @@ def load_dataset(path: str | Path | None, format: str = "auto", **options: Any) 
     if path is None and reg.entry(format).name != "synthetic-books":
         raise DataError(f"format {format!r} needs an input path")
     return loader.load(path)
+
+
+def read_texts(path: str | Path, fmt: str = "auto", text_column: str | None = None) -> list[str]:
+    """Non-blank texts of a .txt file (one per line) or of any dataset format (its review
+    texts, else item texts, else user texts): the corpus ``recfeat export --calibration``
+    validates and calibrates on, so it matches the texts the model will really see."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise DataError(f"--calibration {path} does not exist; check the path")
+    if fmt == "text" or (fmt == "auto" and p.suffix == ".txt"):
+        lines = p.read_text(encoding="utf-8", errors="strict").splitlines()
+        return [line for line in lines if line.strip()]
+    data = load_dataset(p, fmt)
+    for level in ("review", "item", "user"):
+        table = data.texts(level)
+        if table is not None and "text" in table.columns and len(table):
+            return [t for t in table["text"].astype(str).tolist() if t.strip()]
+    raise DataError(f"--calibration {path} holds no texts; pass a file with a text column")

@@ -1,11 +1,14 @@
 """Feature files: Parquet with id columns plus one fixed-size-list float32 ``vector`` column,
-and a ``<name>.manifest.json`` beside it describing how the vectors were made.
+and a ``<name>.manifest.json`` beside it describing how the vectors were made; and what they
+become in memory: ``Features`` (vectors keyed by item or user id) or ``ReviewVectors`` (one
+vector per (user, item) review, the leakage-safe text input for review-only data).
 
 Every stage that writes or reads features goes through here, so the layout has one owner.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -283,3 +286,95 @@ class Features:
                 f"{path}: no id column {id_column!r} (columns: {', '.join(ids.columns)})"
             )
         return cls(ids[col].astype(str).to_numpy(), vectors, manifest)
+
+
+# -- review-level vectors ------------------------------------------------------------------
+# Each evaluation split turns them into item vectors from its TRAINING reviews only
+# (``item_means``); ``leave_one_out`` is the old, leaky cold-item rule kept as a named option
+# (the evaluation's cold-start rules, in its coldstart module, pick one).
+@dataclasses.dataclass
+class ReviewVectors:
+    """One vector per (user, item) review, the leakage-safe input for review-only data."""
+
+    users: np.ndarray
+    items: np.ndarray
+    vectors: np.ndarray
+    manifest: dict[str, Any]
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def item_means(self, pairs: pd.DataFrame) -> Features:
+        """Item vectors = mean of the reviews whose (user, item) is in ``pairs`` (training)."""
+        keep = self._rows_in(pairs)
+        items = self.items[keep]
+        labels, inverse = np.unique(items, return_inverse=True)
+        sums = np.zeros((len(labels), self.dim))
+        np.add.at(sums, inverse, self.vectors[keep])
+        counts = np.bincount(inverse, minlength=len(labels))
+        manifest = {**self.manifest, "level": "item", "source": "training reviews (evaluation)"}
+        return Features(labels, sums / counts[:, None], manifest)
+
+    def leave_one_out(self, items) -> _LeaveOneOut:
+        """Per-user vectors of ``items`` built from every review except that user's own."""
+        return _LeaveOneOut(self, items)
+
+    def _rows_in(self, pairs: pd.DataFrame) -> np.ndarray:
+        keys = pd.MultiIndex.from_arrays([pairs["user"].astype(str), pairs["item"].astype(str)])
+        mine = pd.MultiIndex.from_arrays([self.users, self.items])
+        return np.asarray(mine.isin(keys))
+
+
+class _LeaveOneOut:
+    def __init__(self, reviews: ReviewVectors, items):
+        self.items = np.asarray(sorted(str(x) for x in items), dtype=object)
+        index = {k: n for n, k in enumerate(self.items)}
+        rows = np.fromiter((index.get(k, -1) for k in reviews.items), dtype=np.int64)
+        keep = rows >= 0
+        self.sums = np.zeros((len(self.items), reviews.dim))
+        np.add.at(self.sums, rows[keep], reviews.vectors[keep])
+        self.counts = np.bincount(rows[keep], minlength=len(self.items)).astype(float)
+        self.own: dict[str, list[tuple[int, np.ndarray]]] = {}
+        for user, row, vec in zip(
+            reviews.users[keep], rows[keep], reviews.vectors[keep], strict=False
+        ):
+            self.own.setdefault(user, []).append((row, vec))
+        self.manifest = {**reviews.manifest, "level": "item", "source": "other users' reviews"}
+
+    def for_user(self, user: str) -> Features:
+        sums, counts = self.sums.copy(), self.counts.copy()
+        for row, vec in self.own.get(user, ()):
+            sums[row] -= vec
+            counts[row] -= 1
+        ok = counts > 0
+        return Features(self.items[ok], sums[ok] / counts[ok, None], self.manifest)
+
+
+# -- a features file as Features or ReviewVectors -------------------------------------------
+def load_optional_features(path: str | Path | None) -> Features | ReviewVectors | None:
+    """``load_features(path)``, or None when no path was given (an optional --features)."""
+    return load_features(path) if path else None
+
+
+def load_features(path: str | Path) -> Features | ReviewVectors:
+    """A features file as item/user ``Features``, or ``ReviewVectors`` when rows are reviews."""
+    ids, vectors, manifest = read_features(path)
+    return features_from_table(ids, vectors, {**manifest, "path": str(path)}, where=str(path))
+
+
+def features_from_table(ids: pd.DataFrame, vectors: np.ndarray, manifest: dict[str, Any],
+                        where: str = "features") -> Features | ReviewVectors:  # fmt: skip
+    """Id columns + vectors as item/user ``Features``, or ``ReviewVectors`` for reviews."""
+    cols = list(ids.columns)
+    if "user" in cols and "item" in cols:
+        return ReviewVectors(
+            ids["user"].astype(str).to_numpy(dtype=object),
+            ids["item"].astype(str).to_numpy(dtype=object),
+            vectors,
+            manifest,
+        )
+    col = "item" if "item" in cols else "user" if "user" in cols else (cols[0] if cols else None)
+    if col is None:
+        raise DataError(f"{where}: features file has no id column")
+    return Features(ids[col].astype(str).to_numpy(), vectors, {**manifest, "id_column": col})

@@ -56,6 +56,23 @@ def check_rating_scale(loader: Any) -> None:
         )
 
 
+def check_ratings(data: RecData) -> None:
+    """Ratings outside the dataset's declared scale are an error, not something to average
+    (before evaluating or training on ``data``)."""
+    import pandas as pd
+
+    if data.rating_scale is None:
+        return
+    lo, hi = data.rating_scale
+    r = pd.to_numeric(data.interactions["rating"], errors="coerce")
+    bad = (r < lo) | (r > hi)
+    if bad.any():
+        raise DataError(
+            f"{int(bad.sum())} ratings lie outside the scale {lo:g}..{hi:g} "
+            f"(e.g. {r[bad].iloc[0]:g}); fix the data or its declared rating scale"
+        )
+
+
 def check_path(path: str | Path, *, what: str = "input") -> Path:
     """Return ``path`` as a Path, or raise DataError when it does not exist."""
     p = Path(path).expanduser()

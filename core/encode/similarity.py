@@ -1,7 +1,7 @@
 """Row-wise cosine similarity: the one rule every parity gate uses.
 
 The exporter's validation (``recfeat.exporters.validate``), the benchmark parity and the
-auto-backend gate (``recfeat.bench.suite``) and the benchmark scripts all call
+auto-backend gate (``recfeat.selection.compare``) and the benchmark scripts all call
 ``cosine_rows``, so a backend and an export are judged alike.
 
 Zero rows are real: an empty text pools to a zero vector. The rule:

@@ -10,14 +10,12 @@ folder (``recfeat export``; it holds ``manifest.json``) for ``onnx`` and ``openv
 In lists (``bench --backends``) a choice is spelled ``BACKEND-PRECISION[-VARIANT]``:
 ``torch-fp32``, ``torch-bf16``, ``onnx-int8``, ``onnx-int8-static``, ``onnx-fp32-o2``,
 ``openvino-bf16``, ``openvino-int8`` (NNCF, calibrated on the user's corpus; its float parts
-run in bf16 where the CPU has bf16 units). The spellings of earlier releases (``onnx-o2``, ``onnx-qdq``,
-``onnxruntime``, ``ov``) are read as aliases, with one deprecation line.
+run in bf16 where the CPU has bf16 units). Each backend and label has exactly this one spelling.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,26 +31,11 @@ PRECISIONS_OF = {
     "openvino": ("fp32", "bf16", "int8"),
 }
 VARIANTS = ("o1", "o2", "o3", *QUANTIZATIONS)
-BACKEND_ALIASES = {"pytorch": "torch", "onnxruntime": "onnx", "ort": "onnx", "ov": "openvino"}
-# Earlier spellings of list labels -> today's.
-LABEL_ALIASES = {"onnx-o2": "onnx-fp32-o2", "onnx-qdq": "onnx-int8-static"}
-
-_warned: set[str] = set()
-
-
-def deprecated(old: str, new: str) -> None:
-    """One stderr line per old spelling per process."""
-    if old not in _warned:
-        _warned.add(old)
-        print(f"recfeat: {old!r} is deprecated; write {new!r}", file=sys.stderr)
 
 
 def check_backend(name: str) -> str:
-    """The canonical backend name for ``name`` (aliases accepted), or OptionError."""
+    """The canonical backend name for ``name`` (any letter case), or OptionError."""
     key = name.strip().lower()
-    if key in BACKEND_ALIASES:
-        deprecated(name, BACKEND_ALIASES[key])
-        key = BACKEND_ALIASES[key]
     if key not in BACKENDS:
         raise OptionError(
             f"unknown backend {name!r}.{closest(key, BACKENDS)} Valid backends: {', '.join(BACKENDS)}"
@@ -91,11 +74,8 @@ class BackendChoice:
 
 
 def parse_choice(label: str) -> BackendChoice:
-    """``'onnx-int8-static'`` -> BackendChoice('onnx', 'int8', 'static'); aliases accepted."""
+    """``'onnx-int8-static'`` -> BackendChoice('onnx', 'int8', 'static')."""
     text = label.strip().lower()
-    if text in LABEL_ALIASES:
-        deprecated(label, LABEL_ALIASES[text])
-        text = LABEL_ALIASES[text]
     parts = text.split("-")
     if len(parts) < 2 or len(parts) > 3:
         raise OptionError(
@@ -146,8 +126,14 @@ def resolve_encoder(
         if backend is None:
             import json
 
-            runtime = json.loads((Path(model).expanduser() / "manifest.json").read_text())
-            backend = runtime.get("runtime", "onnx")
+            # Untrusted input: an unreadable or foreign manifest picks onnx here, and the
+            # encoder's own manifest check (read_manifest) then says what is wrong in one line.
+            try:
+                manifest = json.loads((Path(model).expanduser() / "manifest.json").read_bytes())
+            except (OSError, ValueError, RecursionError):
+                manifest = None
+            runtime = manifest.get("runtime") if isinstance(manifest, dict) else None
+            backend = runtime if isinstance(runtime, str) else "onnx"
         if backend == "torch":
             raise UsageError(
                 f"{model} is an export folder (ONNX/OpenVINO); for torch give the model it was "

@@ -101,7 +101,7 @@ def cold_start(split, item_features, data, protocol: str = "first-reviews",
     ``item_features``: item-level ``Features``, ``ReviewVectors`` or None (then the data
     decides: item texts -> ``item-text``, reviews -> the review protocol, so ID-only runs
     rank exactly the candidates and relevant items a text run ranks)."""
-    from recfeat.evaluation.review_vectors import ReviewVectors
+    from recfeat.data.features import ReviewVectors
 
     if split.kind != "item-cold":
         return None

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from recfeat.components import RecModel
-from recfeat.evaluation.review_vectors import ReviewVectors
+from recfeat.data.features import ReviewVectors
 
 
 class ReviewCountScorer(RecModel):

@@ -56,12 +56,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recfeat.data.features import Features, check_matches_dataset, read_features
+from recfeat.data.features import Features, ReviewVectors, check_matches_dataset
 from recfeat.data.recdata import RecData
+from recfeat.data.validation import check_ratings
 from recfeat.errors import DataError, UsageError
 from recfeat.evaluation import coldstart as cs
 from recfeat.evaluation import leaks
-from recfeat.evaluation.review_vectors import ReviewVectors  # also re-exported from here
 from recfeat.evaluation.splits import Split, make_split
 from recfeat.jsonable import jsonable
 
@@ -87,34 +87,6 @@ CHUNK_USERS = 128
 
 
 # -- features ------------------------------------------------------------------------------
-def load_optional_features(path: str | Path | None) -> Features | ReviewVectors | None:
-    """``load_features(path)``, or None when no path was given (an optional --features)."""
-    return load_features(path) if path else None
-
-
-def load_features(path: str | Path) -> Features | ReviewVectors:
-    """A features file as item/user ``Features``, or ``ReviewVectors`` when rows are reviews."""
-    ids, vectors, manifest = read_features(path)
-    return features_from_table(ids, vectors, {**manifest, "path": str(path)}, where=str(path))
-
-
-def features_from_table(ids: pd.DataFrame, vectors: np.ndarray, manifest: dict[str, Any],
-                        where: str = "features") -> Features | ReviewVectors:  # fmt: skip
-    """Id columns + vectors as item/user ``Features``, or ``ReviewVectors`` for reviews."""
-    cols = list(ids.columns)
-    if "user" in cols and "item" in cols:
-        return ReviewVectors(
-            ids["user"].astype(str).to_numpy(dtype=object),
-            ids["item"].astype(str).to_numpy(dtype=object),
-            vectors,
-            manifest,
-        )
-    col = "item" if "item" in cols else "user" if "user" in cols else (cols[0] if cols else None)
-    if col is None:
-        raise DataError(f"{where}: features file has no id column")
-    return Features(ids[col].astype(str).to_numpy(), vectors, {**manifest, "id_column": col})
-
-
 def check_features(item_features, user_features) -> None:
     """Refuse features that already contain held-out interactions (see module doc)."""
     if isinstance(item_features, Features):
@@ -237,20 +209,6 @@ def _model_specs(models) -> list[tuple[str, str, dict[str, Any]]]:
     if not specs:
         raise UsageError("no models to evaluate; pass --models a,b,c")
     return specs
-
-
-def check_ratings(data: RecData) -> None:
-    """Ratings outside the dataset's declared scale are an error, not something to average."""
-    if data.rating_scale is None:
-        return
-    lo, hi = data.rating_scale
-    r = pd.to_numeric(data.interactions["rating"], errors="coerce")
-    bad = (r < lo) | (r > hi)
-    if bad.any():
-        raise DataError(
-            f"{int(bad.sum())} ratings lie outside the scale {lo:g}..{hi:g} "
-            f"(e.g. {r[bad].iloc[0]:g}); fix the data or its declared rating scale"
-        )
 
 
 def evaluate(

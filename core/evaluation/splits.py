@@ -29,19 +29,21 @@ rows whose ITEM has no training data are dropped.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from recfeat.atomic import write_text
+from recfeat.data.split_files import (
+    check_interactions,
+    divide,
+    read_split_file,
+    write_split_file,
+)
 from recfeat.errors import DataError, UsageError, closest
 
 KINDS = ("random", "temporal", "item-cold", "user-cold")
-FORMAT_VERSION = 1
 
 
 @dataclasses.dataclass
@@ -85,7 +87,7 @@ def make_split(
         )
     if not 0.0 < test_fraction < 1.0:
         raise UsageError(f"test_fraction must be between 0 and 1 (got {test_fraction})")
-    inter = _check(interactions)
+    inter = check_interactions(interactions)
     rng = np.random.default_rng(seed)
     n = len(inter)
     if kind == "random":
@@ -100,22 +102,6 @@ def make_split(
         held = set(rng.permutation(ids)[:n_out].tolist())
         test_rows = np.flatnonzero(inter[column].isin(held).to_numpy())
     return _build(inter, kind, seed, test_fraction, np.sort(test_rows), leave_last)
-
-
-def _check(interactions: pd.DataFrame) -> pd.DataFrame:
-    missing = [c for c in ("user", "item") if c not in interactions.columns]
-    if missing:
-        raise DataError(f"split: interactions lack column(s) {', '.join(missing)}")
-    if len(interactions) < 2:
-        raise DataError(f"split: need at least 2 interactions, got {len(interactions)}")
-    inter = interactions.reset_index(drop=True)
-    dup = inter.duplicated(["user", "item"])
-    if dup.any():
-        raise DataError(
-            f"split: {int(dup.sum())} repeated (user, item) pairs; de-duplicate the interactions first "
-            "(the dataset loaders do)"
-        )
-    return inter.assign(user=inter["user"].astype(str), item=inter["item"].astype(str))
 
 
 def _temporal(inter: pd.DataFrame, fraction: float, leave_last: bool) -> np.ndarray:
@@ -138,13 +124,7 @@ def _temporal(inter: pd.DataFrame, fraction: float, leave_last: bool) -> np.ndar
 
 
 def _build(inter, kind, seed, fraction, test_rows, leave_last) -> Split:
-    mask = np.zeros(len(inter), dtype=bool)
-    mask[test_rows] = True
-    train, test = inter[~mask], inter[mask]
-    if len(train) == 0 or len(test) == 0:
-        raise DataError(
-            f"{kind} split left {len(train)} train and {len(test)} test rows; use more data"
-        )
+    train, test = divide(inter, test_rows, kind)
     train_users, train_items = set(train["user"]), set(train["item"])
     cold_users = frozenset(set(test["user"]) - train_users)
     cold_items = frozenset(set(test["item"]) - train_items)
@@ -177,77 +157,18 @@ _POLICY = {
 }
 
 
-# -- persistence ---------------------------------------------------------------------------
-def fingerprint(interactions: pd.DataFrame) -> str:
-    """Hash of the (user, item) sequence, so a saved split is never applied to other data."""
-    h = hashlib.sha256()
-    for col in ("user", "item"):
-        h.update("\x1f".join(interactions[col].astype(str)).encode())
-        h.update(b"\x1e")
-    return h.hexdigest()[:16]
-
-
+# -- persistence (the file format is recfeat.data.split_files') ---------------------------
 def save_split(split: Split, path: str | Path, interactions: pd.DataFrame) -> Path:
     """Write the split's row assignments (test row positions) as JSON, atomically."""
-    payload = {
-        "format": "recfeat-split",
-        "version": FORMAT_VERSION,
-        "kind": split.kind,
-        "seed": split.seed,
-        "test_fraction": split.test_fraction,
-        "leave_last": split.report.get("leave_last", False),
-        "rows": int(len(interactions)),
-        "fingerprint": fingerprint(interactions.reset_index(drop=True)),
-        "test_rows": [int(x) for x in split.test_rows],
-    }
-    path = Path(path)
-    write_text(path, json.dumps(payload) + "\n")
-    return path
-
-
-# field -> the types it may hold (a hand-edited or truncated file fails here, by name)
-_SPLIT_FIELDS = {
-    "kind": (str,), "seed": (int,), "test_fraction": (int, float), "leave_last": (bool,),
-    "rows": (int,), "fingerprint": (str,), "test_rows": (list,),
-}  # fmt: skip
-
-
-def _check_split_fields(payload: dict, path: Path) -> None:
-    for field, types in _SPLIT_FIELDS.items():
-        value = payload.get(field)
-        ok = field in payload and isinstance(value, types) and (bool in types or not isinstance(value, bool))
-        if field == "test_rows" and ok:
-            ok = all(isinstance(x, int) and not isinstance(x, bool) for x in value)
-        if not ok:
-            what = "missing" if field not in payload else f"not {' or '.join(t.__name__ for t in types)}"
-            raise DataError(
-                f"split file {path}: field {field!r} is {what}; the file was edited or cut "
-                "short: make a new split with --save-split"
-            )
+    return write_split_file(
+        path, interactions, kind=split.kind, seed=split.seed, test_fraction=split.test_fraction,
+        leave_last=split.report.get("leave_last", False), test_rows=split.test_rows,
+    )  # fmt: skip
 
 
 def load_split(path: str | Path, interactions: pd.DataFrame) -> Split:
     """Rebuild a saved split over the same ``interactions`` (checked by fingerprint)."""
-    path = Path(path)
-    try:
-        payload = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read split file {path}: {exc}") from None
-    if not isinstance(payload, dict) or payload.get("format") != "recfeat-split":
-        raise DataError(f"{path} is not a recfeat split file; write one with --save-split")
-    _check_split_fields(payload, path)
-    inter = _check(interactions)
-    if payload["rows"] != len(inter) or payload["fingerprint"] != fingerprint(inter):
-        raise DataError(
-            f"split file {path} was made for other interactions ({payload['rows']} rows); "
-            "make a new split for this data"
-        )
-    rows = np.asarray(payload["test_rows"], dtype=np.int64)
-    if len(rows) and (rows.min() < 0 or rows.max() >= len(inter)):
-        raise DataError(
-            f"split file {path}: test_rows hold positions outside 0..{len(inter) - 1}; the file "
-            "was edited: make a new split with --save-split"
-        )
+    inter, payload, rows = read_split_file(path, interactions)
     return _build(
         inter,
         payload["kind"],

@@ -73,7 +73,7 @@ def training_view(data, item_features, split):
     """(data, item_features) holding nothing but ``split.train``'s interactions and reviews."""
     import pandas as pd
 
-    from recfeat.evaluation.review_vectors import ReviewVectors
+    from recfeat.data.features import ReviewVectors
 
     train = split.train.reset_index(drop=True)
     keys = pd.MultiIndex.from_arrays([train["user"].astype(str), train["item"].astype(str)])

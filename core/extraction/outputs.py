@@ -32,7 +32,7 @@ def check_outputs(out_path: Path, inputs: dict[str, Any]) -> None:
     """Refuse an --out whose files (Parquet, manifest, run record, token features) would
     overwrite an input, before any work is done (``recfeat.outputs_guard``)."""
     from recfeat.data.features import manifest_path
-    from recfeat.extraction.pipeline import run_record_path, token_features_path
+    from recfeat.extraction.manifest import run_record_path, token_features_path
     from recfeat.outputs_guard import guard_outputs
 
     guard_outputs(
@@ -55,47 +55,3 @@ def cache_files(cache_dir: str | None, no_cache: bool) -> dict[str, Path]:
     folder = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     db = folder / CACHE_FILE
     return {"the vector cache": db, "the vector cache's WAL": db.with_name(CACHE_FILE + "-wal")}
-
-
-def save(result, out_path: Path) -> None:
-    """``result.save(out_path)``; an OSError becomes a one-line RecfeatError."""
-    from recfeat.errors import RecfeatError
-
-    try:
-        result.save(out_path)
-    except OSError as exc:
-        raise RecfeatError(
-            f"cannot write {out_path}: {exc.strerror or exc}; choose another --out"
-        ) from None
-
-
-def stream_save(out_path: Path, path, level: str, encoder, cleaner, **options: Any):
-    """``stream.stream_extract`` into ``out_path`` (it writes as it goes); an OSError
-    becomes the same one-line RecfeatError as :func:`save`."""
-    from recfeat.errors import RecfeatError
-    from recfeat.extraction.stream import stream_extract
-
-    try:
-        return stream_extract(path, out_path, level, encoder, cleaner, **options)
-    except OSError as exc:
-        name = getattr(exc, "filename", None)
-        if name and Path(name).resolve().parent != Path(out_path).resolve().parent:
-            from recfeat.errors import DataError
-
-            raise DataError(f"cannot read {name}: {exc.strerror or exc}") from None
-        raise RecfeatError(
-            f"cannot write {out_path}: {exc.strerror or exc}; choose another --out"
-        ) from None
-
-
-def summary_line(result, out_path: Path) -> str:
-    """What was written: counts from the manifest, one line (a streamed result holds no
-    vectors in memory, only their ``rows`` and ``dim``)."""
-    m, r = result.manifest, result.run
-    dim = result.vectors.shape[1] if hasattr(result, "vectors") else result.dim
-    rows = len(result.ids) if hasattr(result, "ids") else result.rows
-    return (
-        f"wrote {out_path}: {rows:,} {m['level']} vectors x {dim} dims; "
-        f"{r['encoded_texts']:,} texts encoded, {r['cached_texts']:,} from cache, "
-        f"{m['empty_texts']:,} empty, {m['truncated_texts']:,} truncated; {r['elapsed_s']:.1f} s"
-    )

@@ -1,25 +1,28 @@
-"""The Ray Data engine (``recfeat extract --ray DATA --out DIR/``): the driver plans, the
-workers do the work.
+"""The Ray Data engine (``recfeat extract --ray DATA --out DIR/``): the same stages as the
+local engines, run inside Ray actors.
 
-The driver never holds the data. It lists the input files, joins (or starts) Ray, and
-builds one Ray Dataset: the workers read the files (``read_json`` incl. .gz, ``read_csv``,
-``read_parquet``; local paths or any URI pyarrow's filesystems take), map each raw batch to
-review rows with ``recfeat.extraction.records.normalize_frame`` (the loaders' own mapping),
-clean and encode it on an actor pool (``recfeat.extraction.ray_shards.ShardEncoder``: one
-encoder per actor) and commit one Parquet shard per batch into ``DIR/``. What comes back to
-the driver is one small summary row per shard. Item and user vectors are grouped sums on
-Ray (``groupby().map_groups`` over the shards' partial sums), written by the workers too.
-The driver writes ``DIR/run.json`` and, last, ``DIR/manifest.json`` (atomically): a folder
-with a manifest is complete.
+- **Source.** The driver plans the rows once, as the streamed engine does
+  (``recfeat.extraction.sources.plan_rows``: one pass keeping hashed ids, 24 bytes a row;
+  the loaders' de-duplication rule). Read tasks on the workers then read each input file
+  with the loaders' own mapping (``recfeat.extraction.records``) and keep the planned rows,
+  ``--batch-rows`` at a time. So Ray starts from exactly the rows the loaded and streamed
+  engines use (tests/test_engines_agree.py). The input must be at the same path on every
+  node (a shared folder).
+- **Stages.** Each batch is cleaned, reduced to unique texts and encoded in an actor
+  (``recfeat.extraction.ray_shards.ShardEncoder``: one encoder per actor, the one encode
+  loop) and committed as one Parquet shard into ``DIR/``. Item and user vectors are grouped
+  sums on Ray (``groupby().map_groups`` over the shards' partial sums), written by the
+  workers too. What comes back to the driver is one small summary row per shard.
+- **Sink.** The driver writes ``DIR/run.json`` and, last, ``DIR/manifest.json``
+  (atomically, ``recfeat.extraction.manifest.build_manifest``: the local engines' manifest
+  plus ``rows``, ``dim``, ``id_columns``, ``engine`` and ``shards``): a folder with a manifest
+  is complete.
 
 Resume: shards are named by their content and settings and a shard file that exists is
 complete (see ``ray_shards``), so a re-run (after a killed driver) and Ray's retries (after a
 killed actor: actors restart, tasks are retried) skip what was written. Shards that this run
 did not produce (left by a run with other settings) are removed before the manifest is
 written, so the folder holds exactly this run's rows.
-
-The manifest has the local engine's fields and counts (``pipeline._manifest``), with the
-unique-text counts grouped by cache key over the whole input, as the local engine does.
 """
 
 from __future__ import annotations
@@ -29,32 +32,28 @@ import hashlib
 import json
 import os
 import time
-import types
 from typing import Any
 
 from recfeat.errors import DataError, RecfeatError, UsageError, require
 from recfeat.extraction.ray_shards import (
+    LEVEL_PREFIX,
+    MANIFEST,
     PART_PREFIX,
     PARTIALS,
+    RUN_RECORD,
     SHARD_FORMAT,
     STATS,
     ShardEncoder,
     commit_text,
     exists,
     finish_groups,
+    list_files,
     out_filesystem,
+    written_by_recfeat,
 )
 
 DEFAULT_BATCH_ROWS = 1024
 READ_CPUS = 0.25  # reading is light next to encoding; whole CPUs stay free for the actors
-MANIFEST = "manifest.json"
-RUN_RECORD = "run.json"
-LEVEL_PREFIX = "part-level-"
-_KINDS = {
-    "json": (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz"),
-    "csv": (".csv", ".tsv", ".csv.gz", ".tsv.gz"),
-    "parquet": (".parquet", ".pq"),
-}
 
 
 @dataclasses.dataclass
@@ -85,119 +84,59 @@ def parse_actors(text: str | int | None) -> tuple[int, int]:
     return (low, high)
 
 
-# -- inputs ---------------------------------------------------------------------------------
+# -- the source: planned rows, read on the workers ------------------------------------------
 
 
-@dataclasses.dataclass
-class Inputs:
-    paths: list[str]
-    filesystem: Any
-    kind: str  # json, csv, parquet
-    fmt: str  # the normalize_frame format: amazon, jsonl, csv, parquet
-    label: str
+def plan_input(data: str, fmt: str | None, options: dict[str, Any], batch_rows: int,
+               want_ratings: bool):  # fmt: skip
+    """``(format, plan)``: the streamable format of ``data`` and its de-duplication plan."""
+    from recfeat.extraction.records import STREAMABLE, _loader, stream_format
+    from recfeat.extraction.sources import plan_rows
+
+    if "://" in str(data):
+        raise UsageError(f"input {data}: --ray reads a path every node sees (a shared folder), "
+                         "not a URI; copy the input there")  # fmt: skip
+    found = stream_format(data, fmt or "auto", options)
+    if found is None:
+        raise UsageError(f"{data}: --ray reads review files (formats {', '.join(STREAMABLE)}); "
+                         "run this one without --ray")  # fmt: skip
+    loader = _loader(found, options)
+    scale = getattr(loader, "rating_scale", None)
+    return found, plan_rows(data, found, options, batch_rows, scale, want_ratings)
 
 
-def _kind(name: str) -> str | None:
-    low = name.lower()
-    for kind, suffixes in _KINDS.items():
-        if low.endswith(suffixes):
-            return kind
-    return None
+def read_planned_file(batch, *, data: str, fmt: str, options: dict[str, Any], batch_rows: int):
+    """Ray read task (a generator ``map_batches`` body): the planned rows of one input file,
+    ``batch_rows`` at a time, with a ``path`` column naming the file."""
+    import numpy as np
+
+    from recfeat.extraction.sources import iter_planned
+
+    for index, packed, n, name in zip(batch["index"], batch["keep"], batch["rows"],
+                                      batch["path"], strict=True):  # fmt: skip
+        keep = np.unpackbits(np.frombuffer(packed, dtype=np.uint8), count=int(n)).astype(bool)
+        for n, rows in enumerate(iter_planned(data, fmt, options, keep, batch_rows,
+                                              only_file=int(index))):  # fmt: skip
+            rows.insert(0, "path", str(name))
+            rows.insert(1, "batch", f"{int(index)}-{n}")  # the planned batch: one shard
+            yield rows
 
 
-def resolve_inputs(data: str, fmt: str | None, options: dict[str, Any]) -> Inputs:
-    """The input files (one file, or a folder's shards) and the format to map them with.
-    Local paths are checked here; a path only the driver sees fails on the workers and is
-    reported by :func:`explain_failure`."""
-    import pyarrow.fs as pafs
+def read_dataset(ray, data: str, fmt: str, options: dict[str, Any], plan, batch_rows: int):
+    """The planned rows as a Ray Dataset, one read task per input file. Each row carries its
+    planned batch (``batch_rows`` rows, or a file's last rows), which is one shard whatever
+    blocks Ray makes of the rows."""
+    import numpy as np
 
-    uri = "://" in str(data)
-    if uri:
-        try:
-            fs, path = pafs.FileSystem.from_uri(str(data))
-        except (ValueError, OSError) as exc:  # ArrowInvalid is a ValueError
-            raise UsageError(f"input {data}: not a URI pyarrow can open ({exc})") from None
-    else:
-        fs, path = pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(str(data)))
-    info = fs.get_file_info(path)
-    if info.type == pafs.FileType.NotFound:
-        raise DataError(f"input path {data} does not exist; check the path (every Ray node "
-                        "must see it too: a shared folder or a URI)")  # fmt: skip
-    if info.type == pafs.FileType.Directory:
-        found = fs.get_file_info(pafs.FileSelector(path, recursive=True))
-        paths = sorted(
-            f.path for f in found
-            if f.type == pafs.FileType.File and _kind(f.base_name)
-            and not f.base_name.startswith((".", "_"))
-        )  # fmt: skip
-        if not paths:
-            raise DataError(f"folder {data} holds no .json(l)[.gz], .csv[.gz] or .parquet files")
-    else:
-        paths = [path]
-    kinds = {_kind(p.rsplit("/", 1)[-1]) for p in paths}
-    if None in kinds or len(kinds) != 1:
-        raise UsageError(f"input {data}: --ray reads JSON Lines (.json, .jsonl, .gz), CSV or "
-                         "Parquet, one kind per folder")  # fmt: skip
-    kind = kinds.pop()
-    return Inputs(paths, fs, kind, _stream_format(data, uri, fs, paths, kind, fmt, options),
-                  label=str(data).rstrip("/").rsplit("/", 1)[-1])  # fmt: skip
-
-
-def _stream_format(data, uri, fs, paths, kind, fmt, options) -> str:
-    from recfeat.extraction.records import STREAMABLE, stream_format
-
-    if fmt not in (None, "", "auto"):
-        fmt = {"tsv": "csv", "ndjson": "jsonl"}.get(fmt, fmt)
-        if fmt not in STREAMABLE:
-            raise UsageError(f"--ray reads formats {', '.join(STREAMABLE)}, not {fmt}")
-        return fmt
-    if not uri:
-        found = stream_format(data, "auto", options)
-        if found is None:
-            raise UsageError(f"{data}: --ray reads review files (formats "
-                             f"{', '.join(STREAMABLE)}); run this one without --ray")  # fmt: skip
-        return found
-    if kind != "json":
-        return kind
-    obj = _first_line(fs, paths[0])
-    try:
-        obj = json.loads(obj)
-    except ValueError:
-        obj = {}
-    return "amazon" if isinstance(obj, dict) and {"reviewerID", "asin"} <= set(obj) else "jsonl"
-
-
-def _first_line(fs, path: str) -> bytes:
-    with fs.open_input_stream(path, compression="detect") as fh:
-        return fh.read(1 << 16).split(b"\n", 1)[0]
-
-
-def read_dataset(ray, inputs: Inputs):
-    """The input as a Ray Dataset, read on the workers; a ``path`` column names each row's
-    file (for error messages and shard names)."""
-    args = {"filesystem": inputs.filesystem, "include_paths": True, "num_cpus": READ_CPUS}
-    if inputs.kind == "json":
-        return ray.data.read_json(inputs.paths, **args)  # pyarrow, newline-delimited
-    if inputs.kind == "csv":
-        import csv
-
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
-
-        # every column as text, as the local loader reads CSV (ids keep leading zeros)
-        first = inputs.paths[0]
-        sep = "\t" if first.lower().removesuffix(".gz").endswith(".tsv") else ","
-        header = next(csv.reader([_first_line(inputs.filesystem, first).decode("utf-8-sig")],
-                                 delimiter=sep))  # fmt: skip
-        return ray.data.read_csv(
-            inputs.paths,
-            parse_options=pacsv.ParseOptions(delimiter=sep),
-            convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in header}, strings_can_be_null=True
-            ),
-            **args,
-        )
-    return ray.data.read_parquet(inputs.paths, **args)
+    files = [
+        {"index": i, "path": str(path), "rows": plan.file_rows[i],
+         "keep": np.packbits(plan.file_keep(i)).tobytes()}
+        for i, path in enumerate(plan.files) if plan.file_keep(i).any()
+    ]  # fmt: skip
+    return ray.data.from_items(files).map_batches(
+        read_planned_file, batch_size=1, batch_format="pandas", num_cpus=READ_CPUS,
+        fn_kwargs={"data": str(data), "fmt": fmt, "options": options, "batch_rows": batch_rows},
+    )  # fmt: skip
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -255,28 +194,17 @@ def _settings_digest(parts: dict[str, Any]) -> str:
     return hashlib.sha256(canon.encode()).hexdigest()
 
 
-def _list(fs, folder: str, prefix: str = "", suffix: str = ".parquet") -> list[str]:
-    import pyarrow.fs as pafs
-
-    if not exists(fs, folder):
-        return []
-    found = fs.get_file_info(pafs.FileSelector(folder, recursive=False))
-    return sorted(f.path for f in found if f.type == pafs.FileType.File
-                  and f.base_name.startswith(prefix) and f.base_name.endswith(suffix))  # fmt: skip
-
-
-def _check_out(out: str, inputs: Inputs):
+def _check_out(out: str, files):
     import pyarrow.fs as pafs
 
     fs, root = out_filesystem(out)
     info = fs.get_file_info(root)
     if info.type == pafs.FileType.File:
         raise UsageError(f"--out {out} is a file; with --ray give a folder (DIR/)")
-    in_root = inputs.paths[0] if len(inputs.paths) == 1 else os.path.commonpath(inputs.paths)
-    if type(fs) is type(inputs.filesystem) and any(
-        p == root or p.startswith(root + "/") for p in inputs.paths
-    ):  # fmt: skip
-        raise UsageError(f"--out {out} holds the input ({in_root}); choose another folder")
+    for path in files:
+        path = os.path.abspath(path)
+        if path == root or path.startswith(root + "/"):
+            raise UsageError(f"--out {out} holds the input ({path}); choose another folder")
     for sub in ("", f"/{STATS}", f"/{PARTIALS}"):
         fs.create_dir(root + sub, recursive=True)
     return fs, root
@@ -297,33 +225,30 @@ def extract_ray(
 ) -> dict[str, Any]:
     """Run the Ray Data engine over ``data``; return the manifest written to ``out/``."""
     from recfeat.extraction.cache import fingerprint_digest, vector_fingerprint
-    from recfeat.extraction.levels import check_aggregate, check_level
+    from recfeat.extraction.manifest import check_request
     from recfeat.extraction.ray_runner import connect, options_for_actor
 
     start = time.perf_counter()
     opts = options or RayOptions()
     ray = require("ray", "ray", "--ray")
     require("ray.data", "ray", "--ray")
-    check_level(level)
-    check_aggregate(aggregate)
-    if level == "review" and aggregate:
-        raise UsageError("--aggregate applies to --level item or user, not review")
+    check_request(level, aggregate, user_from)
     if level == "user" and user_from == "items":
         raise UsageError("--ray builds user profiles from reviews; --user-from items needs the "
                          "local engine (drop --ray)")  # fmt: skip
     if opts.batch_rows < 1:
         raise UsageError(f"--batch-rows must be at least 1, got {opts.batch_rows}")
     loader_options = dict(loader_options or {})
-    inputs = resolve_inputs(data, fmt, loader_options)
-    fs, root = _check_out(out, inputs)
+    mode = aggregate or "mean"
+    found, plan = plan_input(data, fmt, loader_options, opts.batch_rows,
+                             want_ratings=level != "review" and mode == "rating-weighted")  # fmt: skip
+    fs, root = _check_out(out, plan.files)
     fp = encoder.fingerprint()
     spec = cleaner.spec() if hasattr(cleaner, "spec") else list(cleaner)
     job = {
         "encoder": encoder.name,
         "options": options_for_actor(encoder),
         "cleaners": spec,
-        "fmt": inputs.fmt,
-        "loader_options": loader_options,
         "level": level,
         "group_column": "item" if level == "item" else "user",
         "out": out,
@@ -331,27 +256,25 @@ def extract_ray(
     }
     job["settings_digest"] = _settings_digest({
         "shard": SHARD_FORMAT, "encoder": vector_fingerprint(fp), "cleaners": spec,
-        "fmt": inputs.fmt, "loader_options": loader_options,
+        "fmt": found, "loader_options": loader_options,
         "kind": "review" if level == "review" else job["group_column"],
     })  # fmt: skip
     connect(opts.address, timeout_s=opts.connect_timeout_s)
     _quiet(ray)
     try:
-        shards = _encode_shards(ray, inputs, job, opts)
+        ds = read_dataset(ray, data, found, loader_options, plan, opts.batch_rows)
+        shards = _encode_shards(ray, ds, job, opts)
         _remove_stale(fs, root, {s["shard"] for s in shards}, level)
         counts = _unique_counts(ray, fs, root, shards)
         details, rows, dim, id_columns = _finish_level(
-            ray, fs, root, shards, level, aggregate, data_format=inputs.fmt,
-            normalize=bool(fp.get("normalize", False)), loader_options=loader_options,
+            ray, fs, root, shards, level, mode, plan=plan,
+            normalize=bool(fp.get("normalize", False)),
         )  # fmt: skip
     except RecfeatError:
         raise
     except Exception as exc:  # noqa: BLE001 - turned into one line, or re-raised
         raise explain_failure(exc, data=data, batch_rows=opts.batch_rows) from exc
-    text_rows = sum(s["rows"] for s in shards)
-    empty = sum(s["empty"] for s in shards)
-    manifest = _build_manifest(encoder, cleaner, level, details, counts, text_rows, empty,
-                               inputs)  # fmt: skip
+    manifest = _build_manifest(encoder, cleaner, level, details, counts, shards, plan)
     manifest.update(rows=rows, dim=dim, id_columns=id_columns, engine="ray",
                     shards=len(shards))  # fmt: skip
     record = {
@@ -360,7 +283,7 @@ def extract_ray(
         "address": opts.address or "local",
         "actors": list(opts.actors),
         "batch_rows": opts.batch_rows,
-        "inputs": inputs.paths,
+        "inputs": [str(p) for p in plan.files],
         "shards": len(shards),
         "shards_written": sum(not s["skipped"] for s in shards),
         "shards_skipped": sum(bool(s["skipped"]) for s in shards),
@@ -387,12 +310,12 @@ def _quiet(ray) -> None:
     logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
-def _encode_shards(ray, inputs: Inputs, job: dict[str, Any], opts: RayOptions) -> list[dict]:
+def _encode_shards(ray, ds, job: dict[str, Any], opts: RayOptions) -> list[dict]:
     low, high = opts.actors
-    ds = read_dataset(ray, inputs).map_batches(
+    ds = ds.map_batches(
         ShardEncoder,
         fn_constructor_kwargs={"job": job},
-        batch_size=opts.batch_rows,
+        batch_size=None,  # whole blocks: the actor splits them into planned batches
         batch_format="pandas",
         compute=ray.data.ActorPoolStrategy(min_size=low, max_size=high),
         num_cpus=opts.cpus_per_actor,
@@ -411,19 +334,21 @@ def _encode_shards(ray, inputs: Inputs, job: dict[str, Any], opts: RayOptions) -
 
 
 def _remove_stale(fs, root: str, keep: set[str], level: str) -> None:
-    """Shards of this folder that this run did not produce (other settings, other input)."""
+    """Shards of this folder that this run did not produce (other settings, other input).
+    Only files that prove they are recfeat's (``ray_shards.written_by_recfeat``) are removed:
+    a user's own ``part-0000.parquet`` beside them stays."""
     folders = [(root, PART_PREFIX)] if level == "review" else [(f"{root}/{PARTIALS}", PART_PREFIX)]
     folders.append((f"{root}/{STATS}", ""))
     for folder, prefix in folders:
-        for path in _list(fs, folder, prefix):
+        for path in list_files(fs, folder, prefix):
             base = path.rsplit("/", 1)[-1]
             if base.startswith(LEVEL_PREFIX):
                 continue
             name = base.removeprefix(prefix).removesuffix(".parquet")
-            if name not in keep:
+            if name not in keep and written_by_recfeat(fs, path):
                 fs.delete_file(path)
     if level == "review":  # an earlier item/user run in the same folder
-        for path in _list(fs, root, LEVEL_PREFIX):
+        for path in list_files(fs, root, LEVEL_PREFIX):
             fs.delete_file(path)
 
 
@@ -470,23 +395,22 @@ def _unique_counts(ray, fs, root: str, shards: list[dict]) -> dict[str, int]:
             "dropped": get("dropped"), "unknown": get("unknown")}  # fmt: skip
 
 
-def _finish_level(ray, fs, root, shards, level, aggregate, *, data_format, normalize,
-                  loader_options):  # fmt: skip
+def _finish_level(ray, fs, root, shards, level, mode, *, plan, normalize):
     """Review level: the shards are the output. Item/user: group the partial sums on Ray
     and write the vectors from the workers (``part-level-*.parquet``)."""
     import pyarrow.parquet as pq
 
+    from recfeat.extraction.manifest import level_details
+    from recfeat.extraction.sources import ID_COLUMNS
+
     if level == "review":
         dim = int(shards[0]["dim"]) if shards else 0
-        return ({"source": "reviews", "aggregate": None}, sum(s["rows"] for s in shards), dim,
-                ["user", "item", "rating", "timestamp"])  # fmt: skip
-    mode = aggregate or "mean"
+        return level_details(level, "reviews"), sum(s["rows"] for s in shards), dim, ID_COLUMNS
     column = "item" if level == "item" else "user"
     files = [f"{root}/{PARTIALS}/{PART_PREFIX}{s['shard']}.parquet" for s in shards]
     partials = ray.data.read_parquet(files, filesystem=fs)
-    low = 1.0
-    if mode == "rating-weighted":
-        low = _rating_floor(partials, data_format, loader_options)
+    # the rating scale's floor as the loaded engine takes it (the format's, else the lowest seen)
+    low = float(plan.rating_scale[0]) if plan.rating_scale is not None else 0.0
     grouped = partials.groupby("group", num_partitions=_partitions(ray, len(files))).map_groups(
         finish_groups, batch_format="pandas",
         fn_kwargs={"low": low, "weighted": mode == "rating-weighted", "normalize": normalize,
@@ -496,15 +420,15 @@ def _finish_level(ray, fs, root, shards, level, aggregate, *, data_format, norma
     if exists(fs, staging):
         fs.delete_dir(staging)
     grouped.write_parquet(staging, filesystem=fs)
-    for path in _list(fs, root, LEVEL_PREFIX):
+    for path in list_files(fs, root, LEVEL_PREFIX):
         fs.delete_file(path)
-    written = _list(fs, staging)
+    written = list_files(fs, staging)
     for i, path in enumerate(written):
         fs.move(path, f"{root}/{LEVEL_PREFIX}{i:05d}.parquet")
     fs.delete_dir(staging)
     rows = empty_groups = 0
     dim = 0
-    for path in _list(fs, root, LEVEL_PREFIX):
+    for path in list_files(fs, root, LEVEL_PREFIX):
         with fs.open_input_file(path) as fh:
             counts = pq.read_table(fh, columns=["n_texts"]).column("n_texts").to_numpy()
         rows += len(counts)
@@ -513,73 +437,23 @@ def _finish_level(ray, fs, root, shards, level, aggregate, *, data_format, norma
             with fs.open_input_file(path) as fh:
                 dim = pq.read_schema(fh).field("vector").type.list_size
     rows_used = sum(s["rows"] - s["empty"] for s in shards)
-    details = {
-        "source": "item reviews" if level == "item" else "user reviews",
-        "aggregate": mode, "interactions": "all", "rows_used": rows_used,
-        "empty_groups": empty_groups,
-    }  # fmt: skip
-    if level == "user":
-        details["interactions_note"] = (
-            "profiles use all interactions; pass the training split (train_interactions) "
-            "before evaluating, or test data leaks into the features"
-        )
+    details = level_details(level, f"{column} reviews", mode, rows_used=rows_used,
+                            empty_groups=empty_groups)  # fmt: skip
     return details, rows, dim, [column, "n_texts"]
 
 
-def _rating_floor(partials, data_format: str, loader_options: dict[str, Any]) -> float:
-    """The rating scale's floor as the local loader takes it: the format's scale when it
-    has one (Amazon 1-5), else the lowest rating seen."""
-    from recfeat.plugin.registry import get_registry
-
-    loader = get_registry("dataset").create(data_format, **loader_options)
-    scale = getattr(loader, "rating_scale", None)
-    if scale is not None:
-        return float(scale[0])
-    low = partials.min("rating")
-    return float(low) if low is not None and low == low else 0.0
-
-
-def _build_manifest(encoder, cleaner, level, details, counts, text_rows, empty, inputs):
-    """The local engine's manifest (``pipeline._manifest``) over this run's counts."""
-    from recfeat.extraction.pipeline import EncodeStats, _manifest
+def _build_manifest(encoder, cleaner, level, details, counts, shards, plan):
+    """The local engines' manifest (``manifest.build_manifest``) over this run's counts."""
+    from recfeat.extraction.manifest import build_manifest
+    from recfeat.extraction.stages import EncodeStats
 
     stats = EncodeStats(
         unique_texts=counts["unique"], tokens=counts["tokens"],
         truncated_texts=counts["truncated"], tokens_dropped=counts["dropped"],
         truncation_unknown=counts["unknown"],
     )  # fmt: skip
-    summary = {"name": f"{inputs.fmt}:{inputs.label}", "format": inputs.fmt,
-               "files": len(inputs.paths)}  # fmt: skip
-    run = types.SimpleNamespace(
-        encoder=encoder, cleaner=cleaner, stats=stats, text_rows=text_rows, empty_texts=empty,
-        data=types.SimpleNamespace(summary=lambda: summary),
+    return build_manifest(
+        encoder=encoder, cleaner=cleaner, level=level, details=details, stats=stats,
+        text_rows=sum(s["rows"] for s in shards), empty_texts=sum(s["empty"] for s in shards),
+        dataset=plan.dataset_summary(sum(s["blank"] for s in shards)),
     )  # fmt: skip
-    return _manifest(run, level, details, None)
-
-
-def read_output(out: str):
-    """``(ids, vectors float32 (n, dim), manifest)`` of a ``--ray`` output folder, rows in
-    shard order. Refuses a folder without its manifest (an unfinished run)."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    fs, root = out_filesystem(out)
-    if not exists(fs, f"{root}/{MANIFEST}"):
-        raise DataError(f"{out} has no {MANIFEST}: the run did not finish; run it again to resume")
-    with fs.open_input_file(f"{root}/{MANIFEST}") as fh:
-        manifest = json.loads(fh.read().decode())
-    prefix = PART_PREFIX if manifest["level"] == "review" else LEVEL_PREFIX
-    tables = []
-    for path in _list(fs, root, prefix):
-        if manifest["level"] == "review" and path.rsplit("/", 1)[-1].startswith(LEVEL_PREFIX):
-            continue
-        with fs.open_input_file(path) as fh:
-            tables.append(pq.read_table(fh).replace_schema_metadata(None))
-    table = pa.concat_tables(tables) if tables else None
-    if table is None or table.num_rows == 0:
-        return None, np.zeros((0, manifest.get("dim", 0)), np.float32), manifest
-    vec = table.column("vector").combine_chunks()
-    vectors = vec.flatten().to_numpy().reshape(len(vec), -1).astype(np.float32)
-    ids = table.drop_columns(["vector"]).to_pandas()
-    return ids, vectors, manifest

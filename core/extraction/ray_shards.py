@@ -1,7 +1,8 @@
 """The worker side of the Ray Data engine (``recfeat extract --ray``): what runs inside a
 ``map_batches`` actor, and the shard files it leaves behind.
 
-One batch of raw input rows becomes one **shard**, named by a digest of the run's settings
+One batch of planned input rows (``ray_data.read_planned_file``: de-duplicated and
+normalised as every engine's rows are) becomes one **shard**, named by a digest of the run's settings
 and of the batch itself (source file and every row), and committed with a rename: a shard
 file that exists is complete, so it is its own done-marker. A batch whose shard is already
 there (a re-run after a killed driver, or Ray retrying the task of a killed actor) is not
@@ -19,8 +20,9 @@ Files under the output folder ``OUT``:
   and tokens dropped; the manifest's unique-text and truncation counts are these, grouped by
   key on Ray (so they are over the unique texts of the whole input, as the local engine's).
 
-The encoder is rebuilt in the actor from its registry name and options (never pickled) and
-runs through its own ``encode``, i.e. the one engine in ``recfeat.encode.engine``.
+The encoder is rebuilt in the actor from its registry name and options (never pickled); the
+batch runs through the stages of ``recfeat.extraction.stages`` (cleaning, unique texts, the
+one encode loop in ``recfeat.encode.engine``).
 """
 
 from __future__ import annotations
@@ -32,10 +34,15 @@ from typing import Any
 
 import numpy as np
 
-SHARD_FORMAT = "recfeat-ray-shard/1"
+from recfeat.errors import DataError
+
+SHARD_FORMAT = "recfeat-ray-shard/2"
 PARTIALS = "_partials"
 STATS = "_stats"
 PART_PREFIX = "part-"
+LEVEL_PREFIX = "part-level-"
+MANIFEST = "manifest.json"
+RUN_RECORD = "run.json"
 META_KEY = b"recfeat-shard"
 
 
@@ -47,6 +54,19 @@ def out_filesystem(out: str):
         fs, path = pafs.FileSystem.from_uri(out)
         return fs, path.rstrip("/")
     return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(out)).rstrip("/")
+
+
+def written_by_recfeat(fs, path: str) -> bool:
+    """Whether ``path`` is a shard or stats file a recfeat run wrote (its Parquet footer
+    carries the shard summary under ``META_KEY``): the only files a run may delete."""
+    import pyarrow.parquet as pq
+
+    try:
+        with fs.open_input_file(path) as fh:
+            meta = pq.read_schema(fh).metadata or {}
+        return json.loads(meta[META_KEY]).get("format", "").startswith("recfeat-ray-shard/")
+    except (OSError, ValueError, KeyError, AttributeError, TypeError):
+        return False
 
 
 def exists(fs, path: str) -> bool:
@@ -131,25 +151,21 @@ class ShardEncoder:
         self.pid = os.getpid()
 
     def __call__(self, batch):
+        """``batch``: planned, normalised rows (``ray_data.read_planned_file``); each planned
+        batch in it (column ``batch``) becomes one shard, so shard names do not depend on how
+        Ray blocks the rows. One summary row per shard comes back."""
         import pandas as pd
 
-        from recfeat.extraction.records import normalize_frame
-
-        source = "input"
-        if "path" in batch.columns:
-            source = str(batch["path"].iloc[0]) if len(batch) else source
-            batch = batch.drop(columns=["path"])
-        rows = normalize_frame(
-            batch, self.job["fmt"], options=self.job["loader_options"], where=source
-        )
-        name = shard_name(rows, self.job["settings_digest"], source)
-        path = self._shard_path(name)
-        done = exists(self.fs, path)
-        if done:
-            summary = self._read_summary(path)
-        else:
-            summary = self._write(rows, name, path)
-        return pd.DataFrame([{**summary, "skipped": done, "pid": self.pid}])
+        out = []
+        for _, rows in batch.groupby("batch", sort=False):
+            source = str(rows["path"].iloc[0])
+            rows = rows.drop(columns=["path", "batch"]).reset_index(drop=True)
+            name = shard_name(rows, self.job["settings_digest"], source)
+            path = self._shard_path(name)
+            done = exists(self.fs, path)
+            summary = self._read_summary(path) if done else self._write(rows, name, path)
+            out.append({**summary, "skipped": done, "pid": self.pid})
+        return pd.DataFrame(out)
 
     # -- paths ------------------------------------------------------------------------------
     def _shard_path(self, name: str) -> str:
@@ -165,42 +181,29 @@ class ShardEncoder:
 
     # -- the work ---------------------------------------------------------------------------
     def _encode(self, rows):
-        """(row vectors float32, key index per row or -1, unique keys, per-text stats)."""
+        """(unique-text vectors float32, unique index per row or -1, unique keys, per-text
+        stats, dim): the stages of ``recfeat.extraction.stages`` on one batch."""
         from recfeat.extraction.cache import text_keys
-        from recfeat.extraction.pipeline import text_token_stats
+        from recfeat.extraction.stages import prepare_texts, text_token_stats
 
-        raw = [t if isinstance(t, str) else "" for t in rows["text"].tolist()]
-        distinct = list(dict.fromkeys(raw))
-        cleaned = self.cleaner.clean(distinct)
-        index: dict[str, int] = {}
-        unique: list[str] = []
-        by_raw: dict[str, int] = {}
-        for r, c in zip(distinct, cleaned, strict=True):
-            c = c if isinstance(c, str) else ""
-            if not c.strip():
-                by_raw[r] = -1
-                continue
-            by_raw[r] = index.setdefault(c, len(unique))
-            if by_raw[r] == len(unique):
-                unique.append(c)
-        columns = np.fromiter((by_raw[t] for t in raw), dtype=np.int64, count=len(raw))
+        ts = prepare_texts(rows["text"].tolist(), self.cleaner)
         dim = int(self.encoder.dim)
-        if unique:
+        if ts.unique:
             try:
-                matrix = self.encoder.encode(unique, per_text=True)
+                matrix = self.encoder.encode(ts.unique, per_text=True)
             except TypeError:  # an encoder without per-text statistics
-                matrix = self.encoder.encode(unique)
+                matrix = self.encoder.encode(ts.unique)
             matrix = np.asarray(matrix, dtype=np.float32)
             dim = int(matrix.shape[1])
             stats = text_token_stats(
-                self.encoder, unique, dict(getattr(self.encoder, "last_stats", None) or {})
+                self.encoder, ts.unique, dict(getattr(self.encoder, "last_stats", None) or {})
             )
         else:
             matrix, stats = np.zeros((0, dim), dtype=np.float32), None
         if stats is None:
-            stats = np.full((len(unique), 2), -1, dtype=np.int64)  # counts unknown
-        keys = text_keys(unique, self.key_digest)
-        return matrix, columns, keys, stats, dim
+            stats = np.full((len(ts.unique), 2), -1, dtype=np.int64)  # counts unknown
+        keys = text_keys(ts.unique, self.key_digest)
+        return matrix, ts.columns, keys, stats, dim
 
     def _write(self, rows, name: str, path: str) -> dict[str, Any]:
         import pyarrow as pa
@@ -208,7 +211,8 @@ class ShardEncoder:
         matrix, columns, keys, stats, dim = self._encode(rows)
         summary = {
             "format": SHARD_FORMAT, "shard": name, "rows": int(len(rows)),
-            "empty": int((columns < 0).sum()), "dim": dim,
+            "empty": int((columns < 0).sum()), "blank": int((rows["text"] == "").sum()),
+            "dim": dim,
         }  # fmt: skip
         stats_table = pa.table({
             "key": pa.array(keys, type=pa.binary()),
@@ -216,19 +220,20 @@ class ShardEncoder:
             "dropped": pa.array(stats[:, 1], type=pa.int64()),
         })  # fmt: skip
         # stats first: the shard is the done-marker, so it must be the last file written
-        commit_table(self.fs, stats_table, f"{self.root}/{STATS}/{name}.parquet")
+        meta = {META_KEY: json.dumps(summary).encode()}  # what marks the file as recfeat's
+        commit_table(self.fs, stats_table.replace_schema_metadata(meta),
+                     f"{self.root}/{STATS}/{name}.parquet")  # fmt: skip
         if self.job["level"] == "review":
             table = self._review_table(rows, matrix, columns, dim)
         else:
             table = self._partial_table(rows, matrix, columns, keys, dim)
-        meta = {META_KEY: json.dumps(summary).encode()}
         commit_table(self.fs, table.replace_schema_metadata(meta), path)
         return summary
 
     def _review_table(self, rows, matrix, columns, dim):
         import pyarrow as pa
 
-        from recfeat.extraction.pipeline import rows_from_unique
+        from recfeat.extraction.stages import rows_from_unique
 
         vectors = rows_from_unique(matrix if len(matrix) else np.zeros((0, dim), np.float32),
                                    columns)  # fmt: skip
@@ -287,3 +292,43 @@ def finish_groups(frame, *, low: float, weighted: bool, normalize: bool, id_colu
         count_column: pa.array([distinct], pa.int64()),
         "vector": vector_column(vec, pa.float32()),
     })  # fmt: skip
+
+
+def list_files(fs, folder: str, prefix: str = "", suffix: str = ".parquet") -> list[str]:
+    import pyarrow.fs as pafs
+
+    if not exists(fs, folder):
+        return []
+    found = fs.get_file_info(pafs.FileSelector(folder, recursive=False))
+    return sorted(f.path for f in found if f.type == pafs.FileType.File
+                  and f.base_name.startswith(prefix) and f.base_name.endswith(suffix))  # fmt: skip
+
+
+def read_output(out: str):
+    """``(ids, vectors float32 (n, dim), manifest)`` of a ``--ray`` output folder, rows in
+    shard order. Refuses a folder without its manifest (an unfinished run)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fs, root = out_filesystem(out)
+    if not exists(fs, f"{root}/{MANIFEST}"):
+        raise DataError(f"{out} has no {MANIFEST}: the run did not finish; run it again to resume")
+    with fs.open_input_file(f"{root}/{MANIFEST}") as fh:
+        manifest = json.loads(fh.read().decode())
+    prefix = PART_PREFIX if manifest["level"] == "review" else LEVEL_PREFIX
+    tables = []
+    for path in list_files(fs, root, prefix):
+        if manifest["level"] == "review" and (
+            path.rsplit("/", 1)[-1].startswith(LEVEL_PREFIX) or not written_by_recfeat(fs, path)
+        ):  # another run's level files, or a file of the user's that only looks like a shard
+            continue
+        with fs.open_input_file(path) as fh:
+            tables.append(pq.read_table(fh).replace_schema_metadata(None))
+    table = pa.concat_tables(tables) if tables else None
+    if table is None or table.num_rows == 0:
+        return None, np.zeros((0, manifest.get("dim", 0)), np.float32), manifest
+    vec = table.column("vector").combine_chunks()
+    vectors = vec.flatten().to_numpy().reshape(len(vec), -1).astype(np.float32)
+    ids = table.drop_columns(["vector"]).to_pandas()
+    return ids, vectors, manifest

@@ -47,7 +47,9 @@ def source_files(path: str | Path, fmt: str) -> list[Path]:
     if not path.is_dir():
         return [v.check_file(path)]
     suffixes = tuple(getattr(type(_loader(fmt, None)), "suffixes", ()))
-    found = sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(suffixes))
+    # hidden and underscore names are not data: macOS ``._x.json`` forks, ``_SUCCESS``, ``_stats/``
+    found = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith((".", "_"))
+                   and p.name.lower().endswith(suffixes))  # fmt: skip
     if not found:
         raise DataError(f"folder {path} holds no {fmt} files; pass a file or a folder of shards")
     return found
@@ -108,6 +110,23 @@ def iter_review_batches(
     options: dict[str, Any] | None = None,
     report: dict[str, Any] | None = None,
 ) -> Iterator[Any]:
+    """Normalised review rows of ``path`` in batches: :func:`iter_file_batches` without the
+    file numbers."""
+    for _, frame in iter_file_batches(path, fmt, batch_rows, columns, options=options,
+                                      report=report):  # fmt: skip
+        yield frame
+
+
+def iter_file_batches(
+    path: str | Path,
+    fmt: str = "auto",
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    columns: Sequence[str] | None = None,
+    *,
+    options: dict[str, Any] | None = None,
+    report: dict[str, Any] | None = None,
+    only_file: int | None = None,
+) -> Iterator[tuple[int, Any]]:
     """Normalised review rows of ``path`` (a file or a folder of shards), ``batch_rows`` at
     a time, as DataFrames with ``columns`` (default ``COLUMNS``).
 
@@ -118,7 +137,12 @@ def iter_review_batches(
     schema and field counts), except ``duplicates_dropped`` and ``empty_texts``, which
     depend on de-duplication; it is complete once the iterator is exhausted. ``user`` and
     ``item`` are str, ``rating`` float64, ``timestamp`` int64 (-1: unknown), ``text`` str
-    ("" when empty). Rows come in file order, files in sorted order."""
+    ("" when empty). Rows come in file order, files in sorted order; each batch comes with
+    the number of its file in ``source_files(path, fmt)`` (a batch never spans two files).
+
+    ``only_file=i`` reads file i alone (a Ray read task): the checks that need every file
+    (a text field no file has, a table with no rows) are left to the full pass that planned
+    the run (``recfeat.extraction.sources.plan_rows``)."""
     if batch_rows < 1:
         raise UsageError(f"batch rows must be at least 1, got {batch_rows}")
     found = stream_format(path, fmt, options)
@@ -135,29 +159,32 @@ def iter_review_batches(
         )
     report = {} if report is None else report
     files = source_files(path, found)
+    whole = only_file is None
+    if not whole:
+        files = [files[only_file]]
     report.setdefault("format", found)
     report.setdefault("file", str(files[0]) if len(files) == 1 else str(Path(path)))
     loader = _loader(found, options)
     if found == "amazon":
-        batches = _amazon(files, loader, batch_rows, report)
+        batches = _amazon(files, loader, batch_rows, report, finish=whole)
     else:
         read = {"jsonl": _jsonl, "csv": _csv, "parquet": _parquet}[found]
         report.setdefault("rows_read", 0)
         report.setdefault("bad_rows_skipped", 0)
         batches = (
-            b
-            for f in files
+            (n, b)
+            for n, f in enumerate(files)
             for b in _tables(f, loader, read(f, loader, batch_rows, report), report)
         )
     rows = 0
-    for frame in batches:
+    for n, frame in batches:
         if len(frame):
             rows += len(frame)
-            yield frame[wanted]
+            yield (n if whole else only_file), frame[wanted]
     dropped = report.pop("_dropped", 0)
     if dropped:
         report["bad_rows_skipped"] = report.get("bad_rows_skipped", 0) + dropped
-    if not rows and found != "amazon":
+    if not rows and found != "amazon" and whole:
         raise DataError(f"input {path} has a header but no rows; nothing to load")
 
 
@@ -197,7 +224,8 @@ def _types(df):
 # -- readers (one per format) ---------------------------------------------------------------
 
 
-def _amazon(files: list[Path], loader, batch_rows: int, report: dict[str, Any]):
+def _amazon(files: list[Path], loader, batch_rows: int, report: dict[str, Any],
+            finish: bool = True):  # fmt: skip
     """Amazon review files: one ``ReviewRows`` over every shard, so the field counts and
     the text-field check cover them all (the check runs before the last batch is given)."""
     from recfeat.data import validation as v
@@ -215,11 +243,11 @@ def _amazon(files: list[Path], loader, batch_rows: int, report: dict[str, Any]):
         ):
             rows.add(lineno, obj)
             if len(rows) >= batch_rows:
-                yield flush(path)
-        if n == len(files) - 1:
+                yield n, flush(path)
+        if n == len(files) - 1 and finish:
             rows.finish()
         if len(rows):
-            yield flush(path)
+            yield n, flush(path)
 
 
 def _tables(path: Path, loader, frames, report: dict[str, Any]):

@@ -5,10 +5,11 @@ unique text and every vector at once. This one holds one batch of rows, one chun
 and, at item/user level, one running sum per id, so peak memory is set by the batch, the
 chunk and the model, not by the corpus. It gives the same files:
 
-- **Same rows.** A first pass reads the file (``recfeat.extraction.records``) and plans
-  de-duplication as the loaders do it (latest timestamp per (user, item), ties to the later
-  line), keeping only 64-bit hashes of the ids (24 bytes a row); bad rows fail here, before
-  any encoding. The second pass reads again and keeps the planned rows.
+- **Same rows.** A first pass (``recfeat.extraction.sources.plan_rows``, which the Ray
+  engine runs too) plans de-duplication as the loaders do it (latest timestamp per
+  (user, item), ties to the later line), keeping only 64-bit hashes of the ids (24 bytes a
+  row); bad rows fail here, before any encoding. The second pass reads again and keeps the
+  planned rows (``sources.iter_planned``).
 - **Same vectors.** Unique cleaned texts are taken in first-seen order and encoded in the
   same fixed chunks of ``chunk_size`` through the same ``encode_texts`` (the one encode loop
   and the vector cache), so the batches the model sees are the in-memory path's and the
@@ -18,7 +19,7 @@ chunk and the model, not by the corpus. It gives the same files:
   every finished chunk is in the cache.
 - **Same file.** Review vectors go to Parquet row groups (``pyarrow.parquet.ParquetWriter``)
   in the temporary of one ``atomic_files`` commit with the manifest and run record; the
-  schema, id columns and manifest (built by ``pipeline._manifest``, the same counts) are the
+  schema, id columns and manifest (``manifest.build_manifest``, the same counts) are the
   in-memory path's, so the two outputs are interchangeable. Item/user level keep
   ``(sum of weighted vectors, total weight)`` per id, then divide and re-normalise as
   ``levels.group_rows`` does, and write through ``FeatureResult.save``.
@@ -30,7 +31,6 @@ Not streamed (``why_not_streamed`` says which applies): MovieLens folders and it
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,33 +39,10 @@ from typing import Any
 import numpy as np
 
 from recfeat.errors import DataError, UsageError
+from recfeat.extraction.results import FileResult
 
 DEFAULT_BATCH_ROWS = 4096
 RECENT_HASHES = 1 << 16  # text hashes kept in a Python set before merging into the array
-
-
-@dataclasses.dataclass
-class StreamResult:
-    """What a streamed extraction wrote: ``path`` (Parquet), ``manifest`` (the same as the
-    in-memory path's), ``run`` (the run record), ``rows`` and ``dim`` of the vectors. The
-    vectors stay on disk; ``to_features()`` / ``read()`` load them."""
-
-    path: Path
-    manifest: dict[str, Any]
-    run: dict[str, Any]
-    rows: int
-    dim: int
-
-    def read(self):
-        """``(ids, vectors, manifest)`` from the file (``recfeat.data.features``)."""
-        from recfeat.data.features import read_features
-
-        return read_features(self.path)
-
-    def to_features(self):
-        from recfeat.evaluation.protocol import load_features
-
-        return load_features(self.path)
 
 
 # -- when streaming applies -----------------------------------------------------------------
@@ -97,86 +74,6 @@ def why_not_streamed(path, fmt: str = "auto", options: dict[str, Any] | None = N
     if found is None:
         return "this input format is read whole (MovieLens folders, item text tables)"
     return None
-
-
-# -- pass 1: which rows survive de-duplication ----------------------------------------------
-
-
-@dataclasses.dataclass
-class Plan:
-    keep: np.ndarray  # bool per row read (after bad rows), True for the rows kept
-    report: dict[str, Any]
-    summary: dict[str, Any]
-    rating_scale: tuple[float, float] | None
-
-
-def _hash(values) -> np.ndarray:
-    import pandas as pd
-
-    return pd.util.hash_array(np.asarray(values, dtype=object), categorize=False)
-
-
-def plan_rows(path, fmt: str, options: dict[str, Any] | None, batch_rows: int,
-              loader_scale: tuple[float, float] | None, want_ratings: bool) -> Plan:  # fmt: skip
-    """Read ``path`` once; keep per row only hashed ids and the timestamp; choose the rows
-    the loaders keep (``validation.dedupe_latest``) and count users and items."""
-    from recfeat.extraction.records import iter_review_batches
-
-    report: dict[str, Any] = {}
-    users, items, times, ratings = [], [], [], []
-    for batch in iter_review_batches(path, fmt, batch_rows, ("user", "item", "rating", "timestamp"),
-                                     options=options, report=report):  # fmt: skip
-        users.append(_hash(batch["user"]))
-        items.append(_hash(batch["item"]))
-        times.append(batch["timestamp"].to_numpy(dtype=np.int64))
-        if want_ratings:
-            ratings.append(batch["rating"].to_numpy(dtype=np.float64))
-    from recfeat.extraction.records import source_files
-
-    files = source_files(path, fmt)
-    # the loaders name a dataset after its file (a folder's one review file), shards after the folder
-    name = (
-        f"{report['format']}:{(files[0] if len(files) == 1 else Path(str(path)).expanduser()).name}"
-    )
-    if not users:
-        raise DataError(f"{name}: no usable rows left after validation ({report}); check the input")
-    user_h, item_h, ts = np.concatenate(users), np.concatenate(items), np.concatenate(times)
-    del users, items, times
-    n = len(ts)
-    # sorted by pair, then timestamp, then row: the last of each pair is the latest review
-    order = np.lexsort((np.arange(n), ts, item_h, user_h))
-    u, i = user_h[order], item_h[order]
-    last = np.ones(n, dtype=bool)
-    last[:-1] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
-    keep = np.zeros(n, dtype=bool)
-    keep[order[last]] = True
-    del order, u, i, last, ts
-    report["duplicates_dropped"] = int(n - keep.sum())
-    scale = loader_scale
-    if scale is None and want_ratings:
-        r = np.concatenate(ratings)[keep]
-        r = r[~np.isnan(r)]
-        scale = (float(r.min()), float(r.max())) if len(r) else None
-    kept = int(keep.sum())
-    summary = {
-        "name": name,
-        "interactions": kept,
-        "users": int(np.unique(user_h[keep]).size),
-        "items": int(np.unique(item_h[keep]).size),
-        "reviews": kept,
-        "item_texts": None,
-    }
-    return Plan(keep=keep, report=report, summary=summary, rating_scale=scale)
-
-
-class _Data:
-    """What ``pipeline._manifest`` / ``run_record`` read from a dataset: its summary."""
-
-    def __init__(self, summary: dict[str, Any]):
-        self._summary = summary
-
-    def summary(self) -> dict[str, Any]:
-        return dict(self._summary)
 
 
 # -- pass 2: texts -> chunks -> vectors ------------------------------------------------------
@@ -265,7 +162,7 @@ class _Streamer:
 
     def __init__(self, encoder, cleaner, cache, chunk_size: int, sink: Callable, bar):
         from recfeat.extraction.cache import fingerprint_digest
-        from recfeat.extraction.pipeline import EncodeStats
+        from recfeat.extraction.stages import EncodeStats
 
         self.encoder = encoder
         self.cleaner = cleaner
@@ -285,7 +182,7 @@ class _Streamer:
 
     def add(self, frame, raw_texts) -> None:
         from recfeat.extraction.cache import text_keys
-        from recfeat.extraction.pipeline import prepare_texts
+        from recfeat.extraction.stages import prepare_texts
 
         ts = prepare_texts(raw_texts, self.cleaner)
         self.text_rows += ts.rows
@@ -309,9 +206,7 @@ class _Streamer:
         self._encode(final=True)
 
     def _encode(self, final: bool) -> None:
-        import dataclasses as dc
-
-        from recfeat.extraction.pipeline import encode_texts
+        from recfeat.extraction.stages import encode_texts
 
         while len(self.pending) >= self.chunk_size or (final and self.pending):
             chunk = self.pending[: self.chunk_size]
@@ -320,8 +215,7 @@ class _Streamer:
                 [t for t, _, _ in chunk], self.encoder, self.cache,
                 chunk_size=self.chunk_size, progress=False, description="encoding reviews",
             )  # fmt: skip
-            for f in dc.fields(stats):
-                setattr(self.stats, f.name, getattr(self.stats, f.name) + getattr(stats, f.name))
+            self.stats.add(stats)
             self.dim = int(vectors.shape[1])
             self.recent.update((k, v) for (_, k, _), v in zip(chunk, vectors, strict=True))
         upto = self.pending[0][2] if self.pending else self.rows.start + self.rows.count
@@ -502,29 +396,21 @@ def stream_extract(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: bool | None = None,
     echo: Callable[[str], None] | None = None,
-) -> StreamResult:
+) -> FileResult:
     """Extract ``path`` (a row-streamable file or folder of shards) at ``level`` straight
     into ``out`` (Parquet + ``.manifest.json`` + ``.run.json``, committed as one unit), in
     memory bounded by ``batch_rows`` rows and ``chunk_size`` texts. Same options, vectors and
     manifest as ``pipeline.extract`` on the loaded dataset (see the module docstring)."""
-    from recfeat.extraction.levels import check_aggregate, check_level
-    from recfeat.extraction.pipeline import (
-        DEFAULT_CHUNK_SIZE,
-        default_encoder,
-        make_cleaner,
-    )
+    from recfeat.extraction.manifest import check_request
     from recfeat.extraction.records import _loader, stream_format
+    from recfeat.extraction.sources import plan_rows
+    from recfeat.extraction.stages import DEFAULT_CHUNK_SIZE, default_encoder, make_cleaner
 
     start = time.perf_counter()
-    check_level(level)
-    check_aggregate(aggregate)
     chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else int(chunk_size)
-    if chunk_size < 1:
-        raise UsageError(f"chunk size must be at least 1, got {chunk_size}")
+    check_request(level, aggregate, user_from, chunk_size)
     if batch_rows < 1:
         raise UsageError(f"batch rows must be at least 1, got {batch_rows}")
-    if level == "review" and aggregate is not None:
-        raise UsageError("--aggregate applies to item and user level, not review level")
     if level == "user" and user_from == "items":
         raise UsageError("user profiles from item vectors are not streamed; use extract()")
     options = {k: v for k, v in (options or {}).items() if v is not None}
@@ -572,14 +458,20 @@ def _open_store(cache, out: Path, stack: contextlib.ExitStack):
     return store, store
 
 
-def _run(path, out: Path, level, found, options, batch_rows, plan: Plan, encoder, cleaner,
-         cache, chunk_size, mode, progress, start) -> StreamResult:  # fmt: skip
+def _run(path, out: Path, level, found, options, batch_rows, plan, encoder, cleaner,
+         cache, chunk_size, mode, progress, start) -> FileResult:  # fmt: skip
     import json
 
     from recfeat.atomic import atomic_files, write_file
     from recfeat.data.features import manifest_path
-    from recfeat.extraction.pipeline import FeatureResult, _manifest, run_record, run_record_path
-    from recfeat.extraction.records import iter_review_batches
+    from recfeat.extraction.manifest import (
+        build_manifest,
+        build_run_record,
+        level_details,
+        run_record_path,
+    )
+    from recfeat.extraction.pipeline import FeatureResult
+    from recfeat.extraction.sources import ID_COLUMNS, iter_planned
     from recfeat.jsonable import jsonable
     from recfeat.progress import progress_bar
 
@@ -598,72 +490,35 @@ def _run(path, out: Path, level, found, options, batch_rows, plan: Plan, encoder
         bar = stack.enter_context(progress_bar(kept, f"encoding reviews ({level} level, streamed)",
                                                enabled=progress))  # fmt: skip
         streamer = _Streamer(encoder, cleaner, store, chunk_size, sink, bar)
-        row = 0
-        empty_texts = 0
-        for batch in iter_review_batches(path, found, batch_rows, options=options):
-            if row + len(batch) > len(plan.keep):
-                raise DataError(
-                    f"{path} changed while it was read (more rows than at first); rerun"
-                )
-            mask = plan.keep[row : row + len(batch)]
-            row += len(batch)
-            batch = batch[mask]
-            if not len(batch):
-                continue
-            empty_texts += int((batch["text"] == "").sum())
-            ids = batch[["user", "item", "rating", "timestamp"]]
-            streamer.add(ids, batch["text"].tolist())
+        blank = 0
+        for batch in iter_planned(path, found, options, plan.keep, batch_rows):
+            blank += int((batch["text"] == "").sum())
+            streamer.add(batch[ID_COLUMNS], batch["text"].tolist())
         streamer.finish()
-        if row != len(plan.keep):
-            raise DataError(
-                f"{path} changed while it was read ({row} rows, then {len(plan.keep)}); rerun"
-            )
-        report = plan.report
-        report["empty_texts"] = empty_texts
-        report.setdefault("bad_rows_skipped", 0)
-        report.setdefault("duplicates_dropped", 0)
-        shim = _Shim(encoder, cleaner, streamer, _Data({**plan.summary, **report}))
+        summary = plan.dataset_summary(blank)
         dim = streamer.dim if streamer.dim is not None else int(encoder.dim)
         if level == "review":
-            details = {"source": "reviews", "aggregate": None}
+            details = level_details(level, "reviews")
         else:
             ids, vectors, empty_groups = sink.result(normalize, dim)
-            details = {
-                "source": "item reviews" if level == "item" else "user reviews",
-                "aggregate": mode,
-                "interactions": "all",
-                "rows_used": sink.rows_used,
-                "empty_groups": empty_groups,
-            }
-            if level == "user":
-                details["interactions_note"] = (
-                    "profiles use all interactions; pass the training split (train_interactions) "
-                    "before evaluating, or test data leaks into the features"
-                )
-        manifest = _manifest(shim, level, details, None)
-        record = run_record(shim, named, time.perf_counter() - start)
-        record["engine"] = "stream"
+            details = level_details(level, f"{level} reviews", mode, rows_used=sink.rows_used,
+                                    empty_groups=empty_groups)  # fmt: skip
+        manifest = build_manifest(
+            encoder=encoder, cleaner=cleaner, level=level, details=details,
+            stats=streamer.stats, text_rows=streamer.text_rows,
+            empty_texts=streamer.empty_texts, dataset=summary,
+        )  # fmt: skip
+        record = build_run_record(encoder=encoder, stats=streamer.stats, dataset=summary,
+                                  store=named, elapsed=time.perf_counter() - start,
+                                  engine="stream")  # fmt: skip
         if level != "review":
             result = FeatureResult(ids=ids, vectors=vectors, manifest=manifest, run=record)
             stack.close()
             result.save(out)
-            return StreamResult(out, manifest, result.run, len(ids), dim)
-        id_columns = ["user", "item", "rating", "timestamp"]
-        meta = {**manifest, "rows": sink.rows, "dim": dim, "id_columns": id_columns}
-        sink.close(meta, id_columns, dim)
+            return FileResult(out, manifest, result.run, len(ids), dim)
+        meta = {**manifest, "rows": sink.rows, "dim": dim, "id_columns": ID_COLUMNS}
+        sink.close(meta, ID_COLUMNS, dim)
         record = {**record, "outputs": [str(p) for p in paths]}
         write_file(commit[paths[1]], (json.dumps(jsonable(meta), indent=2) + "\n").encode())
         write_file(commit[paths[2]], (json.dumps(jsonable(record), indent=2) + "\n").encode())
-    return StreamResult(out, manifest, record, sink.rows, dim)
-
-
-class _Shim:
-    """The attributes ``pipeline._manifest`` and ``run_record`` read from a run."""
-
-    def __init__(self, encoder, cleaner, streamer: _Streamer, data: _Data):
-        self.encoder = encoder
-        self.cleaner = cleaner
-        self.stats = streamer.stats
-        self.text_rows = streamer.text_rows
-        self.empty_texts = streamer.empty_texts
-        self.data = data
+    return FileResult(out, manifest, record, sink.rows, dim)

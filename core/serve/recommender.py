@@ -1,7 +1,7 @@
 """``POST /recommend``: which path answers, and the ranking it gives.
 
 - ``model``: a user the saved model (``recfeat train``) knows, ranked by the model with the
-  user's training items left out (``recfeat.evaluation.bundle.recommend``). Text-aware
+  user's training items left out (``recfeat.training.bundle.recommend``). Text-aware
   models that score cold items (``content``, ``hybrid-als``...) also rank the items added
   through ``PUT /items`` when the server's encoder is the one the model was trained with.
 - ``text-profile``: a user the model does not know, described by the texts they just wrote
@@ -41,7 +41,7 @@ class Recommender:
         if model is None or not (model.uses_text and model.cold_start_items):
             return None
         from recfeat.errors import RecfeatError
-        from recfeat.evaluation.bundle import check_same_encoder
+        from recfeat.training.bundle import check_same_encoder
 
         try:
             check_same_encoder(self.bundle["header"], self.store.features([]))
@@ -73,16 +73,16 @@ class Recommender:
             return {"user": user, "items": ranked, "source": "text-profile"}
         if not self.popular:
             raise ApiError(
-                422, "nothing to rank for this user: no --recommender model for a popularity "
+                422, "nothing to rank for this user: no --model file for a popularity "
                 "fallback and no history_texts/history_items with vectors; send history or "
-                "start the server with --recommender MODEL_FILE", code="no_fallback",
+                "start the server with --model MODEL_FILE", code="no_fallback",
             )  # fmt: skip
         ranked = [{"item": i, "score": s} for i, s in self.popular if i not in exclude][:k]
         return {"user": user, "items": ranked, "source": "popularity"}
 
     def _by_model(self, user: str, k: int, exclude_seen: bool) -> list[dict[str, Any]] | None:
         from recfeat.errors import RecfeatError
-        from recfeat.evaluation.bundle import recommend
+        from recfeat.training.bundle import recommend
 
         extra = None
         if self.new_items_to_model and self.store.added:

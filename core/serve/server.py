@@ -29,15 +29,17 @@ def check_installed() -> None:
         require(module, "serve", "recfeat serve")
 
 
-def build_state(settings: ServeSettings, *, model: str = "minilm", backend: str | None = None,
+def build_state(settings: ServeSettings, *, encoder: str = "minilm", backend: str | None = None,
                 precision: str | None = None, device: str | None = None,
-                threads: int | None = None, recommender: str | None = None, item_texts: dict[str, str] | None = None,
+                threads: int | None = None, model: str | None = None, item_texts: dict[str, str] | None = None,
                 item_features: str | None = None, cleaners: str | None = None,
                 trust: bool = False) -> tuple[ServeState, Callable[[], str]]:  # fmt: skip
     """The state the routes share and the loader to run on the encode thread (it returns
-    the start-up line). Raises RecfeatError for options or files that cannot work."""
+    the start-up line). ``encoder`` is the text encoder (``--encoder``), ``model`` the
+    recommendation model file (``--model``). Raises RecfeatError for options or files that
+    cannot work."""
     from recfeat.encode.vocabulary import resolve_encoder
-    from recfeat.extraction.pipeline import make_cleaner
+    from recfeat.extraction.stages import make_cleaner
     from recfeat.plugin.registry import get_registry
     from recfeat.serve.embedder import Embedder
     from recfeat.serve.items import ItemStore, vector_manifest
@@ -50,32 +52,32 @@ def build_state(settings: ServeSettings, *, model: str = "minilm", backend: str 
         options["device"] = device
     if threads:
         options["threads"] = threads
-    name, opts = resolve_encoder(model, backend=backend, precision=precision, **options)
-    encoder = get_registry("encoder").create(name, **opts)
+    name, opts = resolve_encoder(encoder, backend=backend, precision=precision, **options)
+    engine = get_registry("encoder").create(name, **opts)
     cleaner = None if cleaners in ("none", "") else make_cleaner(cleaners)
     metrics = Metrics()
     embedder = Embedder(
-        encoder, cleaner, metrics, cache_size=settings.cache_size,
+        engine, cleaner, metrics, cache_size=settings.cache_size,
         max_inputs=settings.max_inputs, max_chars=settings.max_chars,
         budget_tokens=settings.max_batch_tokens, window_s=settings.batch_window_ms / 1000,
         max_queue=settings.max_queue, timeout_s=settings.request_timeout,
     )  # fmt: skip
     store = ItemStore(embedder.dim, vector_manifest(embedder.fingerprint))
     bundle = None
-    if recommender:
-        from recfeat.evaluation.bundle import load_model
+    if model:
+        from recfeat.training.bundle import load_model
 
-        bundle = load_model(recommender, trust=trust)
+        bundle = load_model(model, trust=trust)
     if item_features:
         _load_item_features(store, item_features, embedder.fingerprint)
     rec = Recommender(bundle, store)
     fp = embedder.fingerprint
     state = ServeState(
         settings=settings, embedder=embedder, store=store, recommender=rec, metrics=metrics,
-        model_label=model, model_names=frozenset(_model_names(model, encoder, fp)),
-        backend=str(fp.get("backend", getattr(encoder, "backend", "?"))),
+        model_label=encoder, model_names=frozenset(_model_names(encoder, engine, fp)),
+        backend=str(fp.get("backend", getattr(engine, "backend", "?"))),
         precision=str(fp.get("precision") or "fp32"),
-        device=str(getattr(encoder, "device", None) or getattr(encoder, "provider", "cpu")),
+        device=str(getattr(engine, "device", None) or getattr(engine, "provider", "cpu")),
     )  # fmt: skip
     texts = {k: v for k, v in (item_texts or {}).items() if k not in store}
 
@@ -94,7 +96,7 @@ def build_state(settings: ServeSettings, *, model: str = "minilm", backend: str 
         note = rec.check_encoder()
         if note:
             print(f"recfeat serve: note: {note}", file=sys.stderr, flush=True)
-        what = f"{len(store)} items" + (f", recommender {bundle['header']['model']}" if bundle else "")
+        what = f"{len(store)} items" + (f", model {bundle['header']['model']}" if bundle else "")
         return (f"backend {state.backend}, precision {state.precision}, device {state.device}, "
                 f"warm-up {warm_ms:.1f} ms per single text; {what}")  # fmt: skip
 

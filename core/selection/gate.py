@@ -13,7 +13,8 @@ must be within it. Without per-unit scores (a cached table) the point drop is us
 cosine only; ``TaskGate.notes`` says which.
 
 ``judge`` and ``pick`` work on plain measurement rows, so ``--backend auto``
-(``auto_backend``), ``bench accuracy`` (``accuracy``) and tests share one rule.
+(``recfeat.selection.auto_backend``), ``bench accuracy`` (``recfeat.bench.accuracy``) and tests
+share one rule.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from recfeat.errors import DataError, OptionError, UsageError
+from recfeat.selection import compare
 
 DEFAULT_MIN_COSINE = 0.99
 DEFAULT_MAX_DROP = 0.01
@@ -40,7 +42,7 @@ GATE_SPLIT = "item-cold"
 # +-2%; the gate's rule uses that interval (``judge``), so the sample must make it narrow.
 GATE_INTERACTIONS = 10_000
 
-# Cold items are represented by their first review only (see accuracy.COLD_REVIEWS).
+# Cold items are represented by their first review only (see recfeat.bench.accuracy.COLD_REVIEWS).
 COLD_REVIEWS = 1
 
 
@@ -94,8 +96,7 @@ def texts_and_builder(data, level: str = "review"):
     """The texts to encode and how to turn their vectors into evaluation features: review
     vectors (leakage-safe per-split aggregation), or item vectors from item texts when
     ``level`` is item and the data has them (or has no reviews)."""
-    from recfeat.data.features import Features
-    from recfeat.evaluation.review_vectors import ReviewVectors
+    from recfeat.data.features import Features, ReviewVectors
 
     use_items = data.items is not None and (level == "item" or data.reviews is None)
     if data.reviews is not None and not use_items:
@@ -214,11 +215,9 @@ def task_gate(
 
 # -- the rule ------------------------------------------------------------------------------
 def relative_drop(reference: float | None, value: float | None, metric: str) -> float:
-    """``suite.relative_drop`` for a gate metric named ``"MODEL METRIC"`` (RMSE worse when
+    """``compare.relative_drop`` for a gate metric named ``"MODEL METRIC"`` (RMSE worse when
     higher; NaN when either value is missing)."""
-    from recfeat.bench.suite import relative_drop as drop
-
-    return drop(reference, value, metric.split()[-1])
+    return compare.relative_drop(reference, value, metric.split()[-1])
 
 
 def judge(rows: Sequence[dict[str, Any]], reference: str, *, min_cosine: float,
@@ -258,9 +257,7 @@ def judge(rows: Sequence[dict[str, Any]], reference: str, *, min_cosine: float,
 
 
 def _lower_is_better(metric: str) -> bool:
-    from recfeat.bench.suite import LOWER_IS_BETTER
-
-    return metric.split()[-1].lower() in LOWER_IS_BETTER
+    return metric.split()[-1].lower() in compare.LOWER_IS_BETTER
 
 
 def _interval(metric, ref_metrics, metrics, is_reference):

@@ -73,7 +73,7 @@ class _Writer:
         return ModelFormatError(
             f"cannot save {self.owner}: {where} is a {kind}{why}, which the safe model file "
             "cannot store; keep fitted state as numpy arrays, JSON values, Features or "
-            "scikit-learn estimators (see recfeat.evaluation.model_file), or, if scoring does "
+            "scikit-learn estimators (see recfeat.training.model_file), or, if scoring does "
             "not need it, list it in the class's unsaved_attributes"
         )
 
@@ -186,7 +186,7 @@ class _Writer:
             raise ModelFormatError(
                 f"cannot save {self.owner}: {where} holds types the loader would not trust "
                 f"({', '.join(untrusted)}); review them and add them to "
-                "recfeat.evaluation.model_file.TRUSTED_SKLEARN_TYPES if they only hold data"
+                "recfeat.training.model_file.TRUSTED_SKLEARN_TYPES if they only hold data"
             )
         ref = self._array(np.frombuffer(blob, dtype=np.uint8))
         return {

@@ -5,7 +5,7 @@ of a dataset, write it with what ranking needs later, read it back and rank item
 estimator>, "seen": {user: [items]}, "snippets": {item: text}}``; the header records the
 model name and options, the feature dimension and the encoder fingerprint, so ``recommend``
 refuses vectors from another encoder or dimension. The file format (``save_model`` /
-``load_model``) lives in ``recfeat.evaluation.model_file``: loading it executes nothing.
+``load_model``) lives in ``recfeat.training.model_file``: loading it executes nothing.
 Old pickle (joblib) files are opened only with ``trust=True`` (``--trust``).
 """
 
@@ -39,7 +39,7 @@ def item_snippets(data) -> dict[str, str]:
 
 def fit_features(item_features, interactions):
     """Review-level vectors become item means over ALL reviews: fine for a deployed model."""
-    from recfeat.evaluation.review_vectors import ReviewVectors
+    from recfeat.data.features import ReviewVectors
 
     if isinstance(item_features, ReviewVectors):
         return item_features.item_means(interactions)
@@ -54,8 +54,8 @@ def train_model(dataset, model_name: str, options: dict[str, Any] | None = None,
     from recfeat import __version__
     from recfeat.components.model import feature_fingerprint
     from recfeat.data.features import check_matches_dataset
+    from recfeat.data.validation import check_ratings
     from recfeat.errors import UsageError
-    from recfeat.evaluation.protocol import check_ratings
     from recfeat.plugin.registry import get_registry
 
     model = get_registry("model").create(model_name, **(options or {}))
@@ -96,7 +96,7 @@ def train_model(dataset, model_name: str, options: dict[str, Any] | None = None,
 
 def save_model(bundle: dict[str, Any], path: str | Path) -> Path:
     """Write ``bundle`` (from ``train_model``) atomically to ``path`` in the safe format."""
-    from recfeat.evaluation.model_file import save_bundle
+    from recfeat.training.model_file import save_bundle
 
     return save_bundle(bundle, path)
 
@@ -105,7 +105,7 @@ def load_model(path: str | Path, *, trust: bool = False) -> dict[str, Any]:
     """Read a file written by ``save_model`` (DataError when it is not one). Loading it runs
     no code from the file; an old pickle (joblib) file is refused unless ``trust=True``,
     because unpickling runs whatever the file contains."""
-    from recfeat.evaluation.model_file import load_bundle
+    from recfeat.training.model_file import load_bundle
 
     return load_bundle(path, trust=trust)
 
@@ -152,8 +152,8 @@ def recommend(bundle: dict[str, Any], users, k: int = 10, *, extra_features=None
     ``include_seen``. A user the model cannot score any item for is a DataError."""
     import numpy as np
 
+    from recfeat.data.features import ReviewVectors
     from recfeat.errors import DataError, UsageError
-    from recfeat.evaluation.review_vectors import ReviewVectors
 
     model, header = bundle["model"], bundle["header"]
     snippets = bundle.get("snippets", {}) if snippets is None else snippets

@@ -3,7 +3,7 @@ machine.
 
 Each available candidate encodes a sample of the user's own corpus (tokenisation included,
 timed); its vectors are compared with torch fp32's and, when the data allows, fed to the
-downstream gate (``recfeat.bench.gate``: item cold-start NDCG@10 of ``content`` and RMSE of
+downstream gate (``recfeat.selection.gate``: item cold-start NDCG@10 of ``content`` and RMSE of
 ``ridge`` on a seeded sample split). The fastest candidate whose mean cosine reaches
 ``min_cosine`` (default 0.99) and whose metrics stay within ``max_drop`` (default 1%
 relative) of fp32's wins; the reason names every rejected candidate and why. The choice is
@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from recfeat.atomic import write_text
-from recfeat.bench import backends as bb
-from recfeat.bench import gate as gt
-from recfeat.bench.measure import cpu_identity, time_calls
 from recfeat.errors import OptionError, RecfeatError, UsageError
 from recfeat.jsonable import jsonable
 from recfeat.machine import check_cuda
+from recfeat.selection import backends as bb
+from recfeat.selection import gate as gt
+from recfeat.selection.compare import parity
+from recfeat.selection.timing import cpu_identity, gpu_name, time_calls
 
 # onnx-int8-static is left out by default (name it in ``candidates``): its calibrated export
 # with sensitive layers searched cost ~7 min on 2 loaded cores, and its unfused QDQ graph ran
@@ -63,8 +64,6 @@ class Choice:
 def machine_identity(device: str = "cpu") -> dict[str, Any]:
     ident = {**cpu_identity(), "device": device}
     if device.startswith("cuda"):
-        from recfeat.bench.measure import gpu_name
-
         ident["gpu"] = gpu_name()
     return ident
 
@@ -185,8 +184,6 @@ def choose_backend(
     order = [REFERENCE, *[c for c in candidates if c != REFERENCE]]
     table: list[dict[str, Any]] = []
     reference_vectors = None
-    from recfeat.bench.suite import parity
-
     for name in order:
         spec = backends.get(name) or bb.get_backend(name, backends)
         row: dict[str, Any] = {"backend": name, "candidate": name in candidates}
@@ -248,7 +245,6 @@ def _gate_fastest_first(table, gate, backends, ctx, min_cosine, max_drop, say) -
     """Score the reference, then the timed candidates fastest first, on the gate's texts
     until one passes: a slower candidate cannot be chosen, so its gate (a full encode of the
     gate's sample, the slow part) is skipped and its row says so (``unscored``)."""
-    from recfeat.bench.suite import parity
 
     def run(row):
         runner = (backends.get(row["backend"]) or bb.get_backend(row["backend"], backends)).build(ctx)
@@ -331,7 +327,7 @@ def auto_encoder(name: str, options: dict[str, Any], dataset, level: str, cleane
                  gate_interactions: int | None = None):  # fmt: skip
     """``--backend auto`` for a dataset: measure the candidate backends on a sample of the
     texts ``level`` would encode (cleaned), judge them on the dataset's own task (the
-    downstream gate, ``recfeat.bench.gate``), say the table and the choice, and return the
+    downstream gate, ``recfeat.selection.gate``), say the table and the choice, and return the
     encoder of the fastest backend that passes."""
     table = dataset.texts("item" if level == "item" and dataset.items is not None else "review")
     if table is None:
