@@ -12,6 +12,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+# Names the CLI shows in --help (click choices, defaults), from light modules only.
+from recfeat.bench.runs import DEFAULT_CPU_BACKENDS, DEFAULT_GPU_BACKENDS  # noqa: F401
+from recfeat.encode.vocabulary import BACKENDS, PRECISIONS  # noqa: F401
+from recfeat.plugin.report import COMPONENT_KEYS, PLUGIN_ROW_KEYS  # noqa: F401
+
+#: The downstream gate's default sample of interactions (``--gate-interactions``): equal to
+#: ``recfeat.selection.gate.GATE_INTERACTIONS``, which is not imported here so that importing
+#: this module stays instant (tests/test_gate_intervals.py keeps the two equal).
+GATE_INTERACTIONS_DEFAULT = 10_000
+
 
 def load_dataset(path: str | Path | None = None, format: str = "auto", **options: Any):
     """A dataset as ``RecData`` (interactions, reviews, item texts): a file or folder in any
@@ -111,7 +121,8 @@ def extract_file(path: str | Path | None = None, out: str | Path | None = None,
                          f"{', '.join(sorted(_EXTRACT_KEYWORDS))}")  # fmt: skip
     given = encoder if isinstance(encoder, (str, Path)) or encoder is None else None
     if settings is None:
-        settings = extract_settings(config, data=path, level=level,
+        settings = extract_settings(config, data=path, out=None if options.get("ray") else out,
+                                    level=level,
                                     encoder=None if given is None else str(given),
                                     train=train_interactions, **options)  # fmt: skip
     elif config is not None or options:
@@ -212,22 +223,72 @@ def recommend(bundle: dict[str, Any], users, k: int = 10, **options: Any):
     return rank(bundle, users, k, **options)
 
 
-def export(encoder: str = "minilm", out: str | Path = "recfeat-export", *, backend: str = "onnx",
-           optimize: str | None = None, quantize: str | None = None,
-           calibration: Sequence[str] | None = None, force: bool = False,
-           **options: Any) -> dict[str, Any]:  # fmt: skip
-    """Export the text ``encoder`` (a name for :func:`encoder`; pooling and normalisation in
-    the graph) to the folder ``out`` for ``backend`` (``onnx`` or ``openvino``), optimised
-    and/or quantised, validating every step against torch; returns the manifest. The folder
-    is then an encoder for ``encoder(out)``. ``calibration`` texts drive static int8 and
-    validation; other options are ``ExportSpec`` fields (``min_cosine``, ``auto_exclude``)."""
-    from recfeat.exporters.pipeline import run_export, spec_from_encoder
+def export_settings(config=None, **flags: Any):
+    """The settings of one export (``recfeat.settings.ExportSettings``): built-in defaults <
+    ``config`` (a TOML path or dict, as ``--config``: ``[encoder]``, ``[exporter]``) <
+    ``flags`` (the ``export`` command's flags as keyword arguments; None: not given)."""
+    from recfeat.settings import export_settings as resolve
 
-    source = globals()["encoder"](encoder)
-    texts = list(calibration) if calibration is not None else None
-    spec = spec_from_encoder(source, format=backend, optimize=optimize, quantize=quantize,
-                             texts=texts, **options)  # fmt: skip
-    return run_export(spec, out, force=force)
+    return resolve(config, **flags)
+
+
+# export's keyword arguments that are settings, named as the command's flags
+_EXPORT_KEYWORDS = {
+    "init", "pooling", "normalize", "max_length", "preset", "per_channel", "calibration_format",
+    "calibration_method", "calibration_size", "min_cosine", "auto_exclude", "exclude_nodes",
+    "opset", "external_data", "gate", "gate_format", "max_drop", "gate_interactions",
+}  # fmt: skip
+
+
+def export(encoder: str | None = None, out: str | Path = "recfeat-export", *,
+           backend: str | None = None, optimize: str | None = None, quantize: str | None = None,
+           calibration: str | Path | Sequence[str] | None = None, force: bool = False,
+           config=None, settings=None, on_step=None, echo=None,
+           **options: Any) -> dict[str, Any]:  # fmt: skip
+    """Export the text ``encoder`` (a registry name or Hugging Face model; pooling and
+    normalisation in the graph) to the folder ``out`` for ``backend`` (``onnx`` or
+    ``openvino``), optimised and/or quantised, validating every step against torch; returns
+    the manifest. The folder is then an encoder for ``encoder(out)``. Exactly what ``recfeat
+    export`` does, with the same settings: ``settings`` (:func:`export_settings`), or
+    ``config`` (``[encoder]``, ``[exporter]``) and keyword arguments named as the command's
+    flags (``min_cosine``, ``auto_exclude``, ``pooling``, ``max_length``, ``preset``...; None:
+    the config's, else the default). ``calibration``: texts, or a file of them
+    (``calibration_format``), for static int8 and validation. ``gate=DATA`` also judges the
+    exported model on DATA's task against torch fp32 (``max_drop``). ``out`` is refused when
+    it exists (unless ``force``: replaced as a whole) or would hold an input. ``on_step``
+    gets each step's validation row as it is measured, ``echo`` the gate's messages."""
+    from recfeat.errors import UsageError
+    from recfeat.outputs_guard import guard_outputs
+
+    unknown = sorted(set(options) - _EXPORT_KEYWORDS)
+    if unknown:
+        raise UsageError(f"export: unknown option(s) {', '.join(unknown)}; use "
+                         f"{', '.join(sorted(_EXPORT_KEYWORDS))}")  # fmt: skip
+    named = (encoder, backend, optimize, quantize, calibration)
+    if settings is None:
+        settings = export_settings(config, encoder=encoder, backend=backend, optimize=optimize,
+                                   quantize=quantize, calibration=calibration, **options)  # fmt: skip
+    elif config is not None or options or any(v is not None for v in named):
+        raise UsageError("export: give settings, or config and keyword arguments, not both")
+    # out is replaced as a whole with force: it may not be, or hold, an input
+    guard_outputs({"--out": out}, settings.inputs)
+    if Path(out).exists() and not force:
+        raise UsageError(f"output folder {out} already exists; pass --force to replace it")
+    source = settings.make_encoder()
+    texts = settings.calibration_texts()
+    exporter = settings.make_exporter()
+    check = None
+    if settings.gate is not None:
+        from recfeat.components.dataset import load_dataset as load
+        from recfeat.selection.gate import export_check
+
+        # The reference: the exported encoder in torch fp32, with the same graph options.
+        check = export_check(load(str(settings.gate), settings.gate_format),
+                             settings.make_encoder(graph=True), max_drop=settings.max_drop,
+                             interactions=settings.gate_interactions,
+                             say=echo or (lambda msg: None))  # fmt: skip
+    return exporter.export(source, out, texts=texts, force=force, on_step=on_step, check=check,
+                           **settings.graph)  # fmt: skip
 
 
 def verify_export(path: str | Path) -> dict[str, Any]:
@@ -277,3 +338,284 @@ def choose_backend(encoder: str, texts: Sequence[str], **options: Any):
     ctx = options.pop("ctx", None) or sb.BuildContext(encoder=encoder)
     choice = choose(encoder, sample_texts(list(texts)), ctx=ctx, **options)
     return choice, encoder_for_choice(choice, ctx)
+
+
+# -- serve ----------------------------------------------------------------------------------
+
+
+def serve_settings(config=None, **flags: Any):
+    """The settings of one server (``recfeat.settings.ServeSettings``): built-in defaults <
+    ``config`` (a TOML path or dict, as ``--config``: ``[encoder]``, ``cleaners``,
+    ``[dataset]``) < ``flags`` (the ``serve`` command's flags as keyword arguments; None:
+    not given)."""
+    from recfeat.settings import serve_settings as resolve
+
+    return resolve(config, **flags)
+
+
+# serve's keyword arguments that are settings, named as the command's flags
+_SERVE_KEYWORDS = {
+    "backend", "precision", "device", "threads", "cleaners", "model", "trust", "data", "format",
+    "loader_options", "item_features", "host", "port", "api_key", "max_batch_tokens",
+    "batch_window_ms", "max_queue", "max_inputs", "max_chars", "max_body_bytes",
+    "request_timeout", "cache_size",
+}  # fmt: skip
+
+
+def serve(encoder: str | None = None, *, config=None, settings=None, echo=print,
+          **options: Any) -> None:  # fmt: skip
+    """Serve the text ``encoder``'s embeddings (OpenAI-compatible ``POST /v1/embeddings`` and
+    recfeat's own) and recommendations over HTTP until SIGTERM / Ctrl-C, exactly as
+    ``recfeat serve`` does (docs/serving.md): the same settings (``settings`` from
+    :func:`serve_settings`, or ``config`` and keyword arguments named as the command's
+    flags: ``model`` (a file from ``save_model``), ``item_features``, ``data``, ``cleaners``,
+    ``host``, ``port``, ``api_key``, ``max_batch_tokens``...). Options and files are checked
+    before the socket is bound; the start-up line (backend, precision, device, warm-up,
+    URL) goes to ``echo``. Needs ``pip install 'recfeat[serve]'``."""
+    from recfeat.errors import UsageError
+    from recfeat.serve.server import bind, build_state, check_installed, item_texts, run
+
+    unknown = sorted(set(options) - _SERVE_KEYWORDS)
+    if unknown:
+        raise UsageError(f"serve: unknown option(s) {', '.join(unknown)}; use "
+                         f"{', '.join(sorted(_SERVE_KEYWORDS))}")  # fmt: skip
+    if settings is None:
+        settings = serve_settings(config, encoder=encoder, **options)
+    elif config is not None or encoder is not None or options:
+        raise UsageError("serve: give settings, or config and keyword arguments, not both")
+    check_installed()
+    texts = None
+    if settings.data is not None:
+        texts = item_texts(load_dataset(settings.data, settings.format, **settings.loader_options),
+                           str(settings.data))  # fmt: skip
+    state, load = build_state(
+        settings.server, encoder=settings.label, engine=settings.make_encoder(),
+        model=None if settings.model is None else str(settings.model), item_texts=texts,
+        item_features=None if settings.item_features is None else str(settings.item_features),
+        cleaners=settings.cleaners, trust=settings.trust,
+    )  # fmt: skip
+    run(state, load, bind(settings.server.host, settings.server.port), out=echo)
+
+
+# -- bench ----------------------------------------------------------------------------------
+
+
+def bench_throughput_report(out: str | Path, **options: Any):
+    """``recfeat bench throughput``: ``(report folder, results)``. Options are the command's
+    flags (``encoder``, ``backends``: None for the device's defaults ``DEFAULT_CPU_BACKENDS``
+    / ``DEFAULT_GPU_BACKENDS``, ``peers``, ``device``, ``data``, ``gate``, ``force``...), all
+    checked before any work; see ``recfeat.bench.runs.throughput_report``."""
+    from recfeat.bench.runs import throughput_report
+
+    return throughput_report(out, **options)
+
+
+def bench_accuracy_report(data: str | Path, out: str | Path, **options: Any):
+    """``recfeat bench accuracy``: ``(report folder, results)`` of each backend's parity to
+    torch fp32 and downstream metrics on ``data``; options are the command's flags
+    (``models``, ``split``, ``max_drop``, ``min_cosine``, ``force``...); see
+    ``recfeat.bench.runs.accuracy_report``."""
+    from recfeat.bench.runs import accuracy_report
+
+    return accuracy_report(data, out, **options)
+
+
+def bench_backends() -> list[Any]:
+    """The backends and peers the benchmark harness knows (``recfeat bench backends``): each
+    with ``name``, ``kind``, ``devices``, ``available`` (installed here), ``install`` and
+    ``description``."""
+    from recfeat.bench.runs import backend_table
+
+    return backend_table()
+
+
+# -- texts: clean, tokenize -------------------------------------------------------------------
+
+
+def cleaner_chain(cleaners: str | Sequence[Any] | None = None, *, config=None):
+    """The cleaner chain ``recfeat clean`` runs (``.clean(texts)``, ``.names``): ``cleaners``
+    ("a,b", a list of specs; None: the default chain) or the ``cleaners`` list of ``config``
+    (a TOML path or dict; none there: the default chain), not both."""
+    from recfeat.errors import ConfigError, UsageError
+    from recfeat.extraction.cleaning import build_cleaner_chain
+
+    if cleaners is not None and config is not None:
+        raise UsageError("pass either --cleaners or --config, not both")
+    if config is not None:
+        from recfeat.config import read_config, validate_config
+
+        cfg = config if isinstance(config, dict) else read_config(config)
+        where = "config" if isinstance(config, dict) else str(config)
+        problems = validate_config({"cleaners": cfg["cleaners"]} if "cleaners" in cfg else {}, where)
+        if problems:
+            raise ConfigError("; ".join(problems))
+        cleaners = cfg.get("cleaners")
+    return build_cleaner_chain(cleaners)
+
+
+def tokenizer(name: str | None = None, *, config=None, encoder: str | None = None,
+              max_length: int | None = None, options: dict[str, Any] | Sequence[str] | None = None):  # fmt: skip
+    """The tokenizer ``recfeat tokenize`` runs (``.tokenize(texts)``): ``name`` (a tokenizer
+    component, default ``hf``) over ``config``'s ``[tokenizer]`` (a TOML path or dict; its
+    options carry over while ``name`` names the same one); ``encoder``: the text encoder
+    whose tokenizer to use (a Hugging Face model folder or hub name, or minilm);
+    ``options``: other tokenizer options, a dict or ``KEY=VALUE`` strings."""
+    from recfeat.config import chosen_component, parse_key_values
+    from recfeat.errors import UsageError
+    from recfeat.plugin.registry import get_registry
+    from recfeat.settings import read_config
+
+    cfg, _ = read_config(config)
+    chosen, settings = chosen_component(cfg, "tokenizer", name, "hf")
+    if isinstance(options, dict):
+        settings.update(options)
+    else:
+        settings.update(parse_key_values(options or (), example="vocab_size=8000"))
+    if encoder is not None:
+        settings["model"] = encoder
+    if max_length is not None:
+        settings["max_length"] = max_length
+    made = get_registry("tokenizer").create(chosen, **settings)
+    if not hasattr(made, "tokenize"):
+        raise UsageError(
+            f"{chosen!r} is a token-feature extractor, not a tokenizer; pick one with "
+            "--tokenizer (see `recfeat components tokenizers`)"
+        )
+    return made
+
+
+def detect_format(path: str | Path, format: str = "auto", *, stream: bool = False) -> str:
+    """The format ``path`` is read as: ``format`` itself unless "auto". With ``stream``, a
+    text stream's (``text``, ``csv``, ``jsonl``, by the file name); else a dataset loader's."""
+    from recfeat.data.formats import detect_format as detect
+
+    return detect(path, format, stream=stream)
+
+
+# -- datasets ---------------------------------------------------------------------------------
+
+
+def dataset_info(path: str | Path | None = None, format: str = "auto", *,
+                 options: dict[str, Any] | Sequence[str] | None = None,
+                 encoding: str | None = None, skip_bad_rows: bool | None = None) -> dict[str, Any]:  # fmt: skip
+    """``recfeat data info``: the counts and load report of the dataset at ``path`` (None or
+    'sample': the built-in SYNTHETIC sample), read the way ``extract`` reads it.
+    ``options``: loader options, a dict or ``KEY=VALUE`` strings (``-o``); ``encoding`` and
+    ``skip_bad_rows`` unset: each loader's default."""
+    from recfeat.config import parse_key_values
+
+    if isinstance(options, dict):
+        opts = dict(options)
+    else:
+        opts = parse_key_values(options or (), flag="--option", example="user_col=reader")
+    opts.setdefault("encoding", encoding)
+    opts.setdefault("skip_bad_rows", skip_bad_rows or None)  # unset: each loader's default
+    if path is None or (str(path) == "sample" and format in ("auto", "sample", "synthetic-books")):
+        path, format = None, "synthetic-books"
+    data = load_dataset(path, format, **opts)
+    summary = data.summary()
+    summary["rating_scale"] = list(data.rating_scale) if data.rating_scale else None
+    return summary
+
+
+def write_sample(out_dir: str | Path, *, seed: int = 7, force: bool = False) -> Path:
+    """Write the SYNTHETIC book-review sample (``book_reviews.csv``, ``books.csv``; the same
+    seed gives the same files) to ``out_dir``; files already there are replaced only with
+    ``force``. Returns the reviews file's path."""
+    from recfeat.errors import UsageError
+    from recfeat.plugins.datasets.synthetic import write_sample as write
+
+    names = ("book_reviews.csv", "books.csv")
+    existing = [n for n in names if (Path(out_dir) / n).exists()]
+    if existing and not force:
+        raise UsageError(f"{out_dir} already has {', '.join(existing)}; pass --force to replace them")
+    return write(out_dir, seed=seed)
+
+
+# -- what is installed; config files ------------------------------------------------------------
+
+
+def list_plugins(include_builtin: bool = False) -> list[dict[str, Any]]:
+    """``recfeat plugins``: one row per plugin (``PLUGIN_ROW_KEYS``: name, distribution,
+    version, builtin, hooks, components, error), third-party ones only unless
+    ``include_builtin``; ``error`` names every failure of a broken one."""
+    from recfeat.plugin.report import plugins_report
+
+    return plugins_report(include_builtin)
+
+
+def list_components(kind: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """``recfeat components``: kind -> its registered components (``COMPONENT_KEYS``: kind,
+    name, aliases, plugin, class, doc, options), for every kind or the one named."""
+    from recfeat.plugin.report import components as listing
+
+    return listing(kind)
+
+
+def is_builtin_plugin(name: str) -> bool:
+    """True for a plugin name (a component's ``plugin``) that ships with recfeat."""
+    from recfeat.plugin.report import is_builtin
+
+    return is_builtin(name)
+
+
+def validate_config(config: str | Path | dict[str, Any]) -> list[str]:
+    """Every problem of a pipeline config (a TOML path or dict), one line each; [] when it is
+    valid. An unreadable or malformed file is a ConfigError."""
+    from recfeat.config import read_config
+    from recfeat.config import validate_config as check
+
+    if isinstance(config, dict):
+        return check(config, "config")
+    return check(read_config(config), str(config))
+
+
+# -- helpers the command line shares ------------------------------------------------------------
+
+
+def guard_outputs(outputs: dict[str, Any], inputs: dict[str, Any] | None = None, **options: Any):
+    """Refuse (UsageError) an output path that is an input, holds one, lies in an input
+    folder or is another output; ``outputs``/``inputs`` map a label (``"--out"``) to a path
+    or None. See ``recfeat.outputs_guard.guard_outputs``."""
+    from recfeat.outputs_guard import guard_outputs as guard
+
+    return guard(outputs, inputs, **options)
+
+
+def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8"):
+    """Like ``open(path, mode)`` as a context manager, but the file replaces ``path`` only
+    once fully written."""
+    from recfeat.atomic import atomic_open as opener
+
+    return opener(path, mode, encoding)
+
+
+def progress_bar(total: int | None, description: str, **options: Any):
+    """A context manager yielding a bar with ``advance(n)`` on stderr (off when stderr is
+    not a terminal, unless ``RECFEAT_PROGRESS=1``)."""
+    from recfeat.progress import progress_bar as bar
+
+    return bar(total, description, **options)
+
+
+def final_name(name: str) -> str:
+    """The file a recfeat temporary stands for (atomic writes), for messages; other names
+    unchanged."""
+    from recfeat.atomic import final_name as final
+
+    return final(name)
+
+
+def command_hooks() -> list[Any]:
+    """The third-party plugins' ``register_commands`` implementations, in load order (the
+    CLI adds their commands)."""
+    from recfeat.plugin.manager import ordered_hookimpls
+
+    return ordered_hookimpls("register_commands", builtins=False)
+
+
+def record_plugin_failure(name: str, message: str) -> None:
+    """Record that plugin ``name`` failed (``recfeat plugins`` shows it as BROKEN)."""
+    from recfeat.plugin.manager import record_failure
+
+    record_failure(name, message)

@@ -275,16 +275,7 @@ def atomic_files(
     finals = [Path(p) for p in paths]
     folders = [Path(p) for p in dirs]
     everything = finals + folders
-    if len({p.resolve() for p in everything}) != len(everything):
-        raise RecfeatError(
-            f"one commit names the same output twice: {', '.join(map(str, everything))}"
-        )
-    for p in finals:
-        if p.is_dir() and not p.is_symlink():
-            raise RecfeatError(f"{p} is a folder; give a file path for this output")
-    for parent in dict.fromkeys(p.parent for p in everything):
-        parent.mkdir(parents=True, exist_ok=True)
-        clean_stale(parent)
+    _prepare_targets(finals, everything)
     marker = _marker()
     temps = {p: temp_sibling(p, TMP_PREFIX, marker) for p in everything}
     journals: list[Path] = []
@@ -293,33 +284,13 @@ def atomic_files(
             temps[folder].mkdir()
             os.chmod(temps[folder], 0o777 & ~_umask())
         yield dict(temps)
-        missing = [str(p) for p in finals if not temps[p].is_file()]
-        if missing:
-            raise RecfeatError(f"internal error: no file was written for {', '.join(missing)}")
-        for p in everything:
-            if p in finals:
-                os.chmod(temps[p], 0o666 & ~_umask())
-            fsync_path(temps[p])
+        _flush_temps(finals, everything, temps)
+        # The journal names are known before any is written, so a failure while writing them
+        # removes the ones already in place (below).
         parents = list(dict.fromkeys(p.parent for p in everything))
         journals = [parent / f"{JOURNAL_PREFIX}{marker}.json" for parent in parents]
         olds = {p: temp_sibling(p, OLD_PREFIX, marker) for p in everything}
-        # Absolute, with each folder resolved: a later run (any working folder) checks that
-        # every path sits beside the journal naming it (``_check_journal``).
-        record = {
-            "format": JOURNAL_FORMAT,
-            "entries": [
-                {"tmp": _journal_path(temps[p]), "final": _journal_path(p),
-                 "old": _journal_path(olds[p])}
-                for p in everything
-            ],  # fmt: skip
-            "journals": [_journal_path(j) for j in journals],
-        }
-        data = (json.dumps(record, indent=1) + "\n").encode()
-        for journal in journals:
-            tmp_journal = temp_sibling(journal, TMP_PREFIX, marker)
-            write_file(tmp_journal, data)
-            os.replace(tmp_journal, journal)
-            _fsync_dir(journal.parent)
+        _write_journals(journals, _journal_record(everything, temps, olds, journals), marker)
         # committed: from here on the new set is what a crash recovers to
         _apply([(temps[p], p, olds[p]) for p in everything], journals)
     except BaseException:
@@ -332,6 +303,60 @@ def atomic_files(
             for p in everything:
                 _remove(temps[p])
         raise
+
+
+def _prepare_targets(finals: list[Path], everything: list[Path]) -> None:
+    """Refuse a commit naming one output twice or a folder as a file output, then make each
+    destination folder and tidy what dead runs left in it (before any temporary exists)."""
+    if len({p.resolve() for p in everything}) != len(everything):
+        raise RecfeatError(
+            f"one commit names the same output twice: {', '.join(map(str, everything))}"
+        )
+    for p in finals:
+        if p.is_dir() and not p.is_symlink():
+            raise RecfeatError(f"{p} is a folder; give a file path for this output")
+    for parent in dict.fromkeys(p.parent for p in everything):
+        parent.mkdir(parents=True, exist_ok=True)
+        clean_stale(parent)
+
+
+def _flush_temps(finals: list[Path], everything: list[Path], temps: Mapping[Path, Path]) -> None:
+    """Step 1's end: every file output was written; give each the mode a plain open() would
+    have and flush every temporary to disk before any journal can commit it."""
+    missing = [str(p) for p in finals if not temps[p].is_file()]
+    if missing:
+        raise RecfeatError(f"internal error: no file was written for {', '.join(missing)}")
+    for p in everything:
+        if p in finals:
+            os.chmod(temps[p], 0o666 & ~_umask())
+        fsync_path(temps[p])
+
+
+def _journal_record(everything: list[Path], temps: Mapping[Path, Path],
+                    olds: Mapping[Path, Path], journals: list[Path]) -> bytes:  # fmt: skip
+    """The bytes of every journal of one commit (each folder's journal is identical)."""
+    # Absolute, with each folder resolved: a later run (any working folder) checks that
+    # every path sits beside the journal naming it (``_check_journal``).
+    record = {
+        "format": JOURNAL_FORMAT,
+        "entries": [
+            {"tmp": _journal_path(temps[p]), "final": _journal_path(p),
+             "old": _journal_path(olds[p])}
+            for p in everything
+        ],  # fmt: skip
+        "journals": [_journal_path(j) for j in journals],
+    }
+    return (json.dumps(record, indent=1) + "\n").encode()
+
+
+def _write_journals(journals: list[Path], data: bytes, marker: str) -> None:
+    """Step 2: each journal is written whole under a temporary name, flushed, then renamed
+    into place; the commit point is the last rename."""
+    for journal in journals:
+        tmp_journal = temp_sibling(journal, TMP_PREFIX, marker)
+        write_file(tmp_journal, data)
+        os.replace(tmp_journal, journal)
+        _fsync_dir(journal.parent)
 
 
 def write_together(writers: Mapping[str | Path | None, Callable[[Path], object]]) -> list[Path]:

@@ -66,11 +66,11 @@ class Setting:
 # plain settings is a dict of Setting; add a new one (say [tune]) here, read it with
 # ``setting(config, "tune", key, flag, default)``, and it is validated like [pipeline].
 SCHEMA: dict[str, Components | dict[str, Setting]] = {
-    "dataset": Components("dataset", False, "extract, evaluate"),
-    "cleaners": Components("cleaner", True, "extract, clean"),
+    "dataset": Components("dataset", False, "extract, evaluate, serve"),
+    "cleaners": Components("cleaner", True, "extract, clean, serve"),
     "tokenizer": Components("tokenizer", False, "tokenize"),
     "token_features": Components("tokenizer", False, "extract"),
-    "encoder": Components("encoder", False, "extract, export"),
+    "encoder": Components("encoder", False, "extract, export, serve"),
     "models": Components("model", True, "evaluate"),
     "metrics": Components("metric", True, "evaluate"),
     "exporter": Components("exporter", False, "export"),

@@ -9,7 +9,9 @@ config file exactly as ``--config`` does.
 - :func:`extract_settings` -> :class:`ExtractSettings` (``recfeat extract``,
   ``recfeat.extract_file``);
 - :func:`evaluate_settings` -> :class:`EvaluateSettings` (``recfeat evaluate``,
-  ``recfeat.evaluate``).
+  ``recfeat.evaluate``);
+- :func:`export_settings` -> :class:`ExportSettings` (``recfeat export``, ``recfeat.export``);
+- :func:`serve_settings` -> :class:`ServeSettings` (``recfeat serve``, ``recfeat.serve``).
 
 The primitives (``setting``: flag > ``[table] key`` > default, and ``component_spec``) are
 ``recfeat.config``'s; a config file is validated against ``recfeat.config.SCHEMA`` when read.
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from recfeat.config import component_spec, load_config, parse_key_values, pipeline_setting
-from recfeat.errors import ConfigError, UsageError
+from recfeat.errors import ConfigError, OptionError, UsageError
 
 DEFAULT_ENCODER = "minilm"
 
@@ -98,6 +100,34 @@ def encoder_spec(config: dict[str, Any], name: str | None = None, backend: str |
                            **{**base_options, **options})  # fmt: skip
 
 
+def _ray(ray: Any) -> dict[str, Any] | None:
+    """``ray``: None/False (local engines), True (Ray with its defaults) or a dict of
+    ``RayOptions`` fields."""
+    if ray is None or ray is False:
+        return None
+    if ray is True:
+        return {}
+    if isinstance(ray, dict):
+        return dict(ray)
+    raise UsageError(f"ray: give True or a dict of RayOptions fields (address, actors, "
+                     f"cpus_per_actor, batch_rows...), not {ray!r}")  # fmt: skip
+
+
+def _extract_inputs(config, encoder: str | None, cache) -> dict[str, Any]:
+    """The files an extraction reads besides DATA and --train, by flag: outputs must not
+    overwrite them."""
+    inputs: dict[str, Any] = {}
+    if isinstance(config, (str, Path)):
+        inputs["--config"] = config
+    if encoder and Path(str(encoder)).expanduser().exists():
+        inputs["--encoder"] = encoder
+    if cache is not False:
+        from recfeat.extraction.outputs import cache_files
+
+        inputs.update(cache_files(str(cache) if isinstance(cache, (str, Path)) else None, False))
+    return inputs
+
+
 @dataclasses.dataclass
 class ExtractSettings:
     """Everything one extraction runs with. ``encoder``/``encoder_options``: the registry
@@ -137,7 +167,7 @@ class ExtractSettings:
 
 def extract_settings(
     config: str | Path | dict[str, Any] | None = None, *,
-    data: str | Path | None = None, format: str | None = None,
+    data: str | Path | None = None, out: str | Path | None = None, format: str | None = None,
     loader_options: dict[str, Any] | Sequence[str] | None = None, encoding: str | None = None,
     skip_bad_rows: bool = False, level: str | None = None, encoder: str | None = None,
     backend: str | None = None, pooling: str | None = None, precision: str | None = None,
@@ -152,13 +182,23 @@ def extract_settings(
     """Defaults < ``config`` (``[dataset]``, ``cleaners``, ``[encoder]``, ``token_features``,
     ``[pipeline] level``) < these arguments (None: not given). ``loader_options``: a dict, or
     ``KEY=VALUE`` strings (``-o``); ``cache``: None, False or a folder; ``max_drop``: a
-    fraction or text such as "1%"."""
+    fraction or text such as "1%". ``out``, when given, is checked first: it must not be one
+    of the inputs (DATA, the config file, --train, an --encoder folder, the vector cache)."""
     from recfeat.selection.gate import parse_drop
 
-    cfg, cfg_path = read_config(config)
     if data is None and format not in ("sample", "synthetic-books"):
         raise UsageError("missing DATA: the input file or folder ('sample' for the SYNTHETIC "
                          "sample)")  # fmt: skip
+    inputs = _extract_inputs(config, encoder, cache)
+    if out is not None and not ray:
+        # before anything is read: a malformed file that --out would overwrite is refused
+        # as an input, not parsed
+        from recfeat.extraction.outputs import check_out_path, check_outputs
+
+        train_path = train if isinstance(train, (str, Path)) else None
+        data_path = None if data is None or str(data) == "sample" else data
+        check_outputs(check_out_path(out), {"DATA": data_path, "--train": train_path, **inputs})
+    cfg, _ = read_config(config)
     if isinstance(loader_options, dict):
         given = dict(loader_options)
     else:
@@ -177,13 +217,6 @@ def extract_settings(
                                       ("device", device)) if v is not None}  # fmt: skip
     name, enc_options = encoder_spec(cfg, encoder, backend, flag_options)
     spec = token_features if token_features is not None else cfg.get("token_features")
-    inputs: dict[str, Any] = {"--config": cfg_path}
-    if encoder and Path(str(encoder)).expanduser().exists():
-        inputs["--encoder"] = encoder
-    if cache is not False:
-        from recfeat.extraction.outputs import cache_files
-
-        inputs.update(cache_files(str(cache) if isinstance(cache, (str, Path)) else None, False))
     values = ExtractSettings(
         data=data, format=fmt, loader_options=options,
         level=pipeline_setting(cfg, "level", level, "review"), encoder=name,
@@ -191,7 +224,7 @@ def extract_settings(
         cleaners=_cleaners(cleaners, cfg), token_features=spec or None, aggregate=aggregate,
         user_from=user_from or "auto", train=train, cache=cache,
         chunk_size=2048 if chunk_size is None else int(chunk_size), batch_rows=batch_rows,
-        stream=stream, ray=({} if ray is True else dict(ray)) if ray else None,
+        stream=stream, ray=_ray(ray),
         min_cosine=0.99 if min_cosine is None else float(min_cosine),
         max_drop=0.01 if max_drop is None else parse_drop(max_drop),
         gate_interactions=gate_interactions, inputs=inputs,
@@ -200,3 +233,235 @@ def extract_settings(
 
     check_request(values.level, values.aggregate, values.user_from, values.chunk_size)
     return values
+
+
+def _at_least(flag: str, value: Any, low: float, *, high: float | None = None,
+              open_low: bool = False) -> None:  # fmt: skip
+    """The range a command line's click type checks, for keyword arguments too: OptionError
+    (exit 2) naming the flag."""
+    if value is None:
+        return
+    below = value <= low if open_low else value < low
+    if below or (high is not None and value > high):
+        bound = f"> {low}" if open_low else f">= {low}"
+        where = f"between {low} and {high}" if high is not None else bound
+        raise OptionError(f"{flag} must be {where}, got {value!r}")
+
+
+# -- export ---------------------------------------------------------------------------------
+
+#: Options of the exported graph that override the encoder's own (``--pooling`` ...).
+GRAPH_OPTIONS = ("pooling", "normalize", "max_length")
+
+
+@dataclasses.dataclass
+class ExportSettings:
+    """Everything one export runs with. ``encoder``/``encoder_options``: the torch encoder to
+    export (``encoder_spec``); ``exporter``/``exporter_options``: the registry exporter
+    (``onnx``, ``openvino``) and its options (``optimize``, ``quantize``, ``min_cosine``...);
+    ``graph``: ``GRAPH_OPTIONS`` of the exported graph over the encoder's; ``calibration``:
+    texts, or a file of them read as ``calibration_format``; ``gate``: a dataset (read as
+    ``gate_format``) the exported model is judged on against torch fp32 (None: no gate);
+    ``inputs``: the files the run reads, by label, which the output folder must not hold."""
+
+    encoder: str = DEFAULT_ENCODER
+    encoder_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    exporter: str = "onnx"
+    exporter_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    graph: dict[str, Any] = dataclasses.field(default_factory=dict)
+    calibration: Any = None
+    calibration_format: str = "auto"
+    gate: str | Path | None = None
+    gate_format: str = "auto"
+    max_drop: float = 0.01
+    gate_interactions: int | None = None
+    inputs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def make_encoder(self, *, graph: bool = False):
+        """The torch encoder to export (validated, not loaded); with ``graph``, the graph
+        options applied: the torch fp32 reference of the gate."""
+        from recfeat.plugin.registry import get_registry
+
+        options = {**self.encoder_options, **self.graph} if graph else self.encoder_options
+        return get_registry("encoder").create(self.encoder, **options)
+
+    def make_exporter(self):
+        """The exporter (options validated)."""
+        from recfeat.plugin.registry import get_registry
+
+        return get_registry("exporter").create(self.exporter, **self.exporter_options)
+
+    def calibration_texts(self) -> list[str] | None:
+        """The calibration texts: read from the file (stratified later by length), or as
+        given; None: the exporter's built-in varied set."""
+        if self.calibration is None:
+            return None
+        if isinstance(self.calibration, (str, Path)):
+            from recfeat.components.dataset import read_texts
+
+            return read_texts(str(self.calibration), self.calibration_format)
+        return list(self.calibration)
+
+
+def export_settings(
+    config: str | Path | dict[str, Any] | None = None, *, encoder: str | None = None,
+    init: str | None = None, pooling: str | None = None, normalize: bool | None = None,
+    max_length: int | None = None, backend: str | None = None, optimize: str | None = None,
+    quantize: str | None = None, preset: str | None = None, per_channel: bool | None = None,
+    calibration: str | Path | Sequence[str] | None = None, calibration_format: str | None = None,
+    calibration_method: str | None = None, calibration_size: int | None = None,
+    min_cosine: float | None = None, auto_exclude: bool | None = None,
+    exclude_nodes: str | Sequence[str] | None = None, opset: int | None = None,
+    external_data: bool | None = None, gate: str | Path | None = None,
+    gate_format: str | None = None, max_drop: float | str | None = None,
+    gate_interactions: int | None = None,
+) -> ExportSettings:  # fmt: skip
+    """Defaults < ``config`` (``[encoder]``: what to export; ``[exporter]``: ``use`` = the
+    backend and its options) < these arguments (None: not given), named as ``recfeat
+    export``'s flags (``backend`` picks the exporter; another one than the config's drops
+    the config's options, as ``--encoder`` does for ``[encoder]``). ``calibration``: a file
+    (``.txt``, one text per line, or a dataset) or the texts; ``max_drop``: a fraction or text
+    such as "1%". Every value is checked here, before any work: an export folder given as
+    the encoder, bad exporter options, ranges."""
+    from recfeat.config import chosen_component
+    from recfeat.encode.vocabulary import is_export_folder
+    from recfeat.selection.gate import parse_drop
+
+    cfg, cfg_path = read_config(config)
+    drop = 0.01 if max_drop is None else parse_drop(max_drop)  # a bad value fails before any work
+    for flag, value, low in (("--max-length", max_length, 2), ("--calibration-size", calibration_size, 1),
+                             ("--opset", opset, 7), ("--gate-interactions", gate_interactions, 100)):  # fmt: skip
+        _at_least(flag, value, low)
+    name, enc_options = encoder_spec(cfg, encoder, None, None if init is None else {"init": init})
+    if "path" in enc_options and is_export_folder(enc_options["path"]):
+        raise UsageError(
+            f"--encoder {enc_options['path']} is already an export folder; export the model it "
+            "was made from (its manifest's source)"
+        )
+    exporter, exp_options = chosen_component(cfg, "exporter", backend, "onnx")
+    if isinstance(exclude_nodes, str):
+        exclude_nodes = [exclude_nodes]
+    flags = dict(
+        optimize=optimize, quantize=quantize, preset=preset, per_channel=per_channel,
+        calibration_method=calibration_method, calibration_size=calibration_size,
+        min_cosine=min_cosine, auto_exclude=auto_exclude,
+        exclude_nodes=tuple(exclude_nodes) if exclude_nodes else None, opset=opset,
+        external_data=external_data,
+    )  # fmt: skip
+    exp_options.update({k: v for k, v in flags.items() if v is not None})
+    graph = {k: v for k, v in zip(GRAPH_OPTIONS, (pooling, normalize, max_length), strict=True)
+             if v is not None}  # fmt: skip
+    given_path = isinstance(calibration, (str, Path))
+    inputs: dict[str, Any] = {
+        "--config": cfg_path, "--calibration": calibration if given_path else None, "--gate": gate,
+        "--encoder": encoder if encoder and Path(str(encoder)).expanduser().exists() else None,
+    }  # fmt: skip
+    values = ExportSettings(
+        encoder=name, encoder_options=enc_options, exporter=exporter,
+        exporter_options=exp_options, graph=graph,
+        calibration=calibration if calibration is None or given_path else list(calibration),
+        calibration_format=calibration_format or "auto", gate=gate,
+        gate_format=gate_format or "auto", max_drop=drop, gate_interactions=gate_interactions,
+        inputs=inputs,
+    )  # fmt: skip
+    values.make_exporter()  # the exporter's option checks (values, presets), before any work
+    return values
+
+
+# -- serve ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class ServeSettings:
+    """Everything one server runs with. ``encoder``/``encoder_options``: the text encoder
+    (``encoder_spec``); ``label``: the encoder as it was asked for, the ``model`` name
+    responses carry; ``cleaners``: specs for input texts, None for ``extract``'s default
+    chain, [] for none; ``model``: a recommendation model file (``trust``: also an old
+    pickle one, which runs code); ``data``: a dataset whose item texts are encoded at start
+    (``format``, ``loader_options``); ``item_features``: item vectors from ``recfeat extract
+    --level item`` instead; ``server``: the address, key and limits of the HTTP server
+    (``recfeat.serve.state.ServeSettings``: host, port, api_key, max_batch_tokens,
+    batch_window_ms, max_queue, max_inputs, max_chars, max_body_bytes, request_timeout,
+    cache_size)."""
+
+    encoder: str = DEFAULT_ENCODER
+    encoder_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    label: str = DEFAULT_ENCODER
+    cleaners: list[Any] | None = None
+    model: str | Path | None = None
+    trust: bool = False
+    data: str | Path | None = None
+    format: str = "auto"
+    loader_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    item_features: str | Path | None = None
+    server: Any = None
+
+    def make_encoder(self):
+        """The text encoder (validated, not loaded)."""
+        from recfeat.plugin.registry import get_registry
+
+        return get_registry("encoder").create(self.encoder, **self.encoder_options)
+
+
+#: serve_settings' keyword arguments that are the HTTP server's (recfeat.serve.state's
+#: ServeSettings), with the range a value must lie in: (low, high, low is open).
+SERVER_LIMITS: dict[str, tuple[float, float | None, bool]] = {
+    "port": (0, 65535, False), "max_batch_tokens": (1, None, False),
+    "batch_window_ms": (0, None, False), "max_queue": (1, None, False),
+    "max_inputs": (1, None, False), "max_chars": (1, None, False),
+    "max_body_bytes": (1, None, False), "request_timeout": (0, None, True),
+    "cache_size": (0, None, False),
+}  # fmt: skip
+
+
+def serve_settings(
+    config: str | Path | dict[str, Any] | None = None, *, encoder: str | None = None,
+    backend: str | None = None, precision: str | None = None, device: str | None = None,
+    threads: int | None = None, cleaners: str | Sequence[Any] | None = None,
+    model: str | Path | None = None, trust: bool = False, data: str | Path | None = None,
+    format: str | None = None, loader_options: dict[str, Any] | Sequence[str] | None = None,
+    item_features: str | Path | None = None, host: str | None = None, port: int | None = None,
+    api_key: str | None = None, max_batch_tokens: int | None = None,
+    batch_window_ms: float | None = None, max_queue: int | None = None,
+    max_inputs: int | None = None, max_chars: int | None = None,
+    max_body_bytes: int | None = None, request_timeout: float | None = None,
+    cache_size: int | None = None,
+) -> ServeSettings:  # fmt: skip
+    """Defaults < ``config`` (``[encoder]``, ``cleaners``, ``[dataset]`` for ``data``) < these
+    arguments (None: not given), named as ``recfeat serve``'s flags. ``cleaners``: "a,b",
+    "none" or a list of specs; ``loader_options``: a dict or ``KEY=VALUE`` strings. Every
+    value is checked here, before anything loads (ranges, the backend)."""
+    from recfeat.serve.state import ServeSettings as ServerSettings
+
+    cfg, _ = read_config(config)
+    if backend == "auto":
+        raise UsageError("--backend auto chooses a backend for one extraction run; serve runs "
+                         "the one you name: torch, onnx or openvino")  # fmt: skip
+    _at_least("--threads", threads, 1)
+    limits = {"port": port, "max_batch_tokens": max_batch_tokens,
+              "batch_window_ms": batch_window_ms, "max_queue": max_queue,
+              "max_inputs": max_inputs, "max_chars": max_chars, "max_body_bytes": max_body_bytes,
+              "request_timeout": request_timeout, "cache_size": cache_size}  # fmt: skip
+    for key, value in limits.items():
+        low, high, open_low = SERVER_LIMITS[key]
+        _at_least(f"--{key.replace('_', '-')}", value, low, high=high, open_low=open_low)
+    flag_options = {k: v for k, v in (("precision", precision), ("device", device),
+                                      ("threads", threads)) if v is not None}  # fmt: skip
+    name, enc_options = encoder_spec(cfg, encoder, backend, flag_options)
+    label = encoder or (component_spec(cfg["encoder"])[0] if "encoder" in cfg else DEFAULT_ENCODER)
+    given = {}
+    if data is not None:
+        if isinstance(loader_options, dict):
+            given = dict(loader_options)
+        else:
+            given = parse_key_values(loader_options or (), example="text_col=review")
+    fmt, options = _dataset(cfg, format, given) if data is not None else (format or "auto", {})
+    server = ServerSettings(
+        **({"host": host} if host is not None else {}), api_key=api_key or None,
+        **{k: v for k, v in limits.items() if v is not None},
+    )  # fmt: skip
+    return ServeSettings(
+        encoder=name, encoder_options=enc_options, label=str(label),
+        cleaners=_cleaners(cleaners, cfg), model=model, trust=bool(trust), data=data,
+        format=fmt, loader_options=options, item_features=item_features, server=server,
+    )  # fmt: skip

@@ -153,7 +153,7 @@ def _build(spec: ExportSpec, tmp: Path, report: _Reporter) -> dict[str, Any]:
     from recfeat.progress import progress_bar
 
     from . import validate as val
-    from .convert import build_pooled_module, export_onnx
+    from .convert import build_pooled_module
 
     # Eager attention: the exported MatMul/Softmax pattern is what ORT's optimizer fuses.
     loaded = load_transformer(spec.model, init=spec.init, max_length=spec.max_length, sdpa=False)
@@ -169,34 +169,20 @@ def _build(spec: ExportSpec, tmp: Path, report: _Reporter) -> dict[str, Any]:
 
     steps: list[Step] = []
     planned = 1 + bool(spec.optimize) + bool(spec.quantize) + (spec.format == "openvino")
+    opset = spec.opset or family.default_opset
     with progress_bar(planned, "exporting") as bar:
-        # 1. export
         base = tmp / "model.onnx"
-        export_onnx(module, tokenizer, family, base, opset=spec.opset, external_data=spec.external_data)
-        opset = spec.opset or family.default_opset
-        v = val.check_step("export", base.name, "fp32", reference, val.onnx_outputs(base, batches),
-                           fp_threshold(spec))  # fmt: skip
-        _check_atol(v, family)
-        report(v)
-        steps.append(Step("export", base.name, {"opset": opset, "io_settings": family.settings_source}, v))
+        steps.append(_export_step(spec, module, tokenizer, family, base, opset, batches,
+                                  reference, report))  # fmt: skip
         current = base
         bar.advance()
 
-        # 2. optimise
         if spec.optimize:
-            from .optimize import fusion_source, optimize_onnx
-
-            opt = tmp / f"model_{spec.optimize}.onnx"
-            optimize_onnx(current, opt, family, loaded.model.config, spec.optimize,
-                          external_data=bool(spec.external_data))  # fmt: skip
-            v = val.check_step(f"optimize {spec.optimize}", opt.name, "fp32", reference,
-                               val.onnx_outputs(opt, batches), fp_threshold(spec))  # fmt: skip
-            report(v)
-            steps.append(Step("optimize", opt.name, {"level": spec.optimize, "fusions": fusion_source()}, v))
-            current = opt
+            steps.append(_optimize_step(spec, current, tmp, family, loaded, batches, reference,
+                                        report))  # fmt: skip
+            current = tmp / steps[-1].file
             bar.advance()
 
-        # 3. quantise (ONNX)
         if spec.quantize and spec.format == "onnx":
             step = _quantize_onnx(spec, current, tmp, family, loaded, tokenizer, valid_texts,
                                   batches, reference, report)  # fmt: skip
@@ -204,7 +190,6 @@ def _build(spec: ExportSpec, tmp: Path, report: _Reporter) -> dict[str, Any]:
             current = tmp / step.file
             bar.advance()
 
-        # 4. OpenVINO IR
         if spec.format == "openvino":
             from .openvino_export import export_openvino
 
@@ -213,8 +198,40 @@ def _build(spec: ExportSpec, tmp: Path, report: _Reporter) -> dict[str, Any]:
                 steps.append(step)
             bar.advance()
 
-    default_file = steps[-1].file
-    manifest = {
+    manifest = _manifest(spec, tmp, loaded, family, pooling, opset, steps, len(valid_texts))
+    return mf.write_manifest(tmp, manifest)
+
+
+def _export_step(spec, module, tokenizer, family, base, opset, batches, reference, report) -> Step:
+    """Export the pooled module to ONNX at ``base`` and validate it against PyTorch."""
+    from . import validate as val
+    from .convert import export_onnx
+
+    export_onnx(module, tokenizer, family, base, opset=spec.opset, external_data=spec.external_data)
+    v = val.check_step("export", base.name, "fp32", reference, val.onnx_outputs(base, batches),
+                       fp_threshold(spec))  # fmt: skip
+    _check_atol(v, family)
+    report(v)
+    return Step("export", base.name, {"opset": opset, "io_settings": family.settings_source}, v)
+
+
+def _optimize_step(spec, current, tmp, family, loaded, batches, reference, report) -> Step:
+    """Run ORT's graph optimiser on ``current`` at ``spec.optimize`` and validate the result."""
+    from . import validate as val
+    from .optimize import fusion_source, optimize_onnx
+
+    opt = tmp / f"model_{spec.optimize}.onnx"
+    optimize_onnx(current, opt, family, loaded.model.config, spec.optimize,
+                  external_data=bool(spec.external_data))  # fmt: skip
+    v = val.check_step(f"optimize {spec.optimize}", opt.name, "fp32", reference,
+                       val.onnx_outputs(opt, batches), fp_threshold(spec))  # fmt: skip
+    report(v)
+    return Step("optimize", opt.name, {"level": spec.optimize, "fusions": fusion_source()}, v)
+
+
+def _manifest(spec, tmp, loaded, family, pooling, opset, steps, n_validation) -> dict[str, Any]:
+    """What the artifact folder holds and how each file was made and validated."""
+    return {
         "created": mf.now(),
         "runtime": spec.format,
         "encoder": spec.encoder_name,
@@ -234,17 +251,16 @@ def _build(spec: ExportSpec, tmp: Path, report: _Reporter) -> dict[str, Any]:
         "output": OUTPUT_NAME,
         "tokenizer": {
             **mf.tokenizer_fingerprint(tmp),
-            "padding_side": tokenizer.padding_side,
+            "padding_side": loaded.tokenizer.padding_side,
         },
-        "default_file": default_file,
+        "default_file": steps[-1].file,
         "steps": [
             {"step": s.name, "file": s.file, "settings": s.settings, "validation": s.validation.as_dict()}
             for s in steps
         ],
-        "validation_texts": len(valid_texts),
+        "validation_texts": n_validation,
         "versions": mf.versions(),
     }
-    return mf.write_manifest(tmp, manifest)
 
 
 def _check_atol(v: StepValidation, family: ExportFamily) -> None:

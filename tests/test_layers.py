@@ -121,6 +121,127 @@ def test_core_packages_import_only_the_layers_below_them():
     assert not found, "an import against the layers:\n" + "\n".join(found)
 
 
+# The layers docs/architecture.md draws, bottom to top: a package imports only packages of a
+# lower tier (the leaf utilities may also import each other). Checked over every import in a
+# file, deferred (inside a function) and string-named (``"recfeat.x.y"`` constants, as lazy
+# imports and plugin lists name modules) included.
+TIERS: list[tuple[str, ...]] = [
+    ("recfeat.errors", "recfeat.atomic", "recfeat.progress", "recfeat.jsonable",
+     "recfeat.machine", "recfeat.outputs_guard"),
+    ("recfeat.plugin",),
+    ("recfeat.data",),
+    ("recfeat.components",),
+    ("recfeat.config",),
+    ("recfeat.encode",),
+    ("recfeat.extraction",),
+    ("recfeat.evaluation", "recfeat.training"),
+    ("recfeat.selection", "recfeat.serve"),
+    ("recfeat.bench", "recfeat.settings", "recfeat.demo"),
+    ("recfeat.plugins", "recfeat.exporters"),
+    ("recfeat.api",),
+    ("recfeat.cli",),
+]  # fmt: skip
+LEAF = TIERS[0]
+# What any layer may take from the package root: its own light names (no API behind them).
+ROOT_NAMES = {"recfeat", "recfeat.__version__", "recfeat.get_registry", "recfeat.hookimpl",
+              "recfeat.RecfeatError"}  # fmt: skip
+# (importing package, imported package) -> why an upward import is still allowed.
+UPWARD_ALLOWED: dict[tuple[str, str], str] = {
+    ("recfeat.plugin", "recfeat.plugins"): "the registry loads the built-in plugins by name "
+    "(plugin.manager.DEFAULT_PLUGINS): the one way core reaches them",
+    ("recfeat.plugin", "recfeat.exporters"): "the same list names the exporters' plugin module",
+    ("recfeat.plugin", "recfeat.components"): "the registry checks a registered class against "
+    "its kind's base class (registry.BASES), named as a string so the kernel loads none of "
+    "them until something registers",
+}
+# The CLI parses, calls the Python API and prints: it imports nothing else of recfeat.
+CLI_MAY_IMPORT = ("recfeat.api", "recfeat.cli", "recfeat.errors")
+
+
+def _tier(name: str) -> tuple[int, str] | None:
+    for rank, packages in enumerate(TIERS):
+        for package in packages:
+            if name == package or name.startswith(package + "."):
+                return rank, package
+    return None
+
+
+def _string_imports(path: Path) -> list[tuple[str, int]]:
+    """String constants that name a recfeat module (lazy imports, plugin lists)."""
+    import re
+
+    tree = ast.parse(path.read_text(), filename=str(path))
+    pattern = re.compile(r"recfeat(\.[A-Za-z_][A-Za-z0-9_]*)+")
+    return [(node.value, node.lineno) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and pattern.fullmatch(node.value)]  # fmt: skip
+
+
+def upward_imports(module: str, path: Path) -> list[str]:
+    """Every import in ``module`` (file ``path``) against the tiers, one line each."""
+    here = _tier(module)
+    if here is None:  # the package root: the facade, it may name anything
+        return []
+    rank, package = here
+    found: list[str] = []
+    seen: set[tuple[int, str]] = set()  # one line per statement and package
+    for target, line in _imports(module, path) + _string_imports(path):
+        if target in ROOT_NAMES or not target.startswith("recfeat"):
+            continue
+        there = _tier(target)
+        if there is None:
+            continue
+        their_rank, their_package = there
+        if (line, their_package) in seen:
+            continue
+        seen.add((line, their_package))
+        if their_package == package or (package in LEAF and their_package in LEAF):
+            continue
+        if their_rank >= rank and (package, their_package) not in UPWARD_ALLOWED:
+            found.append(f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path}:{line}"
+                         f" {package} imports {target} (tier {their_rank} >= {rank})")  # fmt: skip
+        if package == "recfeat.cli" and their_package not in CLI_MAY_IMPORT:
+            found.append(f"{path}:{line} the CLI imports {target}; call recfeat.api instead")
+    return found
+
+
+def test_every_package_is_in_a_tier():
+    packages = {m.split(".")[1] for m in _modules() if m.count(".") >= 1}
+    missing = sorted(p for p in packages if _tier(f"recfeat.{p}") is None)
+    assert not missing, f"add these packages to TIERS (and to docs/architecture.md): {missing}"
+
+
+def test_imports_follow_the_tiers():
+    found = [w for module, path in _modules().items() for w in upward_imports(module, path)]
+    assert not found, "imports against the layers of docs/architecture.md:\n" + "\n".join(found)
+
+
+def test_the_tier_check_fails_on_an_upward_import(tmp_path):
+    """The check sees a deferred upward import, a string-named one and a CLI shortcut."""
+    src = tmp_path / "fake.py"
+    src.write_text(
+        "import recfeat.errors\n"
+        "from recfeat import __version__\n"
+        "def f():\n    from recfeat.extraction.stages import encode_texts\n"
+        'LAZY = {"x": "recfeat.api"}\n'
+    )
+    found = upward_imports("recfeat.data.fake", src)
+    assert len(found) == 2, found
+    assert "recfeat.extraction.stages" in found[0] and "recfeat.api" in found[1]
+    assert [w.split(" imports ")[1] for w in upward_imports("recfeat.bench.fake", src)] == [
+        "recfeat.api (tier 11 >= 9)"
+    ]
+    cli = tmp_path / "cmd.py"
+    cli.write_text("def run():\n    from recfeat.evaluation.protocol import evaluate\n")
+    assert any("call recfeat.api" in w for w in upward_imports("recfeat.cli.cmd", cli))
+
+
+def test_architecture_doc_draws_every_tier():
+    doc = (REPO / "docs" / "architecture.md").read_text()
+    missing = [p for tier in TIERS for p in tier if p not in doc]
+    assert not missing, f"docs/architecture.md does not show: {missing}"
+
+
 def _cycles_here() -> list[list[str]]:
     """The shared tool's check (same edges, same SCCs) over the source folders."""
     mods = _modules()

@@ -302,7 +302,7 @@ def test_folder_of_csv_shards_reads_ids_as_text_like_the_local_loader(ray_cluste
         "rating": [r["overall"] for r in rows],
         "text": [r["reviewText"] for r in rows],
     })  # fmt: skip
-    # repeated (user, item) rows are dropped by the local loader only (docs/scale.md)
+    # distinct (user, item) pairs, so the folder and the one file hold the same rows
     table = table.drop_duplicates(["user", "item"]).reset_index(drop=True)
     half = len(table) // 2
     folder = tmp_path / "shards"
@@ -321,3 +321,23 @@ def test_folder_of_csv_shards_reads_ids_as_text_like_the_local_loader(ray_cluste
     assert set(local.ids["user"]) == {f"00{i}" for i in range(40)}
     manifest = _assert_same(local, out, ["user"])
     assert manifest["text_rows"] == len(table) and manifest["rows"] == 40
+
+
+def test_a_users_file_that_looks_like_a_shard_is_neither_deleted_nor_read(ray_cluster, mi_slice,
+                                                                         tiny_config, tmp_path):  # fmt: skip
+    """Only files with recfeat's shard footer are removed as stale or read as output."""
+    import pandas as pd
+
+    from recfeat.extraction.ray_shards import read_output
+
+    out = tmp_path / "mixed"
+    out.mkdir()
+    mine = out / "part-00000-6c2f.snappy.parquet"
+    pd.DataFrame({"user": ["x"], "item": ["y"]}).to_parquet(mine)
+    before = mine.read_bytes()
+    result = _cli("extract", str(mi_slice), "--config", str(tiny_config), "--ray",
+                  "--ray-address", ray_cluster, "--cpus-per-actor", "0.5", "--out", str(out))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert mine.read_bytes() == before
+    ids, _, manifest = read_output(str(out))
+    assert len(ids) == SLICE_ROWS == manifest["rows"] and "x" not in set(ids["user"])

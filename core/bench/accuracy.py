@@ -10,6 +10,7 @@ within ``max_drop``) gives each backend its verdict and names the fastest that p
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -49,7 +50,6 @@ def run_accuracy(
 ) -> dict[str, Any]:
     """Parity and downstream metrics per backend; rows are (backend, model)."""
     from recfeat.components.dataset import load_dataset
-    from recfeat.evaluation.protocol import evaluate
     from recfeat.evaluation.splits import make_split
 
     if split not in SPLITS:
@@ -63,74 +63,118 @@ def run_accuracy(
     texts, to_features = gate.texts_and_builder(rec)
     if ctx.calibration_texts is None:
         ctx.calibration_texts = [t for t in texts if t.strip()][:512]
-    split_obj = make_split(rec.interactions, split, seed=seed)
+    run = _Accuracy(
+        encoder=encoder, ctx=ctx, say=say, rec=rec, texts=texts, to_features=to_features,
+        models=models, split=split, split_obj=make_split(rec.interactions, split, seed=seed),
+        seed=seed, random_weights=ctx.init == "random",
+    )  # fmt: skip
+    for spec in _with_reference(backends):
+        _score_backend(run, spec)
+    if not run.rows:
+        raise RecfeatError("no backend could run: " + "; ".join(
+            f"{f['backend']}: {f['error']}" for f in run.failed))
+    flag_drops(run.rows, REFERENCE, max_drop)
+    verdicts = gate_verdicts(run.rows, min_cosine=min_cosine, max_drop=max_drop, units=run.units)
+    return _accuracy_results(run, verdicts, max_drop=max_drop, min_cosine=min_cosine,
+                             command=command)  # fmt: skip
+
+
+@dataclasses.dataclass
+class _Accuracy:
+    """One ``run_accuracy``: the data every backend is judged on, and what they gave so far."""
+
+    encoder: str
+    ctx: sb.BuildContext
+    say: Callable[[str], None]
+    rec: Any
+    texts: list[str]
+    to_features: Callable[..., Any]
+    models: Sequence[str]
+    split: str
+    split_obj: Any
+    seed: int
+    random_weights: bool
+    rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    # backend -> "MODEL METRIC" -> per-unit values
+    units: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    failed: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    reference_vectors: np.ndarray | None = None
+
+
+def _with_reference(backends: Sequence[sb.BackendSpec]) -> list[sb.BackendSpec]:
+    """The backends with the reference first, added when not asked for: parity and drops
+    need it."""
     specs = sorted(backends, key=lambda s: s.name != REFERENCE)
     if specs[0].name != REFERENCE:
-        specs.insert(0, sb.get_backend(REFERENCE))  # parity and drops need the reference
-    rows: list[dict[str, Any]] = []
-    units: dict[str, dict[str, Any]] = {}  # backend -> "MODEL METRIC" -> per-unit values
-    failed: list[dict[str, str]] = []
-    reference_vectors = None
-    random_weights = ctx.init == "random"
-    for spec in specs:
-        say(f"{spec.name}: encoding {len(texts)} texts")
-        try:
-            runner = spec.build(ctx)
-            runner.encode(texts[:16])  # warm-up
-            m = measure(lambda r=runner: r.encode(texts), sequences=len(texts), tokens=0,
-                        warmup=0, repeats=1, device=ctx.device, sync=runner.sync)
-        except Exception as exc:  # noqa: BLE001 - reported per backend, others go on
-            failed.append({"backend": spec.name, "error": f"{type(exc).__name__}: {exc}"
+        specs.insert(0, sb.get_backend(REFERENCE))
+    return specs
+
+
+def _score_backend(run: _Accuracy, spec: sb.BackendSpec) -> None:
+    """Encode the texts with one backend (timed), evaluate the models on its vectors and add
+    one row per model to ``run``; a backend that cannot encode is recorded under ``failed``."""
+    from recfeat.evaluation.protocol import evaluate
+
+    texts, ctx = run.texts, run.ctx
+    run.say(f"{spec.name}: encoding {len(texts)} texts")
+    try:
+        runner = spec.build(ctx)
+        runner.encode(texts[:16])  # warm-up
+        m = measure(lambda r=runner: r.encode(texts), sequences=len(texts), tokens=0,
+                    warmup=0, repeats=1, device=ctx.device, sync=runner.sync)
+    except Exception as exc:  # noqa: BLE001 - reported per backend, others go on
+        run.failed.append({"backend": spec.name, "error": f"{type(exc).__name__}: {exc}"
                            if not isinstance(exc, RecfeatError) else str(exc)})
-            continue
-        random_weights = random_weights or runner.random_weights
-        vectors = np.asarray(m.result, dtype=np.float32)
-        if spec.name == REFERENCE:
-            reference_vectors = vectors
-        features = to_features(vectors, {"encoder": encoder, "backend": spec.name})
-        say(f"{spec.name}: evaluating {', '.join(models)} on the {split} split")
-        result = evaluate(rec, features, models=list(models), split=split_obj, k=10, seed=seed,
-                          metrics=ACCURACY_METRICS, cold_reviews=COLD_REVIEWS)
-        for model, per_metric in result.units.items():
-            units.setdefault(spec.name, {}).update(
-                {f"{model} {metric}": u for metric, u in per_metric.items()})
-        for model, row in result.to_dict()["models"].items():
-            rows.append({
-                "backend": spec.name, "kind": spec.kind, "model": model,
-                "seq_per_s": m.seq_per_s, "encode_s": m.stats.median_s,
-                **parity(reference_vectors, vectors),
-                "metrics": {k: v for k, v in row["metrics"].items() if v is not None},
-                "not_applicable": row["not_applicable"],
-            })
-    if not rows:
-        raise RecfeatError("no backend could run: " + "; ".join(
-            f"{f['backend']}: {f['error']}" for f in failed))
-    flag_drops(rows, REFERENCE, max_drop)
-    verdicts = gate_verdicts(rows, min_cosine=min_cosine, max_drop=max_drop, units=units)
+        return
+    run.random_weights = run.random_weights or runner.random_weights
+    vectors = np.asarray(m.result, dtype=np.float32)
+    if spec.name == REFERENCE:
+        run.reference_vectors = vectors
+    features = run.to_features(vectors, {"encoder": run.encoder, "backend": spec.name})
+    run.say(f"{spec.name}: evaluating {', '.join(run.models)} on the {run.split} split")
+    result = evaluate(run.rec, features, models=list(run.models), split=run.split_obj, k=10,
+                      seed=run.seed, metrics=ACCURACY_METRICS, cold_reviews=COLD_REVIEWS)
+    for model, per_metric in result.units.items():
+        run.units.setdefault(spec.name, {}).update(
+            {f"{model} {metric}": u for metric, u in per_metric.items()})
+    for model, row in result.to_dict()["models"].items():
+        run.rows.append({
+            "backend": spec.name, "kind": spec.kind, "model": model,
+            "seq_per_s": m.seq_per_s, "encode_s": m.stats.median_s,
+            **parity(run.reference_vectors, vectors),
+            "metrics": {k: v for k, v in row["metrics"].items() if v is not None},
+            "not_applicable": row["not_applicable"],
+        })
+
+
+def _accuracy_results(run: _Accuracy, verdicts: dict[str, Any], *, max_drop: float,
+                      min_cosine: float, command: str | None) -> dict[str, Any]:  # fmt: skip
+    """The results dict ``recfeat.bench.report.write_report`` takes."""
+    ctx = run.ctx
     notes = [
-        f"{len(texts)} texts encoded per backend; split {split} (seed {seed}); metrics from "
-        "recfeat.evaluation.protocol (full ranking, k=10).",
+        f"{len(run.texts)} texts encoded per backend; split {run.split} (seed {run.seed}); "
+        "metrics from recfeat.evaluation.protocol (full ranking, k=10).",
         verdicts["summary"],
     ]
-    if random_weights:
+    if run.random_weights:
         notes.append("RANDOM WEIGHTS: downstream metrics of random vectors mean nothing.")
     return {
         "mode": "accuracy",
         "command": command,
-        "encoder": encoder,
+        "encoder": run.encoder,
         "init": ctx.init,
-        "random_weights": random_weights,
-        "dataset": rec.name,
-        "split": split,
-        "models": list(models),
+        "random_weights": run.random_weights,
+        "dataset": run.rec.name,
+        "split": run.split,
+        "models": list(run.models),
         "reference": REFERENCE,
         "max_drop": max_drop,
         "min_cosine": min_cosine,
         "gate": verdicts,
         "pareto_metric": PARETO_METRIC,
         "environment": capture_environment(threads=ctx.threads, device=ctx.device),
-        "rows": rows,
-        "failed": failed,
+        "rows": run.rows,
+        "failed": run.failed,
         "notes": notes,
     }
 

@@ -7,6 +7,7 @@ A backend that fails to build or run is reported under ``failed`` and the others
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -147,112 +148,163 @@ def run_throughput(
     shape = model_shape(encoder, ctx.init)
     gemm = (ceilings.measure_ceilings(threads=ctx.threads, size=ceiling_size, progress=say)
             if ceiling_size and ctx.device == "cpu" else None)  # fmt: skip
-    gate_vectors: dict[str, Any] = {}
     if fixed:
         check_grid(shape, batch_sizes, seq_lens, device=ctx.device)
     specs = _order([*backends, *peers])
-    rows: list[dict[str, Any]] = []
-    failed: list[dict[str, str]] = []
-    refs: dict[Any, np.ndarray] = {}
-    random_weights = ctx.init == "random"
-    corpus_info: dict[str, Any] | None = None
-    sync_dev = ctx.device
-    token_counts = None
-    reference = specs[0].name if specs else None
-    texts = list(texts) if texts is not None else None
+    run = _Throughput(
+        encoder=encoder, ctx=ctx, shape=shape, say=say, device=ctx.device,
+        reference=specs[0].name if specs else None, fixed=fixed, batch_sizes=batch_sizes,
+        seq_lens=seq_lens, texts=list(texts) if texts is not None else None,
+        corpus_name=corpus_name, repeats=repeats, warmup=warmup, gate=gate,
+        random_weights=ctx.init == "random",
+    )  # fmt: skip
     for spec in specs:
-        say(f"building {spec.name}")
-        try:
-            runner = spec.build(ctx)
-        except RecfeatError as exc:
-            failed.append({"backend": spec.name, "error": str(exc)})
-            continue
-        except Exception as exc:  # a broken optional stack must not sink the other rows
-            failed.append({"backend": spec.name, "error": f"{type(exc).__name__}: {exc}"})
-            continue
-        random_weights = random_weights or runner.random_weights
-        try:
-            if fixed:
-                for seq in seq_lens:
-                    for batch in batch_sizes:
-                        say(f"{spec.name}: batch {batch} x seq {seq}")
-                        ids, mask = synthetic_batch(batch, seq, shape["vocab"])
-                        m = measure(lambda r=runner, i=ids, k=mask: r.forward(i, k), sequences=batch,
-                                    tokens=batch * seq, warmup=warmup, repeats=repeats,
-                                    device=sync_dev, sync=runner.sync)
-                        key = ("fixed", batch, seq)
-                        if spec.name == reference:
-                            refs[key] = m.result
-                        rows.append({"backend": spec.name, "kind": spec.kind,
-                                     "workload": "fixed", "batch": batch, "seq": seq,
-                                     **m.as_row(), **parity(refs.get(key), m.result),
-                                     "gflops_per_s": batch * ceilings.flops_per_sequence(shape, seq)
-                                     / m.stats.median_s / 1e9})  # fmt: skip
-            if texts is not None:
-                if token_counts is None:
-                    token_counts = _count_tokens(runner, texts, ctx)
-                    corpus_info = {
-                        "name": corpus_name or "corpus", "texts": len(texts),
-                        "tokens": int(token_counts.sum()),
-                        "mean_tokens": float(token_counts.mean()),
-                        "max_length": ctx.max_length or sb.encoder_class_defaults(encoder).get("max_length"),
-                    }
-                say(f"{spec.name}: corpus of {len(texts)} texts")
-                warm = texts[:WARMUP_TEXTS]
-                m = _measure_with_warmup(runner, texts, warm, token_counts, repeats,
-                                         sync_dev, warmup)
-                if spec.name == reference:
-                    refs["corpus"] = m.result
-                batching = (
-                    f"token budget {getattr(getattr(runner, 'encoder', None), 'batch_tokens', '?')}"
-                    if spec.kind == sb.RECFEAT
-                    else f"fixed batch {getattr(runner, 'batch_size', ctx.peer_batch_size)}"
-                )
-                rows.append({"backend": spec.name, "kind": spec.kind, "workload": "corpus",
-                             "batching": batching, **m.as_row(),
-                             **parity(refs.get("corpus"), m.result),
-                             "gflops_per_s": ceilings.corpus_flops(shape, token_counts)
-                             / m.stats.median_s / 1e9})  # fmt: skip
-            if gate is not None and gate.active and (spec.kind == sb.RECFEAT or spec.name == reference):
-                say(f"{spec.name}: downstream gate on {len(gate.texts)} texts")
-                gate_vectors[spec.name] = runner.encode(gate.texts)
-            _describe(rows, spec, runner)
-        except RecfeatError as exc:
-            failed.append({"backend": spec.name, "error": str(exc)})
-        except Exception as exc:
-            failed.append({"backend": spec.name, "error": f"{type(exc).__name__}: {exc}"})
-        runner = None  # free this backend's model before building the next
-    if not rows:
-        reasons = "; ".join(f"{f['backend']}: {f['error']}" for f in failed)
+        _run_backend(run, spec)
+    if not run.rows:
+        reasons = "; ".join(f"{f['backend']}: {f['error']}" for f in run.failed)
         raise RecfeatError(f"no backend could run: {reasons}")
     if gemm is not None:  # again after the paths: the faster of the two counts (combine)
         gemm = ceilings.combine(gemm, ceilings.measure_ceilings(
             threads=ctx.threads, size=ceiling_size, progress=say))  # fmt: skip
-    add_peer_ratios(rows)
-    gate_info = (_apply_gate(rows, gate, gate_rule, gate_vectors, reference)
+    add_peer_ratios(run.rows)
+    gate_info = (_apply_gate(run.rows, gate, gate_rule, run.gate_vectors, run.reference)
                  if gate is not None and gate_rule is not None else None)  # fmt: skip
-    targets = bench_summary.summarise(rows, (gemm or {}).get("ceilings") or {})
+    return _throughput_results(run, gemm=gemm, gate_info=gate_info, command=command,
+                               not_installed=not_installed)  # fmt: skip
+
+
+@dataclasses.dataclass
+class _Throughput:
+    """One ``run_throughput``: its settings, and what the backends measured so far (the
+    reference's outputs every later row is compared with, the corpus's token counts)."""
+
+    encoder: str
+    ctx: sb.BuildContext
+    shape: dict[str, Any]
+    say: Callable[[str], None]
+    device: str  # as it was when the run started: rows are synchronised on that device
+    reference: str | None
+    fixed: bool
+    batch_sizes: Sequence[int]
+    seq_lens: Sequence[int]
+    texts: list[str] | None
+    corpus_name: str | None
+    repeats: int
+    warmup: int
+    gate: Any
+    random_weights: bool
+    rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    failed: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    refs: dict[Any, np.ndarray] = dataclasses.field(default_factory=dict)
+    gate_vectors: dict[str, Any] = dataclasses.field(default_factory=dict)
+    token_counts: np.ndarray | None = None
+    corpus_info: dict[str, Any] | None = None
+
+
+def _failure(spec: sb.BackendSpec, exc: Exception) -> dict[str, str]:
+    # recfeat's own errors are written for the user; anything else needs its type to make sense
+    error = str(exc) if isinstance(exc, RecfeatError) else f"{type(exc).__name__}: {exc}"
+    return {"backend": spec.name, "error": error}
+
+
+def _run_backend(run: _Throughput, spec: sb.BackendSpec) -> None:
+    """Build one backend and add its rows (or its failure) to ``run``. A function of its own
+    so the runner, and its model, is freed on return, before the next backend is built."""
+    run.say(f"building {spec.name}")
+    try:
+        runner = spec.build(run.ctx)
+    except Exception as exc:  # a broken optional stack must not sink the other rows
+        run.failed.append(_failure(spec, exc))
+        return
+    run.random_weights = run.random_weights or runner.random_weights
+    try:
+        if run.fixed:
+            _measure_grid(run, spec, runner)
+        if run.texts is not None:
+            _measure_corpus(run, spec, runner)
+        gate = run.gate
+        if gate is not None and gate.active and (spec.kind == sb.RECFEAT or spec.name == run.reference):
+            run.say(f"{spec.name}: downstream gate on {len(gate.texts)} texts")
+            run.gate_vectors[spec.name] = runner.encode(gate.texts)
+        _describe(run.rows, spec, runner)
+    except Exception as exc:
+        run.failed.append(_failure(spec, exc))
+
+
+def _measure_grid(run: _Throughput, spec: sb.BackendSpec, runner) -> None:
+    """One row per (batch, seq) of the fixed grid, on synthetic token ids."""
+    for seq in run.seq_lens:
+        for batch in run.batch_sizes:
+            run.say(f"{spec.name}: batch {batch} x seq {seq}")
+            ids, mask = synthetic_batch(batch, seq, run.shape["vocab"])
+            m = measure(lambda r=runner, i=ids, k=mask: r.forward(i, k), sequences=batch,
+                        tokens=batch * seq, warmup=run.warmup, repeats=run.repeats,
+                        device=run.device, sync=runner.sync)
+            key = ("fixed", batch, seq)
+            if spec.name == run.reference:
+                run.refs[key] = m.result
+            run.rows.append({"backend": spec.name, "kind": spec.kind,
+                             "workload": "fixed", "batch": batch, "seq": seq,
+                             **m.as_row(), **parity(run.refs.get(key), m.result),
+                             "gflops_per_s": batch * ceilings.flops_per_sequence(run.shape, seq)
+                             / m.stats.median_s / 1e9})  # fmt: skip
+
+
+def _measure_corpus(run: _Throughput, spec: sb.BackendSpec, runner) -> None:
+    """One row for encoding the whole corpus, tokenisation included."""
+    texts, ctx = run.texts, run.ctx
+    if run.token_counts is None:
+        run.token_counts = _count_tokens(runner, texts, ctx)
+        run.corpus_info = {
+            "name": run.corpus_name or "corpus", "texts": len(texts),
+            "tokens": int(run.token_counts.sum()),
+            "mean_tokens": float(run.token_counts.mean()),
+            "max_length": ctx.max_length or sb.encoder_class_defaults(run.encoder).get("max_length"),
+        }
+    run.say(f"{spec.name}: corpus of {len(texts)} texts")
+    warm = texts[:WARMUP_TEXTS]
+    m = _measure_with_warmup(runner, texts, warm, run.token_counts, run.repeats,
+                             run.device, run.warmup)
+    if spec.name == run.reference:
+        run.refs["corpus"] = m.result
+    batching = (
+        f"token budget {getattr(getattr(runner, 'encoder', None), 'batch_tokens', '?')}"
+        if spec.kind == sb.RECFEAT
+        else f"fixed batch {getattr(runner, 'batch_size', ctx.peer_batch_size)}"
+    )
+    run.rows.append({"backend": spec.name, "kind": spec.kind, "workload": "corpus",
+                     "batching": batching, **m.as_row(),
+                     **parity(run.refs.get("corpus"), m.result),
+                     "gflops_per_s": ceilings.corpus_flops(run.shape, run.token_counts)
+                     / m.stats.median_s / 1e9})  # fmt: skip
+
+
+def _throughput_results(run: _Throughput, *, gemm, gate_info, command,
+                        not_installed) -> dict[str, Any]:  # fmt: skip
+    """The results dict ``recfeat.bench.report.write_report`` takes."""
+    ctx = run.ctx
+    targets = bench_summary.summarise(run.rows, (gemm or {}).get("ceilings") or {})
     notes = []
-    if random_weights:
+    if run.random_weights:
         notes.append("RANDOM WEIGHTS: a standard shape with seeded random weights; figures "
                      "measure speed only, the vectors mean nothing.")
     return {
         "mode": "throughput",
         "command": command,
-        "encoder": encoder,
+        "encoder": run.encoder,
         "init": ctx.init,
-        "random_weights": random_weights,
-        "model_shape": shape,
-        "reference": reference,
-        "repeats": repeats,
-        "warmup": warmup,
+        "random_weights": run.random_weights,
+        "model_shape": run.shape,
+        "reference": run.reference,
+        "repeats": run.repeats,
+        "warmup": run.warmup,
         "environment": capture_environment(threads=ctx.threads, device=ctx.device),
-        "corpus": corpus_info,
+        "corpus": run.corpus_info,
         "ceilings": gemm,
         "gate": gate_info,
         "targets": targets,
-        "rows": rows,
-        "failed": failed,
+        "rows": run.rows,
+        "failed": run.failed,
         "not_installed": list(not_installed),
         "notes": notes,
     }

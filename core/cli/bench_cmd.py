@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import shlex
 import sys
 
 import click
 
+import recfeat.api as api
 from recfeat.cli.params import gate_interactions_option
-
-DEFAULT_CPU_BACKENDS = "torch-fp32,torch-bf16,onnx-fp32,onnx-int8"
-DEFAULT_GPU_BACKENDS = "torch-fp32,torch-bf16,torch-fp16"
 
 
 def _command_line() -> str:
@@ -22,28 +19,19 @@ def _say(msg: str) -> None:
     click.echo(f"bench: {msg}", err=True)
 
 
-def _context(encoder, device, threads, init, max_length, batch_tokens, peer_batch_size, calibration=None):
-    from recfeat.selection.backends import BuildContext
-
-    return BuildContext(
-        encoder=encoder, init=init, device=device, threads=threads, max_length=max_length,
-        batch_tokens=batch_tokens, peer_batch_size=peer_batch_size,
-        calibration_texts=calibration,
-    )
-
-
-def _default_backends(device: str) -> str:
-    from recfeat.bench.backends import BACKENDS
-
-    wanted = DEFAULT_GPU_BACKENDS if device.startswith("cuda") else DEFAULT_CPU_BACKENDS
-    return ",".join(n for n in wanted.split(",") if BACKENDS[n].available)
+def _show(path, results) -> None:
+    """The report's results.md, then what could not run."""
+    click.echo((path / "results.md").read_text())
+    for f in results["failed"]:
+        _say(f"could not run {f['backend']}: {f['error']}")
+    click.echo(f"report written to {path}")
 
 
 _common = [
     click.option("--encoder", default="minilm", show_default=True, help="Encoder name."),
     click.option("--backends", default=None,
-                 help=f"Comma-separated recfeat backends [default: {DEFAULT_CPU_BACKENDS} on CPU, "
-                      f"{DEFAULT_GPU_BACKENDS} on CUDA]."),
+                 help=f"Comma-separated recfeat backends [default: {api.DEFAULT_CPU_BACKENDS} on "
+                      f"CPU, {api.DEFAULT_GPU_BACKENDS} on CUDA]."),
     click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads for every backend."),
     click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N."),
     click.option("--init", type=click.Choice(["pretrained", "random"]), default="pretrained",
@@ -98,59 +86,15 @@ def throughput_cmd(encoder, backends, threads, device, init, max_length, batch_t
                    peer_batch_size, out, force, peers, batch_sizes, seq_lens, data, fmt, limit,
                    no_fixed, repeats, warmup, ceiling_size, gate, gate_interactions):
     """Sequences/s, tokens/s, latency and memory per backend: fixed shapes and a real corpus."""
-    from recfeat.bench import backends as bb
-    from recfeat.bench import report as bench_report
-    from recfeat.bench import suite as bench_suite
-    from recfeat.errors import UsageError
-    from recfeat.outputs_guard import guard_outputs
-    from recfeat.selection import backends as sb
-
-    guard_outputs({"--out": out}, {"--data": data, "--encoder": encoder})
-    bench_report.check_out_dir(out, force=force)  # before any work
-    bb.check_device(device)
-    specs = bb.parse_backends(backends or _default_backends(device), kind=sb.RECFEAT, device=device)
-    not_installed: list[dict[str, str]] = []
-    if peers is None:
-        peer_specs, not_installed = bb.default_peers(device)
-    elif peers.strip().lower() in ("", "none"):
-        peer_specs = []
-    else:
-        peer_specs = bb.parse_backends(peers, kind=sb.PEER, device=device)
-    if not specs and not peer_specs:
-        raise UsageError(f"no backends to measure; {sb.availability(bb.BACKENDS)}")
-    batch_list = bench_suite.parse_int_list(batch_sizes, "--batch-sizes")
-    seq_list = bench_suite.parse_int_list(seq_lens, "--seq-lens")
-    if no_fixed and not data:
-        raise UsageError("--no-fixed leaves nothing to measure without --data")
-    texts = name = task = rule = None
-    if data:
-        from recfeat.components.dataset import load_dataset
-
-        rec = load_dataset(data, fmt)
-        name, texts = bench_suite.corpus_texts(rec, fmt, limit)
-        _say(f"corpus {name}: {len(texts)} texts")
-        if gate:
-            from recfeat.selection import gate as bench_gate
-
-            task = bench_gate.task_gate(rec, limit=gate_interactions)
-            rule = functools.partial(bench_gate.judge, min_cosine=bench_gate.DEFAULT_MIN_COSINE,
-                                     max_drop=bench_gate.DEFAULT_MAX_DROP)
-            for note in task.notes:
-                _say(note)
-    ctx = _context(encoder, device, threads, init, max_length, batch_tokens, peer_batch_size,
-                   calibration=texts[:512] if texts else None)
-    results = bench_suite.run_throughput(
-        encoder=encoder, backends=specs, peers=peer_specs, batch_sizes=batch_list,
-        seq_lens=seq_list, texts=texts, corpus_name=name, fixed=not no_fixed, ctx=ctx,
-        repeats=repeats, warmup=warmup, command=_command_line(), progress=_say,
-        ceiling_size=ceiling_size or None, gate=task, gate_rule=rule,
-        not_installed=not_installed,
-    )
-    path = bench_report.write_report(out, results, force=force)
-    click.echo((path / "results.md").read_text())
-    for f in results["failed"]:
-        _say(f"could not run {f['backend']}: {f['error']}")
-    click.echo(f"report written to {path}")
+    path, results = api.bench_throughput_report(
+        out, encoder=encoder, backends=backends, peers=peers, threads=threads, device=device,
+        init=init, max_length=max_length, batch_tokens=batch_tokens,
+        peer_batch_size=peer_batch_size, batch_sizes=batch_sizes, seq_lens=seq_lens, data=data,
+        format=fmt, limit=limit, fixed=not no_fixed, repeats=repeats, warmup=warmup,
+        ceiling_size=ceiling_size, gate=gate, gate_interactions=gate_interactions, force=force,
+        command=_command_line(), say=_say,
+    )  # fmt: skip
+    _show(path, results)
 
 
 @bench.command("accuracy")
@@ -171,39 +115,19 @@ def accuracy_cmd(data, encoder, backends, threads, device, init, max_length, bat
                  peer_batch_size, out, force, fmt, models, split_kind, max_drop, min_cosine, limit):
     """Per backend: embedding parity to torch fp32 and downstream metrics; Pareto plot; the
     downstream gate's verdict per backend and the fastest that passes (as --backend auto)."""
-    from recfeat.bench import accuracy as bench_accuracy
-    from recfeat.bench import backends as bb
-    from recfeat.bench import report as bench_report
-    from recfeat.outputs_guard import guard_outputs
-
-    guard_outputs({"--out": out}, {"DATA": data, "--encoder": encoder})
-    bench_report.check_out_dir(out, force=force)
-    bb.check_device(device)
-    from recfeat.selection.gate import parse_drop
-
-    drop = parse_drop(max_drop)
-    specs = bb.parse_backends(backends or _default_backends(device), device=device)
-    model_list = [m.strip() for m in models.split(",") if m.strip()]
-    ctx = _context(encoder, device, threads, init, max_length, batch_tokens, peer_batch_size)
-    results = bench_accuracy.run_accuracy(
-        data=data, fmt=fmt, encoder=encoder, backends=specs, models=model_list,
-        split=split_kind, max_drop=drop, min_cosine=min_cosine, ctx=ctx, limit=limit,
-        command=_command_line(),
-        progress=_say,
-    )
-    path = bench_report.write_report(out, results, force=force)
-    click.echo((path / "results.md").read_text())
-    for f in results["failed"]:
-        _say(f"could not run {f['backend']}: {f['error']}")
-    click.echo(f"report written to {path}")
+    path, results = api.bench_accuracy_report(
+        data, out, encoder=encoder, backends=backends, threads=threads, device=device, init=init,
+        max_length=max_length, batch_tokens=batch_tokens, peer_batch_size=peer_batch_size,
+        format=fmt, models=models, split=split_kind, max_drop=max_drop, min_cosine=min_cosine,
+        limit=limit, force=force, command=_command_line(), say=_say,
+    )  # fmt: skip
+    _show(path, results)
 
 
 @bench.command("backends")
 def backends_cmd():
     """List the backends and peers the harness knows, and whether each is installed here."""
-    from recfeat.bench.backends import BACKENDS
-
-    for spec in BACKENDS.values():
+    for spec in api.bench_backends():
         state = "ok" if spec.available else f"missing: {spec.install}"
         click.echo(f"{spec.name:<15} {spec.kind:<8} {', '.join(spec.devices):<9} {state:<10} "
                    f"{spec.description}")

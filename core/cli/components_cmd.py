@@ -6,8 +6,10 @@ import json
 
 import click
 
+import recfeat.api as api
+
 # The JSON schema of one item; tests/test_cli_core.py pins it.
-ITEM_KEYS = ("kind", "name", "aliases", "plugin", "class", "doc", "options")
+ITEM_KEYS = api.COMPONENT_KEYS
 
 
 @click.command("components")
@@ -16,15 +18,12 @@ ITEM_KEYS = ("kind", "name", "aliases", "plugin", "class", "doc", "options")
 def components_command(kind: str | None, as_json: bool) -> None:
     """List components (optionally of one KIND: cleaners, tokenizers, encoders, models,
     datasets, metrics, exporters) with aliases, plugin, doc and options."""
-    from recfeat.plugin.registry import KINDS, get_registry, normalize_kind
-
-    kinds = [normalize_kind(kind)] if kind else list(KINDS)
-    items = [item for k in kinds for item in get_registry(k).describe()]
+    by_kind = api.list_components(kind)
     if as_json:
+        items = [item for of_kind in by_kind.values() for item in of_kind]
         click.echo(json.dumps(items, indent=2, default=repr))
         return
-    for n, k in enumerate(kinds):
-        of_kind = [item for item in items if item["kind"] == k]
+    for n, (k, of_kind) in enumerate(by_kind.items()):
         if n:
             click.echo("")
         click.echo(f"{k}s:")
@@ -32,7 +31,7 @@ def components_command(kind: str | None, as_json: bool) -> None:
             click.echo("  (none registered)")
         for item in of_kind:
             alias = f" (aliases: {', '.join(item['aliases'])})" if item["aliases"] else ""
-            plugin = "" if item["plugin"].startswith("recfeat.") else f" [{item['plugin']}]"
+            plugin = "" if api.is_builtin_plugin(item["plugin"]) else f" [{item['plugin']}]"
             click.echo(f"  {item['name']}{alias}{plugin}: {item['doc']}")
             opts = ", ".join(
                 f"{name} (required)" if spec["required"] else f"{name}={spec['default']!r}"

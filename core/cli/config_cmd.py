@@ -19,11 +19,11 @@ def validate_command(path: str) -> None:
 
     \b
     Who reads what (a section or setting no command reads is rejected):
-      dataset          extract, evaluate (format and loader options)
-      cleaners         extract, clean
+      dataset          extract, evaluate, serve (format and loader options)
+      cleaners         extract, clean, serve
       tokenizer        tokenize
       token_features   extract
-      encoder          extract, export (export: the torch encoder to export)
+      encoder          extract, export, serve (export: the torch encoder to export)
       models, metrics  evaluate
       exporter         export
       [pipeline]       level (extract); split, k, seed, test_fraction,
@@ -35,11 +35,11 @@ def validate_command(path: str) -> None:
     Exit code 0 when valid, 2 when PATH has problems (usage errors, like any command
     given a bad config).
     """
+    import recfeat.api as api
     from recfeat.cli.terminal import clean
-    from recfeat.config import read_config, validate_config
     from recfeat.errors import ConfigError
 
-    problems = validate_config(read_config(path), path)
+    problems = api.validate_config(path)
     if problems:
         for line in problems:
             click.echo(clean(line), err=True)  # lines quote keys and values from the file

@@ -6,6 +6,8 @@ import json
 
 import click
 
+import recfeat.api as api
+
 FORMATS_HELP = (
     "auto, amazon, movielens-100k (ml-100k), movielens (ml-latest), csv, jsonl, parquet, sample"
 )
@@ -34,18 +36,8 @@ def data_group() -> None:
 def info_command(path: str, fmt: str, encoding: str | None, skip_bad_rows: bool | None,
                  options: tuple[str, ...], as_json: bool) -> None:  # fmt: skip
     """Load PATH (or 'sample') and print its counts and load report."""
-    from recfeat.config import parse_key_values
-    from recfeat.plugins.datasets import load_dataset
-
-    opts = parse_key_values(options, flag="--option", example="user_col=reader")
-    opts.setdefault("encoding", encoding)
-    opts.setdefault("skip_bad_rows", skip_bad_rows or None)  # unset: each loader's default
-    target = None if path == "sample" and fmt in ("auto", "sample", "synthetic-books") else path
-    if target is None:
-        fmt = "synthetic-books"
-    data = load_dataset(target, format=fmt, **opts)
-    summary = data.summary()
-    summary["rating_scale"] = list(data.rating_scale) if data.rating_scale else None
+    summary = api.dataset_info(path, fmt, options=options, encoding=encoding,
+                               skip_bad_rows=skip_bad_rows)  # fmt: skip
     from recfeat.cli.terminal import clean, json_text
 
     if as_json:
@@ -66,21 +58,7 @@ def info_command(path: str, fmt: str, encoding: str | None, skip_bad_rows: bool 
 @click.option("--force", is_flag=True, help="Replace sample files already in OUT_DIR.")
 def sample_command(out_dir: str, seed: int, force: bool) -> None:
     """Write the SYNTHETIC book-review sample (book_reviews.csv, books.csv) to OUT_DIR."""
-    from pathlib import Path
-
-    from recfeat.errors import UsageError
-    from recfeat.plugins.datasets.synthetic import write_sample
-
-    existing = [
-        p.name
-        for p in (Path(out_dir) / "book_reviews.csv", Path(out_dir) / "books.csv")
-        if p.exists()
-    ]
-    if existing and not force:
-        raise UsageError(
-            f"{out_dir} already has {', '.join(existing)}; pass --force to replace them"
-        )
-    path = write_sample(out_dir, seed=seed)
+    path = api.write_sample(out_dir, seed=seed, force=force)
     click.echo(f"Wrote SYNTHETIC sample (seed {seed}, not real data): {path}")
     click.echo(f"Load it with: recfeat data info {path} -o items_path={path.parent / 'books.csv'}")
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
+import recfeat.api as api
 from recfeat.cli.params import gate_interactions_option
 
 HELP = """Export ENCODER (+ pooling, + optional L2 norm) as one ONNX graph, optionally optimise
@@ -82,7 +81,8 @@ def register(cli: click.Group) -> None:
     @click.option("--backend", type=click.Choice(["onnx", "openvino"]), default=None,
                   help="Backend the export runs on [default: the config's, else onnx].")
     @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-                  help="TOML pipeline; its [exporter] table gives the exporter options.")
+                  help="TOML pipeline: [encoder] names what to export, [exporter] the backend "
+                       "(use) and its options; flags override it.")
     @click.option("--opset", type=click.IntRange(min=7), default=None, help="ONNX opset (default 17).")
     @click.option("--external-data", is_flag=True, default=None, help="Weights in model.onnx.data (automatic over 2 GB).")
     @click.option("--force", is_flag=True, help="Replace an existing --out folder.")
@@ -99,62 +99,19 @@ def register(cli: click.Group) -> None:
                        calibration_method, calibration_size, min_cosine, auto_exclude,
                        exclude_nodes, backend, config_path, opset, external_data, force, gate_data,
                        gate_format, max_drop, gate_interactions):  # fmt: skip
-        from recfeat.config import chosen_component, load_config
-        from recfeat.encode.vocabulary import is_export_folder, resolve_encoder
-        from recfeat.errors import UsageError
-        from recfeat.outputs_guard import guard_outputs
-        from recfeat.plugin.registry import get_registry
-
-        # --out is replaced as a whole with --force: it may not be, or hold, an input
-        guard_outputs({"--out": out}, {
-            "--encoder": encoder_name if encoder_name and Path(encoder_name).expanduser().exists() else None,
-            "--calibration": calibration, "--config": config_path, "--gate": gate_data,
-        })  # fmt: skip
-        from recfeat.selection.gate import parse_drop
-
-        drop = parse_drop(max_drop)  # a bad value fails before any work
-        config = load_config(config_path) if config_path else {}
-        if Path(out).exists() and not force:
-            raise UsageError(f"output folder {out} already exists; pass --force to replace it")
-        encoder_name, enc_options = chosen_component(config, "encoder", encoder_name, "minilm")
-        if is_export_folder(encoder_name):
-            raise UsageError(
-                f"--encoder {encoder_name} is already an export folder; export the model it was "
-                "made from (its manifest's source)"
-            )
-        # a Hugging Face model (hub name or folder) is the hf encoder with that model
-        encoder_name, enc_options = resolve_encoder(encoder_name, **enc_options)
-        if init is not None:
-            enc_options["init"] = init
-        encoder = get_registry("encoder").create(encoder_name, **enc_options)
-        from recfeat.components.dataset import read_texts
-
-        texts = read_texts(calibration, calibration_format) if calibration else None
-        name, exp_options = chosen_component(config, "exporter", backend, "onnx")
-        flags = dict(
-            optimize=optimize, quantize=quantize, preset=preset, per_channel=per_channel,
-            calibration_method=calibration_method, calibration_size=calibration_size,
-            min_cosine=min_cosine, auto_exclude=auto_exclude,
-            exclude_nodes=tuple(exclude_nodes) or None, opset=opset, external_data=external_data,
+        settings = api.export_settings(
+            config_path, encoder=encoder_name, init=init, pooling=pooling, normalize=normalize,
+            max_length=max_length, backend=backend, optimize=optimize, quantize=quantize,
+            preset=preset, per_channel=per_channel, calibration=calibration,
+            calibration_format=calibration_format, calibration_method=calibration_method,
+            calibration_size=calibration_size, min_cosine=min_cosine, auto_exclude=auto_exclude,
+            exclude_nodes=exclude_nodes, opset=opset, external_data=external_data, gate=gate_data,
+            gate_format=gate_format, max_drop=max_drop, gate_interactions=gate_interactions,
         )  # fmt: skip
-        exp_options.update({k: v for k, v in flags.items() if v is not None})
-        exporter = get_registry("exporter").create(name, **exp_options)
         rows = []
-        overrides = {k: v for k, v in (("pooling", pooling), ("normalize", normalize),
-                                       ("max_length", max_length)) if v is not None}  # fmt: skip
-        check = None
-        if gate_data:
-            from recfeat.components.dataset import load_dataset
-            from recfeat.selection.gate import export_check
-
-            # The reference: the exported encoder in torch fp32, with the same overrides.
-            reference = get_registry("encoder").create(encoder_name, **{**enc_options, **overrides})
-            check = export_check(load_dataset(gate_data, gate_format), reference, max_drop=drop,
-                                 interactions=gate_interactions,
-                                 say=lambda msg: click.echo(msg, err=True))  # fmt: skip
         try:
-            manifest = exporter.export(encoder, out, texts=texts, force=force, on_step=rows.append,
-                                       check=check, **overrides)  # fmt: skip
+            manifest = api.export(out=out, settings=settings, force=force, on_step=rows.append,
+                                  echo=lambda msg: click.echo(msg, err=True))  # fmt: skip
         finally:
             if rows:
                 print_table(rows)

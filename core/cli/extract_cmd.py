@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
+from recfeat.api import BACKENDS as VOCABULARY_BACKENDS
+from recfeat.api import PRECISIONS
 from recfeat.cli.params import gate_interactions_option
-from recfeat.encode.vocabulary import BACKENDS as VOCABULARY_BACKENDS
-from recfeat.encode.vocabulary import PRECISIONS
 
 FORMATS_HELP = (
     "auto, amazon, movielens-100k, movielens (ml-latest), csv, jsonl, parquet, "
@@ -126,7 +126,7 @@ def extract_command(data, fmt, level, encoder_name, pooling, precision, batch_to
         ray = {"address": ray_address, "actors": actors, "cpus_per_actor": cpus_per_actor,
                "gpus_per_actor": gpus_per_actor, "batch_rows": batch_rows}  # fmt: skip
     settings = api.extract_settings(
-        config_path, data=data, format=fmt, loader_options=options, encoding=encoding,
+        config_path, data=data, out=None if use_ray else out, format=fmt, loader_options=options, encoding=encoding,
         skip_bad_rows=skip_bad_rows, level=level, encoder=encoder_name, backend=backend,
         pooling=pooling, precision=precision, batch_tokens=batch_tokens, max_length=max_length,
         device="cuda" if use_ray and gpus_per_actor > 0 else None,  # an actor with a GPU uses it

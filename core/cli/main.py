@@ -49,13 +49,13 @@ def _debug_enabled(ctx: click.Context | None) -> bool:
 
 def _shown_name(filename) -> str:
     """The user's file name for an OSError: atomic writes fail on a recfeat temporary."""
-    from recfeat.atomic import final_name
+    import recfeat.api as api
 
     if filename is None:
         return "the output"
     name = os.fsdecode(filename) if isinstance(filename, (bytes, os.PathLike)) else str(filename)
     head, _, base = name.rpartition(os.sep)
-    base = final_name(base)
+    base = api.final_name(base)
     return f"{head}{os.sep}{base}" if head else base
 
 
@@ -170,15 +170,15 @@ def _register_plugin_commands(group: click.Group | None = None) -> None:
     come from BUILTIN_COMMAND_MODULES), so start-up never imports the built-in component
     modules. A plugin whose ``register_commands`` raises, or that would replace an existing
     command, is recorded (``recfeat plugins`` shows it) and the other commands still work."""
-    from recfeat.plugin.manager import ordered_hookimpls, record_failure
+    import recfeat.api as api
 
     group = group or cli
 
     def fail(plugin_name: str, message: str) -> None:
-        record_failure(plugin_name, f"register_commands: {message}")
+        api.record_plugin_failure(plugin_name, f"register_commands: {message}")
         print(f"recfeat: plugin {plugin_name!r} failed to add commands: {message}", file=sys.stderr)
 
-    for impl in ordered_hookimpls("register_commands", builtins=False):
+    for impl in api.command_hooks():
         before = dict(group.commands)
         try:
             impl.function(**{arg: group for arg in impl.argnames})

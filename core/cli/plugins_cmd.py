@@ -7,49 +7,15 @@ from typing import Any
 
 import click
 
+import recfeat.api as api
+
 # The JSON schema of one row; tests/test_cli_core.py pins it.
-ROW_KEYS = ("name", "distribution", "version", "builtin", "hooks", "components", "error")
+ROW_KEYS = api.PLUGIN_ROW_KEYS
 
 
 def plugins_report(include_builtin: bool) -> list[dict[str, Any]]:
-    """One row per plugin: ``ROW_KEYS``. ``error`` is None for a healthy plugin, else every
-    failure of it joined by "; " (a plugin that failed to import has no hooks)."""
-    from recfeat.plugin.manager import DEFAULT_PLUGINS, failures, hooks_of, plugin_info
-    from recfeat.plugin.registry import KINDS, get_registry
-
-    provided: dict[str, dict[str, list[str]]] = {}
-    for kind in KINDS:  # filling every registry also records failures inside hooks
-        for item in get_registry(kind).describe():
-            provided.setdefault(item["plugin"], {}).setdefault(kind, []).append(item["name"])
-
-    # keyed by (name, distribution): a second distribution reusing a loaded plugin's name
-    # is its own broken row, not an error on the healthy one
-    rows: dict[tuple[str, str | None], dict[str, Any]] = {}
-    for name, info in plugin_info().items():
-        rows[(name, info.distribution)] = {
-            "name": name,
-            "distribution": info.distribution,
-            "version": info.version,
-            "builtin": info.builtin,
-            "hooks": hooks_of(name),
-            "components": provided.get(name, {}),
-            "error": None,
-        }
-    for fail in failures():
-        row = rows.setdefault(
-            (fail.name, fail.distribution),
-            {
-                "name": fail.name,
-                "distribution": fail.distribution,
-                "version": None,
-                "builtin": fail.name in DEFAULT_PLUGINS,
-                "hooks": [],
-                "components": {},
-                "error": None,
-            },
-        )
-        row["error"] = f"{row['error']}; {fail.error}" if row["error"] else fail.error
-    return [row for row in rows.values() if include_builtin or not row["builtin"]]
+    """One row per plugin: ``ROW_KEYS`` (``recfeat.api.list_plugins``)."""
+    return api.list_plugins(include_builtin)
 
 
 @click.command("plugins")

@@ -1,16 +1,21 @@
 """``recfeat serve``: embeddings (OpenAI-compatible and recfeat's own) and recommendations
-over HTTP, with dynamic micro-batching. The server lives in ``recfeat.serve``; this command
-parses the flags, loads the dataset's item texts when given, and runs it (docs/serving.md).
+over HTTP, with dynamic micro-batching. This command parses the flags into
+``recfeat.api.serve_settings`` and runs ``recfeat.api.serve`` (docs/serving.md).
 """
 
 from __future__ import annotations
 
 import click
 
+import recfeat.api as api
+
 
 @click.command("serve")
-@click.option("--encoder", default="minilm", show_default=True,
-              help="Text encoder: a registry name, a Hugging Face model folder, or an export folder.")
+@click.option("--encoder", default=None,
+              help="Text encoder: a registry name, a Hugging Face model folder, or an export "
+                   "folder [default: the config's [encoder], else minilm].")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="TOML pipeline ([encoder], cleaners, [dataset] for --data); flags override it.")
 @click.option("--backend", default=None, help="torch, onnx or openvino (default: torch, or "
               "what an export folder holds).")
 @click.option("--precision", default=None, help="fp32, bf16, fp16 (CUDA), int8 (exports).")
@@ -21,12 +26,14 @@ import click
               help="Recommendation model saved by `recfeat train`, for POST /recommend.")
 @click.option("--data", default=None, metavar="DATASET",
               help="Dataset whose item texts are encoded at start (text-profile recommendations).")
-@click.option("--format", "fmt", default="auto", show_default=True, help="Format of --data.")
+@click.option("--format", "fmt", default=None,
+              help="Format of --data [default: the config's [dataset], else auto].")
 @click.option("--item-features", default=None, metavar="FILE.parquet",
               help="Item vectors from `recfeat extract --level item` (same encoder), instead "
               "of encoding --data's texts at start.")
 @click.option("--cleaners", default=None,
-              help="Cleaner chain for input texts (default: extract's default; 'none': raw).")
+              help="Cleaner chain for input texts (default: the config's cleaners, else "
+                   "extract's default; 'none': raw).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0 exposes the server to the network).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
@@ -52,46 +59,20 @@ import click
               help="Texts kept in the in-memory LRU cache (0: off).")
 @click.option("--trust", is_flag=True,
               help="Also open an OLD pickle model file (runs code from it; only your own files).")
-def serve_command(encoder, backend, precision, device, threads, model, data, fmt, item_features,
-                  cleaners, host, port, api_key, max_batch_tokens, batch_window_ms, max_queue,
-                  max_inputs, max_chars, max_body_bytes, request_timeout, cache_size,
-                  trust) -> None:  # fmt: skip
+def serve_command(encoder, config_path, backend, precision, device, threads, model, data, fmt,
+                  item_features, cleaners, host, port, api_key, max_batch_tokens,
+                  batch_window_ms, max_queue, max_inputs, max_chars, max_body_bytes,
+                  request_timeout, cache_size, trust) -> None:  # fmt: skip
     """Serve embeddings and recommendations over HTTP until SIGTERM / Ctrl-C."""
-    from recfeat.serve.server import bind, build_state, check_installed, run
-    from recfeat.serve.state import ServeSettings
-
-    check_installed()
-    settings = ServeSettings(
-        host=host, port=port, api_key=api_key or None, max_batch_tokens=max_batch_tokens,
-        batch_window_ms=batch_window_ms, max_queue=max_queue, max_inputs=max_inputs,
-        max_chars=max_chars, max_body_bytes=max_body_bytes, request_timeout=request_timeout,
-        cache_size=cache_size,
+    settings = api.serve_settings(
+        config_path, encoder=encoder, backend=backend, precision=precision, device=device,
+        threads=threads, cleaners=cleaners, model=model, trust=trust, data=data, format=fmt,
+        item_features=item_features, host=host, port=port, api_key=api_key,
+        max_batch_tokens=max_batch_tokens, batch_window_ms=batch_window_ms,
+        max_queue=max_queue, max_inputs=max_inputs, max_chars=max_chars,
+        max_body_bytes=max_body_bytes, request_timeout=request_timeout, cache_size=cache_size,
     )  # fmt: skip
-    item_texts = None
-    if data:
-        from recfeat.plugins.datasets import load_dataset
-
-        item_texts = _item_texts(load_dataset(data, format=fmt), data)
-    state, load = build_state(
-        settings, encoder=encoder, backend=backend, precision=precision, device=device,
-        threads=threads,
-        model=model, item_texts=item_texts, item_features=item_features,
-        cleaners=cleaners, trust=trust,
-    )  # fmt: skip
-    run(state, load, bind(host, port), out=lambda line: click.echo(line))
-
-
-def _item_texts(dataset, where: str) -> dict[str, str]:
-    from recfeat.errors import UsageError
-
-    table = dataset.items
-    if table is None or not len(table) or "text" not in table.columns:
-        raise UsageError(
-            f"--data {where} has no item texts (review-only data); give item vectors with "
-            "--item-features FILE.parquet (recfeat extract DATA --level item)"
-        )
-    text = table["text"].fillna("").astype(str)
-    return dict(zip(table["item"].astype(str), text, strict=True))
+    api.serve(settings=settings, echo=lambda line: click.echo(line))
 
 
 def register(cli: click.Group) -> None:

@@ -17,6 +17,7 @@ from typing import IO, Any
 
 import click
 
+import recfeat.api as api
 from recfeat.errors import DataError, UsageError
 
 CHUNK_ROWS = 1000
@@ -225,9 +226,7 @@ def read_chunks(
 ) -> tuple[Any, Iterator[list[tuple[Any, str | None]]]]:
     """``(handler, chunks)``: lists of at most ``size`` ``(row, text)`` pairs, read lazily."""
     name = "<stdin>" if path == "-" else path
-    from recfeat.data.formats import detect_format
-
-    handler = _HANDLERS[detect_format(path, fmt, stream=True)](name, column)
+    handler = _HANDLERS[api.detect_format(path, fmt, stream=True)](name, column)
 
     def chunks():
         stream = _open_binary(path)
@@ -260,22 +259,6 @@ _format_opt = click.option(
 _encoding_opt = click.option("--encoding", default="utf-8", show_default=True, help="Encoding of the input.")
 
 
-def _cleaner_specs(cleaners: str | None, config: str | None):
-    if cleaners is not None and config is not None:
-        raise UsageError("pass either --cleaners or --config, not both")
-    if config is not None:
-        from recfeat.config import read_config, validate_config
-
-        cfg = read_config(config)
-        problems = validate_config({"cleaners": cfg["cleaners"]} if "cleaners" in cfg else {}, config)
-        if problems:
-            from recfeat.errors import ConfigError
-
-            raise ConfigError("; ".join(problems))
-        return cfg.get("cleaners")
-    return cleaners
-
-
 @click.command("clean")
 @_input_arg
 @click.option(
@@ -293,20 +276,15 @@ def clean_command(input_path, cleaners, config, column, fmt, encoding, out) -> N
 
     Output has the input's format; other CSV columns and JSONL fields are kept.
     """
-    from recfeat.atomic import atomic_open
-    from recfeat.extraction.cleaning import build_cleaner_chain
-    from recfeat.outputs_guard import guard_outputs
-    from recfeat.progress import progress_bar
-
     # The input is streamed while the output is written: they may never be one file.
-    guard_outputs({"--out": out}, {"INPUT": input_path, "--config": config})
-    chain = build_cleaner_chain(_cleaner_specs(cleaners, config))
+    api.guard_outputs({"--out": out}, {"INPUT": input_path, "--config": config})
+    chain = api.cleaner_chain(cleaners, config=config)
     handler, chunks = read_chunks(input_path, fmt, column, encoding)
     total = _count_lines(input_path)
 
     def run(sink: IO[str]) -> int:
         n = 0
-        with progress_bar(total, f"cleaning ({', '.join(chain.names) or 'no cleaners'})") as bar:
+        with api.progress_bar(total, f"cleaning ({', '.join(chain.names) or 'no cleaners'})") as bar:
             for i, chunk in enumerate(chunks):
                 texts = [t for _, t in chunk]
                 cleaned = chain.clean(texts)
@@ -321,7 +299,7 @@ def clean_command(input_path, cleaners, config, column, fmt, encoding, out) -> N
         return n
 
     if out:
-        with atomic_open(out, "w") as sink:
+        with api.atomic_open(out, "w") as sink:
             n = run(sink)
         click.echo(f"cleaned {n} texts -> {out}", err=True)
     else:
@@ -353,30 +331,15 @@ def tokenize_command(
     Per text: `n_tokens<TAB>n_dropped<TAB>ids...` (or JSON lines with --json). A summary line
     (texts, tokens, truncated texts, tokens dropped) goes to stderr.
     """
-    from recfeat.config import chosen_component, load_config, parse_key_values
-    from recfeat.plugin.registry import get_registry
-    from recfeat.progress import progress_bar
-
-    cfg = load_config(config) if config is not None else {}
-    name, options = chosen_component(cfg, "tokenizer", tokenizer_name, "hf")
-    options.update(parse_key_values(extra_options, example="vocab_size=8000"))
-    if encoder is not None:
-        options["model"] = encoder
-    if max_length is not None:
-        options["max_length"] = max_length
-    tokenizer = get_registry("tokenizer").create(name, **options)
-    if not hasattr(tokenizer, "tokenize"):
-        raise UsageError(
-            f"{name!r} is a token-feature extractor, not a tokenizer; pick one with "
-            "--tokenizer (see `recfeat components tokenizers`)"
-        )
+    tokenizer = api.tokenizer(tokenizer_name, config=config, encoder=encoder,
+                              max_length=max_length, options=extra_options)  # fmt: skip
     _handler, chunks = read_chunks(input_path, fmt, column, encoding)
     total = _count_lines(input_path)
     from recfeat.cli.terminal import for_stream, json_text
 
     out = sys.stdout
     n_texts = n_tokens = n_truncated = n_dropped = 0
-    with progress_bar(total, "tokenizing") as bar:
+    with api.progress_bar(total, "tokenizing") as bar:
         for chunk in chunks:
             texts = [t if t is not None else "" for _, t in chunk]
             batch = tokenizer.tokenize(texts)

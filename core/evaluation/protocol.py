@@ -1,7 +1,9 @@
 """Train several models on one split and measure them with rating and ranking metrics.
 
-``evaluate(data, item_features, models, split, k, seed)`` returns an ``EvaluationResult``:
-a model x metric table (pandas), a JSON-able dict and per-model notes.
+``evaluate(data, item_features, models, split, k=..., seed=...)`` returns an
+``EvaluationResult``: a model x metric table (pandas), a JSON-able dict and per-model notes.
+The measuring choices (k, seed, metrics, relevance, cold-start protocol, tuning...) are one
+``Protocol``, given whole or as keyword arguments.
 
 Protocol (docs/evaluation.md has the full text, the rules and the measured leaks)
 - Before anything runs, the leak detectors of recfeat.evaluation.leaks check the data and
@@ -211,52 +213,91 @@ def _model_specs(models) -> list[tuple[str, str, dict[str, Any]]]:
     return specs
 
 
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """How one evaluation measures: every choice but the data, the features, the models and
+    the split (the module doc says what each one does). ``evaluate`` takes it as
+    ``protocol=``, or its fields as keyword arguments; ``recfeat.settings.evaluate_settings``
+    builds it from flags over a config file over these defaults."""
+
+    k: int = 10
+    seed: int = 0
+    metrics: Any = None  # names or (name, options); None: DEFAULT_METRICS
+    test_fraction: float = 0.2
+    relevance_threshold: float | None = DEFAULT_RELEVANCE  # None or <= 0: every held-out one
+    cold_protocol: str = "first-reviews"
+    cold_reviews: int = cs.DEFAULT_COLD_REVIEWS
+    candidates: str = "cold"
+    rank_rating_models: bool = False
+    merge_variants: bool = False
+    trust_features: bool = False
+    tune: bool = False
+    tune_trials: int | None = None
+
+    @classmethod
+    def of(cls, protocol: Protocol | None = None, **options: Any) -> Protocol:
+        """``protocol`` (default: the defaults) with ``options`` on top; an unknown option
+        is a UsageError naming the known ones."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise UsageError(f"evaluate: unknown option(s) {', '.join(unknown)}; use "
+                             f"{', '.join(known)}")  # fmt: skip
+        return dataclasses.replace(protocol or cls(), **options)
+
+
 def evaluate(
     data: RecData,
     item_features: Features | ReviewVectors | None = None,
     models=("global-mean", "bias"),
     split: str | Split = "random",
-    k: int = 10,
-    seed: int = 0,
-    user_features: Features | None = None,
     *,
-    metrics=None,
-    test_fraction: float = 0.2,
-    relevance_threshold: float | None = DEFAULT_RELEVANCE,
-    cold_protocol: str = "first-reviews",
-    cold_reviews: int = cs.DEFAULT_COLD_REVIEWS,
-    candidates: str = "cold",
-    rank_rating_models: bool = False,
-    merge_variants: bool = False,
-    trust_features: bool = False,
-    tune: bool = False,
-    tune_trials: int | None = None,
+    user_features: Features | None = None,
+    protocol: Protocol | None = None,
     progress: bool | None = None,
+    **options: Any,
 ) -> EvaluationResult:
     """Fit every model on the same split and measure it; see the module doc for the protocol.
 
     ``split`` is a kind name or any ``Split`` (one carved from a training part included: the
-    protocol only reads ``split.train``/``split.test``). ``cold_protocol``/``cold_reviews``:
-    how cold items are represented (recfeat.evaluation.coldstart); ``candidates``: ``cold``
-    or ``mixed`` for item-cold; ``merge_variants``: merge product variants first (only
-    when ``split`` is a name, since a made split is over the unmerged ids). ``tune``: choose
-    each model's options on a validation split carved from ``split.train`` (``tune_trials``
-    candidates each; recfeat.evaluation.tuning), then fit them on all of ``split.train``.
+    protocol only reads ``split.train``/``split.test``). ``protocol`` (a ``Protocol``) and/or
+    its fields as keyword arguments (``k``, ``seed``, ``metrics``, ``relevance_threshold``,
+    ``cold_protocol``/``cold_reviews``: how cold items are represented,
+    recfeat.evaluation.coldstart; ``candidates``: ``cold`` or ``mixed`` for item-cold;
+    ``merge_variants``: merge product variants first, only when ``split`` is a name, since a
+    made split is over the unmerged ids; ``tune``: choose each model's options on a
+    validation split carved from ``split.train``, ``tune_trials`` candidates each,
+    recfeat.evaluation.tuning, then fit them on all of ``split.train``).
     ``progress``: show progress bars (None: when stderr is a terminal)."""
+    p = Protocol.of(protocol, **options)
+    specs = _check_inputs(data, item_features, user_features, models, p)
+    data, item_features, split_obj = _split_for(data, item_features, split, p)
+    run = _prepare(data, item_features, user_features, split_obj, specs, p)
+    tuner = _tuner(run) if p.tune else None
+    return _evaluate_models(run, specs, tuner, progress)
+
+
+def _check_inputs(data, item_features, user_features, models, p: Protocol):
+    """Every check that needs no split, before any work; returns the model specs."""
     from recfeat.plugin.registry import get_registry
-    from recfeat.progress import progress_bar
 
     check_ratings(data)
     check_features(item_features, user_features)
     check_matches_dataset(data, item_features, user_features)  # features of another dataset
-    cs.check_options(cold_protocol, cold_reviews, candidates)
-    if k < 1:
-        raise UsageError(f"--k must be at least 1 (got {k})")
+    cs.check_options(p.cold_protocol, p.cold_reviews, p.candidates)
+    if p.k < 1:
+        raise UsageError(f"--k must be at least 1 (got {p.k})")
     specs = _model_specs(models)
-    model_reg, metric_reg = get_registry("model"), get_registry("metric")
+    model_reg = get_registry("model")
     for _, name, _ in specs:
         model_reg.entry(name)  # unknown names fail before any work
-    if merge_variants:
+    return specs
+
+
+def _split_for(data, item_features, split, p: Protocol):
+    """``(data, item_features, split)``: product variants merged first when asked, the split
+    made from its name (or taken as given)."""
+    if p.merge_variants:
         if isinstance(split, Split):
             raise UsageError(
                 "merge_variants needs the split made after merging: pass split as a name, or "
@@ -267,62 +308,112 @@ def evaluate(
     split_obj = (
         split
         if isinstance(split, Split)
-        else make_split(data.interactions, split, seed=seed, test_fraction=test_fraction)
+        else make_split(data.interactions, split, seed=p.seed, test_fraction=p.test_fraction)
     )
-    if candidates == "mixed" and split_obj.kind != "item-cold":
+    if p.candidates == "mixed" and split_obj.kind != "item-cold":
         raise UsageError(
             f"candidates='mixed' ranks cold items among warm ones and needs an item-cold split "
             f"(got {split_obj.kind}); warm splits already rank every training item"
         )
+    return data, item_features, split_obj
+
+
+@dataclasses.dataclass
+class _Run:
+    """What every model of one evaluation shares: the split, the metrics, the cold items'
+    representation, the ranking task, the features to fit on and the result's ``info``."""
+
+    data: RecData
+    split: Split
+    protocol: Protocol
+    item_features: Any  # as given (tuning carves its own view of them)
+    user_features: Any
+    fit_features: Any  # per split: review vectors averaged over training reviews
+    metrics: list[Any]
+    has_ratings: bool
+    threshold: float | None
+    cold: cs.ColdStart | None
+    task: _RankingTask
+    created: dict[str, Any]  # label -> unfitted model
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _prepare(data, item_features, user_features, split: Split, specs, p: Protocol) -> _Run:
+    """Leak checks, metrics, relevance, cold-start representation, models and ranking task."""
+    from recfeat.plugin.registry import get_registry
+
     leak_info = leaks.run_detectors(
-        data, split_obj, item_features, user_features, trust_features=trust_features
+        data, split, item_features, user_features, trust_features=p.trust_features
     )
-    metric_objs = _metrics(metric_reg, metrics or DEFAULT_METRICS, k)
-    has_ratings = not pd.to_numeric(split_obj.train["rating"], errors="coerce").isna().all()
-    threshold = relevance_threshold if has_ratings else None
+    metric_objs = _metrics(get_registry("metric"), p.metrics or DEFAULT_METRICS, p.k)
+    has_ratings = not pd.to_numeric(split.train["rating"], errors="coerce").isna().all()
+    threshold = p.relevance_threshold if has_ratings else None
     if threshold is not None and threshold <= 0:
         threshold = None
-    cold = cs.cold_start(split_obj, item_features, data, cold_protocol, cold_reviews)
+    cold = cs.cold_start(split, item_features, data, p.cold_protocol, p.cold_reviews)
+    model_reg = get_registry("model")
     created = {label: model_reg.create(name, **opts) for label, name, opts in specs}
-    ranked = any(rank_rating_models or m.ranks_items for m in created.values())
+    ranked = any(p.rank_rating_models or m.ranks_items for m in created.values())
     ranks = ranked and any(m.kind in ("ranking", "catalog") for m in metric_objs)
     # A run of rating models only needs no relevant items (nothing is ranked).
-    task = _RankingTask(split_obj, k, seed, threshold, cold, candidates, required=ranks)
+    task = _RankingTask(split, p.k, p.seed, threshold, cold, p.candidates, required=ranks)
+    fit_features, feature_info = _features_for_split(item_features, split, cold)
+    run = _Run(data, split, p, item_features, user_features, fit_features, metric_objs,
+               has_ratings, threshold, cold, task, created)  # fmt: skip
+    run.info = _describe(run, feature_info, leak_info)
+    return run
 
-    fit_features, feature_info = _features_for_split(item_features, split_obj, cold)
+
+def _describe(run: _Run, feature_info: dict[str, Any], leak_info: dict[str, Any]) -> dict[str, Any]:
+    """The result's ``info``: dataset, split, ranking task, features, relevance, leaks."""
+    p, threshold = run.protocol, run.threshold
+    if threshold is not None:
+        relevance = f"held-out interactions rated >= {threshold:g}"
+    else:
+        relevance = "every held-out interaction" + (
+            " (implicit data: no ratings)" if not run.has_ratings else ""
+        )
     info = {
-        "dataset": data.name,
-        "split": split_obj.report,
-        "k": k,
-        "seed": seed,
-        "ranking": task.describe(),
+        "dataset": run.data.name,
+        "split": run.split.report,
+        "k": p.k,
+        "seed": p.seed,
+        "ranking": run.task.describe(),
         "features": feature_info,
-        "cold_start": None if cold is None else cold.describe(),
-        "relevance": "every held-out interaction"
-        + (" (implicit data: no ratings)" if not has_ratings else "")
-        if threshold is None
-        else f"held-out interactions rated >= {threshold:g}",
+        "cold_start": None if run.cold is None else run.cold.describe(),
+        "relevance": relevance,
         "relevance_threshold": threshold,
-        "rank_rating_models": rank_rating_models,
+        "rank_rating_models": p.rank_rating_models,
         "leaks": leak_info,
-        "variants_merged": data.report.get("variants_merged"),
+        "variants_merged": run.data.report.get("variants_merged"),
     }
-    if candidates == "mixed":
-        info["ranking"]["reference_new_items_first"] = task.reference(metric_objs)
+    if p.candidates == "mixed":
+        info["ranking"]["reference_new_items_first"] = run.task.reference(run.metrics)
+    return info
+
+
+def _tuner(run: _Run):
+    """The tuner of ``run`` (it sees ``split.train`` only); fills ``info["tuning"]`` as each
+    model is tuned."""
+    from recfeat.evaluation.tuning import Tuner
+
+    p = run.protocol
+    tuner = Tuner(run.data, run.item_features, run.user_features, run.split, evaluate=evaluate,
+                  k=p.k, seed=p.seed, relevance_threshold=run.threshold, n_trials=p.tune_trials,
+                  cold_protocol=p.cold_protocol, cold_reviews=p.cold_reviews,
+                  candidates=p.candidates, trust_features=p.trust_features)  # fmt: skip
+    run.info["tuning"] = tuner.summary
+    return tuner
+
+
+def _evaluate_models(run: _Run, specs, tuner, progress: bool | None) -> EvaluationResult:
+    """Fit and measure every model in turn; the table, n/a reasons and notes."""
+    from threadpoolctl import threadpool_limits
+
+    from recfeat.progress import progress_bar
 
     rows, na, notes, fit_s, options = {}, {}, {}, {}, {}
     units: dict[str, dict[str, Any]] = {}
-    from threadpoolctl import threadpool_limits
-
-    tuner = None
-    if tune:  # sees split.train only; fills info["tuning"] as each model is tuned
-        from recfeat.evaluation.tuning import Tuner
-
-        tuner = Tuner(data, item_features, user_features, split_obj, evaluate=evaluate, k=k, seed=seed,
-                      relevance_threshold=threshold, n_trials=tune_trials,
-                      cold_protocol=cold_protocol, cold_reviews=cold_reviews,
-                      candidates=candidates, trust_features=trust_features)  # fmt: skip
-        info["tuning"] = tuner.summary
     # Models here multiply small matrices many times (per user, per batch); multi-threaded
     # BLAS only adds contention for them (5-10x slower measured on 2 cores).
     with (
@@ -330,54 +421,57 @@ def evaluate(
         progress_bar(len(specs), "evaluating models", enabled=progress) as bar,
     ):
         for label, name, opts in specs:
-            if tuner is not None:  # refit below on all of split.train with the chosen options
-                created[label] = model_reg.create(name, **tuner.tune(label, name, opts).options)
-            model = created[label]
-            options[label] = {"name": name, **model.get_params()}
-            model_notes: list[str] = [] if tuner is None else [tuner.reports[label].note()]
-            model_na: dict[str, str] = {}
-            uses_text = model.uses_text
-            if uses_text and fit_features is None and user_features is None:
-                raise UsageError(
-                    f"model {name!r} uses text features; pass --features (e.g. review-level "
-                    "features from recfeat extract --level review)"
-                )
-            start = time.perf_counter()
-            model.fit(
-                split_obj.train,
-                item_features=fit_features if uses_text else None,
-                user_features=user_features if uses_text else None,
-            )
-            fit_s[label] = time.perf_counter() - start
-            missing = getattr(model, "n_items_without_features_", 0)
-            if missing:
-                model_notes.append(
-                    f"{missing} training items have no text vector (zero vector in profiles; "
-                    "content cannot score them)"
-                )
-            values: dict[str, float] = {}
-            units[label] = {}
-            values.update(
-                _rating_metrics(
-                    model, split_obj, metric_objs, has_ratings, cold, uses_text, model_na,
-                    units[label],
-                )  # fmt: skip
-            )
-            if not rank_rating_models and not model.ranks_items:
-                ranking = [m for m in metric_objs if m.kind in ("ranking", "catalog")]
-                values.update({m.display_name(): float("nan") for m in ranking})
-                model_na.update({m.display_name(): NA_RATING_MODEL for m in ranking})
-            else:
-                values.update(task.run(model, metric_objs, uses_text, model_na, model_notes,
-                                       units[label]))  # fmt: skip
-            rows[label] = values
-            na[label], notes[label] = model_na, model_notes
+            outcome = _fit_and_score(run, label, name, opts, tuner)
+            rows[label], na[label], notes[label], fit_s[label], options[label], units[label] = outcome
             bar.advance()
-
-    columns = [m.display_name() for m in metric_objs]
+    columns = [m.display_name() for m in run.metrics]
     table = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=columns)
     table.index.name = "model"
-    return EvaluationResult(table, na, notes, fit_s, options, info, units)
+    return EvaluationResult(table, na, notes, fit_s, options, run.info, units)
+
+
+def _fit_and_score(run: _Run, label: str, name: str, opts: dict[str, Any], tuner):
+    """Fit one model on all of ``split.train`` (with the tuned options when tuning) and
+    measure it: ``(values, n/a reasons, notes, fit seconds, options, per-unit scores)``."""
+    if tuner is not None:  # refit on all of split.train with the chosen options
+        from recfeat.plugin.registry import get_registry
+
+        chosen = tuner.tune(label, name, opts).options
+        run.created[label] = get_registry("model").create(name, **chosen)
+    model = run.created[label]
+    options = {"name": name, **model.get_params()}
+    notes: list[str] = [] if tuner is None else [tuner.reports[label].note()]
+    na: dict[str, str] = {}
+    uses_text = model.uses_text
+    if uses_text and run.fit_features is None and run.user_features is None:
+        raise UsageError(
+            f"model {name!r} uses text features; pass --features (e.g. review-level "
+            "features from recfeat extract --level review)"
+        )
+    start = time.perf_counter()
+    model.fit(
+        run.split.train,
+        item_features=run.fit_features if uses_text else None,
+        user_features=run.user_features if uses_text else None,
+    )
+    seconds = time.perf_counter() - start
+    missing = getattr(model, "n_items_without_features_", 0)
+    if missing:
+        notes.append(
+            f"{missing} training items have no text vector (zero vector in profiles; "
+            "content cannot score them)"
+        )
+    values: dict[str, float] = {}
+    units: dict[str, Any] = {}
+    values.update(_rating_metrics(model, run.split, run.metrics, run.has_ratings, run.cold,
+                                  uses_text, na, units))  # fmt: skip
+    if not run.protocol.rank_rating_models and not model.ranks_items:
+        ranking = [m for m in run.metrics if m.kind in ("ranking", "catalog")]
+        values.update({m.display_name(): float("nan") for m in ranking})
+        na.update({m.display_name(): NA_RATING_MODEL for m in ranking})
+    else:
+        values.update(run.task.run(model, run.metrics, uses_text, na, notes, units))
+    return values, na, notes, seconds, options, units
 
 
 def _metrics(registry, names, k):

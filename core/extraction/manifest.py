@@ -48,7 +48,7 @@ def check_request(level: str, aggregate: str | None = None, user_from: str = "au
     if int(chunk_size) < 1:
         raise UsageError(f"chunk size must be at least 1, got {chunk_size}")
     if level == "review" and aggregate is not None:
-        raise UsageError("--aggregate applies to --level item or user, not review")
+        raise UsageError("--aggregate applies to --level item or user, not review level")
 
 
 def level_details(level: str, source: str, aggregate: str | None = None, *,

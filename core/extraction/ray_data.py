@@ -224,9 +224,8 @@ def extract_ray(
     options: RayOptions | None = None,
 ) -> dict[str, Any]:
     """Run the Ray Data engine over ``data``; return the manifest written to ``out/``."""
-    from recfeat.extraction.cache import fingerprint_digest, vector_fingerprint
     from recfeat.extraction.manifest import check_request
-    from recfeat.extraction.ray_runner import connect, options_for_actor
+    from recfeat.extraction.ray_runner import connect
 
     start = time.perf_counter()
     opts = options or RayOptions()
@@ -244,21 +243,7 @@ def extract_ray(
                              want_ratings=level != "review" and mode == "rating-weighted")  # fmt: skip
     fs, root = _check_out(out, plan.files)
     fp = encoder.fingerprint()
-    spec = cleaner.spec() if hasattr(cleaner, "spec") else list(cleaner)
-    job = {
-        "encoder": encoder.name,
-        "options": options_for_actor(encoder),
-        "cleaners": spec,
-        "level": level,
-        "group_column": "item" if level == "item" else "user",
-        "out": out,
-        "key_digest": fingerprint_digest(fp).hex(),
-    }
-    job["settings_digest"] = _settings_digest({
-        "shard": SHARD_FORMAT, "encoder": vector_fingerprint(fp), "cleaners": spec,
-        "fmt": found, "loader_options": loader_options,
-        "kind": "review" if level == "review" else job["group_column"],
-    })  # fmt: skip
+    job = _job(encoder, cleaner, level, out, found, loader_options)
     connect(opts.address, timeout_s=opts.connect_timeout_s)
     _quiet(ray)
     try:
@@ -277,7 +262,41 @@ def extract_ray(
     manifest = _build_manifest(encoder, cleaner, level, details, counts, shards, plan)
     manifest.update(rows=rows, dim=dim, id_columns=id_columns, engine="ray",
                     shards=len(shards))  # fmt: skip
-    record = {
+    record = _run_record(opts, plan, shards, time.perf_counter() - start)
+    from recfeat.jsonable import jsonable
+
+    commit_text(fs, f"{root}/{RUN_RECORD}", json.dumps(jsonable(record), indent=2) + "\n")
+    commit_text(fs, f"{root}/{MANIFEST}", json.dumps(jsonable(manifest), indent=2) + "\n")
+    return manifest
+
+
+def _job(encoder, cleaner, level: str, out: str, fmt: str, loader_options) -> dict[str, Any]:
+    """What every actor needs (plain values: the encoder is rebuilt from its name), and the
+    digest of the settings that shard names carry."""
+    from recfeat.extraction.cache import fingerprint_digest, vector_fingerprint
+    from recfeat.extraction.ray_runner import options_for_actor
+
+    fp = encoder.fingerprint()
+    spec = cleaner.spec() if hasattr(cleaner, "spec") else list(cleaner)
+    job = {
+        "encoder": encoder.name,
+        "options": options_for_actor(encoder),
+        "cleaners": spec,
+        "level": level,
+        "group_column": "item" if level == "item" else "user",
+        "out": out,
+        "key_digest": fingerprint_digest(fp).hex(),
+    }
+    job["settings_digest"] = _settings_digest({
+        "shard": SHARD_FORMAT, "encoder": vector_fingerprint(fp), "cleaners": spec,
+        "fmt": fmt, "loader_options": loader_options,
+        "kind": "review" if level == "review" else job["group_column"],
+    })  # fmt: skip
+    return job
+
+
+def _run_record(opts: RayOptions, plan, shards: list[dict], elapsed: float) -> dict[str, Any]:
+    return {
         "format": "recfeat-run/1",
         "engine": "ray",
         "address": opts.address or "local",
@@ -288,13 +307,8 @@ def extract_ray(
         "shards_written": sum(not s["skipped"] for s in shards),
         "shards_skipped": sum(bool(s["skipped"]) for s in shards),
         "actor_pids": sorted({int(s["pid"]) for s in shards}),
-        "elapsed_s": round(time.perf_counter() - start, 3),
+        "elapsed_s": round(elapsed, 3),
     }
-    from recfeat.jsonable import jsonable
-
-    commit_text(fs, f"{root}/{RUN_RECORD}", json.dumps(jsonable(record), indent=2) + "\n")
-    commit_text(fs, f"{root}/{MANIFEST}", json.dumps(jsonable(manifest), indent=2) + "\n")
-    return manifest
 
 
 def _quiet(ray) -> None:

@@ -154,32 +154,57 @@ def encode_texts(
     if n == 0:
         return np.zeros((0, int(encoder.dim)), dtype=np.float32), stats
     keys = text_keys(texts, fingerprint_digest(encoder.fingerprint()))
+    out = _Vectors(n)
+    per_text, hit = _from_cache(texts, keys, encoder, cache, out, stats)
+    fallback = _encode_missing(texts, keys, hit, encoder, cache, out, per_text, stats,
+                               chunk_size, progress, description)  # fmt: skip
+    if stats.cached + stats.encoded != n:
+        raise DataError(
+            f"encoding returned {stats.cached + stats.encoded} of {n} vectors; rerun to resume"
+        )
+    has = per_text[:, 0] >= 0
+    stats.tokens = int(per_text[has, 0].sum()) + fallback["tokens"]
+    stats.truncated_texts = int((per_text[has, 1] > 0).sum()) + fallback["truncated_texts"]
+    stats.tokens_dropped = int(per_text[has, 1].sum()) + fallback["tokens_dropped"]
+    stats.truncation_unknown = int((~has).sum()) - fallback["texts"]
+    stats.seconds = time.perf_counter() - start
+    assert out.matrix is not None
+    return out.matrix, stats
+
+
+class _Vectors:
+    """The (n, dim) result, allocated when the first vectors (cached or encoded) arrive."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.matrix: np.ndarray | None = None
+
+    def place(self, rows: Sequence[int], vectors: np.ndarray) -> None:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if self.matrix is None:
+            self.matrix = np.zeros((self.n, vectors.shape[1]), dtype=np.float32)
+        if vectors.shape != (len(rows), self.matrix.shape[1]):
+            raise DataError(
+                f"encoder returned vectors of shape {vectors.shape} for {len(rows)} texts "
+                f"(expected dim {self.matrix.shape[1]}); clear the vector cache if the encoder "
+                "changed"
+            )
+        self.matrix[np.asarray(rows, dtype=np.int64)] = vectors
+
+
+def _from_cache(texts, keys, encoder, cache, out: _Vectors, stats: EncodeStats):
+    """Place the cached vectors; ``(per-text (tokens kept, dropped), -1 unknown; hit mask)``."""
+    n = len(texts)
     found = cache.get_many(keys)
     known = cache.get_stats(keys) if hasattr(cache, "get_stats") else {}
-    per_text = np.full((n, 2), -1, dtype=np.int64)  # tokens kept, dropped; -1: unknown
+    per_text = np.full((n, 2), -1, dtype=np.int64)
     for i, k in enumerate(keys):
         if k in known:
             per_text[i] = known[k]
     del known
-    # Texts encoded without per-text statistics: their chunk totals, for this run only.
-    fallback = {"tokens": 0, "truncated_texts": 0, "tokens_dropped": 0, "texts": 0}
-    out: np.ndarray | None = None
-
-    def place(rows: Sequence[int], vectors: np.ndarray) -> None:
-        nonlocal out
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if out is None:
-            out = np.zeros((n, vectors.shape[1]), dtype=np.float32)
-        if vectors.shape != (len(rows), out.shape[1]):
-            raise DataError(
-                f"encoder returned vectors of shape {vectors.shape} for {len(rows)} texts "
-                f"(expected dim {out.shape[1]}); clear the vector cache if the encoder changed"
-            )
-        out[np.asarray(rows, dtype=np.int64)] = vectors
-
     hit_rows = [i for i, k in enumerate(keys) if k in found]
     if hit_rows:
-        place(hit_rows, np.stack([found[keys[i]] for i in hit_rows]))
+        out.place(hit_rows, np.stack([found[keys[i]] for i in hit_rows]))
     stats.cached = len(hit_rows)
     del found
     # Vectors cached before their statistics were kept: tokenize those texts (no model
@@ -192,17 +217,24 @@ def encode_texts(
             cache.put_many([keys[i] for i in backfill], None, st)
     hit = np.zeros(n, dtype=bool)
     hit[hit_rows] = True
-    pending = [[i for i in chunk if not hit[i]] for chunk in iter_chunks(n, chunk_size)]
+    return per_text, hit
+
+
+def _encode_missing(texts, keys, hit, encoder, cache, out: _Vectors, per_text, stats,
+                    chunk_size, progress, description) -> dict[str, int]:  # fmt: skip
+    """Encode the texts not cached, in the fixed chunks, committing each to the cache;
+    returns the chunk totals of texts encoded without per-text statistics."""
+    fallback = {"tokens": 0, "truncated_texts": 0, "tokens_dropped": 0, "texts": 0}
+    pending = [[i for i in chunk if not hit[i]] for chunk in iter_chunks(len(texts), chunk_size)]
     pending = [rows for rows in pending if rows]
-    jobs = [[texts[i] for i in rows] for rows in pending]
-    with progress_bar(n, description, enabled=progress) as bar:
+    with progress_bar(len(texts), description, enabled=progress) as bar:
         bar.advance(stats.cached)
-        for i, job in enumerate(jobs):
+        for rows in pending:
+            job = [texts[i] for i in rows]
             vectors = encoder.encode(job)
             chunk_stats = dict(getattr(encoder, "last_stats", None) or {})
-            rows = pending[i]
-            place(rows, vectors)
-            st = text_token_stats(encoder, jobs[i], chunk_stats)
+            out.place(rows, vectors)
+            st = text_token_stats(encoder, job, chunk_stats)
             cache.put_many([keys[r] for r in rows], np.asarray(vectors, dtype=np.float32), st)
             if st is not None:
                 per_text[rows] = st
@@ -213,18 +245,7 @@ def encode_texts(
             stats.encoded += len(rows)
             stats.chunks_encoded += 1
             bar.advance(len(rows))
-    if stats.cached + stats.encoded != n:
-        raise DataError(
-            f"encoding returned {stats.cached + stats.encoded} of {n} vectors; rerun to resume"
-        )
-    has = per_text[:, 0] >= 0
-    stats.tokens = int(per_text[has, 0].sum()) + fallback["tokens"]
-    stats.truncated_texts = int((per_text[has, 1] > 0).sum()) + fallback["truncated_texts"]
-    stats.tokens_dropped = int(per_text[has, 1].sum()) + fallback["tokens_dropped"]
-    stats.truncation_unknown = int((~has).sum()) - fallback["texts"]
-    stats.seconds = time.perf_counter() - start
-    assert out is not None
-    return out, stats
+    return fallback
 
 
 # -- the components the stages use --------------------------------------------------------

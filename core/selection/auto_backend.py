@@ -141,19 +141,9 @@ def choose_backend(
     ctx = ctx or bb.BuildContext(encoder=encoder_name)
     ctx.encoder = encoder_name
     say = say or (lambda msg: None)
-    if ctx.device.startswith("cuda"):
-        try:
-            check_cuda(ctx.device)
-        except OptionError as exc:
-            reason = str(exc).split(";")[0]  # the fix it suggests is what happens here
-            say(f"backend auto: {reason}; choosing among the CPU backends instead")
-            ctx.device = "cpu"
+    _fall_back_to_cpu(ctx, say)
     backends = dict(bb.BACKENDS if backends is None else backends)
-    if candidates is None:
-        candidates = GPU_CANDIDATES if ctx.device.startswith("cuda") else DEFAULT_CANDIDATES
-    candidates = [c for c in dict.fromkeys(candidates)]
-    for name in candidates:
-        bb.get_backend(name, backends)  # unknown names fail before any work
+    candidates = _candidate_names(candidates, ctx.device, backends)
     scored = gate is not None and gate.active
     # Speed is timed on a sample spanning the lengths; with a gate, of the gate's own texts.
     texts = (sample_texts(list(gate.texts), GATED_SAMPLE_SIZE) if scored
@@ -163,73 +153,20 @@ def choose_backend(
     if ctx.calibration_texts is None:  # static int8 is calibrated on the user's own corpus
         ctx.calibration_texts = [t for t in sample_texts(list(sample_texts_) or texts, 512)]
     if fingerprint is None:
-        from recfeat.plugin.registry import get_registry
-
-        fingerprint = get_registry("encoder").create(encoder_name, **ctx.encoder_options()).fingerprint()
-        fingerprint = {k: v for k, v in fingerprint.items() if k not in ("backend", "precision")}
+        fingerprint = _model_fingerprint(encoder_name, ctx)
     gate_id = gate.fingerprint if gate is not None else None
     key = _cache_key(fingerprint, ctx.device, candidates, min_cosine, max_drop, gate_id)
     path = _cache_path(cache_dir)
     cache = _read_cache(path)
     if not refresh and key in cache:
-        hit = cache[key]
-        return Choice(
-            backend=hit["backend"],
-            reason=f"cached choice from {hit['date']} for this machine, model and gate settings "
-                   f"({hit['reason']})",
-            table=hit["table"], cached=True, key=key,
-        )  # fmt: skip
+        return _cached_choice(cache[key], key)
 
-    # The reference always runs (first), even if it is not a candidate: it defines accuracy.
-    order = [REFERENCE, *[c for c in candidates if c != REFERENCE]]
-    table: list[dict[str, Any]] = []
-    reference_vectors = None
-    for name in order:
-        spec = backends.get(name) or bb.get_backend(name, backends)
-        row: dict[str, Any] = {"backend": name, "candidate": name in candidates}
-        table.append(row)
-        if ctx.device.split(":")[0] not in spec.devices:
-            row["skipped"] = f"runs on {', '.join(spec.devices)} only"
-            continue
-        missing = spec.missing()
-        if missing:
-            row["skipped"] = f"not installed ({spec.install})"
-            continue
-        say(f"auto: timing {name}")
-        try:
-            runner = spec.build(ctx)
-            runner.encode(texts[:16])  # warm-up: lazy loading and first-call costs
-            latencies, vectors = time_calls(lambda r=runner: r.encode(texts), warmup=0,
-                                            repeats=repeats, clock=clock, sync=runner.sync)  # fmt: skip
-        except Exception as exc:  # one broken backend must not stop the choice
-            row["skipped"] = f"failed: {type(exc).__name__}: {exc}"
-            continue
-        best = min(latencies)
-        row["seq_per_s"] = len(texts) / best if best > 0 else float("inf")
-        if not scored:
-            if name == REFERENCE:
-                reference_vectors = vectors
-            row.update(parity(reference_vectors, vectors))
-    if "seq_per_s" not in table[0]:
-        raise RecfeatError(
-            f"backend auto could not run the reference {REFERENCE}: "
-            f"{table[0].get('skipped', 'unknown reason')}"
-        )
+    table = _time_candidates(candidates, texts, backends, ctx, repeats=repeats, clock=clock,
+                             say=say, scored=scored)  # fmt: skip
     if scored:
         _gate_fastest_first(table, gate, backends, ctx, min_cosine, max_drop, say)
-    gt.judge([r for r in table if not r.get("unscored")], REFERENCE, min_cosine=min_cosine,
-             max_drop=max_drop)  # fmt: skip
-    best = gt.pick(table)
-    gt.verdicts(best, table)
+    best = _judge(table, min_cosine, max_drop)
     notes = list(gate.notes) if gate is not None else ["no task data: gated on mean cosine only"]
-    if best is None:
-        why = "; ".join(f"{r['backend']}: {r['verdict']}" for r in table
-                        if r["candidate"] and "seq_per_s" in r)  # fmt: skip
-        raise RecfeatError(
-            f"no candidate backend reached mean cosine {min_cosine} to {REFERENCE} within "
-            f"max-drop {max_drop * 100:g}% ({why or 'none could run'}); lower --min-cosine, "
-            "raise --max-drop or use --backend torch"
-        )
     reason = _reason(best, table, min_cosine, max_drop, gate, notes)
     date = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     cache[key] = {"backend": best["backend"], "reason": reason, "table": table, "date": date,
@@ -239,6 +176,119 @@ def choose_backend(
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, json.dumps(jsonable(cache), indent=2) + "\n")
     return Choice(backend=best["backend"], reason=reason, table=table, cached=False, key=key)
+
+
+def _fall_back_to_cpu(ctx: bb.BuildContext, say: Callable[[str], None]) -> None:
+    """Move ``ctx`` to the CPU when its CUDA device cannot run, saying why."""
+    if not ctx.device.startswith("cuda"):
+        return
+    try:
+        check_cuda(ctx.device)
+    except OptionError as exc:
+        reason = str(exc).split(";")[0]  # the fix it suggests is what happens here
+        say(f"backend auto: {reason}; choosing among the CPU backends instead")
+        ctx.device = "cpu"
+
+
+def _candidate_names(candidates: Sequence[str] | None, device: str,
+                     backends: Mapping[str, bb.BackendSpec]) -> list[str]:  # fmt: skip
+    """The candidates asked for (the device's defaults when None), once each, all known."""
+    if candidates is None:
+        candidates = GPU_CANDIDATES if device.startswith("cuda") else DEFAULT_CANDIDATES
+    candidates = [c for c in dict.fromkeys(candidates)]
+    for name in candidates:
+        bb.get_backend(name, backends)  # unknown names fail before any work
+    return candidates
+
+
+def _model_fingerprint(encoder_name: str, ctx: bb.BuildContext) -> dict[str, Any]:
+    """The encoder's fingerprint without the backend and precision: those are what is chosen."""
+    from recfeat.plugin.registry import get_registry
+
+    fingerprint = get_registry("encoder").create(encoder_name, **ctx.encoder_options()).fingerprint()
+    return {k: v for k, v in fingerprint.items() if k not in ("backend", "precision")}
+
+
+def _cached_choice(hit: dict[str, Any], key: str) -> Choice:
+    return Choice(
+        backend=hit["backend"],
+        reason=f"cached choice from {hit['date']} for this machine, model and gate settings "
+               f"({hit['reason']})",
+        table=hit["table"], cached=True, key=key,
+    )  # fmt: skip
+
+
+def _time_candidates(candidates: list[str], texts: list[str],
+                     backends: Mapping[str, bb.BackendSpec], ctx: bb.BuildContext, *,
+                     repeats: int, clock: Callable[[], float], say: Callable[[str], None],
+                     scored: bool) -> list[dict[str, Any]]:  # fmt: skip
+    """One row per backend with its speed on ``texts`` (and, without a gate, its parity to
+    the reference), or why it was skipped. The reference always runs (first), even if it is
+    not a candidate: it defines accuracy."""
+    order = [REFERENCE, *[c for c in candidates if c != REFERENCE]]
+    table: list[dict[str, Any]] = []
+    reference_vectors = None
+    for name in order:
+        spec = backends.get(name) or bb.get_backend(name, backends)
+        row: dict[str, Any] = {"backend": name, "candidate": name in candidates}
+        table.append(row)
+        vectors = _time_one(row, spec, texts, ctx, repeats=repeats, clock=clock, say=say)
+        if "seq_per_s" not in row:
+            continue
+        if not scored:
+            if name == REFERENCE:
+                reference_vectors = vectors
+            row.update(parity(reference_vectors, vectors))
+    if "seq_per_s" not in table[0]:
+        raise RecfeatError(
+            f"backend auto could not run the reference {REFERENCE}: "
+            f"{table[0].get('skipped', 'unknown reason')}"
+        )
+    return table
+
+
+def _time_one(row: dict[str, Any], spec: bb.BackendSpec, texts: list[str],
+              ctx: bb.BuildContext, *, repeats: int, clock: Callable[[], float],
+              say: Callable[[str], None]) -> Any:  # fmt: skip
+    """Set ``row["seq_per_s"]`` from the best of ``repeats`` timed encodes of ``texts`` and
+    return the vectors, or set ``row["skipped"]`` (and return None) when it cannot run."""
+    if ctx.device.split(":")[0] not in spec.devices:
+        row["skipped"] = f"runs on {', '.join(spec.devices)} only"
+        return None
+    missing = spec.missing()
+    if missing:
+        row["skipped"] = f"not installed ({spec.install})"
+        return None
+    say(f"auto: timing {row['backend']}")
+    try:
+        runner = spec.build(ctx)
+        runner.encode(texts[:16])  # warm-up: lazy loading and first-call costs
+        latencies, vectors = time_calls(lambda r=runner: r.encode(texts), warmup=0,
+                                        repeats=repeats, clock=clock, sync=runner.sync)  # fmt: skip
+    except Exception as exc:  # one broken backend must not stop the choice
+        row["skipped"] = f"failed: {type(exc).__name__}: {exc}"
+        return None
+    best = min(latencies)
+    row["seq_per_s"] = len(texts) / best if best > 0 else float("inf")
+    return vectors
+
+
+def _judge(table: list[dict[str, Any]], min_cosine: float, max_drop: float) -> dict[str, Any]:
+    """Give every row its verdict and return the fastest candidate that passes; with none,
+    ``RecfeatError`` naming each candidate's verdict."""
+    gt.judge([r for r in table if not r.get("unscored")], REFERENCE, min_cosine=min_cosine,
+             max_drop=max_drop)  # fmt: skip
+    best = gt.pick(table)
+    gt.verdicts(best, table)
+    if best is None:
+        why = "; ".join(f"{r['backend']}: {r['verdict']}" for r in table
+                        if r["candidate"] and "seq_per_s" in r)  # fmt: skip
+        raise RecfeatError(
+            f"no candidate backend reached mean cosine {min_cosine} to {REFERENCE} within "
+            f"max-drop {max_drop * 100:g}% ({why or 'none could run'}); lower --min-cosine, "
+            "raise --max-drop or use --backend torch"
+        )
+    return best
 
 
 def _gate_fastest_first(table, gate, backends, ctx, min_cosine, max_drop, say) -> None:

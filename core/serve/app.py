@@ -24,8 +24,6 @@ from recfeat.serve.schemas import (
 
 def build_app(state, lifespan=None):
     from fastapi import FastAPI
-    from fastapi.exceptions import RequestValidationError
-    from starlette.exceptions import HTTPException
     from starlette.responses import Response
 
     app = FastAPI(title="recfeat serve", lifespan=lifespan)
@@ -36,6 +34,31 @@ def build_app(state, lifespan=None):
     def error(status: int, message: str, type_: str, code: str | None, headers=None) -> Response:
         return Response(error_body(message, type_, code), status, headers=headers,
                         media_type="application/json")  # fmt: skip
+
+    def require_ready() -> None:
+        if not state.ready:
+            raise unavailable(state.load_error or "the model is still loading; retry shortly",
+                              "not_ready", retry_after=1)  # fmt: skip
+
+    embedder = state.embedder
+
+    async def encode(texts: list[str]):
+        require_ready()
+        return await embedder.embed(embedder.check(texts))
+
+    # The helpers are built once per app and shared by the route groups: a request pays for
+    # no import.
+    _add_error_handlers(app, error)
+    _add_embedding_routes(app, state, encode, reply)
+    _add_item_routes(app, state, embedder, encode, reply)
+    _add_recommend_route(app, state, embedder, encode, require_ready, reply)
+    _add_probes(app, state, reply, error, Response)
+    return Gate(app, state)
+
+
+def _add_error_handlers(app, error) -> None:
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException
 
     @app.exception_handler(ApiError)
     async def api_error(request, exc: ApiError):
@@ -63,18 +86,8 @@ def build_app(state, lifespan=None):
         return error(500, f"internal error {type(exc).__name__}: {exc}; this is a bug in "
                      "recfeat: report it", "server_error", "internal_error")  # fmt: skip
 
-    def require_ready() -> None:
-        if not state.ready:
-            raise unavailable(state.load_error or "the model is still loading; retry shortly",
-                              "not_ready", retry_after=1)  # fmt: skip
 
-    embedder = state.embedder
-
-    async def encode(texts: list[str]):
-        require_ready()
-        return await embedder.embed(embedder.check(texts))
-
-    # -- embeddings ------------------------------------------------------------------------
+def _add_embedding_routes(app, state, encode, reply) -> None:
     @app.post("/v1/embeddings")
     async def embeddings(req: EmbeddingsRequest):
         if req.model is not None and req.model not in state.model_names:
@@ -107,7 +120,8 @@ def build_app(state, lifespan=None):
             "backend": state.backend,
         })  # fmt: skip
 
-    # -- items -----------------------------------------------------------------------------
+
+def _add_item_routes(app, state, embedder, encode, reply) -> None:
     @app.put("/items/{item_id}")
     async def put_item(item_id: str, req: ItemText):
         out = await encode([req.text])
@@ -125,7 +139,8 @@ def build_app(state, lifespan=None):
         return reply({"stored": len(req.items), "created": created, "items": len(state.store),
                       "truncated": int((out.dropped > 0).sum())})  # fmt: skip
 
-    # -- recommendations -------------------------------------------------------------------
+
+def _add_recommend_route(app, state, embedder, encode, require_ready, reply) -> None:
     @app.post("/recommend")
     async def recommend(req: RecommendRequest):
         require_ready()
@@ -139,7 +154,8 @@ def build_app(state, lifespan=None):
             history_vectors=vectors,
         ))  # fmt: skip
 
-    # -- probes ----------------------------------------------------------------------------
+
+def _add_probes(app, state, reply, error, Response) -> None:
     @app.get("/health")
     async def health():
         return reply({"status": "ok"})
@@ -156,5 +172,3 @@ def build_app(state, lifespan=None):
     async def metrics():
         body, content_type = state.metrics.render()
         return Response(body, media_type=content_type)
-
-    return Gate(app, state)

@@ -32,12 +32,16 @@ def check_installed() -> None:
 def build_state(settings: ServeSettings, *, encoder: str = "minilm", backend: str | None = None,
                 precision: str | None = None, device: str | None = None,
                 threads: int | None = None, model: str | None = None, item_texts: dict[str, str] | None = None,
-                item_features: str | None = None, cleaners: str | None = None,
-                trust: bool = False) -> tuple[ServeState, Callable[[], str]]:  # fmt: skip
+                item_features: str | None = None, cleaners: Any = None,
+                trust: bool = False, engine: Any = None,
+                ) -> tuple[ServeState, Callable[[], str]]:  # fmt: skip
     """The state the routes share and the loader to run on the encode thread (it returns
     the start-up line). ``encoder`` is the text encoder (``--encoder``), ``model`` the
-    recommendation model file (``--model``). Raises RecfeatError for options or files that
-    cannot work."""
+    recommendation model file (``--model``). ``engine``: the encoder object already made
+    (``recfeat.serve`` passes the one its settings resolved); ``encoder`` is then only the
+    name responses carry, and backend, precision, device and threads are not used.
+    ``cleaners``: specs ("a,b", a list; None: the default chain; "none" or []: raw texts).
+    Raises RecfeatError for options or files that cannot work."""
     from recfeat.encode.vocabulary import resolve_encoder
     from recfeat.extraction.stages import make_cleaner
     from recfeat.plugin.registry import get_registry
@@ -47,14 +51,15 @@ def build_state(settings: ServeSettings, *, encoder: str = "minilm", backend: st
     from recfeat.serve.recommender import Recommender
 
     check_installed()
-    options: dict[str, Any] = {}
-    if device:
-        options["device"] = device
-    if threads:
-        options["threads"] = threads
-    name, opts = resolve_encoder(encoder, backend=backend, precision=precision, **options)
-    engine = get_registry("encoder").create(name, **opts)
-    cleaner = None if cleaners in ("none", "") else make_cleaner(cleaners)
+    if engine is None:
+        options: dict[str, Any] = {}
+        if device:
+            options["device"] = device
+        if threads:
+            options["threads"] = threads
+        name, opts = resolve_encoder(encoder, backend=backend, precision=precision, **options)
+        engine = get_registry("encoder").create(name, **opts)
+    cleaner = None if cleaners in ("none", "", []) else make_cleaner(cleaners)
     metrics = Metrics()
     embedder = Embedder(
         engine, cleaner, metrics, cache_size=settings.cache_size,
@@ -101,6 +106,19 @@ def build_state(settings: ServeSettings, *, encoder: str = "minilm", backend: st
                 f"warm-up {warm_ms:.1f} ms per single text; {what}")  # fmt: skip
 
     return state, load
+
+
+def item_texts(dataset, where: str) -> dict[str, str]:
+    """item id -> text of ``dataset`` (``--data``), encoded at start; a UsageError when it
+    has no item texts."""
+    table = dataset.items
+    if table is None or not len(table) or "text" not in table.columns:
+        raise UsageError(
+            f"--data {where} has no item texts (review-only data); give item vectors with "
+            "--item-features FILE.parquet (recfeat extract DATA --level item)"
+        )
+    text = table["text"].fillna("").astype(str)
+    return dict(zip(table["item"].astype(str), text, strict=True))
 
 
 def _model_names(model: str, encoder, fp: dict[str, Any]) -> set[str]:
