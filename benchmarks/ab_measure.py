@@ -16,9 +16,9 @@ table.
     python benchmarks/ab_measure.py prepare --work DIR ...         # inputs, once, shared
     python benchmarks/ab_measure.py where                          # which recfeat is imported
     python benchmarks/ab_measure.py encode --kind bf16 --texts 1000 ...
-    python benchmarks/ab_measure.py memory --sizes 10000,30000 ...
-    python benchmarks/ab_measure.py ray --rows 300 ...
-    python benchmarks/ab_measure.py serve --levels 1:40,8:160,64:320 ...
+    python benchmarks/ab_measure.py memory --sizes 10000,20000 ...
+    python benchmarks/ab_measure.py ray --rows 200 ...
+    python benchmarks/ab_measure.py serve --levels 1:30,8:120,64:240 ...
 """
 
 from __future__ import annotations
@@ -122,7 +122,11 @@ def prepare(args) -> None:
     if not mi.exists():
         import bench_ray
 
-        bench_ray.DATA = Path(args.data_dir) / "amazon_musical_instruments_5" / "reviews_Musical_Instruments_5.json.gz"
+        bench_ray.DATA = (
+            Path(args.data_dir)
+            / "amazon_musical_instruments_5"
+            / "reviews_Musical_Instruments_5.json.gz"
+        )
         bench_ray.mi_slice(mi.with_suffix(".tmp"), args.ray_rows)
         mi.with_suffix(".tmp").rename(mi)
         log(f"made {mi}")
@@ -191,7 +195,9 @@ def memory(args) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
     if len(runs) > 1:
         ratio = runs[-1]["peak_rss_mib"] / runs[0]["peak_rss_mib"]
-        figures.append(fig(f"stream peak RSS {sizes[-1]:,} / {sizes[0]:,}", round(ratio, 3), "x", "lower"))
+        figures.append(
+            fig(f"stream peak RSS {sizes[-1]:,} / {sizes[0]:,}", round(ratio, 3), "x", "lower")
+        )
     emit(args, "memory-stream", figures, {"runs": runs}, t0)
 
 
@@ -210,7 +216,9 @@ def ray(args) -> None:
     figures, runs, same = [], {}, None
     try:
         local = scratch / "local.parquet"
-        runs["local"] = bench_ray.run_cli([str(data), "--no-cache", "--out", str(local)], env, args.timeout)
+        runs["local"] = bench_ray.run_cli(
+            [str(data), "--no-cache", "--out", str(local)], env, args.timeout
+        )
         log(f"ray bench, local: {runs['local']}")
         out = scratch / "ray_1"
         runs["ray_1"] = bench_ray.run_cli([str(data), "--ray", "--actors", "1", "--cpus-per-actor",
@@ -252,13 +260,19 @@ def same_answer(local_path: Path, ray_out: Path, read_output) -> dict:
     rids, rvec, _ = read_output(str(ray_out))
     a = ids.sort_values(["user", "item"]).index.to_numpy()
     b = rids.sort_values(["user", "item"]).index.to_numpy()
-    same_ids = bool((ids.iloc[a][["user", "item"]].to_numpy() == rids.iloc[b][["user", "item"]].to_numpy()).all())
+    same_ids = bool(
+        (
+            ids.iloc[a][["user", "item"]].to_numpy() == rids.iloc[b][["user", "item"]].to_numpy()
+        ).all()
+    )
     return {"same_ids": same_ids, "max_abs_diff": float(np.abs(vec[a] - rvec[b]).max())}
 
 
 # -- serve -----------------------------------------------------------------------------------
-SERVE_BOOT = ("import sys, recfeat; print('ab: recfeat imported from ' + recfeat.__file__, "
-              "flush=True); from recfeat.cli.main import cli; cli(prog_name='recfeat')")
+SERVE_BOOT = (
+    "import sys, recfeat; print('ab: recfeat imported from ' + recfeat.__file__, "
+    "flush=True); from recfeat.cli.main import cli; cli(prog_name='recfeat')"
+)
 
 
 def encoder_flag() -> str:
@@ -345,18 +359,21 @@ def main() -> int:
     ap.add_argument("--raw", default=None, help="JSON-lines file to append the result to")
     ap.add_argument("--work", default="/tmp/recfeat-ab/work", help="shared inputs (prepare)")
     ap.add_argument("--scratch", default=None, help="where each run's outputs go (deleted)")
-    ap.add_argument("--data-dir", default=os.environ.get("RECFEAT_DATA_DIR", str(REPO.parent / "shared" / "data")))
+    ap.add_argument(
+        "--data-dir",
+        default=os.environ.get("RECFEAT_DATA_DIR", str(REPO.parent / "shared" / "data")),
+    )
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per child process")
     ap.add_argument("--kind", default="bf16", choices=["bf16", "fp32"])
     ap.add_argument("--texts", type=int, default=1000)
-    ap.add_argument("--sizes", default="10000,30000")
-    ap.add_argument("--memory-sizes", default="10000,30000", help="prepare: corpora to write")
-    ap.add_argument("--rows", type=int, default=300)
-    ap.add_argument("--ray-rows", type=int, default=300, help="prepare: MI slice to write")
-    ap.add_argument("--levels", default="1:40,8:160,64:320", help="concurrency:requests,...")
+    ap.add_argument("--sizes", default="10000,20000")
+    ap.add_argument("--memory-sizes", default="10000,20000", help="prepare: corpora to write")
+    ap.add_argument("--rows", type=int, default=200)
+    ap.add_argument("--ray-rows", type=int, default=200, help="prepare: MI slice to write")
+    ap.add_argument("--levels", default="1:30,8:120,64:240", help="concurrency:requests,...")
     ap.add_argument("--warmup", type=int, default=16)
-    ap.add_argument("--offline-texts", type=int, default=320)
-    ap.add_argument("--batch1", type=int, default=40)
+    ap.add_argument("--offline-texts", type=int, default=240)
+    ap.add_argument("--batch1", type=int, default=30)
     ap.add_argument("--level-time-limit", type=float, default=60.0)
     ap.add_argument("--start-timeout", type=float, default=120.0)
     args = ap.parse_args()
@@ -369,7 +386,9 @@ def main() -> int:
         # in-process work: bound it here (the child-process benches bound their children)
         signal.signal(signal.SIGALRM, _alarm)
         signal.alarm(max(1, int(args.timeout)))
-    {"prepare": prepare, "encode": encode, "memory": memory, "ray": ray, "serve": serve}[args.what](args)
+    {"prepare": prepare, "encode": encode, "memory": memory, "ray": ray, "serve": serve}[args.what](
+        args
+    )
     return 0
 
 

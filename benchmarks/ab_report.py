@@ -61,7 +61,16 @@ def versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for name in ("torch", "transformers", "tokenizers", "ray", "numpy", "pyarrow", "uvicorn", "fastapi"):
+    for name in (
+        "torch",
+        "transformers",
+        "tokenizers",
+        "ray",
+        "numpy",
+        "pyarrow",
+        "uvicorn",
+        "fastapi",
+    ):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
@@ -212,7 +221,7 @@ def side_paths(rows: list[dict]) -> dict:
     return {k: sorted(v) for k, v in out.items()}
 
 
-def markdown(meta: dict, rows: list[dict], summary: list[dict], stem: Path) -> str:
+def markdown(meta: dict, rows: list[dict], summary: list[dict], stem: Path, tol: float) -> str:
     m = meta.get("machine", {})
     before, after = meta.get("before", {}), meta.get("after", {})
     a0, a1 = after.get("start", {}), after.get("end", {})
@@ -234,8 +243,8 @@ def markdown(meta: dict, rows: list[dict], summary: list[dict], stem: Path) -> s
         f"- After: the working tree {after.get('dir')} at HEAD {a0.get('head', '?')[:10]} "
         f"with {a0.get('changed_files', '?')} changed/new files in core/, plugins/, exporters/; "
         f"content hash {a0.get('content_hash')} at start, {a1.get('content_hash')} at end"
-        + (" (**the tree changed during the run**: the after figures mix two versions)"
-           if a1 and a0.get("content_hash") != a1.get("content_hash") else " (unchanged during the run)"),
+        + ("" if not a1 else " (**the tree changed during the run**: the after figures may mix two "
+           "versions)" if a0.get("content_hash") != a1.get("content_hash") else " (unchanged during the run)"),
         f"- Settings: {meta.get('settings')}",
         f"- Order of the {len(measured)} measurements: {order} (one fresh process each; the side "
         "that goes first alternates every round)",
@@ -245,7 +254,11 @@ def markdown(meta: dict, rows: list[dict], summary: list[dict], stem: Path) -> s
         "|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for s in summary:
-        unit = "" if s["unit"] in ("count", "x") else f" ({s['unit']})"
+        unit = (
+            ""
+            if s["unit"] in ("count", "x") or s["figure"].endswith(s["unit"])
+            else f" ({s['unit']})"
+        )
         arrow = "↑" if s["better"] == "higher" else "↓"
         paired = ", ".join(fmt(p) for p in s["paired_ratio"]) or "-"
         v = s["verdict"]
@@ -258,7 +271,7 @@ def markdown(meta: dict, rows: list[dict], summary: list[dict], stem: Path) -> s
     lines += [
         "",
         f"↑ higher is better, ↓ lower is better. Verdict: the median of the per-round paired "
-        f"ratios (direction-adjusted) against a noise band of ±{summary[0]['tol'] if summary else '?':.0%} "
+        f"ratios (direction-adjusted) against a noise band of ±{tol:.0%} "
         "(twice that for single-request latencies in ms); failure counts: any increase is WORSE.",
         "",
         f"**{len(worse)} figure(s) worse beyond the noise band**"
@@ -268,16 +281,12 @@ def markdown(meta: dict, rows: list[dict], summary: list[dict], stem: Path) -> s
     paths = side_paths(rows)
     lines += ["Where each side imported `recfeat` from (every measurement records it):", ""]
     lines += [f"- {side}: {', '.join(p) or '-'}" for side, p in paths.items()]
-    problems = [r for r in rows if "error" in r or "skipped" in r or "rounds_stopped_before" in r]
+    problems = [r for r in rows if "error" in r or "skipped" in r]
     if problems:
-        lines += ["", "Not measured:", ""]
+        lines += ["", "Not measured (a figure with fewer pairs than rounds lost them here):", ""]
         for r in problems:
-            if "rounds_stopped_before" in r:
-                lines.append(f"- rounds from {r['rounds_stopped_before']} on: the budget would "
-                             f"not hold another round (the last took {r['last_round_s']} s)")  # fmt: skip
-            else:
-                lines.append(f"- {r.get('bench')} {r.get('side')} round {r.get('round')}: "
-                             f"{r.get('error') or r.get('skipped')}")  # fmt: skip
+            lines.append(f"- {r.get('bench')} {r.get('side')} round {r.get('round')}: "
+                         f"{r.get('error') or r.get('skipped')}")  # fmt: skip
     ray = [r for r in measured if r["bench"] == "ray-vs-local" and r.get("ray_vs_local")]
     if ray:
         lines += ["", "Ray (1 actor) vs local, same answer: " + "; ".join(
@@ -313,11 +322,12 @@ def markdown(meta: dict, rows: list[dict], summary: list[dict], stem: Path) -> s
     return "\n".join(lines)
 
 
-def plot(summary: list[dict], path: Path, title: str) -> None:
+def plot(summary: list[dict], path: Path, title: str, tol: float) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     items = [s for s in summary if s["median_gain"] is not None]
     if not items:
@@ -326,15 +336,27 @@ def plot(summary: list[dict], path: Path, title: str) -> None:
     ys = list(range(len(items)))[::-1]
     colors = {"WORSE": "#cc3311", "better": "#228833", "within noise": "#4477aa"}
     for y, s in zip(ys, items, strict=True):
-        ax.barh(y, s["median_gain"] - 1, left=1, color=colors.get(s["verdict"], "#999999"), height=0.6)
+        ax.barh(
+            y, s["median_gain"] - 1, left=1, color=colors.get(s["verdict"], "#999999"), height=0.6
+        )
         pts = [p for p in s["paired_gain"] if p is not None]
         ax.plot(pts, [y] * len(pts), "k.", ms=4)
-    tol = items[0]["tol"]
     ax.axvspan(1 - tol, 1 + tol, color="#dddddd", zorder=0)
     ax.axvline(1, color="k", lw=0.8)
+    ax.set_xscale("log")
+    everything = [p for s in items for p in s["paired_gain"] if p] + [
+        s["median_gain"] for s in items
+    ]
+    lo, hi = min([0.8, *everything]), max([1.25, *everything])
+    ax.set_xlim(lo / 1.1, hi * 1.1)
+    ticks = [t for t in (0.25, 0.5, 0.8, 1, 1.25, 2, 4, 8, 16) if lo / 1.1 <= t <= hi * 1.1]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_yticks(ys)
     ax.set_yticklabels([f"{s['bench']}: {s['figure']}" for s in items], fontsize=7)
-    ax.set_xlabel("after vs before, direction-adjusted (> 1 better); bar = median of pairs, dots = pairs")
+    ax.set_xlabel(
+        "after vs before, direction-adjusted (> 1 better); bar = median of pairs, dots = pairs"
+    )
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
@@ -355,17 +377,24 @@ def report(args) -> int:
     if bad:
         print(f"ab_report: {len(bad)} measurement(s) imported the wrong tree, e.g. {bad[0]['where']}",
               file=sys.stderr)  # fmt: skip
-    md = markdown(meta_data, rows, summary, stem)
+    md = markdown(meta_data, rows, summary, stem, args.tol)
     if bad:
-        md = f"**WARNING: {len(bad)} measurement(s) imported the wrong tree; do not use this table.**\n\n" + md
+        md = (
+            f"**WARNING: {len(bad)} measurement(s) imported the wrong tree; do not use this table.**\n\n"
+            + md
+        )
     for suffix, text in ((".md", md), (".json", json.dumps(
             {"meta": meta_data, "summary": summary, "raw": rows}, indent=1) + "\n")):  # fmt: skip
         tmp = stem.with_name(stem.name + suffix + ".tmp")
         tmp.write_text(text)
         tmp.replace(stem.with_name(stem.name + suffix))
     m = meta_data.get("machine", {})
-    plot(summary, stem.with_name(stem.name + ".png"),
-         f"issue 20 refactor, after vs before (interleaved), {m.get('cpu')}, {m.get('cpus')} CPUs")
+    plot(
+        summary,
+        stem.with_name(stem.name + ".png"),
+        f"issue 20 refactor, after vs before (interleaved), {m.get('cpu')}, {m.get('cpus')} CPUs",
+        args.tol,
+    )
     print(md)
     return 1 if bad else 0
 

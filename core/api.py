@@ -14,8 +14,10 @@ from typing import Any
 
 # Names the CLI shows in --help (click choices, defaults), from light modules only.
 from recfeat.bench.runs import DEFAULT_CPU_BACKENDS, DEFAULT_GPU_BACKENDS  # noqa: F401
+from recfeat.demo import DEFAULT_OUT as DEMO_OUT  # noqa: F401
 from recfeat.encode.vocabulary import BACKENDS, PRECISIONS  # noqa: F401
 from recfeat.plugin.report import COMPONENT_KEYS, PLUGIN_ROW_KEYS  # noqa: F401
+from recfeat.settings import DEFAULT_MODELS, SPLITS  # noqa: F401
 
 #: The downstream gate's default sample of interactions (``--gate-interactions``): equal to
 #: ``recfeat.selection.gate.GATE_INTERACTIONS``, which is not imported here so that importing
@@ -161,27 +163,139 @@ def make_split(interactions, kind: str = "random", **options: Any):
     return split(interactions, kind, **options)
 
 
-def evaluate(data, item_features=None, models: Sequence[str] = ("global-mean", "bias"),
-             peers: str | Sequence[str] = (), **options: Any):  # fmt: skip
-    """Fit and score ``models`` on a split of ``data`` with rating and ranking metrics;
-    ``item_features`` is a ``Features`` object, a feature file path, or None. ``peers``
-    (``"implicit,lightfm,cornac"``) appends those libraries' standard models. ``tune=True``
-    (``tune_trials=N``) first chooses each model's options on a validation split carved from
-    the training part (recfeat.evaluation.tuning); ``result.info["tuning"]`` says what."""
-    from recfeat.data.features import load_features
-    from recfeat.evaluation.protocol import evaluate as run
+def evaluate_settings(config=None, *, peers: str | Sequence[str] = (), **flags: Any):
+    """The settings of one evaluation (``recfeat.settings.EvaluateSettings``): built-in
+    defaults < ``config`` (a TOML path or dict, as ``--config``: ``[[models]]``,
+    ``[[metrics]]``, ``[dataset]``, ``[pipeline]`` split settings) < ``flags`` (the
+    ``evaluate`` command's flags as keyword arguments, ``item_features`` for ``--features``,
+    ``model_options`` for ``-O``; None: not given). ``peers`` (``"implicit,lightfm,cornac"``)
+    appends those libraries' standard models (the text ones only with ``item_features``);
+    ``-O`` options reach them as they reach every listed model."""
+    from recfeat.settings import evaluate_settings as resolve
 
-    if isinstance(data, (str, Path)):
-        data = load_dataset(data)
-    if isinstance(item_features, (str, Path)):
-        item_features = load_features(item_features)
-    elif hasattr(item_features, "to_features"):  # straight from extract()
-        item_features = item_features.to_features()
+    peer_models: list[str] = []
     if peers:
-        from recfeat.plugins.peers import add_peers, expand_peers
+        from recfeat.plugins.peers import expand_peers
 
-        models = add_peers(list(models), expand_peers(peers, text=item_features is not None))
-    return run(data, item_features, models, **options)
+        peer_models = expand_peers(peers, text=flags.get("item_features") is not None)
+    return resolve(config, peer_models=peer_models, **flags)
+
+
+# evaluate's keyword arguments that are settings (the rest: data, features, split, outputs)
+_EVALUATE_KEYWORDS = {
+    "format", "model_options", "metrics", "k", "seed", "test_fraction", "relevance_threshold",
+    "cold_reviews", "cold_protocol", "candidates", "rank_rating_models", "merge_variants",
+    "trust_features", "tune", "tune_trials", "load_split",
+}  # fmt: skip
+
+
+def evaluate(data=None, item_features=None, models=None, *, config=None, settings=None,
+             peers: str | Sequence[str] = (), user_features=None, split=None,
+             out: str | Path | None = None, plot: str | Path | None = None,
+             save_split: str | Path | None = None, progress: bool | None = None,
+             **options: Any):  # fmt: skip
+    """Fit and score ``models`` on one split of ``data`` with rating and ranking metrics,
+    exactly as ``recfeat evaluate`` does: the same settings (``settings``, or ``config`` and
+    keyword arguments named as the command's flags: ``k``, ``seed``, ``metrics``,
+    ``test_fraction``, ``relevance_threshold`` (None or "none": every held-out
+    interaction), ``model_options`` (``{"mf": {"factors": 50}}`` or ``-O`` strings),
+    ``cold_reviews``, ``candidates``, ``merge_variants``, ``tune``, ``tune_trials``,
+    ``load_split``...; see ``evaluate_settings``). ``data``: a RecData or a dataset path;
+    ``item_features``/``user_features``: ``Features``, a feature file path, an ``extract()``
+    result, or None; ``models``: names or ``(name, options)`` (default: the config's, else
+    ``DEFAULT_MODELS``); ``peers`` (``"implicit,lightfm,cornac"``) appends those libraries'
+    standard models. ``split``: a kind name, or a ``Split`` to use as made. ``tune=True``
+    first chooses each model's options on a validation split carved from the training part
+    (``result.info["tuning"]`` says what). ``out`` (JSON), ``plot`` (PNG) and ``save_split``
+    are written together once the run passed, and refused before any work when they would
+    overwrite an input."""
+    from recfeat.errors import UsageError
+
+    unknown = sorted(set(options) - _EVALUATE_KEYWORDS)
+    if unknown:
+        raise UsageError(f"evaluate: unknown option(s) {', '.join(unknown)}; use "
+                         f"{', '.join(sorted(_EVALUATE_KEYWORDS))}")  # fmt: skip
+    made = None if split is None or isinstance(split, str) else split  # a Split, used as is
+    if settings is None:
+        if "relevance_threshold" in options and options["relevance_threshold"] is None:
+            options["relevance_threshold"] = "none"  # here None says: every held-out one
+        settings = evaluate_settings(
+            config, data=data, item_features=item_features, user_features=user_features,
+            models=models, peers=peers, split=None if made is not None else split, **options,
+        )  # fmt: skip
+    elif any(v is not None for v in (config, data, item_features, user_features, models)) or (
+        peers or options or isinstance(split, str)
+    ):
+        raise UsageError("evaluate: give settings, or the data, config and keyword arguments, "
+                         "not both")  # fmt: skip
+    return _evaluate_with(settings, made, out=out, plot=plot, save_split=save_split,
+                          progress=progress)  # fmt: skip
+
+
+def _features(value):
+    """A feature file path, an ``extract()`` result or features -> features (None or "":
+    none given)."""
+    from recfeat.data.features import load_features
+
+    if value is None or (isinstance(value, str) and not value):
+        return None
+    if isinstance(value, (str, Path)):
+        return load_features(value)
+    if hasattr(value, "to_features"):  # straight from extract()
+        return value.to_features()
+    return value
+
+
+def _evaluate_with(settings, split, *, out, plot, save_split, progress):
+    """``evaluate`` once its settings are resolved: outputs checked, data and features read,
+    product variants merged, the split made (or loaded), the protocol run, outputs written."""
+    import dataclasses
+
+    from recfeat.errors import UsageError
+    from recfeat.evaluation.leaks import merge_variants, remap_features
+    from recfeat.evaluation.protocol import evaluate as run
+    from recfeat.evaluation.splits import load_split, make_split
+    from recfeat.outputs_guard import guard_outputs
+
+    guard_outputs({"--out": out, "--plot": plot, "--save-split": save_split}, settings.inputs,
+                  files=True)  # fmt: skip
+    data = settings.data
+    if data is None:
+        raise UsageError("evaluate: give data (a dataset path or RecData)")
+    if isinstance(data, (str, Path)):
+        fmt, loader_options = settings.dataset
+        data = load_dataset(data, format=fmt, **loader_options)
+    item_features = _features(settings.item_features)
+    user_features = _features(settings.user_features)
+    protocol = settings.protocol
+    if protocol.merge_variants and split is None:  # before splitting: it is over product groups
+        data, mapping = merge_variants(data)
+        item_features = remap_features(item_features, mapping)
+        protocol = dataclasses.replace(protocol, merge_variants=False)
+    if split is None and settings.load_split:
+        split = load_split(settings.load_split, data.interactions)
+    elif split is None:
+        split = make_split(data.interactions, settings.split, seed=protocol.seed,
+                           test_fraction=protocol.test_fraction)  # fmt: skip
+    result = run(data, item_features, settings.models, split, user_features=user_features,
+                 protocol=protocol, progress=progress)  # fmt: skip
+    _write_evaluation(result, data, split, out=out, plot=plot, save_split=save_split)
+    return result
+
+
+def _write_evaluation(result, data, split, *, out, plot, save_split) -> None:
+    """``out`` (the JSON result), ``plot`` (a bar chart) and ``save_split`` (the split's
+    rows), the ones given, as one unit: all new, or the earlier files untouched."""
+    from recfeat.atomic import write_file, write_together
+    from recfeat.evaluation.protocol import plot_result
+    from recfeat.evaluation.splits import save_split as write_split
+
+    title = f"{data.name}: {split.kind} split, k={result.info['k']}"
+    write_together({
+        out: lambda tmp: write_file(tmp, (result.to_json() + "\n").encode()),
+        plot: lambda tmp: plot_result(result, tmp, title=title),
+        save_split: lambda tmp: write_split(split, tmp, data.interactions),
+    })  # fmt: skip
 
 
 def read_features(path: str | Path):
@@ -191,17 +305,44 @@ def read_features(path: str | Path):
     return load_features(path)
 
 
-def train(data, model: str, options: dict[str, Any] | None = None, **kwargs: Any):
-    """Fit ``model`` on every interaction of ``data``; returns the bundle ``save_model`` and
-    ``recommend`` take."""
+def train_settings(**flags: Any):
+    """The settings of one training run (``recfeat.settings.TrainSettings``): built-in
+    defaults < ``flags`` (the ``train`` command's flags as keyword arguments: ``data``,
+    ``model``, ``options``, ``format``, ``item_features``, ``user_features``)."""
+    from recfeat.settings import train_settings as resolve
+
+    return resolve(**flags)
+
+
+def train(data=None, model: str | None = None, options: dict[str, Any] | None = None, *,
+          settings=None, out: str | Path | None = None, **kwargs: Any):  # fmt: skip
+    """Fit ``model`` (with its ``options``) on every interaction of ``data`` (a RecData or a
+    dataset path, read as ``format=``); ``item_features``/``user_features``: features or
+    feature file paths. Returns the bundle ``save_model`` and ``recommend`` take; ``out``
+    also saves it there, refused before any work when it would overwrite an input.
+    ``settings``: a ``train_settings(...)`` instead of the arguments."""
+    from recfeat.errors import UsageError
+    from recfeat.outputs_guard import guard_outputs
     from recfeat.training.bundle import train_model
 
-    if isinstance(data, (str, Path)):
-        data = load_dataset(data)
-    return train_model(data, model, options, **kwargs)
+    if settings is None:
+        settings = train_settings(data=data, model=model, options=options, **kwargs)
+    elif data is not None or model is not None or options is not None or kwargs:
+        raise UsageError("train: give settings, or the data, model and options, not both")
+    guard_outputs({"--out": out}, settings.inputs, files=True)
+    dataset = settings.data
+    if isinstance(dataset, (str, Path)):
+        dataset = load_dataset(dataset, format=settings.format)
+    bundle = train_model(dataset, settings.model, settings.options,
+                         item_features=_features(settings.item_features),
+                         user_features=_features(settings.user_features))  # fmt: skip
+    if out is not None:
+        save_model(bundle, out)
+    return bundle
 
 
 def save_model(bundle: dict[str, Any], path: str | Path) -> Path:
+    """Write a bundle from ``train`` to ``path`` (one file, atomically, in the safe format)."""
     from recfeat.training.bundle import save_model as save
 
     return save(bundle, path)
@@ -216,11 +357,66 @@ def load_model(path: str | Path, trust: bool = False) -> dict[str, Any]:
     return load(path, trust=trust)
 
 
-def recommend(bundle: dict[str, Any], users, k: int = 10, **options: Any):
-    """Top-``k`` items for each of ``users`` from a trained bundle."""
+def recommend_settings(**flags: Any):
+    """The settings of one ``recommend`` call (``recfeat.settings.RecommendSettings``):
+    built-in defaults < ``flags`` (the ``recommend`` command's flags as keyword arguments:
+    ``users``, ``k``, ``features``, ``data``, ``format``, ``include_seen``)."""
+    from recfeat.settings import recommend_settings as resolve
+
+    return resolve(**flags)
+
+
+def recommend(bundle: dict[str, Any], users=None, k: int | None = None, *, settings=None,
+              **options: Any):  # fmt: skip
+    """Top-``k`` items (default 10) for each of ``users`` (ids, or "u1,u2") from a trained
+    bundle, as ``recfeat recommend`` ranks them; ``Ranking`` objects, best first. Options,
+    named as the command's flags: ``features`` (item features of new items to rank too: a
+    path or Features, same encoder as training), ``data`` (with ``format``: a dataset whose
+    item texts give the snippets; default: the ones saved with the model),
+    ``include_seen``. ``settings``: a ``recommend_settings(...)`` instead."""
+    from recfeat.errors import UsageError
+    from recfeat.training.bundle import item_snippets
     from recfeat.training.bundle import recommend as rank
 
-    return rank(bundle, users, k, **options)
+    if settings is None:
+        settings = recommend_settings(users=users, k=k, **options)
+    elif users is not None or k is not None or options:
+        raise UsageError("recommend: give settings, or users, k and options, not both")
+    snippets = None
+    if settings.data is not None:
+        data = settings.data
+        if isinstance(data, (str, Path)):
+            data = load_dataset(data, format=settings.format)
+        snippets = item_snippets(data)
+    return rank(bundle, settings.users, settings.k, extra_features=_features(settings.features),
+                include_seen=settings.include_seen, snippets=snippets)  # fmt: skip
+
+
+def demo_settings(**flags: Any):
+    """The settings of the demo (``recfeat.demo.DemoSettings``): built-in defaults <
+    ``flags`` (the ``demo`` command's flags as keyword arguments: ``data``, ``format``,
+    ``loader_options``, ``out``, ``cache``)."""
+    from recfeat.demo import demo_settings as resolve
+
+    return resolve(**flags)
+
+
+def run_demo(data=None, out: str | Path | None = None, *, settings=None, echo=None,
+             **options: Any):  # fmt: skip
+    """The demo behind ``recfeat demo``: extract review and item vectors with the default
+    encoder and evaluate the demo models on them (a random and an item-cold split), into the
+    folder ``out`` (default ``DEMO_OUT``). ``data``: a RecData, a dataset path (read as
+    ``format=`` with ``loader_options=``), or None for the SYNTHETIC sample; ``cache``: the
+    vector cache (None: the default folder, False: none); ``echo``: where progress lines go
+    (default: stdout). Returns the ``DemoContext`` (``outputs``, ``results``, ``timings``)."""
+    from recfeat.demo import run_from_settings
+    from recfeat.errors import UsageError
+
+    if settings is None:
+        settings = demo_settings(data=data, out=out, **options)
+    elif data is not None or out is not None or options:
+        raise UsageError("run_demo: give settings, or data, out and options, not both")
+    return run_from_settings(settings, echo=echo)
 
 
 def export_settings(config=None, **flags: Any):

@@ -7,7 +7,8 @@ fp32). ``--data PATH --format ...`` runs the same steps on a real dataset.
 The demo is a list of steps (``DEMO_STEPS``), each a function of a ``DemoContext``; a later
 stage (say, a downstream evaluation) is one more function appended to the list. It lives
 outside the CLI so a notebook or script runs the same steps (``run_demo``) with its own
-``echo``; the command only parses flags.
+``echo``. ``demo_settings`` resolves the command's flags over the defaults and checks them,
+``run_from_settings`` runs them (``recfeat.run_demo``); the command only parses flags.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import click
 
 DEFAULT_OUT = "recfeat-demo"
 
@@ -30,6 +29,67 @@ def cpu_has_bf16() -> bool:
     return has_bf16()
 
 
+def _echo(message: str) -> None:
+    """The default ``echo``: a line on stdout (click, imported when first used)."""
+    import click
+
+    click.echo(message)
+
+
+@dataclasses.dataclass
+class DemoSettings:
+    """What ``recfeat demo`` runs on: ``data`` (a path read as ``format`` with
+    ``loader_options``, a RecData, or None: the SYNTHETIC sample), the folder ``out`` and the
+    vector ``cache`` (None: the default folder, False: none, or a folder)."""
+
+    data: Any = None
+    format: str = "auto"
+    loader_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    out: Path = Path(DEFAULT_OUT)
+    cache: Any = None
+
+
+def demo_settings(*, data: Any = None, format: str | None = None, loader_options: Any = None,
+                  out: str | Path | None = None, cache: Any = None) -> DemoSettings:  # fmt: skip
+    """Defaults < these arguments (None: not given), named as ``recfeat demo``'s flags;
+    ``loader_options``: a dict or ``KEY=VALUE`` strings (``-o``), which, like ``format``,
+    describe ``data`` and need it."""
+    from recfeat.config import parse_key_values
+    from recfeat.errors import UsageError
+
+    if data is None and ((format or "auto") not in ("auto", "sample", "synthetic-books")
+                         or loader_options):  # fmt: skip
+        raise UsageError("--format and --option describe --data; pass --data PATH with them")
+    if isinstance(loader_options, dict):
+        options = dict(loader_options)
+    else:
+        options = parse_key_values(loader_options or ())
+    return DemoSettings(data=data, format=format or "auto", loader_options=options,
+                        out=Path(out if out is not None else DEFAULT_OUT), cache=cache)  # fmt: skip
+
+
+def run_from_settings(settings: DemoSettings, *, echo: Callable[[str], None] | None = None):
+    """Run the demo as ``settings`` say: the output folder checked against the inputs
+    first, the data read, the steps run (``run_demo``); a failed write is one RecfeatError
+    line naming the folder."""
+    from recfeat.errors import RecfeatError
+    from recfeat.outputs_guard import guard_outputs
+
+    out, data = settings.out, settings.data
+    given = {"--data": data, "--cache": settings.cache}
+    guard_outputs({"--out": out}, {k: v for k, v in given.items() if isinstance(v, (str, Path))})
+    if out.exists() and not out.is_dir():
+        raise RecfeatError(f"--out {out} is a file; give a folder")
+    if isinstance(data, (str, Path)):
+        from recfeat.components.dataset import load_dataset
+
+        data = load_dataset(data, format=settings.format, **settings.loader_options)
+    try:
+        return run_demo(data, out, cache=settings.cache, echo=echo or _echo)
+    except OSError as exc:
+        raise RecfeatError(f"cannot write to {out}: {exc.strerror or exc}") from None
+
+
 @dataclasses.dataclass
 class DemoContext:
     """What the steps share: the data, where outputs go, and what earlier steps produced."""
@@ -38,7 +98,7 @@ class DemoContext:
     out_dir: Path
     encoder: Any
     cache: Any = None
-    echo: Callable[[str], None] = click.echo
+    echo: Callable[[str], None] = _echo
     outputs: dict[str, Path] = dataclasses.field(default_factory=dict)
     results: dict[str, Any] = dataclasses.field(default_factory=dict)
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -168,7 +228,7 @@ def run_demo(
     encoder=None,
     cache: Any = None,
     steps: list[tuple[str, Callable[[DemoContext], None]]] | None = None,
-    echo: Callable[[str], None] = click.echo,
+    echo: Callable[[str], None] = _echo,
 ) -> DemoContext:
     """Run the demo steps on ``data`` (default: the SYNTHETIC book sample) into ``out_dir``.
 

@@ -11,7 +11,10 @@ config file exactly as ``--config`` does.
 - :func:`evaluate_settings` -> :class:`EvaluateSettings` (``recfeat evaluate``,
   ``recfeat.evaluate``);
 - :func:`export_settings` -> :class:`ExportSettings` (``recfeat export``, ``recfeat.export``);
-- :func:`serve_settings` -> :class:`ServeSettings` (``recfeat serve``, ``recfeat.serve``).
+- :func:`serve_settings` -> :class:`ServeSettings` (``recfeat serve``, ``recfeat.serve``);
+- :func:`train_settings` -> :class:`TrainSettings` (``recfeat train``, ``recfeat.train``) and
+  :func:`recommend_settings` -> :class:`RecommendSettings` (``recfeat recommend``,
+  ``recfeat.recommend``): flags over defaults, no config section.
 
 The primitives (``setting``: flag > ``[table] key`` > default, and ``component_spec``) are
 ``recfeat.config``'s; a config file is validated against ``recfeat.config.SCHEMA`` when read.
@@ -465,3 +468,240 @@ def serve_settings(
         cleaners=_cleaners(cleaners, cfg), model=model, trust=bool(trust), data=data,
         format=fmt, loader_options=options, item_features=item_features, server=server,
     )  # fmt: skip
+
+
+# -- evaluate -------------------------------------------------------------------------------
+
+#: ``--split`` kinds (``recfeat.evaluation.splits.KINDS``, kept here so ``--help`` imports
+#: no pandas) and the models run when neither ``--models`` nor the config names any.
+SPLITS = ("random", "temporal", "item-cold", "user-cold")
+DEFAULT_SPLIT = "random"
+DEFAULT_MODELS = "global-mean,bias,popularity,random"
+
+
+def parse_relevance_threshold(value: Any) -> float | None:
+    """``--relevance-threshold`` text or config value -> a float, or 0.0 for "none"/"all"
+    (every held-out interaction is relevant); None: not given."""
+    if value is None or isinstance(value, (int, float)) and not isinstance(value, bool):
+        return None if value is None else float(value)
+    text = str(value).strip().lower()
+    if text in ("none", "all", "off"):
+        return 0.0
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(
+            f"--relevance-threshold takes a rating (e.g. 4) or 'none' for every held-out "
+            f"interaction (got {value!r})"
+        ) from None
+
+
+def split_names(text: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``."""
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
+def _specs(given: str | Sequence[Any]) -> list[tuple[str, dict[str, Any]]]:
+    """``"a,b"``, or a list of names and ``(name, options)`` -> ``[(name, options)]``."""
+    if isinstance(given, str):
+        return [(n, {}) for n in split_names(given)]
+    return [(s, {}) if isinstance(s, str) else (s[0], dict(s[1])) for s in given]
+
+
+def _model_list(config: dict[str, Any], models: str | Sequence[Any] | None,
+                peer_models: Sequence[str], model_options: Any) -> list[Any]:  # fmt: skip
+    """Models as ``evaluate(models=...)`` takes them: ``models`` (a config model kept by name
+    keeps its options), else the config's ``[[models]]``, else ``DEFAULT_MODELS``; then the
+    peer models not listed yet; then ``-O MODEL.KEY=VALUE`` (``model_options``: strings or
+    ``{model: {key: value}}``) on top, each naming a listed model."""
+    configured = [component_spec(s) for s in config.get("models", [])]
+    if models is not None:
+        first: dict[str, dict[str, Any]] = {}
+        for name, options in configured:
+            first.setdefault(name, options)
+        entries = [(n, {**first.get(n, {}), **o}) for n, o in _specs(models)]
+    elif configured:
+        entries = [(n, dict(o)) for n, o in configured]
+    else:
+        entries = _specs(DEFAULT_MODELS)
+    listed = {n for n, _ in entries}
+    entries += [(n, {}) for n in dict.fromkeys(peer_models) if n not in listed]
+    if isinstance(model_options, dict):
+        per_model = {m: dict(o) for m, o in model_options.items()}
+    else:
+        per_model = parse_key_values(model_options or (), flag="-O", example="mf.factors=50",
+                                     scoped=True)  # fmt: skip
+    unknown = set(per_model) - {n for n, _ in entries}
+    if unknown:
+        raise UsageError(f"-O names model(s) not in --models: {', '.join(sorted(unknown))}")
+    specs: list[Any] = []
+    for name, options in entries:
+        options.update(per_model.get(name, {}))
+        specs.append((name, options) if options else name)
+    return specs
+
+
+def _metric_list(config: dict[str, Any], metrics: str | Sequence[Any] | None) -> list[Any] | None:
+    """``metrics`` ("a,b" or a list) over the config's ``[[metrics]]`` over None (all)."""
+    if metrics is not None:
+        return split_names(metrics) if isinstance(metrics, str) else list(metrics)
+    if "metrics" in config:
+        return [name if not opts else (name, opts)
+                for name, opts in map(component_spec, config["metrics"])]  # fmt: skip
+    return None
+
+
+@dataclasses.dataclass
+class EvaluateSettings:
+    """Everything one evaluation runs with. ``models``: names or ``(name, options)``, peers
+    included, as ``evaluate(models=...)`` takes them; ``protocol``: how it measures, a
+    ``recfeat.evaluation.protocol.Protocol`` (k, seed, metrics, test_fraction, relevance,
+    cold-start protocol, tuning...); ``split``: the kind made with the protocol's seed and
+    test_fraction unless ``load_split`` names a saved split; ``data``, ``item_features``,
+    ``user_features``: paths or loaded objects; ``dataset``: ``(format, loader options)`` a
+    ``data`` path is read with; ``inputs``: the files the run reads, by label, which its
+    outputs must not overwrite."""
+
+    models: list[Any]
+    protocol: Any  # recfeat.evaluation.protocol.Protocol
+    split: str = DEFAULT_SPLIT
+    data: Any = None
+    item_features: Any = None
+    user_features: Any = None
+    dataset: tuple[str, dict[str, Any]] = dataclasses.field(default_factory=lambda: ("auto", {}))
+    load_split: str | Path | None = None
+    inputs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def evaluate_settings(
+    config: str | Path | dict[str, Any] | None = None, *, data: Any = None,
+    item_features: Any = None, user_features: Any = None, format: str | None = None,
+    models: str | Sequence[Any] | None = None, peer_models: Sequence[str] = (),
+    model_options: dict[str, dict[str, Any]] | Sequence[str] | None = None,
+    metrics: str | Sequence[Any] | None = None, split: str | None = None, k: int | None = None,
+    seed: int | None = None, test_fraction: float | None = None,
+    relevance_threshold: float | str | None = None, cold_reviews: int | None = None,
+    cold_protocol: str | None = None, candidates: str | None = None,
+    rank_rating_models: bool = False, merge_variants: bool = False,
+    trust_features: bool = False, tune: bool = False, tune_trials: int | None = None,
+    load_split: str | Path | None = None,
+) -> EvaluateSettings:  # fmt: skip
+    """Defaults (``Protocol``'s, ``DEFAULT_MODELS``, a random split) < ``config``
+    (``[[models]]``, ``[[metrics]]``, ``[dataset]``, ``[pipeline]`` split, k, seed,
+    test_fraction, relevance_threshold) < these arguments (None: not given), named as
+    ``recfeat evaluate``'s flags.
+
+    ``models`` ("a,b", or names and ``(name, options)``) replaces the config's list, keeping
+    a config model's options when the same name is kept; ``peer_models`` (``--peers``,
+    expanded by ``recfeat.api``) follow; ``model_options`` (``-O MODEL.KEY=VALUE`` strings,
+    or ``{model: {key: value}}``) apply last and must name a listed model.
+    ``relevance_threshold``: a rating, or "none" (every held-out interaction)."""
+    from recfeat.evaluation.protocol import Protocol
+    from recfeat.evaluation.tuning import check_trials
+
+    cfg, cfg_path = read_config(config)
+    if tune_trials is not None:  # checked before any data is read
+        if not tune:
+            raise UsageError("--tune-trials only applies with --tune; add --tune")
+        check_trials(tune_trials)
+    specs = _model_list(cfg, models, peer_models, model_options)
+    base = Protocol()
+    threshold = parse_relevance_threshold(relevance_threshold)
+    measured = {
+        "k": pipeline_setting(cfg, "k", k, base.k),
+        "seed": pipeline_setting(cfg, "seed", seed, base.seed),
+        "test_fraction": pipeline_setting(cfg, "test_fraction", test_fraction, base.test_fraction),
+        "relevance_threshold": pipeline_setting(cfg, "relevance_threshold", threshold,
+                                                base.relevance_threshold),
+    }  # fmt: skip
+    given = {key: value for key, value in (
+        ("cold_reviews", cold_reviews), ("cold_protocol", cold_protocol),
+        ("candidates", candidates), ("tune_trials", tune_trials)) if value is not None}  # fmt: skip
+    protocol = Protocol.of(
+        base, metrics=_metric_list(cfg, metrics), rank_rating_models=bool(rank_rating_models),
+        merge_variants=bool(merge_variants), trust_features=bool(trust_features),
+        tune=bool(tune), **measured, **given,
+    )  # fmt: skip
+    inputs = {label: value for label, value in (
+        ("DATA", data), ("--features", item_features), ("--user-features", user_features),
+        ("--load-split", load_split), ("--config", cfg_path)) if isinstance(value, (str, Path))}  # fmt: skip
+    return EvaluateSettings(
+        models=specs, protocol=protocol, split=pipeline_setting(cfg, "split", split, DEFAULT_SPLIT),
+        data=data, item_features=item_features, user_features=user_features,
+        dataset=_dataset(cfg, format, {}), load_split=load_split, inputs=inputs,
+    )  # fmt: skip
+
+
+# -- train / recommend ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class TrainSettings:
+    """What ``recfeat train`` fits: ``model`` with its ``options`` (checked) on every
+    interaction of ``data`` (a path read as ``format``, or a RecData), with ``item_features``
+    and ``user_features`` (paths or loaded); ``inputs``: the files it reads, by label, which
+    the model file must not overwrite."""
+
+    data: Any
+    model: str
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    format: str = "auto"
+    item_features: Any = None
+    user_features: Any = None
+    inputs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def train_settings(
+    *, data: Any = None, model: str | None = None,
+    options: dict[str, Any] | Sequence[str] | None = None, format: str | None = None,
+    item_features: Any = None, user_features: Any = None,
+) -> TrainSettings:  # fmt: skip
+    """Defaults < these arguments (None: not given), named as ``recfeat train``'s flags;
+    ``options``: the model's, a dict or ``KEY=VALUE`` strings (``-O``). The model name and
+    options are checked here, before anything loads. Training reads no config file."""
+    from recfeat.plugin.registry import get_registry
+
+    if data is None:
+        raise UsageError("train: give data (a dataset path or RecData)")
+    if not model:
+        raise UsageError("train: give model, a registered model name (recfeat components model)")
+    if isinstance(options, dict):
+        opts = dict(options)
+    else:
+        opts = parse_key_values(options or (), flag="-O", example="factors=50")
+    get_registry("model").create(model, **opts)  # a bad name or option fails before loading
+    inputs = {label: value for label, value in (
+        ("DATA", data), ("--features", item_features), ("--user-features", user_features))
+        if isinstance(value, (str, Path))}  # fmt: skip
+    return TrainSettings(data=data, model=model, options=opts, format=format or "auto",
+                         item_features=item_features, user_features=user_features,
+                         inputs=inputs)  # fmt: skip
+
+
+@dataclasses.dataclass
+class RecommendSettings:
+    """What ``recfeat recommend`` ranks: the top ``k`` items for each of ``users``, new items
+    of ``features`` (a path or item-level Features) included, seen items left out unless
+    ``include_seen``; item text snippets from ``data`` (a path read as ``format``, or a
+    RecData; None: the ones saved with the model)."""
+
+    users: list[str]
+    k: int = 10
+    features: Any = None
+    data: Any = None
+    format: str = "auto"
+    include_seen: bool = False
+
+
+def recommend_settings(
+    *, users: str | Sequence[Any] | None = None, k: int | None = None, features: Any = None,
+    data: Any = None, format: str | None = None, include_seen: bool = False,
+) -> RecommendSettings:  # fmt: skip
+    """Defaults < these arguments (None: not given), named as ``recfeat recommend``'s flags;
+    ``users``: "u1,u2" or a list of ids."""
+    if users is None:
+        raise UsageError("--users is empty; pass user ids separated by commas")
+    ids = users.split(",") if isinstance(users, str) else [str(u) for u in users]
+    return RecommendSettings(users=ids, k=10 if k is None else int(k), features=features,
+                             data=data, format=format or "auto",
+                             include_seen=bool(include_seen))  # fmt: skip

@@ -242,6 +242,26 @@ def test_architecture_doc_draws_every_tier():
     assert not missing, f"docs/architecture.md does not show: {missing}"
 
 
+# Packages whose recfeat imports all sit at module level, so the graph is what the file
+# says at the top (deferred imports stay for heavy third-party libraries only).
+MODULE_LEVEL_IMPORTS = ("recfeat.extraction",)
+
+
+def test_project_imports_are_at_module_level_where_promised():
+    found = []
+    for module, path in _modules().items():
+        if not any(module == p or module.startswith(p + ".") for p in MODULE_LEVEL_IMPORTS):
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        top = {id(node) for node in tree.body}
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in top:
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                if node.__class__ is ast.ImportFrom and node.level or any(n.startswith("recfeat") for n in names):
+                    found.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert not found, "function-level project imports (move them to the top):\n" + "\n".join(found)
+
+
 def _cycles_here() -> list[list[str]]:
     """The shared tool's check (same edges, same SCCs) over the source folders."""
     mods = _modules()

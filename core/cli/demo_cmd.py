@@ -1,12 +1,11 @@
-"""``recfeat demo``: flags -> ``recfeat.demo.run_demo`` (the steps live there)."""
+"""``recfeat demo``: flags -> ``recfeat.api.demo_settings`` -> ``recfeat.api.run_demo`` (the
+steps live in ``recfeat.demo``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from recfeat.demo import DEFAULT_OUT
+import recfeat.api as api
 
 
 @click.command("demo")
@@ -29,7 +28,7 @@ from recfeat.demo import DEFAULT_OUT
     help="Loader option, repeatable.",
 )
 @click.option(
-    "--out", "out_dir", default=DEFAULT_OUT, show_default=True, help="Folder for the outputs."
+    "--out", "out_dir", default=api.DEMO_OUT, show_default=True, help="Folder for the outputs."
 )
 @click.option(
     "--cache",
@@ -42,30 +41,13 @@ def demo_command(data_path, fmt, options, out_dir, cache_dir, no_cache) -> None:
     """Extract features with the default encoder and evaluate recommendation models on them.
 
     Without --data it uses the SYNTHETIC book-review sample recfeat generates itself."""
-    from recfeat.errors import RecfeatError, UsageError
+    from recfeat.errors import UsageError
 
     if cache_dir and no_cache:
         raise UsageError("--cache DIR and --no-cache contradict each other; pass one")
-    from recfeat.outputs_guard import guard_outputs
-
-    guard_outputs({"--out": out_dir}, {"--data": data_path, "--cache": cache_dir})
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise RecfeatError(f"--out {out} is a file; give a folder")
-    data = None
-    if data_path is not None:
-        from recfeat.config import parse_key_values
-        from recfeat.plugins.datasets import load_dataset
-
-        data = load_dataset(data_path, format=fmt, **parse_key_values(options))
-    elif fmt not in ("auto", "sample", "synthetic-books") or options:
-        raise UsageError("--format and --option describe --data; pass --data PATH with them")
-    from recfeat.demo import run_demo
-
-    try:
-        run_demo(data, out, cache=False if no_cache else cache_dir)
-    except OSError as exc:
-        raise RecfeatError(f"cannot write to {out}: {exc.strerror or exc}") from None
+    settings = api.demo_settings(data=data_path, format=fmt, loader_options=options, out=out_dir,
+                                 cache=False if no_cache else cache_dir)  # fmt: skip
+    api.run_demo(settings=settings, echo=click.echo)
 
 
 def register(cli: click.Group) -> None:

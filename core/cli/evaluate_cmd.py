@@ -6,8 +6,8 @@ import sys
 
 import click
 
+import recfeat.api as api
 from recfeat.cli.params import OpenFraction
-from recfeat.evaluation.settings import DEFAULT_MODELS, SPLITS
 
 EPILOG = """\b
 Protocol (docs/evaluation.md): --features takes item-level features built from item
@@ -90,10 +90,10 @@ def protocol_lines(info) -> list[str]:
 @click.option("--user-features", "user_features_path", default=None,
               help="User-level features not derived from interactions (e.g. user descriptions).")  # fmt: skip
 @click.option("--models", default=None,
-              help=f"Comma-separated registered model names (see recfeat components models) [default: {DEFAULT_MODELS}].")  # fmt: skip
+              help=f"Comma-separated registered model names (see recfeat components models) [default: {api.DEFAULT_MODELS}].")  # fmt: skip
 @click.option("--peers", default=None, metavar="LIBS",
               help="Also run the field's standard models: implicit, lightfm, cornac (comma-separated; text peers need --features).")  # fmt: skip
-@click.option("--split", type=click.Choice(SPLITS), default=None, help="[default: random]")
+@click.option("--split", type=click.Choice(api.SPLITS), default=None, help="[default: random]")
 @click.option("--k", type=click.IntRange(min=1), default=None,
               help="Cut-off for the @k metrics [default: 10].")  # fmt: skip
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=None, help="[default: 0]")
@@ -138,98 +138,48 @@ def evaluate_command(
 ) -> None:  # fmt: skip
     """Train every model in --models on the same split of DATA and measure them with rating
     and full-ranking metrics; ID-only models show n/a where they cannot score cold items."""
-    from recfeat.cli.terminal import clean
-    from recfeat.config import load_config, parse_key_values
-    from recfeat.data.features import load_optional_features
-    from recfeat.evaluation import settings
-    from recfeat.evaluation.protocol import evaluate, plot_result
-    from recfeat.evaluation.splits import load_split as read_split
-    from recfeat.evaluation.splits import make_split
-    from recfeat.evaluation.splits import save_split as write_split
-    from recfeat.outputs_guard import guard_outputs
-    from recfeat.plugins.datasets import load_dataset
-
-    guard_outputs({"--out": out_path, "--plot": plot_path, "--save-split": save_split}, {
-        "DATA": data, "--features": features_path, "--user-features": user_features_path,
-        "--load-split": load_split, "--config": config_path,
-    }, files=True)  # fmt: skip
-    from recfeat.plugins.peers import add_peers, expand_peers
-
-    peer_names = expand_peers(peers, text=features_path is not None) if peers else []
-    if tune_trials is not None:  # checked before any data is read
-        from recfeat.errors import UsageError
-        from recfeat.evaluation.tuning import check_trials
-
-        if not tune:
-            raise UsageError("--tune-trials only applies with --tune; add --tune")
-        check_trials(tune_trials)
-    options = parse_key_values(model_options, flag="-O", example="mf.factors=50", scoped=True)
-    plan = settings.resolve(
-        load_config(config_path) if config_path else {}, models=models, metrics=metrics,
-        model_options={m: o for m, o in options.items() if m not in peer_names},
-        fmt=fmt, split=split, k=k, seed=seed, test_fraction=test_fraction,
-        relevance_threshold=settings.relevance_threshold(relevance_threshold),
+    settings = api.evaluate_settings(
+        config_path, data=data, item_features=features_path,
+        user_features=user_features_path, format=fmt, models=models, peers=peers,
+        model_options=model_options, metrics=metrics, split=split, k=k, seed=seed,
+        test_fraction=test_fraction, relevance_threshold=relevance_threshold,
+        cold_reviews=cold_reviews, cold_protocol=cold_protocol, candidates=candidates,
+        rank_rating_models=rank_rating_models, merge_variants=merge_variants,
+        trust_features=trust_features, tune=tune, tune_trials=tune_trials,
+        load_split=load_split,
     )  # fmt: skip
-    plan.models = add_peers(plan.models, peer_names, options)
-    k, seed = plan.k, plan.seed
-    ds_fmt, ds_options = plan.dataset
-    dataset = load_dataset(data, format=ds_fmt, **ds_options)
-    item_features = load_optional_features(features_path)
-    user_features = load_optional_features(user_features_path)
-    if merge_variants:  # before splitting: the split is over product groups
-        from recfeat.evaluation.leaks import merge_variants as merge
-        from recfeat.evaluation.leaks import remap_features
-
-        dataset, mapping = merge(dataset)
-        item_features = remap_features(item_features, mapping)
-    if load_split:
-        split_obj = read_split(load_split, dataset.interactions)
-    else:
-        split_obj = make_split(
-            dataset.interactions, plan.split, seed=seed, test_fraction=plan.test_fraction
-        )
-    result = evaluate(
-        dataset, item_features, plan.models, split_obj, k=k, seed=seed,
-        user_features=user_features, metrics=plan.metrics,
-        relevance_threshold=plan.relevance_threshold, rank_rating_models=rank_rating_models,
-        trust_features=trust_features, candidates=candidates or "cold",
-        cold_protocol=cold_protocol or "first-reviews",
-        **({"cold_reviews": cold_reviews} if cold_reviews else {}),
-        tune=tune, tune_trials=tune_trials,
-    )  # fmt: skip
-    from recfeat.atomic import write_file, write_together
-
-    # Written only now that every check and the run passed, as one unit: the complete new
-    # set of --out, --plot and --save-split, or the earlier files untouched.
-    write_together({
-        out_path: lambda tmp: write_file(tmp, (result.to_json() + "\n").encode()),
-        plot_path: lambda tmp: plot_result(
-            result, tmp, title=f"{dataset.name}: {split_obj.kind} split, k={k}"
-        ),
-        save_split: lambda tmp: write_split(split_obj, tmp, dataset.interactions),
-    })  # fmt: skip
+    result = api.evaluate(settings=settings, out=out_path, plot=plot_path, save_split=save_split)
     if as_json:
         click.echo(result.to_json())
         return
-    rep = split_obj.report
-    print_table(result, title=f"{dataset.name} - {split_obj.kind} split (seed {seed}), k={k}")
+    print_report(result)
+    for path, what in ((out_path, "results"), (plot_path, "chart")):
+        if path:
+            click.echo(f"wrote {what} to {path}")
+
+
+def print_report(result) -> None:
+    """The table, then one line each: the split, the ranking task, the protocol, notes."""
+    from recfeat.cli.terminal import clean
+
+    info = result.info
+    rep = info["split"]
+    print_table(result, title=f"{info['dataset']} - {rep['split']} split (seed {info['seed']}), "
+                              f"k={info['k']}")  # fmt: skip
     click.echo(
         f"split: {rep['train_interactions']} train / {rep['test_interactions']} test interactions; "
         f"{rep['evaluated_test_interactions']} evaluated, {rep['dropped_cold_rows']} dropped "
         f"({rep['policy']})"
     )
-    ranking = result.info["ranking"]
+    ranking = info["ranking"]
     click.echo(
         f"ranking: {ranking['users']} users x {ranking['candidates']} candidates ({ranking['candidate_set']})"
     )
-    for line in protocol_lines(result.info):
+    for line in protocol_lines(info):
         click.echo(clean(line))
     for model, notes in result.notes.items():
         for note in notes:
             click.echo(clean(f"note [{model}]: {note}"))
-    for path, what in ((out_path, "results"), (plot_path, "chart")):
-        if path:
-            click.echo(f"wrote {what} to {path}")
 
 
 def register(cli: click.Group) -> None:

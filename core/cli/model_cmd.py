@@ -1,14 +1,19 @@
 """``recfeat train`` (fit one model on all of DATA, save it) and ``recfeat recommend`` (top-K
 items per user from a saved model, with a text snippet per item when the data has text).
 
-Training and ranking live in ``recfeat.training.bundle``, the file format in
-``recfeat.training.model_file``: loading a model file runs no code from it. Old pickle
-(joblib) files from earlier versions are opened only with ``--trust``.
+The commands parse flags and print; ``recfeat.api`` does the work (``train_settings`` /
+``train``, ``load_model``, ``recommend_settings`` / ``recommend``). Loading a model file runs
+no code from it. Old pickle (joblib) files from earlier versions are opened only with
+``--trust``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+import recfeat.api as api
 
 
 @click.command("train")
@@ -44,29 +49,17 @@ def train_command(
 ) -> None:
     """Fit --model on every interaction of DATA and save it to --out."""
     from recfeat.cli.terminal import echo
-    from recfeat.config import parse_key_values
-    from recfeat.data.features import load_optional_features
-    from recfeat.outputs_guard import guard_outputs
-    from recfeat.plugin.registry import get_registry
-    from recfeat.plugins.datasets import load_dataset
-    from recfeat.training.bundle import save_model, train_model
 
-    guard_outputs({"--out": out_path}, {"DATA": data, "--features": features_path,
-                                        "--user-features": user_features_path},
-                  files=True)  # fmt: skip
-    opts = parse_key_values(options, flag="-O", example="factors=50")
-    get_registry("model").create(model_name, **opts)  # bad name/options fail before loading
-    bundle = train_model(
-        load_dataset(data, format=fmt), model_name, opts,
-        item_features=load_optional_features(features_path),
-        user_features=load_optional_features(user_features_path),
+    settings = api.train_settings(
+        data=data, format=fmt, model=model_name, options=options,
+        item_features=features_path, user_features=user_features_path,
     )  # fmt: skip
-    out = save_model(bundle, out_path)
+    bundle = api.train(settings=settings, out=out_path)
     header = bundle["header"]
     echo(
         f"trained {model_name} on {header['interactions']} interactions "
         f"({header['users']} users, {header['items']} items) in {header['fit_seconds']:.1f} s; "
-        f"wrote {out}"
+        f"wrote {Path(out_path)}"
     )
 
 
@@ -99,19 +92,12 @@ def train_command(
 def recommend_command(model_path, users, k, data, fmt, features_path, include_seen, trust) -> None:
     """Print the top-K items for each user in --users from a model saved by recfeat train."""
     from recfeat.cli.terminal import clean, echo
-    from recfeat.data.features import load_optional_features
-    from recfeat.training.bundle import item_snippets, load_model, recommend
 
-    bundle = load_model(model_path, trust=trust)
-    snippets = None
-    if data:
-        from recfeat.plugins.datasets import load_dataset
-
-        snippets = item_snippets(load_dataset(data, format=fmt))
-    rankings = recommend(
-        bundle, users.split(","), k, extra_features=load_optional_features(features_path),
-        include_seen=include_seen, snippets=snippets,
-    )  # fmt: skip
+    bundle = api.load_model(model_path, trust=trust)
+    settings = api.recommend_settings(users=users, k=k, features=features_path,
+                                      data=data or None, format=fmt,
+                                      include_seen=include_seen)  # fmt: skip
+    rankings = api.recommend(bundle, settings=settings)
     for r in rankings:
         if r.available == 0:
             echo(

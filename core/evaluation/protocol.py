@@ -421,8 +421,10 @@ def _evaluate_models(run: _Run, specs, tuner, progress: bool | None) -> Evaluati
         progress_bar(len(specs), "evaluating models", enabled=progress) as bar,
     ):
         for label, name, opts in specs:
-            outcome = _fit_and_score(run, label, name, opts, tuner)
-            rows[label], na[label], notes[label], fit_s[label], options[label], units[label] = outcome
+            values, na[label], notes[label], fit_s[label], options[label], units[label] = (
+                _fit_and_score(run, label, name, opts, tuner)
+            )
+            rows[label] = values
             bar.advance()
     columns = [m.display_name() for m in run.metrics]
     table = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=columns)

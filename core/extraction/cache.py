@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from recfeat.encode.hub import tokenizer_files_sha256
 from recfeat.errors import DataError, RecfeatError
 from recfeat.jsonable import jsonable
 
@@ -64,8 +65,6 @@ def vector_fingerprint(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
         drop |= LOCATION_FIELDS
     fields = {k: v for k, v in sorted(fingerprint.items()) if k not in drop}
     if "tokenizer_files_sha256" not in fields:
-        from recfeat.encode.hub import tokenizer_files_sha256
-
         for name in ("source", "model", "path"):
             folder = fingerprint.get(name)
             if isinstance(folder, str) and os.path.isdir(os.path.expanduser(folder)):

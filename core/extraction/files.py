@@ -21,13 +21,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from recfeat.errors import RecfeatError, UsageError
+from recfeat.components.dataset import load_dataset
+from recfeat.data.split_files import read_train
+from recfeat.errors import DataError, RecfeatError, UsageError
+from recfeat.extraction.manifest import check_request
+from recfeat.extraction.outputs import check_out_path, check_outputs
+from recfeat.extraction.pipeline import extract
+from recfeat.extraction.ray_data import RayOptions, extract_ray, parse_actors
+from recfeat.extraction.results import FileResult
+from recfeat.extraction.stages import default_encoder, make_cleaner, make_token_featurizer
+from recfeat.extraction.stream import stream_extract, why_not_streamed
 
 
 def _ray_options(ray: bool | dict[str, Any]):
     import dataclasses
-
-    from recfeat.extraction.ray_data import RayOptions, parse_actors
 
     if ray is True:
         return RayOptions()
@@ -72,10 +79,6 @@ def extract_to(
     ``options``: ``aggregate``, ``user_from``, ``cache``, ``chunk_size``, ``progress``,
     ``batch_rows`` (streamed engine). Returns ``FeatureResult`` (memory, also saved) or
     ``FileResult`` (stream, ray)."""
-    from recfeat.extraction.manifest import check_request
-    from recfeat.extraction.outputs import check_out_path, check_outputs
-    from recfeat.extraction.stages import make_cleaner, make_token_featurizer
-
     if path is None and fmt not in ("sample", "synthetic-books"):
         raise UsageError("missing DATA: the input file or folder ('sample' for the SYNTHETIC "
                          "sample)")  # fmt: skip
@@ -96,8 +99,6 @@ def extract_to(
     train_path = train_interactions if isinstance(train_interactions, (str, Path)) else None
     check_outputs(out_path, {"DATA": path, "--train": train_path, **(inputs or {})})
     featurizer = make_token_featurizer(token_features)
-    from recfeat.extraction.stream import why_not_streamed
-
     why = why_not_streamed(
         path, fmt, loader_options, level=level, user_from=options.get("user_from", "auto"),
         train=train_interactions, token_features=featurizer,
@@ -115,10 +116,6 @@ def extract_to(
 
 def _on_ray(path, out, level, encoder, cleaner, fmt, loader_options, ray, train, tokens, stream,
             choose_encoder, options):  # fmt: skip
-    from recfeat.extraction.ray_data import extract_ray
-    from recfeat.extraction.results import FileResult
-    from recfeat.extraction.stages import default_encoder
-
     refused = {
         "train_interactions": (train, "--train: user/item profiles from a training split need "
                                       "the local engine"),
@@ -145,16 +142,12 @@ def _on_ray(path, out, level, encoder, cleaner, fmt, loader_options, ray, train,
 
 
 def _streamed(path, out_path, level, encoder, cleaner, fmt, loader_options, echo, options):
-    from recfeat.extraction.stream import stream_extract
-
     try:
         return stream_extract(path, out_path, level, encoder, cleaner, fmt=fmt,
                               options=loader_options, echo=echo, **options)  # fmt: skip
     except OSError as exc:
         name = getattr(exc, "filename", None)
         if name and Path(name).resolve().parent != Path(out_path).resolve().parent:
-            from recfeat.errors import DataError
-
             raise DataError(f"cannot read {name}: {exc.strerror or exc}") from None
         raise RecfeatError(
             f"cannot write {out_path}: {exc.strerror or exc}; choose another --out"
@@ -164,9 +157,6 @@ def _streamed(path, out_path, level, encoder, cleaner, fmt, loader_options, echo
 def _in_memory(path, out_path, level, encoder, cleaner, fmt, loader_options, train, featurizer,
                choose_encoder, echo, options):  # fmt: skip
     import time
-
-    from recfeat.components.dataset import load_dataset
-    from recfeat.extraction.pipeline import extract
 
     started = time.perf_counter()
     dataset = load_dataset(path, format=fmt, **loader_options)
@@ -182,8 +172,6 @@ def _in_memory(path, out_path, level, encoder, cleaner, fmt, loader_options, tra
     if choose_encoder is not None:
         encoder = choose_encoder(dataset)
     if isinstance(train, (str, Path)):
-        from recfeat.data.split_files import read_train
-
         train = read_train(train, dataset.interactions)
     result = extract(dataset, level, encoder, cleaner, train_interactions=train,
                      token_features=featurizer, **options)  # fmt: skip

@@ -8,11 +8,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+from recfeat.data.features import manifest_path
+from recfeat.errors import RecfeatError, UsageError
+from recfeat.extraction.cache import CACHE_FILE, default_cache_dir
+from recfeat.extraction.manifest import run_record_path, token_features_path
+from recfeat.outputs_guard import guard_outputs
+
 
 def check_out_path(out: str | Path) -> Path:
     """Refuse an --out that cannot be written, before any work is done."""
-    from recfeat.errors import RecfeatError, UsageError
-
     path = Path(out).expanduser()
     if not path.name.endswith(".parquet"):
         raise UsageError(f"--out {out}: give a file name ending in .parquet")
@@ -31,10 +35,6 @@ def check_out_path(out: str | Path) -> Path:
 def check_outputs(out_path: Path, inputs: dict[str, Any]) -> None:
     """Refuse an --out whose files (Parquet, manifest, run record, token features) would
     overwrite an input, before any work is done (``recfeat.outputs_guard``)."""
-    from recfeat.data.features import manifest_path
-    from recfeat.extraction.manifest import run_record_path, token_features_path
-    from recfeat.outputs_guard import guard_outputs
-
     guard_outputs(
         {
             "--out": out_path,
@@ -50,8 +50,6 @@ def cache_files(cache_dir: str | None, no_cache: bool) -> dict[str, Path]:
     """The vector cache's files (inputs that outputs must not overwrite)."""
     if no_cache:
         return {}
-    from recfeat.extraction.cache import CACHE_FILE, default_cache_dir
-
     folder = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     db = folder / CACHE_FILE
     return {"the vector cache": db, "the vector cache's WAL": db.with_name(CACHE_FILE + "-wal")}

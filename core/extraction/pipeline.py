@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recfeat.atomic import write_file
+from recfeat.data.features import features_from_table, manifest_path, write_features
 from recfeat.data.recdata import RecData
 from recfeat.errors import DataError
 from recfeat.extraction.cache import open_cache
@@ -55,6 +57,7 @@ from recfeat.extraction.stages import (
     prepare_texts,
     rows_from_unique,
 )
+from recfeat.jsonable import jsonable
 
 
 @dataclasses.dataclass
@@ -73,8 +76,6 @@ class FeatureResult:
     def to_features(self):
         """The vectors as models and ``evaluate`` take them: ``Features`` keyed by item or
         user id, or ``ReviewVectors`` (one per review; models average training reviews)."""
-        from recfeat.data.features import features_from_table
-
         return features_from_table(self.ids, self.vectors, dict(self.manifest), where="extraction")
 
     def save(self, path: str | Path) -> Path:
@@ -83,10 +84,6 @@ class FeatureResult:
         (``recfeat.atomic.atomic_files``): a failure or a kill leaves the complete earlier
         set or the complete new one, never a mix."""
         import json
-
-        from recfeat.atomic import write_file
-        from recfeat.data.features import write_features
-        from recfeat.jsonable import jsonable
 
         path = Path(path)
         extra = {}
@@ -107,8 +104,6 @@ class FeatureResult:
 
     def output_paths(self, path: str | Path) -> list[Path]:
         """Every file :meth:`save` writes for ``path``."""
-        from recfeat.data.features import manifest_path
-
         paths = [Path(path), manifest_path(path), run_record_path(path)]
         return paths + ([token_features_path(path)] if self.token_features is not None else [])
 

@@ -35,6 +35,9 @@ import time
 from typing import Any
 
 from recfeat.errors import DataError, RecfeatError, UsageError, require
+from recfeat.extraction.cache import fingerprint_digest, vector_fingerprint
+from recfeat.extraction.manifest import build_manifest, check_request, level_details
+from recfeat.extraction.ray_runner import connect, options_for_actor
 from recfeat.extraction.ray_shards import (
     LEVEL_PREFIX,
     MANIFEST,
@@ -51,6 +54,10 @@ from recfeat.extraction.ray_shards import (
     out_filesystem,
     written_by_recfeat,
 )
+from recfeat.extraction.records import STREAMABLE, _loader, stream_format
+from recfeat.extraction.sources import ID_COLUMNS, iter_planned, plan_rows
+from recfeat.extraction.stages import EncodeStats
+from recfeat.jsonable import jsonable
 
 DEFAULT_BATCH_ROWS = 1024
 READ_CPUS = 0.25  # reading is light next to encoding; whole CPUs stay free for the actors
@@ -90,9 +97,6 @@ def parse_actors(text: str | int | None) -> tuple[int, int]:
 def plan_input(data: str, fmt: str | None, options: dict[str, Any], batch_rows: int,
                want_ratings: bool):  # fmt: skip
     """``(format, plan)``: the streamable format of ``data`` and its de-duplication plan."""
-    from recfeat.extraction.records import STREAMABLE, _loader, stream_format
-    from recfeat.extraction.sources import plan_rows
-
     if "://" in str(data):
         raise UsageError(f"input {data}: --ray reads a path every node sees (a shared folder), "
                          "not a URI; copy the input there")  # fmt: skip
@@ -109,8 +113,6 @@ def read_planned_file(batch, *, data: str, fmt: str, options: dict[str, Any], ba
     """Ray read task (a generator ``map_batches`` body): the planned rows of one input file,
     ``batch_rows`` at a time, with a ``path`` column naming the file."""
     import numpy as np
-
-    from recfeat.extraction.sources import iter_planned
 
     for index, packed, n, name in zip(batch["index"], batch["keep"], batch["rows"],
                                       batch["path"], strict=True):  # fmt: skip
@@ -188,8 +190,6 @@ def _plain(e: BaseException) -> RecfeatError:
 
 
 def _settings_digest(parts: dict[str, Any]) -> str:
-    from recfeat.jsonable import jsonable
-
     canon = json.dumps(jsonable(parts), sort_keys=True)
     return hashlib.sha256(canon.encode()).hexdigest()
 
@@ -224,9 +224,6 @@ def extract_ray(
     options: RayOptions | None = None,
 ) -> dict[str, Any]:
     """Run the Ray Data engine over ``data``; return the manifest written to ``out/``."""
-    from recfeat.extraction.manifest import check_request
-    from recfeat.extraction.ray_runner import connect
-
     start = time.perf_counter()
     opts = options or RayOptions()
     ray = require("ray", "ray", "--ray")
@@ -263,8 +260,6 @@ def extract_ray(
     manifest.update(rows=rows, dim=dim, id_columns=id_columns, engine="ray",
                     shards=len(shards))  # fmt: skip
     record = _run_record(opts, plan, shards, time.perf_counter() - start)
-    from recfeat.jsonable import jsonable
-
     commit_text(fs, f"{root}/{RUN_RECORD}", json.dumps(jsonable(record), indent=2) + "\n")
     commit_text(fs, f"{root}/{MANIFEST}", json.dumps(jsonable(manifest), indent=2) + "\n")
     return manifest
@@ -273,9 +268,6 @@ def extract_ray(
 def _job(encoder, cleaner, level: str, out: str, fmt: str, loader_options) -> dict[str, Any]:
     """What every actor needs (plain values: the encoder is rebuilt from its name), and the
     digest of the settings that shard names carry."""
-    from recfeat.extraction.cache import fingerprint_digest, vector_fingerprint
-    from recfeat.extraction.ray_runner import options_for_actor
-
     fp = encoder.fingerprint()
     spec = cleaner.spec() if hasattr(cleaner, "spec") else list(cleaner)
     job = {
@@ -414,9 +406,6 @@ def _finish_level(ray, fs, root, shards, level, mode, *, plan, normalize):
     and write the vectors from the workers (``part-level-*.parquet``)."""
     import pyarrow.parquet as pq
 
-    from recfeat.extraction.manifest import level_details
-    from recfeat.extraction.sources import ID_COLUMNS
-
     if level == "review":
         dim = int(shards[0]["dim"]) if shards else 0
         return level_details(level, "reviews"), sum(s["rows"] for s in shards), dim, ID_COLUMNS
@@ -458,9 +447,6 @@ def _finish_level(ray, fs, root, shards, level, mode, *, plan, normalize):
 
 def _build_manifest(encoder, cleaner, level, details, counts, shards, plan):
     """The local engines' manifest (``manifest.build_manifest``) over this run's counts."""
-    from recfeat.extraction.manifest import build_manifest
-    from recfeat.extraction.stages import EncodeStats
-
     stats = EncodeStats(
         unique_texts=counts["unique"], tokens=counts["tokens"],
         truncated_texts=counts["truncated"], tokens_dropped=counts["dropped"],

@@ -34,7 +34,13 @@ from typing import Any
 
 import numpy as np
 
+from recfeat.atomic import temp_sibling, write_text
 from recfeat.errors import DataError
+from recfeat.extraction.cache import text_keys
+from recfeat.extraction.cleaning import build_cleaner_chain
+from recfeat.extraction.levels import l2_normalize_rows, rating_weights
+from recfeat.extraction.stages import prepare_texts, rows_from_unique, text_token_stats
+from recfeat.plugin.registry import get_registry
 
 SHARD_FORMAT = "recfeat-ray-shard/2"
 PARTIALS = "_partials"
@@ -80,8 +86,6 @@ def commit_table(fs, table, path: str) -> None:
     file or none (temporary names carry the writer's pid, see ``recfeat.atomic``)."""
     import pyarrow.parquet as pq
 
-    from recfeat.atomic import temp_sibling
-
     head, _, name = path.rpartition("/")
     tmp = f"{head}/{temp_sibling(name).name}"
     try:
@@ -97,8 +101,6 @@ def commit_table(fs, table, path: str) -> None:
 
 def commit_text(fs, path: str, text: str) -> None:
     """The text counterpart of :func:`commit_table` (manifest, run record)."""
-    from recfeat.atomic import temp_sibling, write_text
-
     if type(fs).__name__ == "LocalFileSystem":
         write_text(path, text)
         return
@@ -140,9 +142,6 @@ class ShardEncoder:
     one summary row (shard name, rows, empty texts, whether it was already there, pid)."""
 
     def __init__(self, job: dict[str, Any]):
-        from recfeat.extraction.cleaning import build_cleaner_chain
-        from recfeat.plugin.registry import get_registry
-
         self.job = job
         self.encoder = get_registry("encoder").create(job["encoder"], **job["options"])
         self.cleaner = build_cleaner_chain(job["cleaners"])
@@ -183,9 +182,6 @@ class ShardEncoder:
     def _encode(self, rows):
         """(unique-text vectors float32, unique index per row or -1, unique keys, per-text
         stats, dim): the stages of ``recfeat.extraction.stages`` on one batch."""
-        from recfeat.extraction.cache import text_keys
-        from recfeat.extraction.stages import prepare_texts, text_token_stats
-
         ts = prepare_texts(rows["text"].tolist(), self.cleaner)
         dim = int(self.encoder.dim)
         if ts.unique:
@@ -233,8 +229,6 @@ class ShardEncoder:
     def _review_table(self, rows, matrix, columns, dim):
         import pyarrow as pa
 
-        from recfeat.extraction.stages import rows_from_unique
-
         vectors = rows_from_unique(matrix if len(matrix) else np.zeros((0, dim), np.float32),
                                    columns)  # fmt: skip
         ids = rows[["user", "item", "rating", "timestamp"]].reset_index(drop=True)
@@ -271,8 +265,6 @@ def finish_groups(frame, *, low: float, weighted: bool, normalize: bool, id_colu
     ``levels.group_rows``: the (rating-weighted) mean over its rows with a non-empty text,
     duplicates counted; zero when it has none; ``count_column`` = its distinct texts."""
     import pyarrow as pa
-
-    from recfeat.extraction.levels import l2_normalize_rows, rating_weights
 
     key = frame["key"]
     has = key.notna().to_numpy()

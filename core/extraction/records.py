@@ -21,7 +21,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from recfeat.data import validation as v
+from recfeat.data.formats import detect_format
 from recfeat.errors import DataError, UsageError
+from recfeat.plugin.registry import get_registry
 
 STREAMABLE = ("amazon", "jsonl", "csv", "parquet")
 COLUMNS = ("user", "item", "rating", "timestamp", "text")
@@ -31,8 +34,6 @@ _WHOLE_TABLE_OPTIONS = ("item_text_col", "items_path")
 
 
 def _loader(fmt: str, options: dict[str, Any] | None):
-    from recfeat.plugin.registry import get_registry
-
     loader = get_registry("dataset").create(fmt, **(options or {}))
     if hasattr(loader, "validate"):
         loader.validate()
@@ -41,8 +42,6 @@ def _loader(fmt: str, options: dict[str, Any] | None):
 
 def source_files(path: str | Path, fmt: str) -> list[Path]:
     """The files of ``path``: itself, or a folder's files of ``fmt`` in sorted order."""
-    from recfeat.data import validation as v
-
     path = v.check_path(path)
     if not path.is_dir():
         return [v.check_file(path)]
@@ -58,8 +57,6 @@ def source_files(path: str | Path, fmt: str) -> list[Path]:
 def stream_format(path: str | Path, fmt: str = "auto", options: dict[str, Any] | None = None):
     """The format ``path`` is read with if it can be read in batches, else None (MovieLens,
     item texts from a table, CSV with ``skip_bad_rows``, third-party loaders)."""
-    from recfeat.data.formats import detect_format
-
     p = Path(path).expanduser()
     if fmt in (None, "", "auto") and p.is_dir():
         fmt = _folder_format(p)
@@ -82,8 +79,6 @@ def _folder_format(folder: Path) -> str | None:
     """A folder of shards: the one streamable format of its data files (READMEs and other
     files no loader claims are ignored); None for a folder a dataset loader reads as a
     whole (MovieLens) or one holding several formats."""
-    from recfeat.data.formats import detect_format
-
     try:
         whole = detect_format(folder)
     except DataError:
@@ -192,8 +187,6 @@ def _finish(df, loader, report: dict[str, Any], locate):
     """The loaders' row checks and types, on one batch. Rows dropped here are counted in
     ``report["_dropped"]`` and added to ``bad_rows_skipped`` after the last batch, where the
     whole-file loader adds them (so the two reports have the same keys in the same order)."""
-    from recfeat.data import validation as v
-
     scratch: dict[str, Any] = {}
     df = v.drop_bad_rows(
         df, rating_scale=loader.rating_scale, skip_bad_rows=loader.skip_bad_rows,
@@ -205,8 +198,6 @@ def _finish(df, loader, report: dict[str, Any], locate):
 
 def _types(df):
     import pandas as pd
-
-    from recfeat.data import validation as v
 
     scratch: dict[str, Any] = {}  # empty texts are counted after de-duplication
     text = df["text"] if "text" in df.columns else pd.Series("", index=df.index, dtype=object)
@@ -228,8 +219,6 @@ def _amazon(files: list[Path], loader, batch_rows: int, report: dict[str, Any],
             finish: bool = True):  # fmt: skip
     """Amazon review files: one ``ReviewRows`` over every shard, so the field counts and
     the text-field check cover them all (the check runs before the last batch is given)."""
-    from recfeat.data import validation as v
-
     rows = loader.review_rows(files[0], report)
 
     def flush(path: Path):
@@ -282,8 +271,6 @@ def _need_text(pick: dict[str, Any], columns, where: str) -> None:
 def _jsonl(path: Path, loader, batch_rows: int, report: dict[str, Any]):
     import pandas as pd
 
-    from recfeat.data import validation as v
-
     rows: list[dict[str, Any]] = []
     lines: list[int] = []
 
@@ -305,8 +292,6 @@ def _jsonl(path: Path, loader, batch_rows: int, report: dict[str, Any]):
 
 def _csv(path: Path, loader, batch_rows: int, report: dict[str, Any]):
     import pandas as pd
-
-    from recfeat.data import validation as v
 
     sep = loader.sep
     if sep is None:

@@ -7,6 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from recfeat.data.features import features_from_table, read_features
+from recfeat.extraction.ray_shards import MANIFEST, RUN_RECORD, out_filesystem, read_output
+
 
 @dataclasses.dataclass
 class FileResult:
@@ -23,8 +26,6 @@ class FileResult:
     @classmethod
     def from_folder(cls, out: str | Path, manifest: dict[str, Any] | None = None) -> FileResult:
         """A finished ``--ray`` folder (its manifest and run record)."""
-        from recfeat.extraction.ray_shards import MANIFEST, RUN_RECORD, out_filesystem
-
         fs, root = out_filesystem(str(out))
         if manifest is None:
             with fs.open_input_file(f"{root}/{MANIFEST}") as fh:
@@ -36,15 +37,9 @@ class FileResult:
     def read(self):
         """``(ids, vectors, manifest)`` from the file or folder."""
         if Path(self.path).is_dir():
-            from recfeat.extraction.ray_shards import read_output
-
             return read_output(str(self.path))
-        from recfeat.data.features import read_features
-
         return read_features(self.path)
 
     def to_features(self):
-        from recfeat.data.features import features_from_table
-
         ids, vectors, manifest = self.read()
         return features_from_table(ids, vectors, manifest, where=str(self.path))

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from recfeat.errors import DataError
+from recfeat.extraction.records import iter_file_batches, source_files
 
 ID_COLUMNS = ["user", "item", "rating", "timestamp"]
 
@@ -58,8 +59,6 @@ def plan_rows(path, fmt: str, options: dict[str, Any] | None, batch_rows: int,
               loader_scale: tuple[float, float] | None, want_ratings: bool) -> Plan:  # fmt: skip
     """Read ``path`` once; keep per row only hashed ids and the timestamp; choose the rows
     the loaders keep (``validation.dedupe_latest``) and count users and items."""
-    from recfeat.extraction.records import iter_file_batches, source_files
-
     report: dict[str, Any] = {}
     files = source_files(path, fmt)
     file_rows = [0] * len(files)
@@ -114,8 +113,6 @@ def iter_planned(path, fmt: str, options: dict[str, Any] | None, keep: np.ndarra
     in file order, in batches of at most ``batch_rows`` kept rows (``batch_rows`` exactly,
     but for the last, when one file is read: Ray's shards are these batches)."""
     import pandas as pd
-
-    from recfeat.extraction.records import iter_file_batches
 
     row = 0
     waiting: list[Any] = []

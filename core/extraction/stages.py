@@ -35,8 +35,11 @@ from typing import Any
 
 import numpy as np
 
+from recfeat.config import component_spec
 from recfeat.errors import DataError
 from recfeat.extraction.cache import fingerprint_digest, iter_chunks, open_cache, text_keys
+from recfeat.extraction.cleaning import DEFAULT_CLEANERS, build_cleaner_chain
+from recfeat.plugin.registry import get_registry
 from recfeat.progress import progress_bar
 
 DEFAULT_ENCODER = "minilm"
@@ -252,8 +255,6 @@ def _encode_missing(texts, keys, hit, encoder, cache, out: _Vectors, per_text, s
 
 
 def default_encoder(**options: Any):
-    from recfeat.plugin.registry import get_registry
-
     return get_registry("encoder").create(DEFAULT_ENCODER, **options)
 
 
@@ -262,8 +263,6 @@ def make_cleaner(cleaners: Any):
     anything with ``.clean(texts)`` is used as is."""
     if cleaners is not None and hasattr(cleaners, "clean"):
         return cleaners
-    from recfeat.extraction.cleaning import DEFAULT_CLEANERS, build_cleaner_chain
-
     if cleaners is None:
         return build_cleaner_chain(DEFAULT_CLEANERS)
     if isinstance(cleaners, str):
@@ -274,9 +273,6 @@ def make_cleaner(cleaners: Any):
 def make_token_featurizer(token_features: Any):
     if token_features is None or hasattr(token_features, "transform"):
         return token_features
-    from recfeat.config import component_spec
-    from recfeat.plugin.registry import get_registry
-
     name, options = component_spec(token_features)
     return get_registry("tokenizer").create(name, **options)
 

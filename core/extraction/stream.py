@@ -38,8 +38,32 @@ from typing import Any
 
 import numpy as np
 
+from recfeat.atomic import TMP_PREFIX, atomic_files, clean_stale, temp_sibling, write_file
+from recfeat.data.features import VECTOR_COLUMN, manifest_path
 from recfeat.errors import DataError, UsageError
+from recfeat.extraction.cache import NoCache, VectorCache, fingerprint_digest, open_cache, text_keys
+from recfeat.extraction.levels import l2_normalize_rows, rating_weights
+from recfeat.extraction.manifest import (
+    build_manifest,
+    build_run_record,
+    check_request,
+    level_details,
+    run_record_path,
+)
+from recfeat.extraction.pipeline import FeatureResult
+from recfeat.extraction.records import _loader, stream_format
 from recfeat.extraction.results import FileResult
+from recfeat.extraction.sources import ID_COLUMNS, iter_planned, plan_rows
+from recfeat.extraction.stages import (
+    DEFAULT_CHUNK_SIZE,
+    EncodeStats,
+    default_encoder,
+    encode_texts,
+    make_cleaner,
+    prepare_texts,
+)
+from recfeat.jsonable import jsonable
+from recfeat.progress import progress_bar
 
 DEFAULT_BATCH_ROWS = 4096
 RECENT_HASHES = 1 << 16  # text hashes kept in a Python set before merging into the array
@@ -53,8 +77,6 @@ def why_not_streamed(path, fmt: str = "auto", options: dict[str, Any] | None = N
                      token_features: Any = None, ray: bool = False,
                      backend: str | None = None) -> str | None:  # fmt: skip
     """None when this extraction can stream, else the reason (one phrase) it cannot."""
-    from recfeat.extraction.records import stream_format
-
     if path is None:
         return "the input is the built-in sample"
     if ray:
@@ -161,9 +183,6 @@ class _Streamer:
     path's boundaries), hand rows whose vectors are known to ``sink(frame, keys, vectors)``."""
 
     def __init__(self, encoder, cleaner, cache, chunk_size: int, sink: Callable, bar):
-        from recfeat.extraction.cache import fingerprint_digest
-        from recfeat.extraction.stages import EncodeStats
-
         self.encoder = encoder
         self.cleaner = cleaner
         self.cache = cache
@@ -181,9 +200,6 @@ class _Streamer:
         self.dim: int | None = None
 
     def add(self, frame, raw_texts) -> None:
-        from recfeat.extraction.cache import text_keys
-        from recfeat.extraction.stages import prepare_texts
-
         ts = prepare_texts(raw_texts, self.cleaner)
         self.text_rows += ts.rows
         self.empty_texts += ts.empty
@@ -206,8 +222,6 @@ class _Streamer:
         self._encode(final=True)
 
     def _encode(self, final: bool) -> None:
-        from recfeat.extraction.stages import encode_texts
-
         while len(self.pending) >= self.chunk_size or (final and self.pending):
             chunk = self.pending[: self.chunk_size]
             del self.pending[: self.chunk_size]
@@ -259,8 +273,6 @@ class _ParquetSink:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from recfeat.data.features import VECTOR_COLUMN
-
         dim = int(vectors.shape[1])
         flat = pa.array(
             np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), type=pa.float32()
@@ -280,8 +292,6 @@ class _ParquetSink:
         import json
 
         import pyarrow.parquet as pq
-
-        from recfeat.jsonable import jsonable
 
         blob = json.dumps(jsonable(meta)).encode()
         if self.writer is None:  # no rows: an empty table of the right shape
@@ -325,8 +335,6 @@ class _GroupSink:
         self.rows_used = 0
 
     def __call__(self, frame, keys, vectors: np.ndarray) -> None:
-        from recfeat.extraction.levels import rating_weights
-
         labels = frame[self.column].astype(str).tolist()
         idx = np.fromiter((self.index.setdefault(x, len(self.index)) for x in labels),
                           dtype=np.int64, count=len(labels))  # fmt: skip
@@ -356,8 +364,6 @@ class _GroupSink:
 
     def result(self, normalize: bool, dim: int):
         import pandas as pd
-
-        from recfeat.extraction.levels import l2_normalize_rows
 
         n = len(self.index)
         labels = np.array(list(self.index), dtype=object)
@@ -401,11 +407,6 @@ def stream_extract(
     into ``out`` (Parquet + ``.manifest.json`` + ``.run.json``, committed as one unit), in
     memory bounded by ``batch_rows`` rows and ``chunk_size`` texts. Same options, vectors and
     manifest as ``pipeline.extract`` on the loaded dataset (see the module docstring)."""
-    from recfeat.extraction.manifest import check_request
-    from recfeat.extraction.records import _loader, stream_format
-    from recfeat.extraction.sources import plan_rows
-    from recfeat.extraction.stages import DEFAULT_CHUNK_SIZE, default_encoder, make_cleaner
-
     start = time.perf_counter()
     chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else int(chunk_size)
     check_request(level, aggregate, user_from, chunk_size)
@@ -436,9 +437,6 @@ def _open_store(cache, out: Path, stack: contextlib.ExitStack):
     """(store used for encoding, store named in the run record)."""
     import shutil
 
-    from recfeat.atomic import TMP_PREFIX, clean_stale, temp_sibling
-    from recfeat.extraction.cache import NoCache, VectorCache, open_cache
-
     own = not hasattr(cache, "get_many")
     store = open_cache(cache) if own else cache
     if own:
@@ -461,19 +459,6 @@ def _open_store(cache, out: Path, stack: contextlib.ExitStack):
 def _run(path, out: Path, level, found, options, batch_rows, plan, encoder, cleaner,
          cache, chunk_size, mode, progress, start) -> FileResult:  # fmt: skip
     import json
-
-    from recfeat.atomic import atomic_files, write_file
-    from recfeat.data.features import manifest_path
-    from recfeat.extraction.manifest import (
-        build_manifest,
-        build_run_record,
-        level_details,
-        run_record_path,
-    )
-    from recfeat.extraction.pipeline import FeatureResult
-    from recfeat.extraction.sources import ID_COLUMNS, iter_planned
-    from recfeat.jsonable import jsonable
-    from recfeat.progress import progress_bar
 
     normalize = bool(encoder.fingerprint().get("normalize", False))
     kept = int(plan.keep.sum())
