@@ -250,3 +250,33 @@ def test_corrupt_entry_is_reported(tmp_path):
     db.close()
     with VectorCache.in_dir(tmp_path) as cache, pytest.raises(RecfeatError, match="corrupt"):
         cache.get_many([key])
+
+
+@pytest.mark.parametrize("poison", [np.nan, np.inf, 1e30])
+def test_a_corrupt_cached_vector_is_encoded_again_not_written(tmp_path, poison):
+    """The cache is a file on disk, so untrusted: NaN, inf or absurd values in it never reach
+    an output; the text is encoded again and the cache repaired."""
+    texts = ["first text", "second text", "third text"]
+    enc = CountingEncoder()
+    fresh, _ = encode_texts(texts, enc, tmp_path)
+    bad = np.full(8, poison, dtype=np.float32).tobytes()
+    key = text_keys(texts[1:2], fingerprint_digest(enc.fingerprint()))[0]
+    with sqlite3.connect(tmp_path / CACHE_FILE) as db:
+        assert db.execute("UPDATE vectors SET vec = ? WHERE key = ?", (bad, key)).rowcount == 1
+    again = CountingEncoder()
+    got, stats = encode_texts(texts, again, tmp_path)
+    np.testing.assert_array_equal(got, fresh)
+    assert again.calls == [["second text"]] and stats.cached == 2
+    repaired, _ = encode_texts(texts, CountingEncoder(), tmp_path)
+    np.testing.assert_array_equal(repaired, fresh)
+
+
+def test_an_encoder_that_returns_nan_is_an_error_not_an_output(tmp_path):
+    class NanEncoder(CountingEncoder):
+        def encode(self, texts, progress=False):
+            out = super().encode(texts)
+            out[0, 0] = np.nan
+            return out
+
+    with pytest.raises(RecfeatError, match="NaN or infinite"):
+        encode_texts(["a", "b"], NanEncoder(), False)

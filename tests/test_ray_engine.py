@@ -341,3 +341,13 @@ def test_a_users_file_that_looks_like_a_shard_is_neither_deleted_nor_read(ray_cl
     assert mine.read_bytes() == before
     ids, _, manifest = read_output(str(out))
     assert len(ids) == SLICE_ROWS == manifest["rows"] and "x" not in set(ids["user"])
+
+
+@pytest.mark.parametrize("flags", [("--actors", "400"), ("--cpus-per-actor", "64")])
+def test_resources_the_cluster_can_never_give_fail_at_once(ray_cluster, mi_slice, tmp_path, flags):
+    started = time.monotonic()
+    result = _cli("extract", str(mi_slice), "--ray", "--ray-address", ray_cluster, *flags,
+                  "--out", str(tmp_path / "o"))  # fmt: skip
+    assert_one_line_error(result, 2, flags[0])
+    assert time.monotonic() - started < 120
+    assert not (tmp_path / "o").exists()  # nothing left behind by a run that never started

@@ -205,9 +205,29 @@ def _check_out(out: str, files):
         path = os.path.abspath(path)
         if path == root or path.startswith(root + "/"):
             raise UsageError(f"--out {out} holds the input ({path}); choose another folder")
-    for sub in ("", f"/{STATS}", f"/{PARTIALS}"):
-        fs.create_dir(root + sub, recursive=True)
     return fs, root
+
+
+def _make_dirs(fs, root: str) -> list[str]:
+    """Create the output folders; return those this run created (deepest last)."""
+    created = []
+    for sub in ("", f"/{STATS}", f"/{PARTIALS}"):
+        if not exists(fs, root + sub):
+            fs.create_dir(root + sub, recursive=True)
+            created.append(root + sub)
+    return created
+
+
+def _remove_if_empty(fs, folders: list[str]) -> None:
+    """After a failed run: the folders it created and left empty go (deepest first)."""
+    import pyarrow.fs as pafs
+
+    for folder in reversed(folders):
+        try:
+            if not fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True)):
+                fs.delete_dir(folder)
+        except OSError:
+            continue
 
 
 def extract_ray(
@@ -243,6 +263,8 @@ def extract_ray(
     job = _job(encoder, cleaner, level, out, found, loader_options)
     connect(opts.address, timeout_s=opts.connect_timeout_s)
     _quiet(ray)
+    _check_resources(ray, opts)
+    created = _make_dirs(fs, root)
     try:
         ds = read_dataset(ray, data, found, loader_options, plan, opts.batch_rows)
         shards = _encode_shards(ray, ds, job, opts)
@@ -253,8 +275,10 @@ def extract_ray(
             normalize=bool(fp.get("normalize", False)),
         )  # fmt: skip
     except RecfeatError:
+        _remove_if_empty(fs, created)
         raise
     except Exception as exc:  # noqa: BLE001 - turned into one line, or re-raised
+        _remove_if_empty(fs, created)
         raise explain_failure(exc, data=data, batch_rows=opts.batch_rows) from exc
     manifest = _build_manifest(encoder, cleaner, level, details, counts, shards, plan)
     manifest.update(rows=rows, dim=dim, id_columns=id_columns, engine="ray",
@@ -263,6 +287,26 @@ def extract_ray(
     commit_text(fs, f"{root}/{RUN_RECORD}", json.dumps(jsonable(record), indent=2) + "\n")
     commit_text(fs, f"{root}/{MANIFEST}", json.dumps(jsonable(manifest), indent=2) + "\n")
     return manifest
+
+
+def _check_resources(ray, opts: RayOptions) -> None:
+    """Refuse an actor pool the cluster can never place (Ray would wait for it forever):
+    the smallest pool must fit in the cluster's CPUs and GPUs, and one actor in one node."""
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    total = ray.cluster_resources()
+    low = opts.actors[0]
+    for key, each, flag in (("CPU", opts.cpus_per_actor, "--cpus-per-actor"),
+                            ("GPU", opts.gpus_per_actor, "--gpus-per-actor")):  # fmt: skip
+        if not each:
+            continue
+        largest = max((float(n.get(key, 0)) for n in nodes), default=0.0)
+        have = float(total.get(key, 0))
+        if each > largest:
+            raise UsageError(f"{flag} {each:g}: no node of this Ray cluster has that many {key}s "
+                             f"(the largest has {largest:g}); lower {flag}")  # fmt: skip
+        if low * each > have + 1e-9:
+            raise UsageError(f"--actors {low} x {flag} {each:g} needs {low * each:g} {key}s; the "
+                             f"cluster has {have:g}: lower --actors or {flag}")  # fmt: skip
 
 
 def _job(encoder, cleaner, level: str, out: str, fmt: str, loader_options) -> dict[str, Any]:

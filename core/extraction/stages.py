@@ -175,6 +175,14 @@ def encode_texts(
     return out.matrix, stats
 
 
+SANE_ABS = 1e6  # larger than any component an encoder writes; what is beyond is corruption
+
+
+def _sane(vector) -> bool:
+    v = np.asarray(vector, dtype=np.float32)
+    return bool(np.isfinite(v).all() and (np.abs(v) < SANE_ABS).all())
+
+
 class _Vectors:
     """The (n, dim) result, allocated when the first vectors (cached or encoded) arrive."""
 
@@ -192,6 +200,12 @@ class _Vectors:
                 f"(expected dim {self.matrix.shape[1]}); clear the vector cache if the encoder "
                 "changed"
             )
+        if not np.isfinite(vectors).all():
+            bad = int((~np.isfinite(vectors)).any(axis=1).sum())
+            raise DataError(
+                f"the encoder returned NaN or infinite vectors for {bad} of {len(rows)} texts; "
+                "try --precision fp32 (fp16/bf16 can overflow) or report the encoder"
+            )
         self.matrix[np.asarray(rows, dtype=np.int64)] = vectors
 
 
@@ -205,7 +219,9 @@ def _from_cache(texts, keys, encoder, cache, out: _Vectors, stats: EncodeStats):
         if k in known:
             per_text[i] = known[k]
     del known
-    hit_rows = [i for i, k in enumerate(keys) if k in found]
+    # The cache is a file on disk, so untrusted: a vector that is not finite or absurdly
+    # large (no encoder writes 1e6) is treated as missing and encoded again.
+    hit_rows = [i for i, k in enumerate(keys) if k in found and _sane(found[k])]
     if hit_rows:
         out.place(hit_rows, np.stack([found[keys[i]] for i in hit_rows]))
     stats.cached = len(hit_rows)
