@@ -37,9 +37,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from recfeat.plugin.options import range_text
 from recfeat.plugin.registry import get_registry
 
-from .errors import ConfigError, RecfeatError, closest
+from .errors import ConfigError, RecfeatError, UsageError, closest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,8 +205,6 @@ def _check_settings(table_name: str, table: dict[str, Any], where: str) -> list[
         elif isinstance(value, float) and value != value:
             problems.append(f"{where}: {key} must be a number, got nan")
         elif (spec.low is not None and value < spec.low) or (spec.high is not None and value > spec.high):
-            from recfeat.plugin.options import range_text
-
             problems.append(f"{where}: {key} must be {range_text(spec.low, spec.high)}, got {value!r}")
     return problems
 
@@ -275,8 +274,6 @@ def parse_key_values(
     """``("a=1", "b=x")`` -> ``{"a": 1, "b": "x"}``; with ``scoped``, ``("mf.factors=50",)`` ->
     ``{"mf": {"factors": 50}}``. A malformed pair is a one-line UsageError naming the pair,
     the flag and an ``example``."""
-    from .errors import UsageError
-
     form = "MODEL.KEY=VALUE" if scoped else "KEY=VALUE"
     out: dict[str, Any] = {}
     for pair in pairs:

@@ -19,6 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from recfeat.config import parse_key_values
+from recfeat.errors import RecfeatError, UsageError
+
 DEFAULT_OUT = "recfeat-demo"
 
 
@@ -54,9 +57,6 @@ def demo_settings(*, data: Any = None, format: str | None = None, loader_options
     """Defaults < these arguments (None: not given), named as ``recfeat demo``'s flags;
     ``loader_options``: a dict or ``KEY=VALUE`` strings (``-o``), which, like ``format``,
     describe ``data`` and need it."""
-    from recfeat.config import parse_key_values
-    from recfeat.errors import UsageError
-
     if data is None and ((format or "auto") not in ("auto", "sample", "synthetic-books")
                          or loader_options):  # fmt: skip
         raise UsageError("--format and --option describe --data; pass --data PATH with them")
@@ -72,7 +72,6 @@ def run_from_settings(settings: DemoSettings, *, echo: Callable[[str], None] | N
     """Run the demo as ``settings`` say: the output folder checked against the inputs
     first, the data read, the steps run (``run_demo``); a failed write is one RecfeatError
     line naming the folder."""
-    from recfeat.errors import RecfeatError
     from recfeat.outputs_guard import guard_outputs
 
     out, data = settings.out, settings.data

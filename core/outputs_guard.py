@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from recfeat.atomic import clean_stale
 from recfeat.errors import RecfeatError, UsageError
 
 STDIO = "-"
@@ -123,8 +124,6 @@ def guard_outputs(
                     f"{a} {outs[a]} and {b} {outs[b]} name the same output; give each its own path"
                 )
     if clean:
-        from recfeat.atomic import clean_stale
-
         for out in outs.values():
             parent = _resolved(out).parent
             if parent.is_dir():

@@ -19,6 +19,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from recfeat.encode.pooling import check_pooling, pool
+from recfeat.encode.pooling import normalize as l2_normalize
 from recfeat.errors import RecfeatError, UsageError
 
 from .families import OUTPUT_NAME, ExportFamily
@@ -38,9 +40,6 @@ class ExportError(RecfeatError):
 def build_pooled_module(loaded, family: ExportFamily, pooling: str, normalize: bool):
     """A torch module: tokenizer outputs -> pooled (optionally L2-normalised) embedding."""
     import torch
-
-    from recfeat.encode.pooling import check_pooling, pool
-    from recfeat.encode.pooling import normalize as l2_normalize
 
     check_pooling(pooling)
 

@@ -16,7 +16,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from recfeat.atomic import write_text
 from recfeat.errors import ArtifactError
+from recfeat.jsonable import jsonable
 
 MANIFEST = "manifest.json"
 FORMAT = "recfeat-export/1"
@@ -50,9 +52,6 @@ def now() -> str:
 
 def write_manifest(folder: str | Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """Add size and sha256 of every file in ``folder`` and write ``manifest.json``."""
-    from recfeat.atomic import write_text
-    from recfeat.jsonable import jsonable
-
     folder = Path(folder)
     files = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST):

@@ -20,6 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from recfeat.encode.backends import OpenVinoBackend, compile_openvino
+from recfeat.machine import has_bf16
+
+from . import quantize as q
+from . import validate as val
+from .steps import Step, fp_threshold
 
 IR_FILE = "openvino_model.xml"
 INT8_IR_FILE = "openvino_model_int8.xml"
@@ -34,9 +39,6 @@ def run_compiled(compiled, batches: list[dict[str, np.ndarray]]) -> np.ndarray:
 def export_openvino(spec, onnx_path: Path, tmp: Path, family, tokenizer, valid_texts, batches, reference, report):
     """Convert and validate; return the pipeline Steps (fp32, bf16, int8 when asked)."""
     import openvino as ov
-
-    from . import validate as val
-    from .steps import Step, fp_threshold
 
     ir = tmp / IR_FILE
     model = ov.convert_model(str(onnx_path))
@@ -67,8 +69,6 @@ def export_openvino(spec, onnx_path: Path, tmp: Path, family, tokenizer, valid_t
 def int8_companion_precision() -> str:
     """The inference precision of an int8 IR's float parts on this CPU: bf16 where it has
     bf16 units (AMX / AVX-512-bf16), else fp32 (detected at run time, never assumed)."""
-    from recfeat.machine import has_bf16
-
     return "bf16" if has_bf16() else "fp32"
 
 
@@ -95,10 +95,6 @@ def _quantize_ir(spec, ir: Path, out: Path, family, tokenizer, valid_texts, batc
     (NNCF ``IgnoredScope``) until ``--min-cosine`` holds, with ``--auto-exclude``."""
     import nncf
     import openvino as ov
-
-    from . import quantize as q
-    from . import validate as val
-    from .steps import Step
 
     hint = int8_companion_precision()
     core = ov.Core()

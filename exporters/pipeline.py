@@ -13,10 +13,21 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from recfeat.errors import OptionError
+from recfeat.atomic import atomic_dir
+from recfeat.encode.hf_models import load_transformer
+from recfeat.encode.pooling import check_pooling
+from recfeat.errors import OptionError, UsageError, ValidationFailedError
+from recfeat.outputs_guard import guard_outputs
+from recfeat.progress import progress_bar
 
 from . import manifest as mf
+from . import quantize as q
+from . import validate as val
+from .convert import build_pooled_module, export_onnx
 from .families import OUTPUT_NAME, ExportFamily, family_for_config
+from .openvino_export import export_openvino
+from .optimize import check_level, fusion_source, optimize_onnx
+from .quantize import check_method, check_mode, check_preset
 from .steps import Step, fp_threshold
 from .validate import StepValidation
 
@@ -92,17 +103,11 @@ def run_export(
     ``check(folder, manifest)`` runs on the finished folder before it is committed (e.g.
     the downstream gate, ``recfeat export --gate``): raising leaves nothing behind; what it
     returns is recorded in the manifest under ``gate``."""
-    from recfeat.atomic import atomic_dir
-
     _check_spec(spec)
     out = Path(out)
-    from recfeat.outputs_guard import guard_outputs
-
     model_dir = Path(spec.model).expanduser()
     guard_outputs({"the export folder": out}, {"the model": model_dir if model_dir.exists() else None})
     if out.exists() and not force:
-        from recfeat.errors import UsageError
-
         raise UsageError(f"output folder {out} already exists; pass --force to replace it")
     report = _Reporter(on_step)
     with atomic_dir(out, force=force) as tmp:
@@ -117,9 +122,6 @@ def run_export(
 def check_settings(*, optimize, quantize, preset, calibration_method, min_cosine) -> str | None:
     """One place for the exporter's value checks (run by ``recfeat export`` and by the
     registry / ``recfeat config validate``); returns the normalised optimisation level."""
-    from .optimize import check_level
-    from .quantize import check_method, check_mode, check_preset
-
     level = check_level(optimize) if optimize is not None else None
     if quantize is not None:
         check_mode(quantize)
@@ -131,8 +133,6 @@ def check_settings(*, optimize, quantize, preset, calibration_method, min_cosine
 
 
 def _check_spec(spec: ExportSpec) -> None:
-    from recfeat.encode.pooling import check_pooling
-
     if spec.format not in FORMATS:
         raise OptionError(f"unknown export backend {spec.format!r} (--backend); valid: {', '.join(FORMATS)}")
     if spec.pooling is not None:
@@ -149,12 +149,6 @@ def _check_spec(spec: ExportSpec) -> None:
 
 
 def _build(spec: ExportSpec, tmp: Path, report: _Reporter) -> dict[str, Any]:
-    from recfeat.encode.hf_models import load_transformer
-    from recfeat.progress import progress_bar
-
-    from . import validate as val
-    from .convert import build_pooled_module
-
     # Eager attention: the exported MatMul/Softmax pattern is what ORT's optimizer fuses.
     loaded = load_transformer(spec.model, init=spec.init, max_length=spec.max_length, sdpa=False)
     family = family_for_config(loaded.model.config)
@@ -191,8 +185,6 @@ def _build(spec: ExportSpec, tmp: Path, report: _Reporter) -> dict[str, Any]:
             bar.advance()
 
         if spec.format == "openvino":
-            from .openvino_export import export_openvino
-
             for step in export_openvino(spec, base, tmp, family, tokenizer, valid_texts, batches,
                                         reference, report):  # fmt: skip
                 steps.append(step)
@@ -204,9 +196,6 @@ def _build(spec: ExportSpec, tmp: Path, report: _Reporter) -> dict[str, Any]:
 
 def _export_step(spec, module, tokenizer, family, base, opset, batches, reference, report) -> Step:
     """Export the pooled module to ONNX at ``base`` and validate it against PyTorch."""
-    from . import validate as val
-    from .convert import export_onnx
-
     export_onnx(module, tokenizer, family, base, opset=spec.opset, external_data=spec.external_data)
     v = val.check_step("export", base.name, "fp32", reference, val.onnx_outputs(base, batches),
                        fp_threshold(spec))  # fmt: skip
@@ -217,9 +206,6 @@ def _export_step(spec, module, tokenizer, family, base, opset, batches, referenc
 
 def _optimize_step(spec, current, tmp, family, loaded, batches, reference, report) -> Step:
     """Run ORT's graph optimiser on ``current`` at ``spec.optimize`` and validate the result."""
-    from . import validate as val
-    from .optimize import fusion_source, optimize_onnx
-
     opt = tmp / f"model_{spec.optimize}.onnx"
     optimize_onnx(current, opt, family, loaded.model.config, spec.optimize,
                   external_data=bool(spec.external_data))  # fmt: skip
@@ -265,8 +251,6 @@ def _manifest(spec, tmp, loaded, family, pooling, opset, steps, n_validation) ->
 
 def _check_atol(v: StepValidation, family: ExportFamily) -> None:
     """The plain fp32 export must also match element-wise (optimum's check)."""
-    from recfeat.errors import ValidationFailedError
-
     if v.max_abs_diff > family.atol:
         raise ValidationFailedError(
             f"validation failed at step 'export' ({v.file}): max abs diff {v.max_abs_diff:.3g} > "
@@ -276,9 +260,6 @@ def _check_atol(v: StepValidation, family: ExportFamily) -> None:
 
 
 def _quantize_onnx(spec, current, tmp, family, loaded, tokenizer, valid_texts, batches, reference, report):
-    from . import quantize as q
-    from . import validate as val
-
     preset = q.check_preset(spec.preset) if spec.quantize != "fp16" else None
     method = spec.calibration_method.lower()
     dst = tmp / f"{current.stem}_{q.file_suffix(spec.quantize, preset, method)}.onnx"

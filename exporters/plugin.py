@@ -11,6 +11,7 @@ from typing import Any
 
 from recfeat.components import Exporter
 from recfeat.plugin.hookspecs import hookimpl
+from recfeat.plugin.registry import get_registry
 
 
 class OnnxExporter(Exporter):
@@ -75,8 +76,6 @@ class OnnxExporter(Exporter):
         from .pipeline import ExportSpec, run_export, spec_from_encoder
 
         if isinstance(encoder, str):
-            from recfeat.plugin.registry import get_registry
-
             encoder = get_registry("encoder").create(encoder)
         spec = spec_from_encoder(encoder, **encoder_overrides)
         for field in (

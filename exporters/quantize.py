@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from recfeat.errors import DataError, OptionError, ValidationFailedError
+from recfeat.machine import int8_preset
 
 QUANT_MODES = ("dynamic-int8", "static-int8", "fp16")
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -148,8 +149,6 @@ def check_method(method: str) -> str:
 
 def detect_preset() -> str:
     """The preset for the CPU this runs on (see ``recfeat.machine.int8_preset``)."""
-    from recfeat.machine import int8_preset
-
     return int8_preset()
 
 

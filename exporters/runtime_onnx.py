@@ -20,8 +20,13 @@ from typing import Any
 import numpy as np
 
 from recfeat.components import Encoder
+from recfeat.encode import engine
 from recfeat.encode.backends import ORT_PROVIDERS as PROVIDERS
+from recfeat.encode.backends import OnnxRuntimeBackend
+from recfeat.encode.engine import BatchPlan
 from recfeat.errors import OptionError
+
+from .manifest import read_manifest, support_files_sha256, verify_folder
 
 # What --precision selects among the files of an export folder.
 _PRECISION_OF_STEP = {"export": "fp32", "optimize": "fp32"}
@@ -82,8 +87,6 @@ class ExportedEncoder(Encoder):
 
     def validate(self) -> None:
         """Read the manifest and check the options against what is built into the graph."""
-        from .manifest import read_manifest
-
         m = read_manifest(self.path)
         if self.pooling is not None and self.pooling != m["pooling"]:
             raise OptionError(
@@ -131,8 +134,6 @@ class ExportedEncoder(Encoder):
 
     @property
     def plan(self):
-        from recfeat.encode.engine import BatchPlan
-
         return BatchPlan(self.batch_tokens, self.max_batch_size, 1, self.effective_max_length)
 
     def _files_to_verify(self) -> list[str]:
@@ -155,8 +156,6 @@ class ExportedEncoder(Encoder):
         skips it). Run before the first fingerprint too, so a run served entirely from the
         cache still refuses an edited folder."""
         if self.verify and not self._verified:
-            from .manifest import verify_folder
-
             verify_folder(self.path, self._files_to_verify())
             self._verified = True
 
@@ -194,8 +193,6 @@ class ExportedEncoder(Encoder):
         (``tokenizer_files_sha256``), the tokenizer's settings, pooling, normalisation,
         max_length and precision. The cache keys on it, so an edited folder never gets the
         genuine folder's cached vectors (and an edited one is refused on load anyway)."""
-        from .manifest import support_files_sha256
-
         self.verify_files()
         m = self.manifest
         files = m["files"]
@@ -223,15 +220,11 @@ class ExportedEncoder(Encoder):
     def tokenize(self, texts: Sequence[str]):
         """Token ids of every text, truncated to the effective ``max_length``, with each
         text's untruncated length and the tokens truncation dropped (``TokenBatch``)."""
-        from recfeat.encode import engine
-
         return engine.tokenize(self.tokenizer, engine.check_texts(texts), self.effective_max_length)
 
     def encode(self, texts: Sequence[str], progress: bool = False, per_text: bool = False) -> np.ndarray:
         """float32 [len(texts), dim], rows in input order; stats in ``last_stats`` (with
         ``per_text``: also ``n_kept`` / ``n_dropped`` per text, see ``engine.encode``)."""
-        from recfeat.encode import engine
-
         texts = engine.check_texts(texts)
         if not texts:
             out, self.last_stats = engine.empty(self.dim)
@@ -291,8 +284,6 @@ class OnnxEncoder(ExportedEncoder):
         super().validate()
 
     def _make_backend(self):
-        from recfeat.encode.backends import OnnxRuntimeBackend
-
         return OnnxRuntimeBackend(
             self.model_file, dim=self.dim, output=self.manifest["output"],
             threads=self.threads, provider=self.provider,

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from recfeat.encode.backends import OpenVinoBackend, compile_openvino
 from recfeat.errors import OptionError
+from recfeat.machine import has_bf16
 
 from .runtime_onnx import ExportedEncoder
 
@@ -70,8 +72,6 @@ class OpenVinoEncoder(ExportedEncoder):
         if self.precision == "int8":
             # The int8 IR's float parts: bf16 only where this CPU has bf16 units (the folder
             # may have been exported on another machine).
-            from recfeat.machine import has_bf16
-
             wanted = self.step["settings"].get("inference_precision", "bf16")
             return wanted if wanted == "fp32" or has_bf16() else "fp32"
         return self.precision
@@ -80,8 +80,6 @@ class OpenVinoEncoder(ExportedEncoder):
         return self.precision
 
     def _make_backend(self):
-        from recfeat.encode.backends import OpenVinoBackend, compile_openvino
-
         compiled = compile_openvino(self.model_file, self._hint(), self.threads, self.mode)
         return OpenVinoBackend(compiled, dim=self.dim)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from recfeat.encode.backends import OnnxRuntimeBackend
 from recfeat.encode.similarity import cosine_rows
 from recfeat.errors import DataError, ValidationFailedError
 
@@ -211,7 +212,5 @@ def torch_outputs(module, batches: list[dict[str, np.ndarray]]) -> np.ndarray:
 
 def onnx_outputs(path: str | Path, batches: list[dict[str, np.ndarray]], threads: int = 0) -> np.ndarray:
     """Run an ONNX file on ``batches`` with ONNX Runtime on the CPU (the encoders' backend)."""
-    from recfeat.encode.backends import OnnxRuntimeBackend
-
     backend = OnnxRuntimeBackend(path, threads=threads or None, provider="cpu")
     return np.concatenate([backend.run(b) for b in batches]).astype(np.float32)

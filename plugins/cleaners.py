@@ -16,7 +16,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 from recfeat.components import Cleaner
-from recfeat.errors import OptionError
+from recfeat.errors import OptionError, closest
 from recfeat.plugin.hookspecs import hookimpl
 
 
@@ -339,8 +339,6 @@ class StopwordsCleaner(Cleaner):
         extra: tuple[str, ...] = (),
     ):
         if language not in STOPWORD_LANGUAGES:
-            from recfeat.errors import closest
-
             raise OptionError(
                 f"cleaner 'stopwords': no stop-word list for language {language!r}.{closest(language, STOPWORD_LANGUAGES)} "
                 f"Available: {', '.join(STOPWORD_LANGUAGES)} (add your own words with extra=[...])"

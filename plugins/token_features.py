@@ -17,6 +17,7 @@ import numpy as np
 from recfeat.components import TokenFeaturizer
 from recfeat.errors import NotFittedError, OptionError
 from recfeat.plugin.hookspecs import hookimpl
+from recfeat.plugins.tokenizers import HFTokenizer
 
 
 def _pretokenized(doc):
@@ -32,8 +33,6 @@ class _TokenIdsMixin:
 
     def _tokenizer(self):
         if getattr(self, "_tok", None) is None:
-            from recfeat.plugins.tokenizers import HFTokenizer
-
             self._tok = HFTokenizer(
                 model=self.model, max_length=self.max_length, add_special_tokens=False
             )

@@ -17,6 +17,8 @@ import numpy as np
 
 from recfeat.components import TokenBatch, Tokenizer
 from recfeat.encode.bpe import GPT2_SPECIAL, train_byte_level_bpe  # noqa: F401  (re-exported)
+from recfeat.encode.hf_models import cache_root
+from recfeat.encode.hub import model_load_error, resolve_model
 from recfeat.errors import DataError, OptionError, RecfeatError
 from recfeat.plugin.hookspecs import hookimpl
 
@@ -26,8 +28,6 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
 def load_hf_tokenizer(model: str):
     """Load the fast tokenizer of ``model`` (hub name, alias or local folder), never downloading."""
-    from recfeat.encode.hub import model_load_error, resolve_model
-
     path = Path(os.path.expanduser(model))
     if path.is_dir() and any((path / f).exists() for f in _TOKENIZER_FILES):
         source = str(path)  # a bare tokenizer folder needs no model config.json
@@ -163,8 +163,6 @@ class HFTokenizer(Tokenizer):
 # ---------------------------------------------------------------------------------------------
 def _default_cache() -> Path:
     """``$RECFEAT_CACHE_DIR/bpe`` or ``~/.cache/recfeat/bpe`` (the vector cache's convention)."""
-    from recfeat.encode.hf_models import cache_root
-
     return cache_root() / "bpe"
 
 

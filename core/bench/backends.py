@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from recfeat.atomic import atomic_dir
+from recfeat.encode.hf_models import load_config, load_transformer, local_model_dir
 from recfeat.errors import UsageError
 from recfeat.machine import check_cuda, int8_preset
 from recfeat.selection import backends as sb
@@ -41,12 +43,8 @@ def st_model_folder(ctx: BuildContext) -> Path:
     folder = ctx.cache_dir("st", weights_key(ctx))
     if (folder / "modules.json").exists():
         return folder
-    from recfeat.atomic import atomic_dir
-
     defaults = encoder_class_defaults(ctx.encoder)
     with atomic_dir(folder, force=True) as tmp:
-        from recfeat.encode.hf_models import load_transformer, local_model_dir
-
         if ctx.init != "random" and (local_model_dir(defaults["model"]) / "modules.json").exists():
             src = local_model_dir(defaults["model"])
             for item in src.iterdir():
@@ -240,8 +238,6 @@ class FastEmbedRunner(Runner):
             raise UsageError(f"{spec.name} is set up for mean pooling; drop it for {ctx.encoder}")
         name = f"recfeat-bench/{folder.name}-{Path(file_name).stem}"
         if not any(m["model"] == name for m in TextEmbedding.list_supported_models()):
-            from recfeat.encode.hf_models import load_config
-
             dim = int(load_config(str(folder), "pretrained").hidden_size)
             TextEmbedding.add_custom_model(
                 model=name, pooling=PoolingType.MEAN, normalization=bool(defaults.get("normalize")),

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from recfeat.errors import UsageError
+
 DEFAULT_CPU_BACKENDS = "torch-fp32,torch-bf16,onnx-fp32,onnx-int8"
 DEFAULT_GPU_BACKENDS = "torch-fp32,torch-bf16,torch-fp16"
 
@@ -77,7 +79,6 @@ def throughput_report(
     from recfeat.bench import backends as bb
     from recfeat.bench import report as bench_report
     from recfeat.bench import suite as bench_suite
-    from recfeat.errors import UsageError
     from recfeat.selection import backends as sb
 
     say = say or (lambda msg: None)

@@ -17,8 +17,10 @@ import numpy as np
 from recfeat.bench import ceilings
 from recfeat.bench import summary as bench_summary
 from recfeat.bench.measure import capture_environment, check_fits, estimate_memory_bytes, measure
+from recfeat.encode.hf_models import load_config, local_model_dir
 from recfeat.encode.similarity import cosine_rows  # noqa: F401  (re-exported: bench_suite.cosine_rows)
 from recfeat.errors import OptionError, RecfeatError, UsageError
+from recfeat.plugin.registry import get_registry
 from recfeat.selection import backends as sb
 from recfeat.selection.compare import parity, relative_drop
 
@@ -44,8 +46,6 @@ def parse_int_list(text: str | Sequence[int], what: str) -> list[int]:
 # -- model shape and memory ----------------------------------------------------------------
 def model_shape(encoder: str, init: str) -> dict[str, Any]:
     """Hidden size, layers, heads, vocab, positions and parameter estimate (config only)."""
-    from recfeat.encode.hf_models import load_config, local_model_dir
-
     defaults = sb.encoder_class_defaults(encoder)
     model = defaults["model"]
     config = load_config(str(local_model_dir(model)) if init != "random" else model, init)
@@ -363,8 +363,6 @@ def _count_tokens(runner, texts, ctx) -> np.ndarray:
     """Real (truncated) token counts per text with recfeat's tokenizer for the model."""
     encoder = getattr(runner, "encoder", None)
     if encoder is None or not hasattr(encoder, "tokenize"):
-        from recfeat.plugin.registry import get_registry
-
         encoder = get_registry("encoder").create(ctx.encoder, **ctx.encoder_options())
     return encoder.tokenize(texts).lengths
 

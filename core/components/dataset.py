@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from recfeat.data.formats import detect_format
 from recfeat.data.recdata import RecData
 from recfeat.errors import DataError
+from recfeat.plugin.registry import get_registry
 
 from .base import Component
 
@@ -32,9 +34,6 @@ def load_dataset(path: str | Path | None, format: str = "auto", **options: Any) 
     callers can pass "not given" through. ``path`` may be None only for the synthetic sample
     (``format="sample"``). Core code calls this one, never ``recfeat.plugins.datasets``.
     """
-    from recfeat.data.formats import detect_format
-    from recfeat.plugin.registry import get_registry
-
     options = {k: val for k, val in options.items() if val is not None}
     reg = get_registry("dataset")
     if format in (None, "", "auto"):

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from recfeat.errors import DataError
+
 from .base import Component
 
 
@@ -78,8 +80,6 @@ def _texts_of(X):
     if getattr(X, "ndim", 1) == 2:
         X = np.asarray(X, dtype=object)
         if X.shape[1] != 1:
-            from recfeat.errors import DataError
-
             raise DataError(f"transform takes one column of texts, got {X.shape[1]} columns")
         X = X[:, 0]
     return X.tolist() if hasattr(X, "tolist") else list(X)

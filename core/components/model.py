@@ -38,8 +38,9 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from ..errors import DataError, NotFittedError
+from ..errors import DataError, NotFittedError, UsageError
 from .base import Component
+from .scoring import ranking_scorer, rmse_scorer
 
 REQUIRED_COLUMNS = ("user", "item", "rating")
 
@@ -81,8 +82,6 @@ class RecModel(Component, BaseEstimator):
         item_features = _as_features(item_features, train)
         user_features = _as_features(user_features, train)
         if self.uses_text and item_features is None and user_features is None:
-            from ..errors import UsageError
-
             raise UsageError(
                 f"{self._what()} uses text features; pass item_features (recfeat extract "
                 "--level item) or choose an ID-only model"
@@ -127,8 +126,6 @@ class RecModel(Component, BaseEstimator):
 
     def score(self, X, y=None) -> float:
         """Greater is better: -RMSE for rating models, NDCG@10 over ``X``'s rows otherwise."""
-        from .scoring import ranking_scorer, rmse_scorer
-
         scorer = rmse_scorer if self.predicts_ratings else ranking_scorer()
         return scorer(self, X, y)
 

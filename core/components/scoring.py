@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from recfeat import get_registry
+
 from ..errors import DataError, OptionError
 
 CHUNK_USERS = 128  # users per score_items call: bounded memory on large catalogues
@@ -27,8 +29,6 @@ CHUNK_USERS = 128  # users per score_items call: bounded memory on large catalog
 
 def rmse_scorer(estimator, X, y=None) -> float:
     """Minus the RMSE of the estimator's predicted ratings on ``X`` (greater is better)."""
-    from recfeat import get_registry
-
     model, X = _final(estimator, X)
     true = _ratings(X, y)
     if np.isnan(true).any():
@@ -89,8 +89,6 @@ class RankingScorer:
 
 def _ranking_metric(metric: str, k: int):
     import inspect
-
-    from recfeat import get_registry
 
     registry = get_registry("metric")
     name = metric if metric in registry else f"{metric}@k"

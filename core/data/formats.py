@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from recfeat.errors import DataError
+from recfeat.plugin.registry import get_registry
 
 # Checked in this order: specific layouts before generic tables.
 SPECIFIC = ("movielens-100k", "movielens", "amazon")
@@ -38,8 +39,6 @@ def detect_format(path: str | Path, fmt: str = "auto", *, stream: bool = False) 
             if name.endswith(suffixes):
                 return found
         return "text"
-    from recfeat.plugin.registry import get_registry
-
     reg = get_registry("dataset")
     p = Path(path).expanduser()
     if not p.exists():

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recfeat.errors import DataError
+from recfeat.errors import DataError, OptionError
 
 if TYPE_CHECKING:  # pandas is imported inside functions: this module loads with the plugin
     import pandas as pd
@@ -48,8 +48,6 @@ def check_rating_scale(loader: Any) -> None:
         return
     lo, hi = scale
     if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
-        from recfeat.errors import OptionError
-
         raise OptionError(
             f"dataset {loader.name!r}: rating_scale must be (low, high) with finite low <= high, "
             f"got ({lo!r}, {hi!r}); e.g. rating_scale=[1,5]"

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from recfeat.encode.pooling import normalize, pool
 from recfeat.errors import ArtifactError, OptionError
 
 
@@ -108,8 +109,6 @@ class TorchBackend(Backend):
 
     def _forward(self, feed):
         import torch
-
-        from recfeat.encode.pooling import normalize, pool
 
         inputs = {
             k: torch.from_numpy(feed[k]).to(self.device, non_blocking=True)

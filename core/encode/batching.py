@@ -30,6 +30,7 @@ def plan_batches(
     *,
     pad_multiple: int = 1,
     cap: int | None = None,
+    uniform: bool = False,
 ) -> list[np.ndarray]:
     """Return index arrays, one per batch, covering every position of ``lengths`` once.
 
@@ -39,6 +40,11 @@ def plan_batches(
     own. The order is longest first; ties keep input order (stable sort), so plans are
     deterministic. Rounding widths to a multiple keeps the number of distinct batch shapes
     small, and with it the kernels and buffers oneDNN caches per shape.
+
+    ``uniform``: every batch holds texts of one length only (no padding; ``pad_multiple`` is
+    ignored). A text's vector then depends on its own tokens alone, not on which texts it
+    was batched with: attention and softmax reduce over the padded width, and a different
+    width changes the order of those sums (~1e-7), while the batch size does not.
     """
     if batch_tokens < 1:
         raise OptionError(f"batch_tokens must be at least 1 (got {batch_tokens})")
@@ -55,8 +61,11 @@ def plan_batches(
     n = order.size
     while start < n:
         # Sorted longest first, so the batch's first text sets its padded length.
-        width = padded_width(lengths[order[start]], pad_multiple, cap)
+        width = padded_width(lengths[order[start]], 1 if uniform else pad_multiple, cap)
         size = max(1, min(max_batch_size, batch_tokens // width, n - start))
+        if uniform:  # stop where the length changes
+            same = lengths[order[start : start + size]] == lengths[order[start]]
+            size = int(np.argmin(same)) if not same.all() else size
         batches.append(order[start : start + size])
         start += size
     return batches

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
+from recfeat.atomic import atomic_dir
 from recfeat.errors import DataError, OptionError
 
 GPT2_SPECIAL = "<|endoftext|>"
@@ -60,8 +61,6 @@ def train_byte_level_bpe(
         model_max_length=1024,
     )
     if out_dir is not None:
-        from recfeat.atomic import atomic_dir
-
         with atomic_dir(out_dir, force=True) as tmp:
             tok.save_pretrained(str(tmp))
     return tok

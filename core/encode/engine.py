@@ -21,6 +21,7 @@ import numpy as np
 from recfeat.components.tokenizer import TokenBatch
 from recfeat.encode.batching import pad_batch, padded_width, plan_batches
 from recfeat.errors import DataError
+from recfeat.progress import progress_bar
 
 #: Statistics every backend reports for one ``encode`` call (manifests sum them).
 STAT_KEYS = ("texts", "tokens", "truncated_texts", "tokens_dropped", "padding_ratio", "batches")
@@ -34,15 +35,17 @@ class BatchPlan:
     max_batch_size: int
     pad_multiple: int = 1
     max_length: int | None = None
+    uniform: bool = False  # batches of one length: vectors independent of the batch
 
     def batches(self, lengths: np.ndarray) -> list[np.ndarray]:
         return plan_batches(
             lengths, self.batch_tokens, self.max_batch_size,
-            pad_multiple=self.pad_multiple, cap=self.max_length,
+            pad_multiple=self.pad_multiple, cap=self.max_length, uniform=self.uniform,
         )  # fmt: skip
 
     def width(self, lengths: np.ndarray) -> int:
-        return padded_width(int(lengths.max()), self.pad_multiple, self.max_length)
+        return padded_width(int(lengths.max()), 1 if self.uniform else self.pad_multiple,
+                            self.max_length)  # fmt: skip
 
 
 def check_texts(texts: Sequence[str]) -> list[str]:
@@ -151,8 +154,6 @@ def encode(
     the tokens kept and dropped by truncation for each text, in input order (the server
     reports them per input; the tokenizer already counted them, so this costs nothing), and
     ``tokenize_seconds``, the time spent in the tokenizer (the server's latency metrics)."""
-    from recfeat.progress import progress_bar
-
     texts = check_texts(texts)
     if not texts:
         out, stats = empty(backend.dim)

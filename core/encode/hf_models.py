@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from recfeat.atomic import atomic_dir, write_text
 from recfeat.encode import hub
+from recfeat.encode.bpe import train_byte_level_bpe
 from recfeat.errors import OptionError, RecfeatError
 
 INITS = ("pretrained", "random")
@@ -403,8 +405,6 @@ def gpt2_tokenizer(corpus: Sequence[str] | None = None, vocab_size: int = 8000):
     else:
         tokenizer = _train_bpe(texts, vocab_size)
         _ensure_pad_token(tokenizer)
-        from recfeat.atomic import atomic_dir
-
         with atomic_dir(folder, force=True) as tmp:
             tokenizer.save_pretrained(tmp)
     _ensure_pad_token(tokenizer)
@@ -412,8 +412,6 @@ def gpt2_tokenizer(corpus: Sequence[str] | None = None, vocab_size: int = 8000):
 
 
 def _train_bpe(texts: list[str], vocab_size: int):
-    from recfeat.encode.bpe import train_byte_level_bpe
-
     return train_byte_level_bpe(texts, vocab_size=vocab_size, min_frequency=2)
 
 
@@ -458,8 +456,6 @@ def _file_sha256(path: Path) -> str:
                 digest.update(chunk)
         value = digest.hexdigest()
         try:
-            from recfeat.atomic import write_text
-
             memo_file.parent.mkdir(parents=True, exist_ok=True)
             write_text(memo_file, value)
         except OSError:  # a read-only cache only costs speed

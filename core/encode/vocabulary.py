@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from recfeat.errors import OptionError, UsageError, closest
+from recfeat.plugin.registry import get_registry
 
 BACKENDS = ("torch", "onnx", "openvino")
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
@@ -107,8 +108,6 @@ def resolve_encoder(
     name or folder) or an export folder. An export folder runs on the backend its manifest
     names unless ``backend`` says otherwise; anything else runs on torch.
     """
-    from recfeat.plugin.registry import get_registry
-
     model = model or "minilm"
     backend = check_backend(backend) if backend else None
     if "model" in options:  # a registry encoder with its model option (a config's [encoder])

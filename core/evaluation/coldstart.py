@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recfeat.data.features import ReviewVectors
 from recfeat.errors import UsageError
 
 DEFAULT_COLD_REVIEWS = 3
@@ -101,8 +102,6 @@ def cold_start(split, item_features, data, protocol: str = "first-reviews",
     ``item_features``: item-level ``Features``, ``ReviewVectors`` or None (then the data
     decides: item texts -> ``item-text``, reviews -> the review protocol, so ID-only runs
     rank exactly the candidates and relevant items a text run ranks)."""
-    from recfeat.data.features import ReviewVectors
-
     if split.kind != "item-cold":
         return None
     cold = np.asarray(sorted(split.cold_items), dtype=object)

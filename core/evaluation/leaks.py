@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recfeat.data.features import Features, ReviewVectors
 from recfeat.errors import DataError, UsageError
 
 MIN_WORDS = 8
@@ -160,8 +161,6 @@ def held_out_text_in_train(data, split) -> dict[str, Any]:
 
 def check_provenance(features, data, *, trust: bool = False, role: str = "item") -> dict[str, Any]:
     """Detector (c): refuse item/user vectors whose origin cannot be checked."""
-    from recfeat.data.features import ReviewVectors
-
     if features is None:
         return {"status": "skipped", "message": f"no {role} features"}
     if isinstance(features, ReviewVectors):
@@ -266,8 +265,6 @@ def merge_variants(data):
 
 def remap_features(features, mapping: dict[str, str]):
     """Item or review features re-keyed to merged product ids (first vector of a group kept)."""
-    from recfeat.data.features import Features, ReviewVectors
-
     if features is None or not mapping:
         return features
     if isinstance(features, ReviewVectors):

@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recfeat.atomic import atomic_path
 from recfeat.data.features import Features, ReviewVectors, check_matches_dataset
 from recfeat.data.recdata import RecData
 from recfeat.data.validation import check_ratings
@@ -65,7 +66,10 @@ from recfeat.errors import DataError, UsageError
 from recfeat.evaluation import coldstart as cs
 from recfeat.evaluation import leaks
 from recfeat.evaluation.splits import Split, make_split
+from recfeat.evaluation.tuning import Tuner
 from recfeat.jsonable import jsonable
+from recfeat.plugin.registry import get_registry
+from recfeat.progress import progress_bar
 
 DEFAULT_METRICS = (
     "rmse", "mae", "precision@k", "recall@k", "f1@k", "ndcg@k", "hitrate@k", "map@k", "mrr",
@@ -279,8 +283,6 @@ def evaluate(
 
 def _check_inputs(data, item_features, user_features, models, p: Protocol):
     """Every check that needs no split, before any work; returns the model specs."""
-    from recfeat.plugin.registry import get_registry
-
     check_ratings(data)
     check_features(item_features, user_features)
     check_matches_dataset(data, item_features, user_features)  # features of another dataset
@@ -340,8 +342,6 @@ class _Run:
 
 def _prepare(data, item_features, user_features, split: Split, specs, p: Protocol) -> _Run:
     """Leak checks, metrics, relevance, cold-start representation, models and ranking task."""
-    from recfeat.plugin.registry import get_registry
-
     leak_info = leaks.run_detectors(
         data, split, item_features, user_features, trust_features=p.trust_features
     )
@@ -395,8 +395,6 @@ def _describe(run: _Run, feature_info: dict[str, Any], leak_info: dict[str, Any]
 def _tuner(run: _Run):
     """The tuner of ``run`` (it sees ``split.train`` only); fills ``info["tuning"]`` as each
     model is tuned."""
-    from recfeat.evaluation.tuning import Tuner
-
     p = run.protocol
     tuner = Tuner(run.data, run.item_features, run.user_features, run.split, evaluate=evaluate,
                   k=p.k, seed=p.seed, relevance_threshold=run.threshold, n_trials=p.tune_trials,
@@ -409,8 +407,6 @@ def _tuner(run: _Run):
 def _evaluate_models(run: _Run, specs, tuner, progress: bool | None) -> EvaluationResult:
     """Fit and measure every model in turn; the table, n/a reasons and notes."""
     from threadpoolctl import threadpool_limits
-
-    from recfeat.progress import progress_bar
 
     rows, na, notes, fit_s, options = {}, {}, {}, {}, {}
     units: dict[str, dict[str, Any]] = {}
@@ -436,8 +432,6 @@ def _fit_and_score(run: _Run, label: str, name: str, opts: dict[str, Any], tuner
     """Fit one model on all of ``split.train`` (with the tuned options when tuning) and
     measure it: ``(values, n/a reasons, notes, fit seconds, options, per-unit scores)``."""
     if tuner is not None:  # refit on all of split.train with the chosen options
-        from recfeat.plugin.registry import get_registry
-
         chosen = tuner.tune(label, name, opts).options
         run.created[label] = get_registry("model").create(name, **chosen)
     model = run.created[label]
@@ -732,8 +726,6 @@ def plot_result(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from recfeat.atomic import atomic_path
 
     table = result.table
     metrics = list(metrics or [c for c in table.columns if table[c].notna().any()])

@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 
 from recfeat.errors import DataError, UsageError
+from recfeat.plugin.registry import get_registry
+from recfeat.progress import progress_bar
 
 DEFAULT_TRIALS = 10
 
@@ -205,8 +207,6 @@ class Tuner:
         return report
 
     def _tune(self, label: str, name: str, options: dict[str, Any]) -> TuneReport:
-        from recfeat.plugin.registry import get_registry
-
         registry = get_registry("model")
         base_model = registry.create(name, **options)
         base = base_model.get_params(deep=False)
@@ -251,8 +251,6 @@ class Tuner:
 
     def _scores(self, label, name, cands, objective) -> list[float | None]:
         """Validation objective per candidate, each by ``protocol.evaluate`` (None: n/a)."""
-        from recfeat.progress import progress_bar
-
         evaluate = self._evaluate_fn
 
         metric = "ndcg@k" if objective.startswith("ndcg") else "rmse"

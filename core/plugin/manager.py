@@ -26,6 +26,7 @@ from typing import Any
 
 import pluggy
 
+from recfeat import __version__
 from recfeat.plugin import hookspecs
 
 ENTRY_POINT_GROUP = "recfeat"
@@ -215,8 +216,6 @@ def _register(pm: pluggy.PluginManager, obj: Any, name: str, dist: str | None) -
 
 
 def _load_builtins(pm: pluggy.PluginManager) -> None:
-    from recfeat import __version__
-
     for modname in DEFAULT_PLUGINS:
         try:
             mod = importlib.import_module(modname)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from recfeat.plugin.manager import DEFAULT_PLUGINS, failures, hooks_of, plugin_info
+from recfeat.plugin.registry import KINDS, get_registry, normalize_kind
+
 # The JSON schema of one plugin row and one component item; tests/test_cli_core.py pins them.
 PLUGIN_ROW_KEYS = ("name", "distribution", "version", "builtin", "hooks", "components", "error")
 COMPONENT_KEYS = ("kind", "name", "aliases", "plugin", "class", "doc", "options")
@@ -13,9 +16,6 @@ COMPONENT_KEYS = ("kind", "name", "aliases", "plugin", "class", "doc", "options"
 def plugins_report(include_builtin: bool = False) -> list[dict[str, Any]]:
     """One row per plugin: ``PLUGIN_ROW_KEYS``. ``error`` is None for a healthy plugin, else
     every failure of it joined by "; " (a plugin that failed to import has no hooks)."""
-    from recfeat.plugin.manager import DEFAULT_PLUGINS, failures, hooks_of, plugin_info
-    from recfeat.plugin.registry import KINDS, get_registry
-
     provided: dict[str, dict[str, list[str]]] = {}
     for kind in KINDS:  # filling every registry also records failures inside hooks
         for item in get_registry(kind).describe():
@@ -55,8 +55,6 @@ def components(kind: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """kind -> its registered components (``COMPONENT_KEYS`` each), for every kind or the
     one named (``cleaners``, ``encoder``...: singular or plural; an unknown kind is a
     UsageError with the valid ones)."""
-    from recfeat.plugin.registry import KINDS, get_registry, normalize_kind
-
     kinds = [normalize_kind(kind)] if kind else list(KINDS)
     return {k: list(get_registry(k).describe()) for k in kinds}
 

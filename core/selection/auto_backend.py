@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from recfeat.atomic import write_text
+from recfeat.encode.hf_models import cache_root
 from recfeat.errors import OptionError, RecfeatError, UsageError
 from recfeat.jsonable import jsonable
 from recfeat.machine import check_cuda
+from recfeat.plugin.registry import get_registry
 from recfeat.selection import backends as bb
 from recfeat.selection import gate as gt
 from recfeat.selection.compare import parity
@@ -81,8 +83,6 @@ def _cache_key(encoder_fingerprint: Mapping[str, Any], device: str, candidates, 
 
 def _cache_path(cache_dir: str | Path | None) -> Path:
     if cache_dir is None:
-        from recfeat.encode.hf_models import cache_root
-
         cache_dir = cache_root()
     return Path(cache_dir) / CACHE_FILE
 
@@ -203,8 +203,6 @@ def _candidate_names(candidates: Sequence[str] | None, device: str,
 
 def _model_fingerprint(encoder_name: str, ctx: bb.BuildContext) -> dict[str, Any]:
     """The encoder's fingerprint without the backend and precision: those are what is chosen."""
-    from recfeat.plugin.registry import get_registry
-
     fingerprint = get_registry("encoder").create(encoder_name, **ctx.encoder_options()).fingerprint()
     return {k: v for k, v in fingerprint.items() if k not in ("backend", "precision")}
 

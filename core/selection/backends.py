@@ -23,8 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from recfeat.encode.hf_models import cache_root, describe_model
 from recfeat.encode.vocabulary import parse_choice
 from recfeat.errors import RecfeatError, UsageError, closest
+from recfeat.plugin.options import option_specs
+from recfeat.plugin.registry import get_registry
 
 RECFEAT = "recfeat"
 PEER = "peer"
@@ -59,8 +62,6 @@ class BuildContext:
         if self.work_dir is not None:
             base = Path(self.work_dir)
         else:
-            from recfeat.encode.hf_models import cache_root
-
             base = cache_root() / "bench"
         path = base.joinpath(*parts)
         path.mkdir(parents=True, exist_ok=True)
@@ -138,8 +139,6 @@ class TorchRunner(Runner):
     def __init__(self, spec: BackendSpec, ctx: BuildContext, encoder=None):
         import torch
 
-        from recfeat.plugin.registry import get_registry
-
         self.spec = spec
         self.ctx = ctx
         self.encoder = encoder or get_registry("encoder").create(
@@ -173,8 +172,6 @@ def _feed(input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.nda
 
 # -- recfeat ONNX Runtime / OpenVINO (artifacts from recfeat's own exporter) ---------------
 def weights_key(ctx: BuildContext) -> str:
-    from recfeat.encode.hf_models import describe_model
-
     enc = encoder_class_defaults(ctx.encoder)
     info = describe_model(enc["model"], ctx.init)
     key = f"{info.weights_sha256}|{enc.get('pooling')}|{enc.get('normalize')}|{ctx.max_length}"
@@ -182,9 +179,6 @@ def weights_key(ctx: BuildContext) -> str:
 
 
 def encoder_class_defaults(name: str) -> dict[str, Any]:
-    from recfeat.plugin.options import option_specs
-    from recfeat.plugin.registry import get_registry
-
     cls = get_registry("encoder").get(name)
     return {k: v["default"] for k, v in option_specs(cls).items()}
 
@@ -231,8 +225,6 @@ def export_artifact(folder_name: str, ctx: BuildContext) -> Path:
     folder = ctx.cache_dir("export", weights_key(ctx)) / _folder_key(folder_name, ctx)
     if (folder / "manifest.json").exists():
         return folder
-    from recfeat.plugin.registry import get_registry
-
     # Through the exporter registry, like any plugin's exporter: core never imports exporters.
     options = dict(EXPORT_FOLDERS[folder_name])
     exporter = get_registry("exporter").create(options.pop("format", "onnx"), **options)
@@ -246,8 +238,6 @@ class ExportedRunner(Runner):
 
     def __init__(self, spec: BackendSpec, ctx: BuildContext):
         import json
-
-        from recfeat.plugin.registry import get_registry
 
         self.spec = spec
         self.ctx = ctx

@@ -27,7 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from recfeat.errors import DataError, OptionError, UsageError
+from recfeat.encode.similarity import cosine_rows
+from recfeat.errors import DataError, OptionError, UsageError, ValidationFailedError
+from recfeat.evaluation.paired import drop_interval
+from recfeat.plugin.registry import get_registry
 from recfeat.selection import compare
 
 DEFAULT_MIN_COSINE = 0.99
@@ -262,8 +265,6 @@ def _lower_is_better(metric: str) -> bool:
 
 def _interval(metric, ref_metrics, metrics, is_reference):
     """The paired-bootstrap interval of the drop, where both sides kept their units."""
-    from recfeat.evaluation.paired import drop_interval
-
     ref_units = getattr(ref_metrics, "units", {}).get(metric)
     units = getattr(metrics, "units", {}).get(metric)
     if is_reference or ref_units is None or units is None:
@@ -345,16 +346,11 @@ def export_check(
     """A ``check`` for ``run_export``: the finished folder's default model (int8 when the
     export quantised) against ``reference_encoder`` (the torch encoder it was exported from,
     fp32) on ``data``'s task; fails (nothing is committed) with the reasons."""
-    from recfeat.errors import ValidationFailedError
-
     check_settings(min_cosine, max_drop)
     task = task_gate(data, limit=interactions)  # None: GATE_INTERACTIONS, read at call time
     say = say or (lambda msg: None)
 
     def check(folder, manifest: dict[str, Any]) -> dict[str, Any]:
-        from recfeat.encode.similarity import cosine_rows
-        from recfeat.plugin.registry import get_registry
-
         runtime = manifest["runtime"]
         last = next(s for s in reversed(manifest["steps"]) if s["file"] == manifest["default_file"])
         if runtime == "openvino":

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from recfeat.errors import RecfeatError
 from recfeat.serve.errors import ApiError, queue_full, unavailable
 
 
@@ -189,8 +190,6 @@ class MicroBatcher:
 
 
 def _as_api_error(exc: Exception) -> ApiError:
-    from recfeat.errors import RecfeatError
-
     if isinstance(exc, RecfeatError):
         return ApiError(400, str(exc))
     if isinstance(exc, MemoryError):

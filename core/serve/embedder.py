@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from recfeat.extraction.cache import fingerprint_digest
 from recfeat.serve.batcher import GroupResult, MicroBatcher
 from recfeat.serve.cache import LRUCache
 from recfeat.serve.errors import ApiError, too_large
@@ -34,8 +35,6 @@ class Embedder:
     def __init__(self, encoder, cleaner, metrics, *, cache_size: int, max_inputs: int,
                  max_chars: int, budget_tokens: int, window_s: float, max_queue: int,
                  timeout_s: float) -> None:  # fmt: skip
-        from recfeat.extraction.cache import fingerprint_digest
-
         self.encoder = encoder
         self.cleaner = cleaner
         self.metrics = metrics

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from recfeat.extraction.cache import vector_fingerprint
+
 
 class ItemStore:
     def __init__(self, dim: int, manifest: dict[str, Any]):
@@ -79,8 +81,6 @@ class ItemStore:
 def vector_manifest(fingerprint: dict[str, Any]) -> dict[str, Any]:
     """The manifest fields a saved model compares (``feature_fingerprint``), as
     ``recfeat extract --level item`` writes them for the same encoder."""
-    from recfeat.extraction.cache import vector_fingerprint
-
     return {
         "level": "item",
         "encoder": vector_fingerprint(fingerprint),

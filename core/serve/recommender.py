@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from recfeat.errors import RecfeatError
 from recfeat.serve.errors import ApiError
 from recfeat.serve.items import ItemStore
+from recfeat.training.bundle import check_same_encoder, recommend
 
 
 class Recommender:
@@ -40,9 +42,6 @@ class Recommender:
         model = self.model
         if model is None or not (model.uses_text and model.cold_start_items):
             return None
-        from recfeat.errors import RecfeatError
-        from recfeat.training.bundle import check_same_encoder
-
         try:
             check_same_encoder(self.bundle["header"], self.store.features([]))
         except RecfeatError as exc:
@@ -81,9 +80,6 @@ class Recommender:
         return {"user": user, "items": ranked, "source": "popularity"}
 
     def _by_model(self, user: str, k: int, exclude_seen: bool) -> list[dict[str, Any]] | None:
-        from recfeat.errors import RecfeatError
-        from recfeat.training.bundle import recommend
-
         extra = None
         if self.new_items_to_model and self.store.added:
             extra = self.store.features(sorted(self.store.added))

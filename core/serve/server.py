@@ -18,8 +18,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from recfeat.encode.hub import _PACKAGED_ALIASES, DEFAULT_MODEL
+from recfeat.encode.vocabulary import resolve_encoder
 from recfeat.errors import RecfeatError, UsageError, require
+from recfeat.plugin.registry import get_registry
+from recfeat.serve.app import build_app
+from recfeat.serve.metrics import Metrics
 from recfeat.serve.state import ServeSettings, ServeState
+from recfeat.training.bundle import load_model
 
 ITEM_CHUNK = 256  # start-up item texts per engine call (the engine batches within it)
 
@@ -42,12 +48,9 @@ def build_state(settings: ServeSettings, *, encoder: str = "minilm", backend: st
     name responses carry, and backend, precision, device and threads are not used.
     ``cleaners``: specs ("a,b", a list; None: the default chain; "none" or []: raw texts).
     Raises RecfeatError for options or files that cannot work."""
-    from recfeat.encode.vocabulary import resolve_encoder
     from recfeat.extraction.stages import make_cleaner
-    from recfeat.plugin.registry import get_registry
     from recfeat.serve.embedder import Embedder
     from recfeat.serve.items import ItemStore, vector_manifest
-    from recfeat.serve.metrics import Metrics
     from recfeat.serve.recommender import Recommender
 
     check_installed()
@@ -70,8 +73,6 @@ def build_state(settings: ServeSettings, *, encoder: str = "minilm", backend: st
     store = ItemStore(embedder.dim, vector_manifest(embedder.fingerprint))
     bundle = None
     if model:
-        from recfeat.training.bundle import load_model
-
         bundle = load_model(model, trust=trust)
     if item_features:
         _load_item_features(store, item_features, embedder.fingerprint)
@@ -124,8 +125,6 @@ def item_texts(dataset, where: str) -> dict[str, str]:
 def _model_names(model: str, encoder, fp: dict[str, Any]) -> set[str]:
     """Names a client may send as ``model``: what was served, the encoder's registry name
     and aliases, and the Hugging Face id of the packaged default."""
-    from recfeat.encode.hub import _PACKAGED_ALIASES, DEFAULT_MODEL
-
     names = {model, getattr(encoder, "name", model), *getattr(encoder, "aliases", ())}
     source = str(fp.get("source") or fp.get("model") or "")
     if model in _PACKAGED_ALIASES or getattr(encoder, "name", "") == "minilm":
@@ -188,8 +187,6 @@ def run(state: ServeState, load: Callable[[], str], sock, out=print) -> None:
     import contextlib
 
     import uvicorn
-
-    from recfeat.serve.app import build_app
 
     url = url_of(sock)
     server: uvicorn.Server | None = None

@@ -16,6 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from recfeat import __version__
+from recfeat.data.validation import check_ratings
+from recfeat.errors import DataError, UsageError
+from recfeat.plugin.registry import get_registry
+from recfeat.training import model_file
+
 FORMAT = "recfeat-model"
 SNIPPET_CHARS = 80
 
@@ -51,12 +57,8 @@ def fit_features(item_features, interactions):
 def train_model(dataset, model_name: str, options: dict[str, Any] | None = None, *,
                 item_features=None, user_features=None) -> dict[str, Any]:  # fmt: skip
     """Fit ``model_name`` on every interaction of ``dataset``; return the bundle to save."""
-    from recfeat import __version__
     from recfeat.components.model import feature_fingerprint
     from recfeat.data.features import check_matches_dataset
-    from recfeat.data.validation import check_ratings
-    from recfeat.errors import UsageError
-    from recfeat.plugin.registry import get_registry
 
     model = get_registry("model").create(model_name, **(options or {}))
     check_ratings(dataset)
@@ -96,24 +98,19 @@ def train_model(dataset, model_name: str, options: dict[str, Any] | None = None,
 
 def save_model(bundle: dict[str, Any], path: str | Path) -> Path:
     """Write ``bundle`` (from ``train_model``) atomically to ``path`` in the safe format."""
-    from recfeat.training.model_file import save_bundle
-
-    return save_bundle(bundle, path)
+    return model_file.save_bundle(bundle, path)
 
 
 def load_model(path: str | Path, *, trust: bool = False) -> dict[str, Any]:
     """Read a file written by ``save_model`` (DataError when it is not one). Loading it runs
     no code from the file; an old pickle (joblib) file is refused unless ``trust=True``,
     because unpickling runs whatever the file contains."""
-    from recfeat.training.model_file import load_bundle
-
-    return load_bundle(path, trust=trust)
+    return model_file.load_bundle(path, trust=trust)
 
 
 def check_same_encoder(header: dict[str, Any], features) -> None:
     """Features for another encoder or dimension than the model's are a clear error."""
     from recfeat.components.model import describe_source, feature_fingerprint
-    from recfeat.errors import DataError, UsageError
 
     trained = header.get("features")
     if trained is None:
@@ -153,7 +150,6 @@ def recommend(bundle: dict[str, Any], users, k: int = 10, *, extra_features=None
     import numpy as np
 
     from recfeat.data.features import ReviewVectors
-    from recfeat.errors import DataError, UsageError
 
     model, header = bundle["model"], bundle["header"]
     snippets = bundle.get("snippets", {}) if snippets is None else snippets

@@ -30,7 +30,10 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from recfeat.errors import DataError, ModelFormatError, UsageError
+from recfeat.atomic import atomic_path
+from recfeat.errors import DataError, ModelFormatError, RecfeatError, UsageError
+from recfeat.jsonable import jsonable
+from recfeat.plugin.registry import get_registry
 
 FORMAT = "recfeat-model"
 VERSION = 2
@@ -240,9 +243,6 @@ def save_bundle(bundle: dict[str, Any], path: str | Path) -> Path:
     first, so a model that cannot be stored leaves no file behind."""
     import numpy as np
 
-    from recfeat.atomic import atomic_path
-    from recfeat.jsonable import jsonable
-
     model = bundle["model"]
     writer = _Writer(f"model {type(model).name or type(model).__qualname__!r}")
     payload = {
@@ -419,9 +419,6 @@ class _Reader:
 
 def decode_model(node: Any, reader: _Reader):
     """Create the model from the registry by name and options, then set its fitted attributes."""
-    from recfeat.errors import RecfeatError
-    from recfeat.plugin.registry import get_registry
-
     if not isinstance(node, dict) or not isinstance(node.get("name"), str):
         raise reader.bad("no model name")
     name = node["name"]

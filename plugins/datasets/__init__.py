@@ -23,13 +23,13 @@ from recfeat.components.dataset import load_dataset  # noqa: F401
 from recfeat.data.formats import GENERIC, SPECIFIC, detect_format  # noqa: F401
 from recfeat.plugin.hookspecs import hookimpl
 
+from .amazon import AmazonReviews
+from .movielens import MovieLens100K, MovieLensLatest
+from .synthetic import SyntheticBooks
+from .tabular import CsvTable, JsonLinesTable, ParquetTable
+
 
 def _classes():
-    from .amazon import AmazonReviews
-    from .movielens import MovieLens100K, MovieLensLatest
-    from .synthetic import SyntheticBooks
-    from .tabular import CsvTable, JsonLinesTable, ParquetTable
-
     return (
         AmazonReviews,
         MovieLens100K,

@@ -22,6 +22,7 @@ from recfeat.components import Dataset
 from recfeat.data import validation as v
 from recfeat.data.recdata import RecData
 from recfeat.errors import DataError
+from recfeat.plugin.options import check_ranges
 
 ML100K_GENRES = (
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
@@ -200,8 +201,6 @@ class MovieLensLatest(Dataset):
         self.max_tags = max_tags
 
     def validate(self) -> None:
-        from recfeat.plugin.options import check_ranges
-
         v.check_rating_scale(self)
         check_ranges(self, {"max_tags": (0, 100_000)}, kind="dataset")
 

@@ -21,9 +21,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from recfeat.atomic import atomic_open
 from recfeat.components import Dataset
 from recfeat.data import validation as v
 from recfeat.data.recdata import RecData
+from recfeat.plugin.options import check_ranges
 
 # genre: (title adjectives, title nouns, description themes, liked phrase, disliked phrase, 中文名)
 GENRES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...], str]] = {
@@ -302,8 +304,6 @@ class SyntheticBooks(Dataset):
         self.n_reviews = n_reviews
 
     def validate(self) -> None:
-        from recfeat.plugin.options import check_ranges
-
         check_ranges(self, {"n_users": (1, 1_000_000), "n_books": (1, 1_000_000),
                             "n_reviews": (1, 10_000_000)}, kind="dataset")  # fmt: skip
 
@@ -359,8 +359,6 @@ class SyntheticBooks(Dataset):
         """Write ``book_reviews.csv`` and ``books.csv`` (+ README.txt) atomically; return the
         path of ``book_reviews.csv``, loadable with ``--format csv`` (``items_path=books.csv``)."""
         import pandas as pd
-
-        from recfeat.atomic import atomic_open
 
         out = Path(out_dir)
         raw = self._generate()

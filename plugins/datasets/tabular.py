@@ -24,6 +24,8 @@ from recfeat.data import validation as v
 from recfeat.data.recdata import RecData
 from recfeat.errors import DataError
 
+from .amazon import first_object
+
 DEFAULTS: dict[str, tuple[str, ...]] = {
     "user_col": ("user", "user_id", "userId", "reviewerID", "reviewer_id", "customer_id", "uid"),
     "item_col": (
@@ -319,8 +321,6 @@ class JsonLinesTable(_Table):
 
     @classmethod
     def sniff(cls, path: Path) -> bool:
-        from .amazon import first_object
-
         path = Path(path)
         if not super().sniff(path):
             return False

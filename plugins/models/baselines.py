@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from recfeat.components import RecModel
+from recfeat.plugin.options import check_ranges
 
 
 class GlobalMean(RecModel):
@@ -57,8 +58,6 @@ class Bias(RecModel):
         self.iterations = iterations
 
     def validate(self) -> None:
-        from recfeat.plugin.options import check_ranges
-
         check_ranges(self, {"reg_user": (0, None), "reg_item": (0, None), "iterations": (1, 10_000)})
 
     def _fit(self, u, i, r, train, item_features, user_features):

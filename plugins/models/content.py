@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from recfeat.components import RecModel
+from recfeat.errors import OptionError
 
 
 def lookup(features, items) -> tuple[np.ndarray, np.ndarray]:
@@ -90,8 +91,6 @@ class ContentModel(RecModel):
         self.popularity_reg = popularity_reg
 
     def _fit(self, u, i, r, train, item_features, user_features):
-        from recfeat.errors import OptionError
-
         if self.weighting not in ("mean", "centered"):
             raise OptionError(
                 f"content: weighting must be 'mean' or 'centered' (got {self.weighting!r})"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from recfeat.components import RecModel
+from recfeat.plugin.options import check_ranges
 
 from .baselines import fit_biases
 
@@ -72,8 +73,6 @@ class MatrixFactorization(RecModel):
         self.seed = seed
 
     def validate(self) -> None:
-        from recfeat.plugin.options import check_ranges
-
         check_ranges(self, {"factors": (1, 10_000), "reg": (0, None), "bias_reg": (0, None),
                             "iterations": (1, 10_000)})  # fmt: skip
 

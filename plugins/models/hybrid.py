@@ -23,6 +23,7 @@ import numpy as np
 
 from recfeat.components import RecModel
 from recfeat.errors import OptionError
+from recfeat.plugin.options import check_ranges
 
 from .content import item_vectors, lookup, mean_profiles
 
@@ -56,8 +57,6 @@ class Hybrid(RecModel):
         self.seed = seed
 
     def validate(self) -> None:
-        from recfeat.plugin.options import check_ranges
-
         check_ranges(self, {"factors": (1, 10_000), "epochs": (1, 100_000),
                             "learning_rate": (1e-12, 100), "reg": (0, None), "id_dropout": (0, 0.99),
                             "batch_size": (1, 10_000_000)})  # fmt: skip

@@ -33,6 +33,7 @@ import numpy as np
 
 from recfeat.components import RecModel
 from recfeat.errors import OptionError
+from recfeat.plugin.options import check_ranges
 
 from .content import item_vectors, lookup
 
@@ -64,8 +65,6 @@ class HybridALS(RecModel):
         self.seed = seed
 
     def validate(self) -> None:
-        from recfeat.plugin.options import check_ranges
-
         check_ranges(self, {"factors": (1, 10_000), "iterations": (1, 10_000)})
         self._check_options()
 

@@ -14,12 +14,11 @@ import numpy as np
 
 from recfeat.components import RecModel
 from recfeat.errors import require
+from recfeat.plugin.options import check_ranges
 
 
 class _ImplicitModel(RecModel):
     def validate(self) -> None:
-        from recfeat.plugin.options import check_ranges
-
         check_ranges(self, {"factors": (1, 10_000), "regularization": (0, None), "alpha": (0, None),
                             "learning_rate": (1e-12, 100), "iterations": (1, 100_000),
                             "threads": (1, 1024)})  # fmt: skip

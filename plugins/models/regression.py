@@ -23,14 +23,13 @@ from __future__ import annotations
 import numpy as np
 
 from recfeat.components import RecModel
+from recfeat.plugin.options import check_ranges
 
 from .content import item_vectors, lookup
 
 
 class _FeatureRegressor(RecModel):
     def validate(self) -> None:
-        from recfeat.plugin.options import check_ranges
-
         check_ranges(self, {"n_components": (1, 10_000), "shrinkage": (0, None), "alpha": (0, None),
                             "max_iter": (1, 100_000), "learning_rate": (1e-12, 100),
                             "max_leaf_nodes": (2, 100_000)})  # fmt: skip

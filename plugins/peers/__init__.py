@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from recfeat.errors import MissingDependencyError, UsageError, closest, require
 from recfeat.plugin.hookspecs import hookimpl
 
 #: --peers names -> the peer models they add, in the order they are listed.
@@ -47,8 +48,6 @@ def require_library(library: str, purpose: str):
     attribute on ``__builtins__``, a dict when the PEP 517 backend runs it), so LightFM's
     message names the build script that patches that one line instead of the extra.
     """
-    from recfeat.errors import MissingDependencyError, require
-
     if library != "lightfm":
         return require(library, EXTRA, purpose)
     try:
@@ -66,8 +65,6 @@ def expand_peers(libraries: str | Iterable[str], *, text: bool = True) -> list[s
     """``"implicit,lightfm"`` -> the peer model names of those libraries; peers that need
     item features (``lightfm-warp-text``) only when ``text``. An unknown library is a
     UsageError; a library that is not installed fails here, before any model is fitted."""
-    from recfeat.errors import UsageError, closest
-
     names = libraries.split(",") if isinstance(libraries, str) else list(libraries)
     out: list[str] = []
     for raw in names:

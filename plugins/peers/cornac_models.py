@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from . import require_library
 from .base import FactorPeer
 
 
@@ -37,8 +38,6 @@ class _CornacPeer(FactorPeer):
         )
 
     def _fit(self, u, i, r, train, item_features, user_features):
-        from . import require_library
-
         require_library("cornac", f"the {self.name!r} model")
         from cornac.data import Dataset
 

@@ -15,6 +15,9 @@ from typing import ClassVar
 
 import numpy as np
 
+from recfeat.plugins.models.implicit_feedback import ALS, BPR
+
+from . import require_library
 from .base import FactorPeer
 
 
@@ -29,8 +32,6 @@ class _ImplicitPeer(FactorPeer):
         return user_items
 
     def _fit(self, u, i, r, train, item_features, user_features):
-        from . import require_library
-
         require_library("implicit", f"the {self.name!r} model")
         from scipy.sparse import csr_matrix
         from threadpoolctl import threadpool_limits
@@ -94,8 +95,6 @@ class ImplicitALS(_ImplicitPeer):
     def _make(self):
         # the same library object recfeat's own ``als`` builds; only the defaults and the
         # BM25 weighting of the matrix differ
-        from recfeat.plugins.models.implicit_feedback import ALS
-
         return ALS._make(self)
 
 
@@ -132,6 +131,4 @@ class ImplicitBPR(_ImplicitPeer):
 
     def _make(self):
         # the same library object recfeat's own ``bpr`` builds; only the defaults differ
-        from recfeat.plugins.models.implicit_feedback import BPR
-
         return BPR._make(self)

@@ -22,6 +22,10 @@ from typing import ClassVar
 
 import numpy as np
 
+from recfeat.errors import UsageError
+from recfeat.plugins.models.content import item_vectors, l2_normalise, lookup
+
+from . import require_library
 from .base import FactorPeer
 
 
@@ -65,8 +69,6 @@ class LightFMWarp(FactorPeer):
         return None
 
     def _fit(self, u, i, r, train, item_features, user_features):
-        from . import require_library
-
         require_library("lightfm", f"the {self.name!r} model")
         from lightfm import LightFM
         from scipy.sparse import coo_matrix
@@ -137,9 +139,6 @@ class LightFMWarpText(LightFMWarp):
         self.text_weight = text_weight
 
     def _fit(self, u, i, r, train, item_features, user_features):
-        from recfeat.errors import UsageError
-        from recfeat.plugins.models.content import lookup
-
         if item_features is None:
             raise UsageError(
                 f"{self.name} needs item features (LightFM represents items by them); "
@@ -159,8 +158,6 @@ class LightFMWarpText(LightFMWarp):
         super()._fit(u, i, r, train, item_features, user_features)
 
     def _text_part(self, vecs, found) -> np.ndarray:
-        from recfeat.plugins.models.content import l2_normalise
-
         text = l2_normalise(vecs - self.offset_) * self.text_weight
         text[~found] = 0.0
         return text
@@ -187,8 +184,6 @@ class LightFMWarpText(LightFMWarp):
     def _item_parts(self, items, item_features):
         """Training items as fitted (identity + their training text); with prediction-time
         vectors, those replace the text part; other items: the text part alone."""
-        from recfeat.plugins.models.content import item_vectors
-
         ic = self.item_codes(items)
         known = ic >= 0
         vecs, found = item_vectors(self, items, item_features)
