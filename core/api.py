@@ -121,17 +121,17 @@ def extract_file(path: str | Path | None = None, out: str | Path | None = None,
     if unknown:
         raise UsageError(f"extract_file: unknown option(s) {', '.join(unknown)}; use "
                          f"{', '.join(sorted(_EXTRACT_KEYWORDS))}")  # fmt: skip
-    given = encoder if isinstance(encoder, (str, Path)) or encoder is None else None
+    named = isinstance(encoder, (str, Path))  # a setting; anything else is an encoder object
     if settings is None:
         settings = extract_settings(config, data=path, out=None if options.get("ray") else out,
                                     level=level,
-                                    encoder=None if given is None else str(given),
+                                    encoder=str(encoder) if named else None,
                                     train=train_interactions, **options)  # fmt: skip
     elif config is not None or options:
         raise UsageError("extract_file: give settings, or config and keyword arguments, not both")
     if out is None:
         raise UsageError("extract_file: give out (a .parquet file, or a folder with ray)")
-    model = settings.make_encoder() if given is not None or encoder is None else encoder
+    model = settings.make_encoder() if named or encoder is None else encoder
     choose = None
     if settings.auto_backend:
         def choose(dataset):  # noqa: E306 - needs the loaded dataset

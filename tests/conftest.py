@@ -126,3 +126,17 @@ def assert_one_line_error(result, code: int, *fragments: str) -> None:
     assert len(errors) == 1, result.output
     for fragment in fragments:
         assert fragment in result.output, result.output
+
+
+@pytest.fixture(scope="module")
+def tiny_export(tmp_path_factory):
+    """A folder from ``recfeat export`` of a 2-layer random BERT (the attack and untrusted-file
+    tests tamper with copies of it)."""
+    from _export_helpers import make_tiny
+
+    from recfeat.exporters.pipeline import ExportSpec, run_export
+
+    root = tmp_path_factory.mktemp("tiny-export")
+    out = root / "onnx"
+    run_export(ExportSpec(model=str(make_tiny("bert", root / "bert"))), out)
+    return out

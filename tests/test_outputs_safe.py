@@ -271,18 +271,6 @@ def test_two_fresh_cli_runs_and_a_cached_one_are_byte_identical(reviews_csv, tmp
 # -- export folders are verified whole --------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_export(tmp_path_factory):
-    from _export_helpers import make_tiny
-
-    from recfeat.exporters.pipeline import ExportSpec, run_export
-
-    root = tmp_path_factory.mktemp("tiny-export")
-    out = root / "onnx"
-    run_export(ExportSpec(model=str(make_tiny("bert", root / "bert"))), out)
-    return out
-
-
 def _onnx(path, **options):
     from recfeat.plugin.registry import get_registry
 

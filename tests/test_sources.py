@@ -40,7 +40,7 @@ def test_hidden_underscore_and_nested_files_are_not_shards(shards):
 
 
 def test_plan_keeps_the_latest_row_of_each_pair_across_files(shards):
-    plan = plan_rows(shards, "amazon", {}, 2, None, want_ratings=False)
+    plan = plan_rows(shards, "amazon", {}, 2, want_ratings=False)
     assert plan.file_rows == [4, 2]
     assert plan.keep.tolist() == [False, False, True, True, True, True]
     assert plan.report["duplicates_dropped"] == 2
@@ -48,7 +48,7 @@ def test_plan_keeps_the_latest_row_of_each_pair_across_files(shards):
 
 
 def test_reading_whole_or_file_by_file_gives_the_same_rows(shards):
-    plan = plan_rows(shards, "amazon", {}, 2, None, want_ratings=False)
+    plan = plan_rows(shards, "amazon", {}, 2, want_ratings=False)
     whole = pd.concat(list(iter_planned(shards, "amazon", {}, plan.keep, 3)), ignore_index=True)
     parts = []
     for i in range(len(plan.files)):
@@ -63,7 +63,7 @@ def test_reading_whole_or_file_by_file_gives_the_same_rows(shards):
 def test_a_file_that_changed_between_the_passes_is_an_error(shards):
     from recfeat.errors import DataError
 
-    plan = plan_rows(shards, "amazon", {}, 2, None, want_ratings=False)
+    plan = plan_rows(shards, "amazon", {}, 2, want_ratings=False)
     with open(shards / "b.json", "a") as fh:
         fh.write(json.dumps(_row("u5", "i5", 3, "late")) + "\n")
     with pytest.raises(DataError, match="changed while it was read"):

@@ -460,18 +460,6 @@ def opened():
         _OPENED = None
 
 
-@pytest.fixture(scope="module")
-def tiny_export(tmp_path_factory):
-    from _export_helpers import make_tiny
-
-    from recfeat.exporters.pipeline import ExportSpec, run_export
-
-    root = tmp_path_factory.mktemp("tiny-export")
-    out = root / "onnx"
-    run_export(ExportSpec(model=str(make_tiny("bert", root / "bert"))), out)
-    return out
-
-
 def _pointing_out(tiny_export: Path, tmp_path: Path, how: str) -> tuple[Path, Path]:
     """A copy of the export whose manifest runs a model outside the folder (a working copy
     of its own model: without the check it loads, verifies and runs)."""

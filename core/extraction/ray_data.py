@@ -54,7 +54,7 @@ from recfeat.extraction.ray_shards import (
     out_filesystem,
     written_by_recfeat,
 )
-from recfeat.extraction.records import STREAMABLE, _loader, stream_format
+from recfeat.extraction.records import STREAMABLE, stream_format
 from recfeat.extraction.sources import ID_COLUMNS, iter_planned, plan_rows
 from recfeat.extraction.stages import EncodeStats
 from recfeat.jsonable import jsonable
@@ -104,9 +104,7 @@ def plan_input(data: str, fmt: str | None, options: dict[str, Any], batch_rows: 
     if found is None:
         raise UsageError(f"{data}: --ray reads review files (formats {', '.join(STREAMABLE)}); "
                          "run this one without --ray")  # fmt: skip
-    loader = _loader(found, options)
-    scale = getattr(loader, "rating_scale", None)
-    return found, plan_rows(data, found, options, batch_rows, scale, want_ratings)
+    return found, plan_rows(data, found, options, batch_rows, want_ratings)
 
 
 def read_planned_file(batch, *, data: str, fmt: str, options: dict[str, Any], batch_rows: int):

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from recfeat.errors import DataError
-from recfeat.extraction.records import iter_file_batches, source_files
+from recfeat.extraction.records import _loader, iter_file_batches, source_files
 
 ID_COLUMNS = ["user", "item", "rating", "timestamp"]
 
@@ -56,9 +56,10 @@ def _hash(values) -> np.ndarray:
 
 
 def plan_rows(path, fmt: str, options: dict[str, Any] | None, batch_rows: int,
-              loader_scale: tuple[float, float] | None, want_ratings: bool) -> Plan:  # fmt: skip
+              want_ratings: bool) -> Plan:  # fmt: skip
     """Read ``path`` once; keep per row only hashed ids and the timestamp; choose the rows
-    the loaders keep (``validation.dedupe_latest``) and count users and items."""
+    the loaders keep (``validation.dedupe_latest``) and count users and items. The rating
+    scale is the loader's, else (``want_ratings``) the range of the kept ratings."""
     report: dict[str, Any] = {}
     files = source_files(path, fmt)
     file_rows = [0] * len(files)
@@ -89,7 +90,7 @@ def plan_rows(path, fmt: str, options: dict[str, Any] | None, batch_rows: int,
     keep[order[last]] = True
     del order, u, i, last, ts
     report["duplicates_dropped"] = int(n - keep.sum())
-    scale = loader_scale
+    scale = getattr(_loader(fmt, options), "rating_scale", None)
     if scale is None and want_ratings:
         r = np.concatenate(ratings)[keep]
         r = r[~np.isnan(r)]

@@ -178,11 +178,6 @@ def encode_texts(
 SANE_ABS = 1e6  # larger than any component an encoder writes; what is beyond is corruption
 
 
-def _sane(vector) -> bool:
-    v = np.asarray(vector, dtype=np.float32)
-    return bool(np.isfinite(v).all() and (np.abs(v) < SANE_ABS).all())
-
-
 class _Vectors:
     """The (n, dim) result, allocated when the first vectors (cached or encoded) arrive."""
 
@@ -221,9 +216,12 @@ def _from_cache(texts, keys, encoder, cache, out: _Vectors, stats: EncodeStats):
     del known
     # The cache is a file on disk, so untrusted: a vector that is not finite or absurdly
     # large (no encoder writes 1e6) is treated as missing and encoded again.
-    hit_rows = [i for i, k in enumerate(keys) if k in found and _sane(found[k])]
+    hit_rows = [i for i, k in enumerate(keys) if k in found]
     if hit_rows:
-        out.place(hit_rows, np.stack([found[keys[i]] for i in hit_rows]))
+        cached = np.stack([found[keys[i]] for i in hit_rows]).astype(np.float32, copy=False)
+        sane = np.isfinite(cached).all(axis=1) & (np.abs(cached) < SANE_ABS).all(axis=1)
+        hit_rows = [i for i, ok in zip(hit_rows, sane, strict=True) if ok]
+        out.place(hit_rows, cached[sane])
     stats.cached = len(hit_rows)
     del found
     # Vectors cached before their statistics were kept: tokenize those texts (no model

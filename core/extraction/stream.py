@@ -51,7 +51,7 @@ from recfeat.extraction.manifest import (
     run_record_path,
 )
 from recfeat.extraction.pipeline import FeatureResult
-from recfeat.extraction.records import _loader, stream_format
+from recfeat.extraction.records import stream_format
 from recfeat.extraction.results import FileResult
 from recfeat.extraction.sources import ID_COLUMNS, iter_planned, plan_rows
 from recfeat.extraction.stages import (
@@ -419,9 +419,8 @@ def stream_extract(
     if found is None:
         raise UsageError(f"{path}: this input is read whole, not streamed; use extract()")
     mode = aggregate or "mean"
-    loader = _loader(found, options)
-    plan = plan_rows(path, found, options, batch_rows, getattr(loader, "rating_scale", None),
-                     want_ratings=level != "review" and mode == "rating-weighted")  # fmt: skip
+    plan = plan_rows(path, found, options, batch_rows,
+                     want_ratings=level != "review" and mode == "rating-weighted")
     if echo:
         echo(
             f"streaming {plan.summary['name']}: {plan.summary['interactions']:,} interactions, "
