@@ -24,7 +24,13 @@ _LAZY = {
     **dict.fromkeys(
         ("load_dataset", "encoder", "model", "extract", "extract_file", "make_split", "evaluate", "read_features",
          "train", "save_model", "load_model", "recommend", "export", "verify_export",
-         "bench_throughput", "choose_backend"),
+         "bench_throughput", "choose_backend", "finetune", "adapt",
+         # the rest of the Python API, each the function behind one command
+         "extract_settings", "evaluate_settings", "train_settings", "recommend_settings",
+         "demo_settings", "run_demo", "export_settings", "bench_throughput_report",
+         "bench_accuracy_report", "bench_backends", "cleaner_chain", "tokenizer",
+         "detect_format", "dataset_info", "write_sample", "list_plugins", "list_components",
+         "validate_config"),
         "recfeat.api",
     ),  # fmt: skip
     "RecData": "recfeat.data.recdata",

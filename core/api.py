@@ -28,10 +28,84 @@ GATE_INTERACTIONS_DEFAULT = 10_000
 def load_dataset(path: str | Path | None = None, format: str = "auto", **options: Any):
     """A dataset as ``RecData`` (interactions, reviews, item texts): a file or folder in any
     format a dataset plugin reads (``format='auto'`` detects it), or ``format='sample'`` for
-    the built-in SYNTHETIC sample."""
+    the built-in SYNTHETIC sample. ``path`` may also be a pandas DataFrame with one row per
+    interaction, read as a CSV file with the same columns would be (user, item, rating, and
+    optionally text and timestamp, found by name or named with ``user_col=``... options),
+    or a RecData, returned as it is."""
+    from recfeat.data import checks
+    from recfeat.data.recdata import RecData
+    from recfeat.errors import UsageError
     from recfeat.plugins.datasets import load_dataset as load
 
+    format = checks.text(format, "format", none=True, example="csv") or "auto"
+    if checks.is_frame(path):
+        return _frame_dataset(path, format, options)
+    if isinstance(path, RecData):
+        if options or format not in ("auto", "sample"):
+            raise UsageError("load_dataset: a RecData is already loaded; drop format and the "
+                             "loader options")  # fmt: skip
+        return path
+    checks.path(path, "path", none=True, what="a dataset file or folder path",
+                fix="pass a path, a pandas DataFrame of interactions, or format='sample'")  # fmt: skip
     return load(path, format, **options)
+
+
+#: Loader options that name files or how to decode them: meaningless for a DataFrame.
+_FILE_ONLY_OPTIONS = ("encoding", "sep", "items_path", "item_text_col")
+
+
+def _frame_dataset(frame, format: str, options: dict[str, Any]):
+    """A DataFrame of interactions as RecData, through the generic table loader's own steps
+    (its column mapping, bad-row checks, de-duplication), so it reads exactly as a CSV file
+    with the same columns would: one rule for both, not a second loader."""
+    from recfeat.data import validation as v
+    from recfeat.errors import DataError, UsageError
+    from recfeat.plugin.registry import get_registry
+
+    if format not in ("auto", "csv"):
+        raise UsageError(f"load_dataset: a DataFrame is read by its columns, as a CSV table; "
+                         f"drop format={format!r}")  # fmt: skip
+    given = sorted(k for k in _FILE_ONLY_OPTIONS if options.get(k) is not None)
+    if given:
+        raise UsageError(f"load_dataset: {', '.join(given)} apply to files, not a DataFrame; "
+                         "put review texts in a text column (text_col=...), or save the frame "
+                         "and load the file")  # fmt: skip
+    loader = get_registry("dataset").create("csv", **{k: v for k, v in options.items()
+                                                      if v is not None})  # fmt: skip
+    table = frame.reset_index(drop=True)
+    where = "the DataFrame"
+    repeated = sorted({str(c) for c in table.columns[table.columns.duplicated()]})
+    if repeated:
+        raise UsageError(f"load_dataset: the DataFrame has column(s) {', '.join(repeated)} more "
+                         "than once; rename or drop the copies")  # fmt: skip
+    if table.empty:
+        raise UsageError("load_dataset: the DataFrame has no rows; pass one row per interaction "
+                         "with user, item and rating columns")  # fmt: skip
+    report: dict[str, Any] = {"format": "dataframe", "rows_read": int(len(table)),
+                              "bad_rows_skipped": 0}  # fmt: skip
+    try:
+        pick = loader.pick_columns(table.columns, where)
+    except DataError as exc:  # the caller passed the wrong frame or column name: a usage error
+        raise UsageError(str(exc)) from None
+    report["columns"] = {k.removesuffix("_col"): c for k, c in pick.items() if c is not None}
+    rows = v.drop_bad_rows(loader.map_rows(table, pick), rating_scale=loader.rating_scale,
+                           skip_bad_rows=loader.skip_bad_rows, report=report,
+                           locate=lambda i: f"{where} row {i}")  # fmt: skip
+    rows = v.dedupe_latest(rows, report)
+    return v.build_recdata("dataframe", rows, report=report,
+                           rating_scale=loader.rating_scale or v.observed_scale(rows["rating"]),
+                           has_text=pick["text_col"] is not None)  # fmt: skip
+
+
+def _dataset(data, name: str = "data", *, format: str = "auto", **options: Any):
+    """``data`` loaded: a RecData as is, a path or a DataFrame read by ``load_dataset``;
+    anything else (None included) is one UsageError naming what to pass."""
+    from recfeat.data.recdata import RecData
+    from recfeat.settings import data_argument
+
+    if isinstance(data_argument(data, name, none=False), RecData):
+        return data
+    return load_dataset(data, format=format, **options)
 
 
 def encoder(name: str = "minilm", /, *, backend: str | None = None, precision: str | None = None,
@@ -45,10 +119,17 @@ def encoder(name: str = "minilm", /, *, backend: str | None = None, precision: s
     ``fp32``, ``bf16``, ``fp16`` or ``int8``. Other options are the encoder's own
     (``recfeat components encoder`` lists them). The weights load on first use.
     """
+    from recfeat.data import checks
     from recfeat.encode.vocabulary import resolve_encoder
     from recfeat.plugin.registry import get_registry
 
-    registry_name, opts = resolve_encoder(name, backend=backend, precision=precision, **options)
+    if not isinstance(name, Path) and not (isinstance(name, str) and name.strip()):
+        raise checks.refuse("encoder", "a registry name, a Hugging Face model or an export "
+                            "folder", name, "pass e.g. recfeat.encoder('minilm')")  # fmt: skip
+    checks.text(backend, "backend", none=True, example="onnx")
+    checks.text(precision, "precision", none=True, example="bf16")
+    registry_name, opts = resolve_encoder(str(name), backend=backend, precision=precision,
+                                          **options)  # fmt: skip
     return get_registry("encoder").create(registry_name, **opts)
 
 
@@ -59,8 +140,13 @@ def model(name: str, /, **options: Any):
     validated here. It follows scikit-learn's conventions (``fit(X, y)``, ``predict``,
     ``get_params`` / ``set_params``, ``clone``), so it goes straight into ``Pipeline`` and
     ``GridSearchCV`` with ``rmse_scorer`` or ``ranking_scorer``."""
+    from recfeat.data import checks
     from recfeat.plugin.registry import get_registry
 
+    if not (isinstance(name, str) and name.strip()):
+        raise checks.refuse("model", "a registered model name", name,
+                            "pass e.g. recfeat.model('bias'); recfeat.list_components('model') "
+                            "lists them")  # fmt: skip
     return get_registry("model").create(name, **options)
 
 
@@ -69,13 +155,48 @@ def extract(data, level: str = "review", encoder=None, **options: Any):
     ('review', 'item', 'user'); ``encoder`` is an encoder object, a model for ``encoder()``,
     or None for the default. Returns a ``FeatureResult`` (``.save(path)`` writes Parquet +
     manifest). Options: see ``recfeat.extraction.pipeline.extract``."""
+    from recfeat.components.encoder import Encoder
+    from recfeat.data import checks
     from recfeat.extraction.pipeline import extract as run
 
-    if isinstance(data, (str, Path)):
-        data = load_dataset(data)
-    if isinstance(encoder, str):
+    data = _dataset(data)
+    checks.text(level, "level", example="item")
+    if isinstance(encoder, (str, Path)):
         encoder = globals()["encoder"](encoder)
+    elif encoder is not None and not isinstance(encoder, Encoder):
+        raise checks.refuse("encoder", "an encoder name, folder or object (recfeat.encoder())",
+                            encoder, "pass e.g. encoder='minilm'")  # fmt: skip
+    _check_extract_options(options)
     return run(data, level, encoder, **options)
+
+
+def _check_extract_options(options: dict[str, Any]) -> None:
+    """The names, types and ranges of ``extract``'s keyword options, before any work."""
+    from recfeat.data import checks
+    from recfeat.settings import check_cleaners
+
+    known = ("cleaners", "aggregate", "user_from", "train_interactions", "cache",
+             "token_features", "chunk_size", "progress")  # fmt: skip
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        from recfeat.errors import UsageError
+
+        raise UsageError(f"extract: unknown option(s) {', '.join(unknown)}; use {', '.join(known)}")
+    if "chunk_size" in options:
+        checks.integer(options["chunk_size"], "chunk_size", low=1, example=2048)
+    checks.flag(options.get("progress"), "progress", none=True)
+    for name in ("aggregate", "user_from"):
+        checks.text(options.get(name), name, none=True)
+    cache = options.get("cache")
+    if not (cache is None or cache is False or isinstance(cache, (str, Path))
+            or hasattr(cache, "get_many")):  # fmt: skip
+        raise checks.refuse("cache", "None (the default folder), False (no cache) or a folder",
+                            cache, "pass e.g. cache=False")  # fmt: skip
+    train = options.get("train_interactions")
+    if train is not None and not checks.is_frame(train):
+        raise checks.refuse("train_interactions", "a DataFrame of training (user, item) rows",
+                            train, "pass split.train from recfeat.make_split")  # fmt: skip
+    check_cleaners(options.get("cleaners"), "cleaners", chain=True)
 
 
 def extract_settings(config=None, **flags: Any):
@@ -84,7 +205,28 @@ def extract_settings(config=None, **flags: Any):
     command's flags as keyword arguments; None: not given)."""
     from recfeat.settings import extract_settings as resolve
 
+    _check_keywords("extract_settings", flags, resolve)
     return resolve(config, **flags)
+
+
+def _check_keywords(function: str, given: dict[str, Any], target, *, also: Sequence[str] = (),
+                    drop: Sequence[str] = ()) -> None:  # fmt: skip
+    """Keyword arguments that ``target`` (the function ``function`` hands them to) does not
+    take, plus ``also``, minus ``drop``: one UsageError listing the ones it does, not a
+    TypeError naming an inner function."""
+    import inspect
+
+    from recfeat.errors import UsageError
+
+    params = inspect.signature(target).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return  # the target checks them itself
+    known = sorted({p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+                   - {"config", *drop} | set(also))  # fmt: skip
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise UsageError(f"{function}: unknown option(s) {', '.join(unknown)}; use "
+                         f"{', '.join(known)}")  # fmt: skip
 
 
 # extract_file's keyword arguments that are settings (the rest: encoder object, progress, echo)
@@ -114,14 +256,24 @@ def extract_file(path: str | Path | None = None, out: str | Path | None = None,
     ``train_interactions``: a frame, or a split file / table path (``--train``). ``out`` is
     refused before any work when it would overwrite an input. Returns the result
     (``.manifest``, ``.run``, ``.to_features()``)."""
+    from recfeat.components.encoder import Encoder
+    from recfeat.data import checks
     from recfeat.errors import UsageError
     from recfeat.extraction.files import extract_to
+    from recfeat.settings import ExtractSettings
 
     unknown = sorted(set(options) - _EXTRACT_KEYWORDS)
     if unknown:
         raise UsageError(f"extract_file: unknown option(s) {', '.join(unknown)}; use "
                          f"{', '.join(sorted(_EXTRACT_KEYWORDS))}")  # fmt: skip
+    checks.path(out, "out", none=True, what="a .parquet file path, or a folder with ray,")
+    checks.flag(progress, "progress", none=True)
+    checks.callable_or_none(echo, "echo")
     named = isinstance(encoder, (str, Path))  # a setting; anything else is an encoder object
+    if not named and encoder is not None and not isinstance(encoder, Encoder):
+        raise checks.refuse("encoder", "an encoder name, folder or object (recfeat.encoder())",
+                            encoder, "pass e.g. encoder='minilm'")  # fmt: skip
+    _check_settings(settings, ExtractSettings, "extract_file", "extract_settings")
     if settings is None:
         settings = extract_settings(config, data=path, out=None if options.get("ray") else out,
                                     level=level,
@@ -155,12 +307,30 @@ def extract_file(path: str | Path | None = None, out: str | Path | None = None,
 
 
 def make_split(interactions, kind: str = "random", **options: Any):
-    """Train/test split of an interactions frame: random, temporal, item-cold, user-cold."""
+    """Train/test split of an interactions frame (or a RecData's): random, temporal,
+    item-cold, user-cold; options ``seed``, ``test_fraction``, ``leave_last``."""
+    from recfeat.data.recdata import RecData
+    from recfeat.errors import UsageError
     from recfeat.evaluation.splits import make_split as split
 
-    if hasattr(interactions, "interactions"):  # a RecData
+    if isinstance(interactions, RecData):
         interactions = interactions.interactions
+    unknown = sorted(set(options) - {"seed", "test_fraction", "leave_last"})
+    if unknown:
+        raise UsageError(f"make_split: unknown option(s) {', '.join(unknown)}; use seed, "
+                         "test_fraction, leave_last")  # fmt: skip
     return split(interactions, kind, **options)
+
+
+def _check_settings(settings: Any, cls: type, function: str, maker: str) -> None:
+    """``settings`` is None or what ``maker`` returns: another object would fail later as an
+    AttributeError deep inside."""
+    from recfeat.data import checks
+
+    if settings is not None and not isinstance(settings, cls):
+        raise checks.refuse(f"{function}: settings", f"a {cls.__name__} (from recfeat.{maker})",
+                            settings, f"build one with recfeat.{maker}(...) or pass keyword "
+                            "arguments instead")  # fmt: skip
 
 
 def evaluate_settings(config=None, *, peers: str | Sequence[str] = (), **flags: Any):
@@ -171,10 +341,13 @@ def evaluate_settings(config=None, *, peers: str | Sequence[str] = (), **flags: 
     ``model_options`` for ``-O``; None: not given). ``peers`` (``"implicit,lightfm,cornac"``)
     appends those libraries' standard models (the text ones only with ``item_features``);
     ``-O`` options reach them as they reach every listed model."""
+    from recfeat.data import checks
     from recfeat.settings import evaluate_settings as resolve
 
+    _check_keywords("evaluate_settings", flags, resolve, drop=("peer_models",))
     peer_models: list[str] = []
     if peers:
+        checks.names(peers, "peers", example="implicit,lightfm")
         from recfeat.plugins.peers import expand_peers
 
         peer_models = expand_peers(peers, text=flags.get("item_features") is not None)
@@ -209,12 +382,22 @@ def evaluate(data=None, item_features=None, models=None, *, config=None, setting
     (``result.info["tuning"]`` says what). ``out`` (JSON), ``plot`` (PNG) and ``save_split``
     are written together once the run passed, and refused before any work when they would
     overwrite an input."""
+    from recfeat.data import checks
     from recfeat.errors import UsageError
+    from recfeat.evaluation.splits import Split
+    from recfeat.settings import EvaluateSettings
 
     unknown = sorted(set(options) - _EVALUATE_KEYWORDS)
     if unknown:
         raise UsageError(f"evaluate: unknown option(s) {', '.join(unknown)}; use "
                          f"{', '.join(sorted(_EVALUATE_KEYWORDS))}")  # fmt: skip
+    if split is not None and not isinstance(split, (str, Split)):
+        raise checks.refuse("split", "a split name (random, temporal, item-cold, user-cold) or "
+                            "a Split", split, "pass e.g. split='random'")  # fmt: skip
+    for name, value in (("out", out), ("plot", plot), ("save_split", save_split)):
+        checks.path(value, name, none=True, what="a file path")
+    checks.flag(progress, "progress", none=True)
+    _check_settings(settings, EvaluateSettings, "evaluate", "evaluate_settings")
     made = None if split is None or isinstance(split, str) else split  # a Split, used as is
     if settings is None:
         if "relevance_threshold" in options and options["relevance_threshold"] is None:
@@ -236,10 +419,12 @@ def _features(value):
     """A feature file path, an ``extract()`` result or features -> features (None or "":
     none given)."""
     from recfeat.data.features import load_features
+    from recfeat.settings import features_argument
 
+    value = features_argument(value, "features")  # a wrong type: one line naming it
     if value is None or (isinstance(value, str) and not value):
         return None
-    if isinstance(value, (str, Path)):
+    if isinstance(value, (str, Path)) or hasattr(value, "__fspath__"):
         return load_features(value)
     if hasattr(value, "to_features"):  # straight from extract()
         return value.to_features()
@@ -261,10 +446,9 @@ def _evaluate_with(settings, split, *, out, plot, save_split, progress):
                   files=True)  # fmt: skip
     data = settings.data
     if data is None:
-        raise UsageError("evaluate: give data (a dataset path or RecData)")
-    if isinstance(data, (str, Path)):
-        fmt, loader_options = settings.dataset
-        data = load_dataset(data, format=fmt, **loader_options)
+        raise UsageError("evaluate: give data (a dataset path, RecData or DataFrame)")
+    fmt, loader_options = settings.dataset
+    data = _dataset(data, "DATA", format=fmt, **loader_options)
     item_features = _features(settings.item_features)
     user_features = _features(settings.user_features)
     protocol = settings.protocol
@@ -277,8 +461,17 @@ def _evaluate_with(settings, split, *, out, plot, save_split, progress):
     elif split is None:
         split = make_split(data.interactions, settings.split, seed=protocol.seed,
                            test_fraction=protocol.test_fraction)  # fmt: skip
+    # A fine-tuned encoder or a fitted adaptor behind the vectors must not have read this
+    # split's test rows or cold ids: refused before any model is fitted. trust_features does
+    # not waive it (it vouches for where texts came from, not for what was trained on them).
+    # Here rather than in the protocol's detectors: recfeat.finetuning sits above evaluation.
+    from recfeat.finetuning.guard import check_features_lineage
+
+    lineage = {"item_features_training": check_features_lineage(item_features, split, role="item"),
+               "user_features_training": check_features_lineage(user_features, split, role="user")}  # fmt: skip
     result = run(data, item_features, settings.models, split, user_features=user_features,
                  protocol=protocol, progress=progress)  # fmt: skip
+    result.info.setdefault("leaks", {}).update(lineage)
     _write_evaluation(result, data, split, out=out, plot=plot, save_split=save_split)
     return result
 
@@ -300,8 +493,11 @@ def _write_evaluation(result, data, split, *, out, plot, save_split) -> None:
 
 def read_features(path: str | Path):
     """A feature file written by ``extract(...).save(path)`` (or ``recfeat extract``)."""
+    from recfeat.data import checks
     from recfeat.data.features import load_features
 
+    checks.path(path, "path", what="a feature file path",
+                fix="pass the .parquet file recfeat extract wrote")  # fmt: skip
     return load_features(path)
 
 
@@ -311,6 +507,7 @@ def train_settings(**flags: Any):
     ``model``, ``options``, ``format``, ``item_features``, ``user_features``)."""
     from recfeat.settings import train_settings as resolve
 
+    _check_keywords("train_settings", flags, resolve)
     return resolve(**flags)
 
 
@@ -321,18 +518,22 @@ def train(data=None, model: str | None = None, options: dict[str, Any] | None = 
     feature file paths. Returns the bundle ``save_model`` and ``recommend`` take; ``out``
     also saves it there, refused before any work when it would overwrite an input.
     ``settings``: a ``train_settings(...)`` instead of the arguments."""
+    from recfeat.data import checks
     from recfeat.errors import UsageError
     from recfeat.outputs_guard import guard_outputs
+    from recfeat.settings import TrainSettings
+    from recfeat.settings import train_settings as resolve
     from recfeat.training.bundle import train_model
 
+    _check_keywords("train", kwargs, resolve, drop=("data", "model", "options"))
+    checks.path(out, "out", none=True, what="a model file path", fix="pass e.g. out='model.recfeat'")
+    _check_settings(settings, TrainSettings, "train", "train_settings")
     if settings is None:
         settings = train_settings(data=data, model=model, options=options, **kwargs)
     elif data is not None or model is not None or options is not None or kwargs:
         raise UsageError("train: give settings, or the data, model and options, not both")
     guard_outputs({"--out": out}, settings.inputs, files=True)
-    dataset = settings.data
-    if isinstance(dataset, (str, Path)):
-        dataset = load_dataset(dataset, format=settings.format)
+    dataset = _dataset(settings.data, format=settings.format)
     bundle = train_model(dataset, settings.model, settings.options,
                          item_features=_features(settings.item_features),
                          user_features=_features(settings.user_features))  # fmt: skip
@@ -363,31 +564,35 @@ def recommend_settings(**flags: Any):
     ``users``, ``k``, ``features``, ``data``, ``format``, ``include_seen``)."""
     from recfeat.settings import recommend_settings as resolve
 
+    _check_keywords("recommend_settings", flags, resolve)
     return resolve(**flags)
 
 
 def recommend(bundle: dict[str, Any], users=None, k: int | None = None, *, settings=None,
               **options: Any):  # fmt: skip
-    """Top-``k`` items (default 10) for each of ``users`` (ids, or "u1,u2") from a trained
+    """Top-``k`` items (default 10) for each of ``users`` (one id: "196" or 196 is ONE user;
+    a list of ids; or "u1,u2") from a trained
     bundle, as ``recfeat recommend`` ranks them; ``Ranking`` objects, best first. Options,
     named as the command's flags: ``features`` (item features of new items to rank too: a
     path or Features, same encoder as training), ``data`` (with ``format``: a dataset whose
     item texts give the snippets; default: the ones saved with the model),
     ``include_seen``. ``settings``: a ``recommend_settings(...)`` instead."""
     from recfeat.errors import UsageError
-    from recfeat.training.bundle import item_snippets
+    from recfeat.settings import RecommendSettings
+    from recfeat.settings import recommend_settings as resolve
+    from recfeat.training.bundle import check_bundle, item_snippets
     from recfeat.training.bundle import recommend as rank
 
+    check_bundle(bundle)
+    _check_keywords("recommend", options, resolve, drop=("users", "k"))
+    _check_settings(settings, RecommendSettings, "recommend", "recommend_settings")
     if settings is None:
         settings = recommend_settings(users=users, k=k, **options)
     elif users is not None or k is not None or options:
         raise UsageError("recommend: give settings, or users, k and options, not both")
     snippets = None
     if settings.data is not None:
-        data = settings.data
-        if isinstance(data, (str, Path)):
-            data = load_dataset(data, format=settings.format)
-        snippets = item_snippets(data)
+        snippets = item_snippets(_dataset(settings.data, "--data", format=settings.format))
     return rank(bundle, settings.users, settings.k, extra_features=_features(settings.features),
                 include_seen=settings.include_seen, snippets=snippets)  # fmt: skip
 
@@ -396,8 +601,29 @@ def demo_settings(**flags: Any):
     """The settings of the demo (``recfeat.demo.DemoSettings``): built-in defaults <
     ``flags`` (the ``demo`` command's flags as keyword arguments: ``data``, ``format``,
     ``loader_options``, ``out``, ``cache``)."""
+    from recfeat.data import checks
     from recfeat.demo import demo_settings as resolve
+    from recfeat.settings import data_argument, key_value_options
 
+    unknown = sorted(set(flags) - {"data", "format", "loader_options", "out", "cache"})
+    if unknown:
+        from recfeat.errors import UsageError
+
+        raise UsageError(f"demo_settings: unknown option(s) {', '.join(unknown)}; use data, "
+                         "format, loader_options, out, cache")  # fmt: skip
+    if "data" in flags:
+        flags["data"] = data_argument(flags["data"], "data")
+        if checks.is_frame(flags["data"]):  # read once here; the demo takes a RecData
+            flags["data"] = load_dataset(flags["data"])
+    checks.text(flags.get("format"), "format", none=True, example="csv")
+    if flags.get("loader_options") is not None:
+        flags["loader_options"] = key_value_options(flags["loader_options"], "--option",
+                                                    "text_col=review", keyword="loader_options")  # fmt: skip
+    checks.path(flags.get("out"), "out", none=True, what="a folder path")
+    cache = flags.get("cache")
+    if not (cache is None or cache is False or isinstance(cache, (str, Path))):
+        raise checks.refuse("cache", "None (the default folder), False (no cache) or a folder",
+                            cache, "pass e.g. cache=False")  # fmt: skip
     return resolve(**flags)
 
 
@@ -409,9 +635,12 @@ def run_demo(data=None, out: str | Path | None = None, *, settings=None, echo=No
     ``format=`` with ``loader_options=``), or None for the SYNTHETIC sample; ``cache``: the
     vector cache (None: the default folder, False: none); ``echo``: where progress lines go
     (default: stdout). Returns the ``DemoContext`` (``outputs``, ``results``, ``timings``)."""
-    from recfeat.demo import run_from_settings
+    from recfeat.data import checks
+    from recfeat.demo import DemoSettings, run_from_settings
     from recfeat.errors import UsageError
 
+    checks.callable_or_none(echo, "echo")
+    _check_settings(settings, DemoSettings, "run_demo", "demo_settings")
     if settings is None:
         settings = demo_settings(data=data, out=out, **options)
     elif data is not None or out is not None or options:
@@ -425,6 +654,7 @@ def export_settings(config=None, **flags: Any):
     ``flags`` (the ``export`` command's flags as keyword arguments; None: not given)."""
     from recfeat.settings import export_settings as resolve
 
+    _check_keywords("export_settings", flags, resolve)
     return resolve(config, **flags)
 
 
@@ -453,13 +683,20 @@ def export(encoder: str | None = None, out: str | Path = "recfeat-export", *,
     exported model on DATA's task against torch fp32 (``max_drop``). ``out`` is refused when
     it exists (unless ``force``: replaced as a whole) or would hold an input. ``on_step``
     gets each step's validation row as it is measured, ``echo`` the gate's messages."""
+    from recfeat.data import checks
     from recfeat.errors import UsageError
     from recfeat.outputs_guard import guard_outputs
+    from recfeat.settings import ExportSettings
 
     unknown = sorted(set(options) - _EXPORT_KEYWORDS)
     if unknown:
         raise UsageError(f"export: unknown option(s) {', '.join(unknown)}; use "
                          f"{', '.join(sorted(_EXPORT_KEYWORDS))}")  # fmt: skip
+    checks.path(out, "out", what="a folder path", fix="pass e.g. out='minilm-onnx'")
+    checks.flag(force, "force")
+    checks.callable_or_none(on_step, "on_step")
+    checks.callable_or_none(echo, "echo")
+    _check_settings(settings, ExportSettings, "export", "export_settings")
     named = (encoder, backend, optimize, quantize, calibration)
     if settings is None:
         settings = export_settings(config, encoder=encoder, backend=backend, optimize=optimize,
@@ -490,8 +727,11 @@ def export(encoder: str | None = None, out: str | Path = "recfeat-export", *,
 def verify_export(path: str | Path) -> dict[str, Any]:
     """Check an export folder against its manifest (every file's size and sha256, the
     tokenizer); returns the manifest, raises ArtifactError naming what differs."""
+    from recfeat.data import checks
     from recfeat.exporters.manifest import read_manifest, verify_folder
 
+    checks.path(path, "path", what="an export folder path",
+                fix="pass the folder recfeat export wrote")  # fmt: skip
     manifest = read_manifest(path)
     verify_folder(path, list(manifest.get("files", {})))
     return manifest
@@ -505,8 +745,16 @@ def bench_throughput(encoder: str = "minilm", backends: str | Sequence[str] = "t
     real-corpus run."""
     from recfeat.bench import backends as bb
     from recfeat.bench.suite import run_throughput
+    from recfeat.data import checks
     from recfeat.selection import backends as sb
 
+    checks.text(encoder, "encoder", example="minilm")
+    checks.names(backends, "backends", example="torch-fp32,onnx-int8")
+    if peers:  # () or None: no peers
+        checks.names(peers, "peers", example="st-torch")
+    checks.texts(texts, "texts", none=True)
+    _check_keywords("bench_throughput", options, run_throughput,
+                    drop=("encoder", "backends", "peers", "texts", "ctx"))  # fmt: skip
     ctx = sb.BuildContext(encoder=encoder)
     return run_throughput(
         encoder=encoder, backends=bb.parse_backends(backends, kind=sb.RECFEAT),
@@ -522,11 +770,30 @@ def choose_backend(encoder: str, texts: Sequence[str], **options: Any):
     (content) and RMSE (ridge) on a sample split of it stay within ``max_drop`` (1%) of
     torch fp32's (cached per machine, encoder and gate settings); returns
     ``(choice, encoder)`` — ``choice.summary()`` says what and why."""
+    from recfeat.data import checks
     from recfeat.selection import backends as sb
     from recfeat.selection.auto_backend import choose_backend as choose
     from recfeat.selection.auto_backend import encoder_for_choice, sample_texts
 
+    checks.text(encoder, "encoder", example="minilm")
+    texts = checks.texts(texts, "texts")
+    _check_keywords("choose_backend", options, choose, also=("data",),
+                    drop=("encoder_name", "sample_texts_"))  # fmt: skip
+    if options.get("min_cosine") is not None:
+        checks.number(options["min_cosine"], "min_cosine", low=0, high=1, low_open=True,
+                      example=0.99)  # fmt: skip
+    if isinstance(options.get("max_drop"), str):  # "1%", as --max-drop spells it
+        from recfeat.selection.gate import parse_drop
+
+        options["max_drop"] = parse_drop(options["max_drop"])
+    elif options.get("max_drop") is not None:
+        checks.number(options["max_drop"], "max_drop", low=0, high=1, high_open=True,
+                      example=0.01)  # fmt: skip
+    if options.get("repeats") is not None:
+        checks.integer(options["repeats"], "repeats", low=1, example=2)
     data = options.pop("data", None)
+    if data is not None:
+        data = _dataset(data)
     if data is not None and "gate" not in options:
         from recfeat.selection.gate import task_gate
 
@@ -554,7 +821,7 @@ _SERVE_KEYWORDS = {
     "backend", "precision", "device", "threads", "cleaners", "model", "trust", "data", "format",
     "loader_options", "item_features", "host", "port", "api_key", "max_batch_tokens",
     "batch_window_ms", "max_queue", "max_inputs", "max_chars", "max_body_bytes",
-    "request_timeout", "cache_size",
+    "request_timeout", "cache_size", "body_timeout", "max_items",
 }  # fmt: skip
 
 
@@ -603,6 +870,8 @@ def bench_throughput_report(out: str | Path, **options: Any):
     checked before any work; see ``recfeat.bench.runs.throughput_report``."""
     from recfeat.bench.runs import throughput_report
 
+    _check_keywords("bench_throughput_report", options, throughput_report, drop=("out",))
+    _check_bench_options(out, options, data_key="data")
     return throughput_report(out, **options)
 
 
@@ -612,8 +881,47 @@ def bench_accuracy_report(data: str | Path, out: str | Path, **options: Any):
     (``models``, ``split``, ``max_drop``, ``min_cosine``, ``force``...); see
     ``recfeat.bench.runs.accuracy_report``."""
     from recfeat.bench.runs import accuracy_report
+    from recfeat.data import checks
 
+    _check_keywords("bench_accuracy_report", options, accuracy_report, drop=("data", "out"))
+    checks.path(data, "data", what="a dataset path")
+    _check_bench_options(out, options)
     return accuracy_report(data, out, **options)
+
+
+#: The benchmark's numeric options, named as the command's flags, with their lowest value.
+_BENCH_LOWEST = {"threads": 1, "max_length": 2, "batch_tokens": 1, "peer_batch_size": 1,
+                 "limit": 1, "repeats": 1, "warmup": 0, "ceiling_size": 0}  # fmt: skip
+
+
+def _check_bench_options(out: Any, options: dict[str, Any], *, data_key: str | None = None) -> None:
+    """The report folder, the types and ranges of the benchmark's options (the command line
+    only parses them), before any work: a NaN floor or 0 threads would run for minutes first."""
+    from recfeat.data import checks
+    from recfeat.settings import GATE_INTERACTIONS_MIN
+
+    checks.path(out, "out", what="a report folder path", fix="pass e.g. out='bench-report'")
+    for name, low in _BENCH_LOWEST.items():
+        if options.get(name) is not None:
+            checks.integer(options[name], f"--{name.replace('_', '-')}", low=low)
+    if options.get("gate_interactions") is not None:
+        checks.integer(options["gate_interactions"], "--gate-interactions",
+                       low=GATE_INTERACTIONS_MIN, example=10_000)  # fmt: skip
+    if options.get("min_cosine") is not None:
+        checks.number(options["min_cosine"], "--min-cosine", low=0, high=1, low_open=True,
+                      example=0.99)  # fmt: skip
+    for name in ("encoder", "device", "init", "format", "split"):
+        checks.text(options.get(name), f"--{name}", none=True)
+    for name in ("force", "fixed", "gate"):
+        checks.flag(options.get(name), f"--{name}", none=True)
+    for name in ("backends", "models", "peers"):
+        value = options.get(name)
+        if value:  # None, "" or []: the defaults (peers: none)
+            checks.names(value, f"--{name}",
+                         example="content,ridge" if name == "models" else "torch-fp32")  # fmt: skip
+    if data_key and options.get(data_key) is not None:
+        checks.path(options[data_key], f"--{data_key}", what="a dataset path")
+    checks.callable_or_none(options.get("say"), "say")
 
 
 def bench_backends() -> list[Any]:
@@ -632,9 +940,15 @@ def cleaner_chain(cleaners: str | Sequence[Any] | None = None, *, config=None):
     """The cleaner chain ``recfeat clean`` runs (``.clean(texts)``, ``.names``): ``cleaners``
     ("a,b", a list of specs; None: the default chain) or the ``cleaners`` list of ``config``
     (a TOML path or dict; none there: the default chain), not both."""
+    from recfeat.data import checks
     from recfeat.errors import ConfigError, UsageError
     from recfeat.extraction.cleaning import build_cleaner_chain
+    from recfeat.settings import check_cleaners
 
+    check_cleaners(cleaners, "cleaners")
+    if not (config is None or isinstance(config, (str, Path, dict))):
+        raise checks.refuse("config", "a TOML file's path or a dict", config,
+                            "pass e.g. config='pipeline.toml'")  # fmt: skip
     if cleaners is not None and config is not None:
         raise UsageError("pass either --cleaners or --config, not both")
     if config is not None:
@@ -656,17 +970,18 @@ def tokenizer(name: str | None = None, *, config=None, encoder: str | None = Non
     options carry over while ``name`` names the same one); ``encoder``: the text encoder
     whose tokenizer to use (a Hugging Face model folder or hub name, or minilm);
     ``options``: other tokenizer options, a dict or ``KEY=VALUE`` strings."""
-    from recfeat.config import chosen_component, parse_key_values
+    from recfeat.config import chosen_component
+    from recfeat.data import checks
     from recfeat.errors import UsageError
     from recfeat.plugin.registry import get_registry
-    from recfeat.settings import read_config
+    from recfeat.settings import key_value_options, read_config
 
+    checks.text(name, "name", none=True, example="hf")
+    checks.text(encoder, "encoder", none=True, example="minilm")
+    checks.optional_integer(max_length, "--max-length", low=2, example=256)
     cfg, _ = read_config(config)
     chosen, settings = chosen_component(cfg, "tokenizer", name, "hf")
-    if isinstance(options, dict):
-        settings.update(options)
-    else:
-        settings.update(parse_key_values(options or (), example="vocab_size=8000"))
+    settings.update(key_value_options(options, "--option", "vocab_size=8000", keyword="options"))
     if encoder is not None:
         settings["model"] = encoder
     if max_length is not None:
@@ -683,9 +998,12 @@ def tokenizer(name: str | None = None, *, config=None, encoder: str | None = Non
 def detect_format(path: str | Path, format: str = "auto", *, stream: bool = False) -> str:
     """The format ``path`` is read as: ``format`` itself unless "auto". With ``stream``, a
     text stream's (``text``, ``csv``, ``jsonl``, by the file name); else a dataset loader's."""
+    from recfeat.data import checks
     from recfeat.data.formats import detect_format as detect
 
-    return detect(path, format, stream=stream)
+    checks.path(path, "path", what="a file or folder path")
+    checks.text(format, "format", example="csv")
+    return detect(path, format, stream=checks.flag(stream, "stream"))
 
 
 # -- datasets ---------------------------------------------------------------------------------
@@ -698,12 +1016,14 @@ def dataset_info(path: str | Path | None = None, format: str = "auto", *,
     'sample': the built-in SYNTHETIC sample), read the way ``extract`` reads it.
     ``options``: loader options, a dict or ``KEY=VALUE`` strings (``-o``); ``encoding`` and
     ``skip_bad_rows`` unset: each loader's default."""
-    from recfeat.config import parse_key_values
+    from recfeat.data import checks
+    from recfeat.settings import key_value_options
 
-    if isinstance(options, dict):
-        opts = dict(options)
-    else:
-        opts = parse_key_values(options or (), flag="--option", example="user_col=reader")
+    checks.path(path, "path", none=True, what="a dataset path")
+    checks.text(format, "format", example="csv")
+    checks.text(encoding, "encoding", none=True, example="latin-1")
+    checks.flag(skip_bad_rows, "skip_bad_rows", none=True)
+    opts = key_value_options(options, "--option", "user_col=reader", keyword="options")
     opts.setdefault("encoding", encoding)
     opts.setdefault("skip_bad_rows", skip_bad_rows or None)  # unset: each loader's default
     if path is None or (str(path) == "sample" and format in ("auto", "sample", "synthetic-books")):
@@ -718,9 +1038,15 @@ def write_sample(out_dir: str | Path, *, seed: int = 7, force: bool = False) -> 
     """Write the SYNTHETIC book-review sample (``book_reviews.csv``, ``books.csv``; the same
     seed gives the same files) to ``out_dir``; files already there are replaced only with
     ``force``. Returns the reviews file's path."""
+    from recfeat.data import checks
     from recfeat.errors import UsageError
     from recfeat.plugins.datasets.synthetic import write_sample as write
 
+    out_dir = checks.path(out_dir, "out_dir", what="a folder path", fix="pass e.g. 'sample-data'")
+    seed = checks.seed(seed, "--seed")
+    force = checks.flag(force, "--force")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"{out_dir} is a file; give a folder for the sample files")
     names = ("book_reviews.csv", "books.csv")
     existing = [n for n in names if (Path(out_dir) / n).exists()]
     if existing and not force:
@@ -735,24 +1061,27 @@ def list_plugins(include_builtin: bool = False) -> list[dict[str, Any]]:
     """``recfeat plugins``: one row per plugin (``PLUGIN_ROW_KEYS``: name, distribution,
     version, builtin, hooks, components, error), third-party ones only unless
     ``include_builtin``; ``error`` names every failure of a broken one."""
+    from recfeat.data import checks
     from recfeat.plugin.report import plugins_report
 
-    return plugins_report(include_builtin)
+    return plugins_report(checks.flag(include_builtin, "include_builtin"))
 
 
 def list_components(kind: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """``recfeat components``: kind -> its registered components (``COMPONENT_KEYS``: kind,
     name, aliases, plugin, class, doc, options), for every kind or the one named."""
+    from recfeat.data import checks
     from recfeat.plugin.report import components as listing
 
-    return listing(kind)
+    return listing(checks.text(kind, "kind", none=True, example="model"))
 
 
 def is_builtin_plugin(name: str) -> bool:
     """True for a plugin name (a component's ``plugin``) that ships with recfeat."""
+    from recfeat.data import checks
     from recfeat.plugin.report import is_builtin
 
-    return is_builtin(name)
+    return is_builtin(checks.text(name, "name", example="recfeat"))
 
 
 def validate_config(config: str | Path | dict[str, Any]) -> list[str]:
@@ -760,9 +1089,17 @@ def validate_config(config: str | Path | dict[str, Any]) -> list[str]:
     valid. An unreadable or malformed file is a ConfigError."""
     from recfeat.config import read_config
     from recfeat.config import validate_config as check
+    from recfeat.data import checks
 
     if isinstance(config, dict):
+        bad = next((key for key in config if not isinstance(key, str)), None)
+        if bad is not None:  # TOML keys are strings; another one cannot name a section
+            raise checks.refuse("config key", "a section name (a str)", bad,
+                                "name sections as in a TOML file, e.g. 'pipeline'")  # fmt: skip
         return check(config, "config")
+    if not isinstance(config, (str, Path)):
+        raise checks.refuse("config", "a TOML file's path or a dict", config,
+                            "pass e.g. 'pipeline.toml'")  # fmt: skip
     return check(read_config(config), str(config))
 
 
@@ -773,8 +1110,15 @@ def guard_outputs(outputs: dict[str, Any], inputs: dict[str, Any] | None = None,
     """Refuse (UsageError) an output path that is an input, holds one, lies in an input
     folder or is another output; ``outputs``/``inputs`` map a label (``"--out"``) to a path
     or None. See ``recfeat.outputs_guard.guard_outputs``."""
+    from collections.abc import Mapping
+
+    from recfeat.data import checks
     from recfeat.outputs_guard import guard_outputs as guard
 
+    for name, value in (("outputs", outputs), ("inputs", inputs)):
+        if not (isinstance(value, Mapping) or (value is None and name == "inputs")):
+            raise checks.refuse(name, "a dict of label -> path", value,
+                                "pass e.g. {'--out': 'out.json'}")  # fmt: skip
     return guard(outputs, inputs, **options)
 
 
@@ -815,3 +1159,96 @@ def record_plugin_failure(name: str, message: str) -> None:
     from recfeat.plugin.manager import record_failure
 
     record_failure(name, message)
+
+
+def finetune(data=None, out: str | Path | None = None, encoder: str | None = None, *,
+             settings=None, progress: bool | None = None, echo=None, **options: Any):  # fmt: skip
+    """Fine-tune ``encoder`` (default ``minilm``; a registry name, Hugging Face folder or hub
+    id) on pairs built from the TRAINING part of a split of ``data`` (a RecData or a dataset
+    path) with an in-batch-negatives contrastive loss, and write the model folder ``out``:
+    a Hugging Face model folder that ``encoder(out)``, ``extract``, ``export`` and ``serve``
+    take as any other, with ``finetune.json`` (data fingerprint, split, pair kinds and counts,
+    steps, loss curve), ``split.json``, ``lineage.json`` and ``loss.png`` beside it. Exactly
+    what ``recfeat finetune`` does: ``settings`` (``recfeat.finetuning.finetune_settings``), or
+    keyword arguments named as the command's flags (``split``, ``seed``, ``load_split``,
+    ``pairs``, ``max_pairs``, ``max_steps``, ``batch_size``, ``max_length``,
+    ``checkpoint_every``, ``restart``, ``force``...). Run again with the same arguments after
+    a kill, it resumes from the last checkpoint. Returns a ``FinetuneResult`` (``.manifest``,
+    ``.pairs``, ``.split``); docs/finetune.md walks through the loop."""
+    import inspect
+
+    from recfeat.errors import UsageError
+    from recfeat.finetuning.run import run_finetune
+    from recfeat.finetuning.settings import finetune_settings
+    from recfeat.outputs_guard import guard_outputs
+
+    if settings is None:
+        known = set(inspect.signature(finetune_settings).parameters) - {"data", "encoder"}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise UsageError(f"finetune: unknown option(s) {', '.join(unknown)}; use "
+                             f"{', '.join(sorted(known))}")  # fmt: skip
+        settings = finetune_settings(data=data, encoder=encoder, **options)
+    elif data is not None or encoder is not None or options:
+        raise UsageError("finetune: give settings, or data and keyword arguments, not both")
+    if out is None:
+        raise UsageError("finetune: give out, the folder to write the fine-tuned model to")
+    guard_outputs({"--out": out, "--checkpoint-dir": settings.checkpoints_for(out)}, settings.inputs)
+    loaded = settings.data
+    if isinstance(loaded, (str, Path)):
+        loaded = load_dataset(loaded, format=settings.format)
+    path = str(settings.data) if isinstance(settings.data, (str, Path)) else None
+    return run_finetune(loaded, settings, out, data_path=path, progress=progress, echo=echo)
+
+
+def adapt(features: str | Path | None = None, data=None, kind: str | None = None, *,
+          out: str | Path | None = None, settings=None, progress: bool | None = None, echo=None,
+          **options: Any):  # fmt: skip
+    """Fit a cheap adaptor on the frozen vectors of ``features`` (a features file path) and
+    write the adapted features to ``out`` (same ids, new vectors) with the adaptor beside them
+    (``out``'s ``.adaptor.safetensors``, ``.adaptor.json`` and ``.adaptor-split.json``),
+    committed as one unit. ``kind``: ``whiten`` or ``pca`` (centre, rotate, rescale; ``dim``
+    cuts), ``linear`` or ``mlp`` (InfoNCE on phase 1's pairs as frozen vectors). The fit
+    reads only the training part of a split of ``data`` (``split``, ``seed``,
+    ``test_fraction`` as ``evaluate`` makes it, or ``load_split``), so ``evaluate`` on that
+    split is leak-free and refuses any other split the fit touched. Options are the
+    command's flags (``dim``, ``hidden``, ``fit_on``, ``pairs``, ``max_pairs``, ``steps``,
+    ``batch_size``, ``learning_rate``, ``scale``, ``format``, ``force``); ``settings``: a
+    ``recfeat.finetuning.adapt.adapt_settings(...)`` instead. Returns an ``AdaptResult``
+    (``.out``, ``.adaptor`` with ``.transform(vectors)``, ``.manifest``, ``.split``);
+    ``recfeat.finetuning.adaptors.load_adaptor(out)`` reads it back."""
+    import inspect
+
+    from recfeat.errors import UsageError
+    from recfeat.finetuning.adapt import AdaptSettings, adapt_settings, run_adapt
+    from recfeat.finetuning.adaptors import adaptor_files
+    from recfeat.outputs_guard import guard_outputs
+
+    if settings is None:
+        known = set(inspect.signature(adapt_settings).parameters) - {"features", "data", "kind"}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise UsageError(f"adapt: unknown option(s) {', '.join(unknown)}; use "
+                             f"{', '.join(sorted(known))}")  # fmt: skip
+        settings = adapt_settings(features, data=data, kind=kind, **options)
+    elif features is not None or data is not None or kind is not None or options:
+        raise UsageError("adapt: give settings, or features, data and keyword arguments, not both")
+    _check_settings(settings, AdaptSettings, "adapt", "finetuning.adapt.adapt_settings")
+    from recfeat.data import checks
+
+    out = checks.path(out, "--out", what="a features file path", fix="pass e.g. out='adapted.parquet'")
+    sidecars = adaptor_files(out)
+    outputs = {"--out": out, "--out's adaptor": sidecars["params"],
+               "--out's adaptor info": sidecars["info"], "--out's split": sidecars["split"]}  # fmt: skip
+    if not settings.force:
+        from recfeat.data.features import manifest_path
+
+        for path in (out, manifest_path(out), *sidecars.values()):
+            if Path(path).expanduser().exists():
+                raise UsageError(f"{path} already exists; pass --force to replace the adapted "
+                                 "features and their adaptor")  # fmt: skip
+    guard_outputs(outputs, settings.inputs(), files=True)
+    checks.existing_file(settings.features, "FEATURES", what="features file",
+                         fix="create it with recfeat extract")  # fmt: skip
+    loaded = _dataset(settings.data, "--data", format=settings.format)
+    return run_adapt(loaded, settings, out, progress=progress, echo=echo)

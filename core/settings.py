@@ -28,9 +28,67 @@ from pathlib import Path
 from typing import Any
 
 from recfeat.config import component_spec, load_config, parse_key_values, pipeline_setting
+from recfeat.data import checks
 from recfeat.errors import ConfigError, OptionError, UsageError
 
 DEFAULT_ENCODER = "minilm"
+#: The smallest sample the downstream gate measures a drop on (``--gate-interactions``).
+GATE_INTERACTIONS_MIN = 100
+
+
+def key_value_options(value: Any, flag: str, example: str, *, scoped: bool = False,
+                      keyword: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Options given as a dict, or as ``KEY=VALUE`` strings (one string is one pair): checked
+    and parsed the same way for a flag and a keyword argument. ``scoped``: ``MODEL.KEY=VALUE``
+    strings or ``{model: {key: value}}``. Messages name the ``flag`` for the tuple the command
+    line passes, else the ``keyword`` argument a script used."""
+    flag = flag if keyword is None or isinstance(value, tuple) else keyword
+    given = checks.key_values(value, flag, example=example)
+    if isinstance(given, list):
+        return parse_key_values(given, flag=flag, example=example, scoped=scoped)
+    if scoped:
+        for scope, options in given.items():
+            if not isinstance(options, dict):
+                raise checks.refuse(f"{flag} {scope!r}", "a dict of that model's options", options,
+                                    f"pass e.g. {{{scope!r}: {{'factors': 50}}}}")  # fmt: skip
+        return {scope: dict(options) for scope, options in given.items()}
+    return given
+
+
+def data_argument(value: Any, name: str = "data", *, loaded: bool = True, none: bool = True) -> Any:
+    """A dataset argument: a path (str or os.PathLike), or with ``loaded`` a RecData or a
+    pandas DataFrame of interactions (``recfeat.api.load_dataset`` wraps it); None passes
+    with ``none``. Anything else is one UsageError naming what to pass."""
+    if value is None and none:
+        return None
+    if isinstance(value, (str, Path)) or hasattr(value, "__fspath__"):
+        checks.path(value, name, what="a dataset path")  # not empty
+        return value
+    if loaded and checks.is_frame(value):
+        return value
+    from recfeat.data.recdata import RecData  # (pandas) only for a value that is no path
+
+    if loaded and isinstance(value, RecData):
+        return value
+    wanted = "a dataset path, a RecData or a pandas DataFrame" if loaded else "a file or folder path"
+    fix = ("load one with recfeat.load_dataset(path)" if loaded
+           else "for a RecData or a DataFrame in memory use recfeat.extract(data)")  # fmt: skip
+    raise checks.refuse(name, wanted, value, fix)
+
+
+def features_argument(value: Any, name: str) -> Any:
+    """A features argument: None, a feature file path, ``Features`` / ``ReviewVectors``, or an
+    ``extract()`` result; anything else is one UsageError (pandas is imported only to tell)."""
+    if value is None or isinstance(value, (str, Path)) or hasattr(value, "__fspath__"):
+        return value
+    if hasattr(value, "to_features"):
+        return value
+    from recfeat.data.features import Features, ReviewVectors
+
+    if isinstance(value, (Features, ReviewVectors)):
+        return value
+    raise checks.refuse(name, "a feature file path, Features or an extract() result", value,
+                        "pass the .parquet file recfeat extract wrote, or recfeat.read_features(path)")  # fmt: skip
 
 
 def read_config(config: str | Path | dict[str, Any] | None) -> tuple[dict[str, Any], Path | None]:
@@ -41,6 +99,10 @@ def read_config(config: str | Path | dict[str, Any] | None) -> tuple[dict[str, A
     if isinstance(config, dict):
         from recfeat.config import validate_config
 
+        bad = next((key for key in config if not isinstance(key, str)), None)
+        if bad is not None:  # TOML keys are strings; another one cannot name a section
+            raise checks.refuse("config key", "a section name (a str)", bad,
+                                "name sections as in a TOML file, e.g. 'pipeline'")  # fmt: skip
         problems = validate_config(config, "config")
         if problems:
             raise ConfigError("\n".join(problems))
@@ -105,13 +167,22 @@ def encoder_spec(config: dict[str, Any], name: str | None = None, backend: str |
 
 def _ray(ray: Any) -> dict[str, Any] | None:
     """``ray``: None/False (local engines), True (Ray with its defaults) or a dict of
-    ``RayOptions`` fields."""
+    ``RayOptions`` fields, whose numbers are checked here (the command line only parses
+    them): a reservation of 0 CPUs or NaN GPUs would reach Ray's scheduler."""
     if ray is None or ray is False:
         return None
     if ray is True:
         return {}
     if isinstance(ray, dict):
-        return dict(ray)
+        options = dict(ray)
+        if options.get("cpus_per_actor") is not None:
+            checks.number(options["cpus_per_actor"], "--cpus-per-actor", low=0, low_open=True,
+                          example=1)  # fmt: skip
+        if options.get("gpus_per_actor") is not None:
+            checks.number(options["gpus_per_actor"], "--gpus-per-actor", low=0, example=1)
+        checks.optional_integer(options.get("batch_rows"), "--batch-rows", low=1, example=1024)
+        checks.text(options.get("address"), "--ray-address", none=True, example="auto")
+        return options
     raise UsageError(f"ray: give True or a dict of RayOptions fields (address, actors, "
                      f"cpus_per_actor, batch_rows...), not {ray!r}")  # fmt: skip
 
@@ -189,9 +260,19 @@ def extract_settings(
     of the inputs (DATA, the config file, --train, an --encoder folder, the vector cache)."""
     from recfeat.selection.gate import parse_drop
 
+    data = data_argument(data, "DATA", loaded=False)
+    checks.path(out, "--out", none=True, what="a .parquet file path")
+    format = checks.text(format, "--format", none=True, example="csv")
     if data is None and format not in ("sample", "synthetic-books"):
         raise UsageError("missing DATA: the input file or folder ('sample' for the SYNTHETIC "
                          "sample)")  # fmt: skip
+    _check_extract_values(encoder=encoder, backend=backend, pooling=pooling, precision=precision,
+                          device=device, level=level, aggregate=aggregate, user_from=user_from,
+                          encoding=encoding, skip_bad_rows=skip_bad_rows, cache=cache,
+                          batch_tokens=batch_tokens, max_length=max_length,
+                          chunk_size=chunk_size, batch_rows=batch_rows, stream=stream,
+                          min_cosine=min_cosine, gate_interactions=gate_interactions,
+                          cleaners=cleaners, train=train)  # fmt: skip
     inputs = _extract_inputs(config, encoder, cache)
     if out is not None and not ray:
         # before anything is read: a malformed file that --out would overwrite is refused
@@ -200,12 +281,13 @@ def extract_settings(
 
         train_path = train if isinstance(train, (str, Path)) else None
         data_path = None if data is None or str(data) == "sample" else data
-        check_outputs(check_out_path(out), {"DATA": data_path, "--train": train_path, **inputs})
+        paths = {"DATA": data_path, "--train": train_path, **inputs}
+        # "--out is your input" first: it is the message that names the danger, whatever
+        # else is wrong with the name (extract_file('x.json', 'x.json'))
+        check_outputs(Path(out).expanduser(), paths)
+        check_out_path(out)
     cfg, _ = read_config(config)
-    if isinstance(loader_options, dict):
-        given = dict(loader_options)
-    else:
-        given = parse_key_values(loader_options or (), example="text_col=review")
+    given = key_value_options(loader_options, "--option", "text_col=review", keyword="loader_options")
     if encoding:
         given["encoding"] = encoding
     if skip_bad_rows:
@@ -236,6 +318,49 @@ def extract_settings(
 
     check_request(values.level, values.aggregate, values.user_from, values.chunk_size)
     return values
+
+
+def _check_extract_values(*, encoder, backend, pooling, precision, device, level, aggregate,
+                          user_from, encoding, skip_bad_rows, cache, batch_tokens, max_length,
+                          chunk_size, batch_rows, stream, min_cosine, gate_interactions,
+                          cleaners, train) -> None:  # fmt: skip
+    """The types and ranges of ``extract_settings``' arguments, named as the command's flags
+    (the command line only parses them): before any file is read."""
+    if encoder is not None and not isinstance(encoder, (str, Path)):
+        raise checks.refuse("--encoder", "an encoder name, a Hugging Face model or an export "
+                            "folder", encoder, "pass e.g. 'minilm'")  # fmt: skip
+    for flag, value in (("--backend", backend), ("--pooling", pooling),
+                        ("--precision", precision), ("--device", device), ("--level", level),
+                        ("--aggregate", aggregate), ("--user-from", user_from),
+                        ("--encoding", encoding)):  # fmt: skip
+        checks.text(value, flag, none=True)
+    checks.flag(skip_bad_rows, "--skip-bad-rows")
+    checks.flag(stream, "--stream", none=True)
+    if not (cache is None or cache is False or isinstance(cache, (str, Path))):
+        raise checks.refuse("--cache", "None (the default folder), False (no cache) or a folder",
+                            cache, "pass e.g. cache=False")  # fmt: skip
+    checks.optional_integer(batch_tokens, "--batch-tokens", low=1, example=8192)
+    checks.optional_integer(max_length, "--max-length", low=2, example=256)
+    checks.optional_integer(chunk_size, "--chunk-size", low=1, example=2048)
+    checks.optional_integer(batch_rows, "--batch-rows", low=1, example=1024)
+    checks.optional_number(min_cosine, "--min-cosine", low=0, high=1, low_open=True, example=0.99)
+    checks.optional_integer(gate_interactions, "--gate-interactions", low=GATE_INTERACTIONS_MIN,
+                            example=10_000)  # fmt: skip
+    check_cleaners(cleaners)
+    if train is not None and not (isinstance(train, (str, Path)) or checks.is_frame(train)):
+        raise checks.refuse("--train", "a split .json or user,item table path, or a DataFrame",
+                            train, "pass the file evaluate --save-split wrote")  # fmt: skip
+
+
+def check_cleaners(cleaners: Any, name: str = "--cleaners", *, chain: bool = False) -> None:
+    """Cleaners: None (the default chain), "a,b", "none", or a list of specs (names or
+    ``{use = ...}`` tables; [] for none); with ``chain``, also a built chain (``.clean``)."""
+    if cleaners is None or isinstance(cleaners, (str, list, tuple)):
+        return
+    if chain and hasattr(cleaners, "clean"):
+        return
+    raise checks.refuse(name, "'a,b', 'none' or a list of cleaner names or specs", cleaners,
+                        "pass e.g. 'html,whitespace'")  # fmt: skip
 
 
 def _at_least(flag: str, value: Any, low: float, *, high: float | None = None,
@@ -333,8 +458,27 @@ def export_settings(
     cfg, cfg_path = read_config(config)
     drop = 0.01 if max_drop is None else parse_drop(max_drop)  # a bad value fails before any work
     for flag, value, low in (("--max-length", max_length, 2), ("--calibration-size", calibration_size, 1),
-                             ("--opset", opset, 7), ("--gate-interactions", gate_interactions, 100)):  # fmt: skip
-        _at_least(flag, value, low)
+                             ("--opset", opset, 7),
+                             ("--gate-interactions", gate_interactions, GATE_INTERACTIONS_MIN)):  # fmt: skip
+        checks.optional_integer(value, flag, low=low)
+    checks.optional_number(min_cosine, "--min-cosine", low=0, high=1, low_open=True, example=0.99)
+    for flag, value in (("--encoder", encoder), ("--init", init), ("--pooling", pooling),
+                        ("--backend", backend), ("--optimize", optimize), ("--quantize", quantize),
+                        ("--preset", preset), ("--calibration-format", calibration_format),
+                        ("--calibration-method", calibration_method),
+                        ("--gate-format", gate_format)):  # fmt: skip
+        checks.text(value, flag, none=True)
+    for flag, value in (("--normalize", normalize), ("--per-channel", per_channel),
+                        ("--auto-exclude", auto_exclude), ("--external-data", external_data)):  # fmt: skip
+        checks.flag(value, flag, none=True)
+    if exclude_nodes is not None and not isinstance(exclude_nodes, str) and not (
+        isinstance(exclude_nodes, (list, tuple)) and all(isinstance(n, str) for n in exclude_nodes)
+    ):
+        raise checks.refuse("--exclude-node", "a node name or a list of them", exclude_nodes,
+                            "pass the names the validation table shows")  # fmt: skip
+    if calibration is not None and not isinstance(calibration, (str, Path)):
+        checks.texts(calibration, "--calibration")
+    checks.path(gate, "--gate", none=True, what="a dataset path")
     name, enc_options = encoder_spec(cfg, encoder, None, None if init is None else {"init": init})
     if "path" in enc_options and is_export_folder(enc_options["path"]):
         raise UsageError(
@@ -384,8 +528,8 @@ class ServeSettings:
     (``format``, ``loader_options``); ``item_features``: item vectors from ``recfeat extract
     --level item`` instead; ``server``: the address, key and limits of the HTTP server
     (``recfeat.serve.state.ServeSettings``: host, port, api_key, max_batch_tokens,
-    batch_window_ms, max_queue, max_inputs, max_chars, max_body_bytes, request_timeout,
-    cache_size)."""
+    batch_window_ms, max_queue, max_inputs, max_chars, max_body_bytes, request_timeout, body_timeout,
+    cache_size, max_items)."""
 
     encoder: str = DEFAULT_ENCODER
     encoder_options: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -407,14 +551,50 @@ class ServeSettings:
 
 
 #: serve_settings' keyword arguments that are the HTTP server's (recfeat.serve.state's
-#: ServeSettings), with the range a value must lie in: (low, high, low is open).
-SERVER_LIMITS: dict[str, tuple[float, float | None, bool]] = {
-    "port": (0, 65535, False), "max_batch_tokens": (1, None, False),
-    "batch_window_ms": (0, None, False), "max_queue": (1, None, False),
-    "max_inputs": (1, None, False), "max_chars": (1, None, False),
-    "max_body_bytes": (1, None, False), "request_timeout": (0, None, True),
-    "cache_size": (0, None, False),
+#: ServeSettings), with the type and range a value must have: (type, low, high, low is open).
+#: Every bound is finite: an infinite window or timeout would make requests wait forever.
+SERVER_LIMITS: dict[str, tuple[type, float, float, bool]] = {
+    "port": (int, 0, 65535, False), "max_batch_tokens": (int, 1, 10_000_000, False),
+    "batch_window_ms": (float, 0, 1000, False), "max_queue": (int, 1, 1_000_000, False),
+    "max_inputs": (int, 1, 1_000_000, False), "max_chars": (int, 1, 100_000_000, False),
+    "max_body_bytes": (int, 1, 2**31 - 1, False), "request_timeout": (float, 0, 3600, True),
+    "body_timeout": (float, 0, 3600, True), "cache_size": (int, 0, 100_000_000, False),
+    "max_items": (int, 1, 1_000_000_000, False),
 }  # fmt: skip
+
+
+def _server_limit(key: str, value: Any) -> None:
+    """OptionError (exit 2) naming the flag for a server option that is not a finite number
+    of the right type within its range (the Python API passes values no click type saw)."""
+    import math
+
+    kind, low, high, open_low = SERVER_LIMITS[key]
+    flag = f"--{key.replace('_', '-')}"
+    number = (int,) if kind is int else (int, float)
+    if isinstance(value, bool) or not isinstance(value, number) or not math.isfinite(value):
+        what = "a whole number" if kind is int else "a finite number"
+        raise OptionError(f"{flag} must be {what} between {low} and {high}, got {value!r}")
+    _at_least(flag, value, low, high=high, open_low=open_low)
+
+
+def _api_key(api_key: str | None) -> str | None:
+    """``--api-key``, else ``RECFEAT_API_KEY``, else None (no key); OptionError for a key
+    that would silently turn authentication off or that no client could send."""
+    import os
+
+    flag = "--api-key"
+    if api_key is None:
+        api_key, flag = os.environ.get("RECFEAT_API_KEY"), "RECFEAT_API_KEY"
+    if api_key is None:
+        return None
+    if not isinstance(api_key, str) or not api_key.strip():
+        unset = "leave out --api-key" if flag == "--api-key" else "unset RECFEAT_API_KEY"
+        raise OptionError(f"{flag} is empty, which would turn authentication off; set a "
+                          f"non-empty key, or {unset} to serve without one")  # fmt: skip
+    if api_key != api_key.strip() or not (api_key.isascii() and api_key.isprintable()):
+        raise OptionError(f"{flag} has spaces at its ends or characters other than printable "
+                          "ASCII, which no client sends in an HTTP header; use a plain key")  # fmt: skip
+    return api_key
 
 
 def serve_settings(
@@ -428,12 +608,14 @@ def serve_settings(
     batch_window_ms: float | None = None, max_queue: int | None = None,
     max_inputs: int | None = None, max_chars: int | None = None,
     max_body_bytes: int | None = None, request_timeout: float | None = None,
-    cache_size: int | None = None,
+    body_timeout: float | None = None, cache_size: int | None = None,
+    max_items: int | None = None,
 ) -> ServeSettings:  # fmt: skip
     """Defaults < ``config`` (``[encoder]``, ``cleaners``, ``[dataset]`` for ``data``) < these
     arguments (None: not given), named as ``recfeat serve``'s flags. ``cleaners``: "a,b",
-    "none" or a list of specs; ``loader_options``: a dict or ``KEY=VALUE`` strings. Every
-    value is checked here, before anything loads (ranges, the backend)."""
+    "none" or a list of specs; ``loader_options``: a dict or ``KEY=VALUE`` strings;
+    ``api_key``: None reads ``RECFEAT_API_KEY`` (unset: no key). Every value is checked
+    here, before anything loads (types, finite ranges, the key, the backend)."""
     from recfeat.serve.state import ServeSettings as ServerSettings
 
     cfg, _ = read_config(config)
@@ -444,10 +626,20 @@ def serve_settings(
     limits = {"port": port, "max_batch_tokens": max_batch_tokens,
               "batch_window_ms": batch_window_ms, "max_queue": max_queue,
               "max_inputs": max_inputs, "max_chars": max_chars, "max_body_bytes": max_body_bytes,
-              "request_timeout": request_timeout, "cache_size": cache_size}  # fmt: skip
+              "request_timeout": request_timeout, "body_timeout": body_timeout,
+              "cache_size": cache_size, "max_items": max_items}  # fmt: skip
     for key, value in limits.items():
-        low, high, open_low = SERVER_LIMITS[key]
-        _at_least(f"--{key.replace('_', '-')}", value, low, high=high, open_low=open_low)
+        if value is not None:
+            _server_limit(key, value)
+    chosen = {k: v for k, v in limits.items() if v is not None}
+    defaults = ServerSettings()
+    window = chosen.get("batch_window_ms", defaults.batch_window_ms)
+    timeout = chosen.get("request_timeout", defaults.request_timeout)
+    if window / 1000 >= timeout:
+        raise OptionError(f"--batch-window-ms {window:g} is not below --request-timeout "
+                          f"{timeout:g} s, so requests would time out waiting for a batch; "
+                          "lower the window or raise the timeout")  # fmt: skip
+    api_key = _api_key(api_key)
     flag_options = {k: v for k, v in (("precision", precision), ("device", device),
                                       ("threads", threads)) if v is not None}  # fmt: skip
     name, enc_options = encoder_spec(cfg, encoder, backend, flag_options)
@@ -459,10 +651,8 @@ def serve_settings(
         else:
             given = parse_key_values(loader_options or (), example="text_col=review")
     fmt, options = _dataset(cfg, format, given) if data is not None else (format or "auto", {})
-    server = ServerSettings(
-        **({"host": host} if host is not None else {}), api_key=api_key or None,
-        **{k: v for k, v in limits.items() if v is not None},
-    )  # fmt: skip
+    server = ServerSettings(**({"host": host} if host is not None else {}), api_key=api_key,
+                            **chosen)  # fmt: skip
     return ServeSettings(
         encoder=name, encoder_options=enc_options, label=str(label),
         cleaners=_cleaners(cleaners, cfg), model=model, trust=bool(trust), data=data,
@@ -526,11 +716,8 @@ def _model_list(config: dict[str, Any], models: str | Sequence[Any] | None,
         entries = _specs(DEFAULT_MODELS)
     listed = {n for n, _ in entries}
     entries += [(n, {}) for n in dict.fromkeys(peer_models) if n not in listed]
-    if isinstance(model_options, dict):
-        per_model = {m: dict(o) for m, o in model_options.items()}
-    else:
-        per_model = parse_key_values(model_options or (), flag="-O", example="mf.factors=50",
-                                     scoped=True)  # fmt: skip
+    per_model = key_value_options(model_options, "-O", "mf.factors=50", scoped=True,
+                                  keyword="model_options")  # fmt: skip
     unknown = set(per_model) - {n for n, _ in entries}
     if unknown:
         raise UsageError(f"-O names model(s) not in --models: {', '.join(sorted(unknown))}")
@@ -596,9 +783,24 @@ def evaluate_settings(
     expanded by ``recfeat.api``) follow; ``model_options`` (``-O MODEL.KEY=VALUE`` strings,
     or ``{model: {key: value}}``) apply last and must name a listed model.
     ``relevance_threshold``: a rating, or "none" (every held-out interaction)."""
-    from recfeat.evaluation.protocol import Protocol
+    from recfeat.evaluation.protocol import Protocol, component_specs
     from recfeat.evaluation.tuning import check_trials
 
+    # every argument's type and range before any file is read (the protocol's own fields
+    # are checked by Protocol.of below, whoever builds one)
+    data = data_argument(data, "DATA")
+    item_features = features_argument(item_features, "--features")
+    user_features = features_argument(user_features, "--user-features")
+    format = checks.text(format, "--format", none=True, example="csv")
+    split = checks.choice(split, "--split", SPLITS, none=True)
+    checks.path(load_split, "--load-split", none=True, what="a split file path")
+    for name, value in (("models", models), ("--metrics", metrics)):
+        if value is not None:
+            component_specs(value, name, example="bias,popularity" if name == "models" else "rmse")
+    for flag, value in (("--rank-rating-models", rank_rating_models),
+                        ("--merge-variants", merge_variants),
+                        ("--trust-features", trust_features), ("--tune", tune)):  # fmt: skip
+        checks.flag(value, flag)
     cfg, cfg_path = read_config(config)
     if tune_trials is not None:  # checked before any data is read
         if not tune:
@@ -626,7 +828,8 @@ def evaluate_settings(
         ("DATA", data), ("--features", item_features), ("--user-features", user_features),
         ("--load-split", load_split), ("--config", cfg_path)) if isinstance(value, (str, Path))}  # fmt: skip
     return EvaluateSettings(
-        models=specs, protocol=protocol, split=pipeline_setting(cfg, "split", split, DEFAULT_SPLIT),
+        models=specs, protocol=protocol,
+        split=checks.choice(pipeline_setting(cfg, "split", split, DEFAULT_SPLIT), "--split", SPLITS),
         data=data, item_features=item_features, user_features=user_features,
         dataset=_dataset(cfg, format, {}), load_split=load_split, inputs=inputs,
     )  # fmt: skip
@@ -663,12 +866,14 @@ def train_settings(
 
     if data is None:
         raise UsageError("train: give data (a dataset path or RecData)")
-    if not model:
+    data = data_argument(data, "data")
+    if model is None or model == "":
         raise UsageError("train: give model, a registered model name (recfeat components model)")
-    if isinstance(options, dict):
-        opts = dict(options)
-    else:
-        opts = parse_key_values(options or (), flag="-O", example="factors=50")
+    checks.text(model, "model", example="popularity")
+    opts = key_value_options(options, "-O", "factors=50", keyword="options")
+    format = checks.text(format, "--format", none=True, example="csv")
+    item_features = features_argument(item_features, "--features")
+    user_features = features_argument(user_features, "--user-features")
     get_registry("model").create(model, **opts)  # a bad name or option fails before loading
     inputs = {label: value for label, value in (
         ("DATA", data), ("--features", item_features), ("--user-features", user_features))
@@ -698,10 +903,15 @@ def recommend_settings(
     data: Any = None, format: str | None = None, include_seen: bool = False,
 ) -> RecommendSettings:  # fmt: skip
     """Defaults < these arguments (None: not given), named as ``recfeat recommend``'s flags;
-    ``users``: "u1,u2" or a list of ids."""
+    ``users``: one id ("196" or 196 is ONE user), "u1,u2", or a list of ids. Every value is
+    checked here, before the model is used."""
+    from recfeat.training.bundle import user_ids
+
     if users is None:
         raise UsageError("--users is empty; pass user ids separated by commas")
-    ids = users.split(",") if isinstance(users, str) else [str(u) for u in users]
-    return RecommendSettings(users=ids, k=10 if k is None else int(k), features=features,
-                             data=data, format=format or "auto",
-                             include_seen=bool(include_seen))  # fmt: skip
+    ids = user_ids(users.split(",") if isinstance(users, str) else users)
+    return RecommendSettings(users=ids, k=10 if k is None else checks.integer(k, "--k", low=1, example=10),
+                             features=features_argument(features, "--features"),
+                             data=data_argument(data, "--data"),
+                             format=checks.text(format, "--format", none=True) or "auto",
+                             include_seen=checks.flag(include_seen, "--include-seen"))  # fmt: skip

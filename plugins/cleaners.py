@@ -32,8 +32,22 @@ def _regex(pattern: str):
 # HTML
 
 
+class _OverBudget(Exception):
+    """The parser has scanned more than its budget (see ``_TextExtractor``)."""
+
+
 class _TextExtractor(HTMLParser):
-    """Collects character data; drops script/style bodies; block tags become spaces."""
+    """Collects character data; drops script/style bodies; block tags become spaces.
+
+    The standard parser scans from each ``<`` to the end of its construct; a construct left
+    unterminated is scanned to the end of the text, and at ``close()`` that is repeated for
+    every later unterminated one: quadratic (``"<a" * 200_000`` takes minutes, a 21 MB
+    text days). Each construct's scan is charged to a budget of ``SCAN_BUDGET`` times the
+    text's length; past it the parser stops (``_OverBudget``) and the text is stripped by
+    :func:`_strip_tags` instead, in linear time. Markup real texts carry (tags, comments,
+    a few stray ``<``) stays far below the budget and is parsed exactly as before."""
+
+    SCAN_BUDGET = 4
 
     # Tags whose boundaries separate words visually: "a<br>b" must not become "ab".
     BLOCK_TAGS = frozenset(
@@ -43,10 +57,32 @@ class _TextExtractor(HTMLParser):
     )
     SKIP_TAGS = frozenset({"script", "style"})
 
-    def __init__(self) -> None:
+    def __init__(self, size: int) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self._skip = 0
+        self._budget = self.SCAN_BUDGET * size + (1 << 20)
+
+    def _charge(self, i: int, end: int) -> int:
+        self._budget -= (end if end >= 0 else len(self.rawdata)) - i
+        if self._budget < 0:
+            raise _OverBudget
+        return end
+
+    def parse_starttag(self, i: int) -> int:
+        return self._charge(i, super().parse_starttag(i))
+
+    def parse_endtag(self, i: int) -> int:
+        return self._charge(i, super().parse_endtag(i))
+
+    def parse_comment(self, i: int, report: int = 1) -> int:
+        return self._charge(i, super().parse_comment(i, report))
+
+    def parse_pi(self, i: int) -> int:
+        return self._charge(i, super().parse_pi(i))
+
+    def parse_html_declaration(self, i: int) -> int:
+        return self._charge(i, super().parse_html_declaration(i))
 
     def handle_starttag(self, tag: str, attrs: Any) -> None:
         if tag in self.SKIP_TAGS:
@@ -79,11 +115,46 @@ class HtmlCleaner(Cleaner):
             return text
         # A tag cut off at the very end (truncated HTML) would otherwise be kept as text.
         text = _regex(r"<[A-Za-z/!][^<>]*\Z").sub("", text)
-        parser = _TextExtractor()
-        parser.feed(text)
-        parser.close()
+        parser = _TextExtractor(len(text))
+        try:
+            parser.feed(text)
+            parser.close()
+            out = "".join(parser.parts)
+        except _OverBudget:
+            out = _strip_tags(text)
         # &nbsp; unescapes to U+00A0; tokenizers and the whitespace cleaner treat it as a space anyway.
-        return "".join(parser.parts).replace("\xa0", " ")
+        return out.replace("\xa0", " ")
+
+
+def _strip_tags(text: str) -> str:
+    """Linear-time stripping for markup the parser would take quadratic time over: script
+    and style bodies and comments go, every other ``<...>`` with no ``<`` inside goes (a
+    space for block tags, as the parser does), entities are unescaped; the rest stays text."""
+    import html
+
+    kept, pos, comments_close = [], 0, True
+    # each search starts where the previous one ended: one pass over the text
+    while found := _regex(r"(?i)<(script|style)\b[^<>]*>|<!--").search(text, pos):
+        kept.append(text[pos : found.start()])
+        name = found.group(1)
+        closing = rf"(?i)</{name}\s*>" if name else r"-->"
+        end = _regex(closing).search(text, found.end()) if name or comments_close else None
+        if end is not None:
+            pos = end.end()
+        elif name:  # an unclosed script or style: the parser drops its body to the end
+            pos = len(text)
+        else:  # an unclosed comment stays text, and so do the ones after it
+            comments_close = False
+            kept.append(found.group(0))
+            pos = found.end()
+    kept.append(text[pos:])
+
+    def tag(match) -> str:
+        name = _regex(r"[A-Za-z][A-Za-z0-9]*").search(match.group(0))
+        block = name is not None and name.group(0).lower() in _TextExtractor.BLOCK_TAGS
+        return " " if block else ""
+
+    return html.unescape(_regex(r"<[^<>]*>").sub(tag, "".join(kept)))
 
 
 # ---------------------------------------------------------------------------------------
@@ -99,15 +170,20 @@ _TRAILING = ".,;:!?'\"*"
 
 def _trim_url(url: str) -> tuple[str, str]:
     """Split sentence punctuation (and an unbalanced ')') off the end of a matched URL."""
-    tail = ""
-    while url:
-        last = url[-1]
-        if last in _TRAILING or (last in ")]}" and url.count(last) > url.count({")": "(", "]": "[", "}": "{"}[last])):
-            tail = last + tail
-            url = url[:-1]
+    # counted once and updated as the end moves: linear, even for a URL ending in 10**6 ')'
+    closing = {c: url.count(c) for c in ")]}"}
+    opening = {")": url.count("("), "]": url.count("["), "}": url.count("{")}
+    end = len(url)
+    while end:
+        last = url[end - 1]
+        if last in _TRAILING:
+            end -= 1
+        elif last in closing and closing[last] > opening[last]:
+            closing[last] -= 1
+            end -= 1
         else:
             break
-    return url, tail
+    return url[:end], url[end:]
 
 
 class UrlMaskCleaner(Cleaner):
@@ -229,6 +305,23 @@ class EmojiCleaner(Cleaner):
 # Whitespace and case
 
 
+_PIECE = 1 << 20  # characters
+
+
+def _at_spaces(text: str):
+    """``text`` in consecutive pieces of about ``_PIECE`` characters, each cut at a
+    whitespace character (what ``str.split`` splits at)."""
+    import re  # the standard engine: its \s is str.isspace exactly (the regex module's is not)
+
+    space = re.compile(r"\s")
+    start = 0
+    while start < len(text):
+        found = space.search(text, start + _PIECE)
+        end = found.start() if found else len(text)
+        yield text[start:end]
+        start = end
+
+
 class WhitespaceCleaner(Cleaner):
     """Collapse runs of whitespace (any Unicode space) to one space and strip the ends."""
 
@@ -239,6 +332,11 @@ class WhitespaceCleaner(Cleaner):
 
     def clean_text(self, text: str) -> str:
         if not self.keep_newlines:
+            if len(text) > _PIECE:
+                # split() holds ~50 bytes a word (250 MB for a 20 MB review): split the text
+                # into pieces at whitespace, so no word spans two, and each piece in turn
+                pieces = (" ".join(piece.split()) for piece in _at_spaces(text))
+                return " ".join(piece for piece in pieces if piece)
             return " ".join(text.split())
         lines = (" ".join(line.split()) for line in text.splitlines())
         return "\n".join(line for line in lines if line)

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from recfeat.components import TokenBatch, Tokenizer
+from recfeat.data import validation as v
+from recfeat.encode import engine
 from recfeat.encode.bpe import GPT2_SPECIAL, train_byte_level_bpe  # noqa: F401  (re-exported)
 from recfeat.encode.hf_models import cache_root
 from recfeat.encode.hub import model_load_error, resolve_model
@@ -113,11 +115,9 @@ class HFTokenizer(Tokenizer):
 
     # -- tokenizing ----------------------------------------------------------------------------
     def tokenize(self, texts: Sequence[str]) -> TokenBatch:
-        """Token ids of ``texts`` truncated to ``max_length``, with counts before truncation.
-
-        One batched call of the fast tokenizer. Truncation is asked to return the overflow
-        (stride 0), so the tokens it dropped are counted without tokenizing twice.
-        """
+        """Token ids of ``texts`` truncated to ``max_length``, with counts before truncation:
+        the encode loop's tokenizing (``recfeat.encode.engine.tokenize``), so a huge text is
+        cut before the tokenizer sees it, with the same kept ids."""
         texts = list(texts)
         if not texts:
             empty = np.zeros(0, dtype=np.int64)
@@ -127,31 +127,8 @@ class HFTokenizer(Tokenizer):
                 raise DataError(
                     f"text {i} is a {type(text).__name__}, not a string; clean or convert the column first"
                 )
-        enc = self.hf_tokenizer(
-            texts,
-            add_special_tokens=self.add_special_tokens,
-            truncation=True,
-            max_length=self.max_length,
-            stride=0,
-            return_overflowing_tokens=True,
-            return_special_tokens_mask=True,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )
-        rows = enc["input_ids"]
-        owner = np.asarray(enc["overflow_to_sample_mapping"], dtype=np.int64)
-        # Every overflow row repeats the special tokens; count only the text tokens in them.
-        content = np.fromiter(
-            (len(m) - sum(m) for m in enc["special_tokens_mask"]), dtype=np.int64, count=len(rows)
-        )
-        first = np.ones(len(rows), dtype=bool)
-        first[1:] = owner[1:] != owner[:-1]
-        kept_rows = np.flatnonzero(first)
-        ids = [rows[r] for r in kept_rows]
-        kept = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-        total_content = np.bincount(owner, weights=content, minlength=len(texts)).astype(np.int64)
-        n_dropped = total_content - content[kept_rows]
-        return TokenBatch(ids=ids, n_tokens=kept + n_dropped, n_dropped=n_dropped)
+        return engine.tokenize(self.hf_tokenizer, texts, self.max_length,
+                               add_special_tokens=self.add_special_tokens)  # fmt: skip
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.hf_tokenizer.decode(list(ids), skip_special_tokens=True)
@@ -168,10 +145,11 @@ def _default_cache() -> Path:
 
 def read_corpus_lines(path: Path) -> list[str]:
     """Non-empty lines of a UTF-8 text file (one text per line)."""
+    v.check_regular(path, "corpus")  # a FIFO would block the read below
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise DataError(f"cannot read corpus {path}: {exc.strerror or exc}; check the path") from None
+        raise v.read_error(path, exc, "corpus") from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -216,10 +194,11 @@ class GPT2BPETokenizer(HFTokenizer):
     def trained_dir(self) -> Path:
         """Where the tokenizer for this corpus and these settings lives (content-addressed)."""
         path = Path(os.path.expanduser(self.corpus))
+        v.check_regular(path, "corpus")  # a FIFO would block the read below
         try:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         except OSError as exc:
-            raise DataError(f"cannot read corpus {path}: {exc.strerror or exc}; check the path") from None
+            raise v.read_error(path, exc, "corpus") from None
         root = Path(self.cache_dir) if self.cache_dir else _default_cache()
         return root / f"{digest}-v{self.vocab_size_option}-f{self.min_frequency}"
 

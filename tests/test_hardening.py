@@ -1,4 +1,6 @@
-"""The issue-11 attack table (benchmarks/attack/cases.py) against the current tree.
+"""The attack table against the current tree: issue 11's round (benchmarks/attack/cases.py)
+and issue 21's (benchmarks/attack/round2.py: planted journals and manifests, the Python API
+as a process, Ray misuse, and HTTP cases against a real `recfeat serve` on loopback).
 
 One test per case. Each runs ``recfeat`` as a real process in a fresh folder built from the
 real datasets and checks what run_attack.py counts: exit code, a one-line message naming
@@ -25,8 +27,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.attack.cases import CASES, CLASSES, is_fast  # noqa: E402
+from benchmarks.attack.cases import is_fast  # noqa: E402
 from benchmarks.attack.run_attack import Target, run_all  # noqa: E402
+from benchmarks.attack.table import CASES, CLASSES  # noqa: E402
 
 FULL = os.environ.get("RECFEAT_ATTACK_FULL") == "1"
 
@@ -67,5 +70,7 @@ def test_attack_case(case, records):
 
 def test_table_spans_every_class_of_the_issue():
     assert {c.cls for c in CASES} == set(CLASSES)
+    # the second round has a section of each of its classes, with each kind of case in it
+    assert {c.mode for c in CASES if c.cls >= 10} >= {"run", "python", "http"}
     assert len(CASES) >= 80
     assert sum(is_fast(c) for c in CASES) >= 60

@@ -135,7 +135,7 @@ TIERS: list[tuple[str, ...]] = [
     ("recfeat.encode",),
     ("recfeat.extraction",),
     ("recfeat.evaluation", "recfeat.training"),
-    ("recfeat.selection", "recfeat.serve"),
+    ("recfeat.selection", "recfeat.serve", "recfeat.finetuning"),
     ("recfeat.bench", "recfeat.settings", "recfeat.demo"),
     ("recfeat.plugins", "recfeat.exporters"),
     ("recfeat.api",),

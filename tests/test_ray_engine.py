@@ -343,6 +343,36 @@ def test_a_users_file_that_looks_like_a_shard_is_neither_deleted_nor_read(ray_cl
     assert len(ids) == SLICE_ROWS == manifest["rows"] and "x" not in set(ids["user"])
 
 
+def test_a_users_level_named_file_is_refused_not_replaced(ray_cluster, mi_slice, tiny_config,
+                                                         tmp_path):  # fmt: skip
+    """Item/user-level output files carry recfeat's footer mark too: a run never deletes or
+    replaces a ``part-level-*.parquet`` it cannot prove it wrote, and refuses before writing;
+    its own level files from an earlier run are replaced as before."""
+    import pandas as pd
+    import pyarrow.fs as pafs
+
+    from recfeat.extraction.ray_shards import read_output, written_by_recfeat
+
+    out = tmp_path / "items"
+    args = ["extract", str(mi_slice), "--config", str(tiny_config), "--ray", "--ray-address",
+            ray_cluster, "--cpus-per-actor", "0.5", "--level", "item", "--out", str(out)]  # fmt: skip
+    assert _cli(*args).exit_code == 0
+    ours = sorted(out.glob("part-level-*.parquet"))
+    local = pafs.LocalFileSystem()
+    assert ours and all(written_by_recfeat(local, str(p)) for p in ours)
+    first = read_output(str(out))
+    assert _cli(*args).exit_code == 0  # a rerun replaces its own level files
+    again = read_output(str(out))
+    assert list(first[0]["item"]) == list(again[0]["item"])
+    mine = out / "part-level-99999.parquet"
+    pd.DataFrame({"item": ["mine"], "n_texts": [1]}).to_parquet(mine)
+    before = mine.read_bytes()
+    result = _cli(*args)
+    assert_one_line_error(result, 1, "part-level-99999.parquet", "not written by recfeat")
+    assert mine.read_bytes() == before
+    assert sorted(out.glob("part-level-0*.parquet")) == ours  # the earlier output is intact
+
+
 @pytest.mark.parametrize("flags", [("--actors", "400"), ("--cpus-per-actor", "64")])
 def test_resources_the_cluster_can_never_give_fail_at_once(ray_cluster, mi_slice, tmp_path, flags):
     started = time.monotonic()
@@ -351,3 +381,22 @@ def test_resources_the_cluster_can_never_give_fail_at_once(ray_cluster, mi_slice
     assert_one_line_error(result, 2, flags[0])
     assert time.monotonic() - started < 120
     assert not (tmp_path / "o").exists()  # nothing left behind by a run that never started
+
+
+def test_a_recfeat_error_raised_in_a_ray_data_task_comes_back_as_one_line():
+    """Ray Data hands the driver a RayTaskError(UserCodeException) whose only trace of the
+    worker's DataError is text; the driver rebuilds the error from it, class and message."""
+    from recfeat.atomic import UnsafeJournalError
+    from recfeat.errors import DataError, UsageError
+    from recfeat.extraction.ray_data import _from_text
+
+    text = ("\x1b[36mray::MapBatches(read_planned_file)()\x1b[39m (pid=1, ip=192.0.2.2)\n"
+            '  File "records.py", line 46, in source_files\n'
+            "recfeat.errors.UsageError: input path 'mi20.json' does not exist; check the path\n"
+            "Failed to apply UDF transform after 1/1 attempts.")  # fmt: skip
+    err = _from_text(RuntimeError(text))
+    assert type(err) is UsageError and str(err) == "input path 'mi20.json' does not exist; check the path"
+    other = _from_text(RuntimeError("recfeat.atomic.UnsafeJournalError: journal j refused; remove it"))
+    assert isinstance(other, DataError) and not isinstance(other, UnsafeJournalError)
+    assert str(other) == "journal j refused; remove it"
+    assert _from_text(RuntimeError("ValueError: not ours")) is None

@@ -235,3 +235,82 @@ def test_engine_errors_reach_every_caller_of_the_group():
 
     err = asyncio.run(main())
     assert err.status == 400 and "text 0 is bad" in err.message
+
+
+def test_a_small_job_joins_the_next_call_while_a_big_one_is_spread_over_several():
+    calls: list[list[str]] = []
+    release = threading.Event()
+
+    async def main():
+        b = _batcher(_echo_group(calls, release), budget_tokens=4, estimate=lambda t: 1)
+        b.start()
+        big = asyncio.create_task(b.submit([f"b {i}" for i in range(12)]))
+        await asyncio.sleep(0.05)  # the first call (4 of the 12 texts) holds the engine
+        small = asyncio.create_task(b.submit(["s 99"]))
+        await asyncio.sleep(0.05)
+        release.set()
+        results = await asyncio.gather(big, small)
+        await b.drain()
+        return results
+
+    big, small = asyncio.run(main())
+    assert calls[0] == ["b 0", "b 1", "b 2", "b 3"]
+    assert "s 99" in calls[1] and len(calls[1]) == 4  # not after the rest of the big job
+    assert len(calls) == 4 and all(len(c) <= 4 for c in calls)
+    assert big.vectors[:, 0].tolist() == list(range(12))  # rows back in request order
+    assert small.vectors[:, 0].tolist() == [99]
+
+
+def test_a_caller_that_goes_away_takes_its_job_out_of_the_queue():
+    calls: list[list[str]] = []
+    release = threading.Event()
+
+    async def main():
+        b = _batcher(_echo_group(calls, release), max_queue=1)
+        b.start()
+        first = asyncio.create_task(b.submit(["t 0"]))
+        await asyncio.sleep(0.05)  # job 0 runs (blocked)
+        gone = asyncio.create_task(b.submit(["t 1"]))
+        await asyncio.sleep(0.01)
+        assert b.depth == 1
+        gone.cancel()  # what the gate does when the client disconnects
+        await asyncio.sleep(0.01)  # (the engine is still busy with job 0)
+        assert b.depth == 0  # its place is free at once ...
+        later = asyncio.create_task(b.submit(["t 2"]))  # ... so this is not refused (429)
+        await asyncio.sleep(0.01)
+        release.set()
+        results = await asyncio.gather(first, later)
+        await b.drain()
+        return results, gone.cancelled()
+
+    (first, later), cancelled = asyncio.run(main())
+    assert cancelled and first.vectors[0, 0] == 0 and later.vectors[0, 0] == 2
+    assert calls == [["t 0"], ["t 2"]]  # the abandoned job never reached the engine
+
+
+def test_an_input_the_engine_rejects_fails_only_its_own_job():
+    release = threading.Event()
+    echo = _echo_group([], release)
+
+    def run(texts):
+        if any("bad" in t for t in texts):
+            raise TypeError("the tokenizer cannot take this text")
+        return echo(texts)
+
+    async def main():
+        b = _batcher(run)
+        b.start()
+        blocker = asyncio.create_task(b.submit(["t 0"]))
+        await asyncio.sleep(0.05)
+        jobs = [asyncio.create_task(b.submit(texts))
+                for texts in (["t 1"], ["t 2", "bad 3"], ["t 4", "t 5"])]  # fmt: skip
+        await asyncio.sleep(0.05)  # all three wait: the next call merges them, and fails
+        release.set()
+        results = await asyncio.gather(blocker, *jobs, return_exceptions=True)
+        await b.drain()
+        return results
+
+    _, one, bad, two = asyncio.run(main())
+    assert one.vectors[:, 0].tolist() == [1] and two.vectors[:, 0].tolist() == [4, 5]
+    assert isinstance(bad, ApiError) and bad.status == 400 and bad.code == "rejected_input"
+    assert "tokenizer cannot take" in bad.message

@@ -66,6 +66,10 @@ class Case:
     slow: bool = False
     timeout: int = 0  # seconds; 0: 90 for a fast case, 400 for one that loads a model
     why: str = ""
+    env: tuple[tuple[str, str], ...] = ()  # extra environment (set after RECFEAT_* is cleared)
+    # mode "http": argv are `serve` options; client(url, folder) -> {kind: [problem, ...]}
+    client: Callable[[str, Path], dict] | None = None
+    shutdown_s: int = 60  # mode "http": seconds the server may take to stop after SIGTERM
 
     @property
     def limit(self) -> int:
@@ -137,7 +141,7 @@ BASE_STEPS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("exp",), ("export", "--encoder", "minilm", *ML, "--out", "exp")),
     (("ref_exp20.parquet",), ("extract", "mi20.json", "--format", "amazon", "--encoder", "exp", "--no-cache", "--out", "ref_exp20.parquet")),
 )  # fmt: skip
-HEAVY = ("extract", "export")  # commands that load a language model: seconds to minutes each
+HEAVY = ("extract", "export", "serve")  # commands that load a language model: seconds to minutes each
 
 
 def uses(case: Case) -> set[str]:
@@ -161,7 +165,8 @@ def is_fast(case: Case) -> bool:
     """No language model anywhere: neither the case's commands nor the base files it uses."""
     heavy_files = {o for outs, argv in BASE_STEPS if argv[0] in HEAVY for o in outs}
     commands = [case.argv, *case.pre]
-    return not case.slow and not any(a[0] in HEAVY for a in commands) and not (uses(case) & heavy_files)
+    return (not case.slow and case.mode != "http" and not any(a and a[0] in HEAVY for a in commands)
+            and not (uses(case) & heavy_files))  # fmt: skip
 
 
 # -- helpers the setups use -------------------------------------------------------------------

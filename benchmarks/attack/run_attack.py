@@ -1,4 +1,5 @@
-"""Run the issue-11 attack table against one recfeat tree and count what went wrong.
+"""Run the attack table (issue 11's round and issue 21's) against one recfeat tree and
+count what went wrong.
 
     python benchmarks/attack/run_attack.py --label after                   # the current tree
     python benchmarks/attack/run_attack.py --label before --pythonpath /work/before-site
@@ -19,27 +20,31 @@ import json
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from benchmarks.attack.cases import (
-    CASES,
-    CLASSES,
-    MARKER,
-    REPO,
-    Case,
-    is_fast,
-    steps_for,
-    write_data_files,
-)
+from benchmarks.attack.cases import MARKER, REPO, Case, is_fast, steps_for, write_data_files
+from benchmarks.attack.round2 import _STALLED
+from benchmarks.attack.table import CASES, CLASSES
 
 RESULTS = REPO / "benchmarks" / "results"
 CLI_CODE = "from recfeat.cli.main import cli; cli(prog_name='recfeat')"
+# mode "python": the case's code with ``recfeat`` imported; a RecfeatError becomes one Error
+# line and its exit code (what the CLI does); anything else escapes with its traceback.
+PY_CODE = ("import sys\nimport recfeat\nfrom recfeat.errors import RecfeatError\n"
+           "try:\n    exec(compile(sys.argv[1], '<case>', 'exec'), {'recfeat': recfeat, '__name__': '__case__'})\n"
+           "except RecfeatError as exc:\n    print(f'Error: {exc}', file=sys.stderr)\n"
+           "    sys.exit(getattr(exc, 'exit_code', 1))\n")  # fmt: skip
+READY = re.compile(r"ready on (http://\S+)")
+RAY_TOKEN = Path.home() / ".ray" / "auth_token"  # the harness's own HOME; cases get another
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # C0 controls and DEL, except \t and \n
 # Temporary names of either tree: ".NAME.XXXX.tmp" (before) and ".recfeat-tmp.<pid>..." /
 # ".recfeat-old." / ".recfeat-commit." (core/atomic.py after issue 11).
@@ -50,7 +55,7 @@ TEMP_NAME = re.compile(r"((^|/)\.recfeat-(tmp|old|commit)\.|\.tmp$|\.tmp[./]|\.o
 FALLBACK = ("please report", "rerun with --debug", "internal error")
 IGNORED = ("cache", ".cache", ".config")  # the vector cache a case's runs share; checked by the cases that need it
 COUNTS = ("tracebacks", "poor_messages", "partial_outputs", "inputs_lost", "silent_corruptions",
-          "code_executed", "terminal_escapes", "hung")  # fmt: skip
+          "code_executed", "terminal_escapes", "hung", "server_degraded")  # fmt: skip
 
 
 class Target:
@@ -73,6 +78,23 @@ class Target:
 
     def argv(self, args) -> list[str]:
         return [self.python, "-c", CLI_CODE, *args]
+
+    def case_argv(self, case: Case, args) -> list[str]:
+        if case.mode == "python":
+            return [self.python, "-c", PY_CODE, *args]
+        if case.mode == "http":
+            return self.argv(("serve", "--port", "0", *args))
+        return self.argv(args)
+
+    def case_env(self, case: Case, folder: Path) -> dict[str, str]:
+        env = self.env(folder)
+        env.update(dict(case.env))
+        if any("{RAY}" in a for a in case.argv):
+            # the test cluster runs in token mode; the case's HOME is not the one holding it
+            env["RAY_AUTH_MODE"] = os.environ.get("RAY_AUTH_MODE", "token")
+            if RAY_TOKEN.is_file():
+                env["RAY_AUTH_TOKEN_PATH"] = str(RAY_TOKEN)
+        return env
 
     def where(self) -> str:
         out = subprocess.run([self.python, "-c", "import recfeat; print(recfeat.__file__)"],
@@ -166,9 +188,104 @@ def _umount(folder: Path) -> None:
     subprocess.run(["umount", "-l", str(folder / "full")], capture_output=True)
 
 
-def _run(case: Case, target: Target, folder: Path) -> tuple[int | None, str]:
-    argv = target.argv(case.argv)
-    env = target.env(folder)
+class _NotRay:
+    """A loopback port that accepts connections and answers garbage: not a Ray head."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+
+_NOT_RAY: list[_NotRay] = []
+_NOT_RAY_LOCK = threading.Lock()
+
+
+def placeholders(args) -> tuple[list[str], str | None]:
+    """``args`` with {RAY} / {NOT_RAY} filled in, or a reason to skip the case."""
+    out = []
+    for a in args:
+        if "{RAY}" in a:
+            ray = os.environ.get("RECFEAT_TEST_RAY_ADDRESS")
+            if not ray:
+                return [], "needs a Ray cluster: set RECFEAT_TEST_RAY_ADDRESS (.ci/run starts one)"
+            a = a.replace("{RAY}", ray)
+        if "{NOT_RAY}" in a:
+            with _NOT_RAY_LOCK:
+                if not _NOT_RAY:
+                    _NOT_RAY.append(_NotRay())
+            a = a.replace("{NOT_RAY}", _NOT_RAY[0].address)
+        out.append(a)
+    return out, None
+
+
+def _run_http(case: Case, target: Target, folder: Path, args) -> tuple[int | None, str, dict]:
+    """Start the server, wait for "ready", run the client, SIGTERM, wait for the exit."""
+    proc = subprocess.Popen(target.case_argv(case, args), cwd=folder, env=target.case_env(case, folder),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    lines: list[str] = []
+    url: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace")
+            lines.append(line)
+            m = READY.search(line)
+            if m and not url:
+                url.append(m.group(1).rstrip(";,."))
+                ready.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + case.limit
+    while not ready.wait(0.2):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            break
+    extra: dict[str, list[str]] = {}
+    if not ready.is_set():
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+            reader.join(5)
+            return None, "".join(lines) + "\nnever said ready", extra
+        reader.join(5)
+        return proc.returncode, "".join(lines), extra
+    try:
+        extra = case.client(url[0], folder) or {}
+    except Exception as exc:  # a client that breaks is reported, the server still stopped
+        extra = {"poor_messages": [f"harness client: {type(exc).__name__}: {exc}"]}
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(case.shutdown_s)
+    except subprocess.TimeoutExpired:
+        extra.setdefault("hung", []).append(f"the server did not stop within {case.shutdown_s} s of SIGTERM")
+        proc.kill()
+        proc.wait()
+    for s in _STALLED.pop(str(folder), []):
+        s.close()
+    reader.join(5)
+    return proc.returncode, "".join(lines), extra
+
+
+def _run(case: Case, target: Target, folder: Path, args=None) -> tuple[int | None, str]:
+    argv = target.case_argv(case, case.argv if args is None else args)
+    env = target.case_env(case, folder)
     if case.as_nobody:
         argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
     try:
@@ -219,20 +336,31 @@ def run_case(case: Case, target: Target, base: Path, root: Path) -> dict:
         record.update(skipped="cannot mount a tmpfs here (needs root or a user namespace)")
         shutil.rmtree(folder, ignore_errors=True)
         return record
+    args, skip = placeholders(case.argv)
+    if skip:
+        record.update(skipped=skip)
+        shutil.rmtree(folder, ignore_errors=True)
+        return record
     try:
         if case.setup:
             case.setup(folder)
-        for args in case.pre:
-            subprocess.run(target.argv(args), cwd=folder, env=target.env(folder), capture_output=True, timeout=300)
+        for pre in case.pre:
+            subprocess.run(target.argv(pre), cwd=folder, env=target.env(folder), capture_output=True, timeout=300)
         if case.as_nobody:
             for p in [folder, *folder.rglob("*")]:
                 if not p.is_symlink() and p.name != "ro" and p.name != "secret.csv":
                     os.chmod(p, os.stat(p).st_mode | 0o777 if p.is_dir() else os.stat(p).st_mode | 0o666)
         before = _snapshot(folder)
         dirs_before = _dirs(folder)
-        code, output = _run(case, target, folder)
+        extra: dict[str, list[str]] = {}
+        if case.mode == "http":
+            code, output, extra = _run_http(case, target, folder, args)
+        else:
+            code, output = _run(case, target, folder, args)
         after = _snapshot(folder)
         problems: dict[str, list[str]] = {k: [] for k in COUNTS}
+        for kind, found in extra.items():
+            problems.setdefault(kind, []).extend(found)
         if code is None:
             problems["hung"].append(f"no exit within {case.limit} s")
         if "Traceback (most recent call last)" in output:
@@ -245,7 +373,7 @@ def run_case(case: Case, target: Target, base: Path, root: Path) -> dict:
         fallback = [f for f in FALLBACK if f in output.lower()]
         if fallback:
             problems["poor_messages"].append(f"fell through to the catch-all bug message ({fallback[0]!r})")
-        if code not in (0, None) and case.mode == "run" and 0 not in case.expected:
+        if code not in (0, None) and case.mode in ("run", "python") and 0 not in case.expected:
             errors = [ln for ln in output.splitlines() if ln.startswith("Error")]
             if len(errors) != 1:
                 problems["poor_messages"].append(f"{len(errors)} 'Error' lines, expected one")
@@ -262,8 +390,9 @@ def run_case(case: Case, target: Target, base: Path, root: Path) -> dict:
                   if TEMP_NAME.search(d.rsplit("/", 1)[-1]) and d.split("/")[0] not in case.may_change]  # fmt: skip
         if stray:
             problems["partial_outputs"].append(f"temporary files left: {sorted(set(stray))[:5]}")
-        if code not in (0, None) and case.mode == "run":
+        if code not in (0, None) and case.mode in ("run", "python"):
             made = [r for r in new if r not in stray and r != MARKER]  # the marker is counted below
+            made += [d + "/" for d in sorted(_dirs(folder) - dirs_before) if not TEMP_NAME.search(d)]
             if made:
                 problems["partial_outputs"].append(f"failed but wrote {made[:5]}")
         if (folder / MARKER).exists():
@@ -274,6 +403,7 @@ def run_case(case: Case, target: Target, base: Path, root: Path) -> dict:
         if case.silent and code == 0 and 0 not in case.expected:
             problems["silent_corruptions"].append("wrong input accepted with exit 0")
         if case.post and code is not None:
+            record.update(exit=code, output=output)  # what the post check may look at
             problems["silent_corruptions"].extend(case.post(folder, record))
         record.update(exit=code, output=output[-3000:], seconds=round(time.monotonic() - start, 1),
                       problems={k: v for k, v in problems.items() if v})  # fmt: skip
@@ -318,25 +448,34 @@ def run_all(target: Target, cases=CASES, workers: int = 2, say=print, journal: P
     (root / ".home").mkdir()
     os.chmod(root / ".home", 0o777)  # HOME for the cases (matplotlib's font cache), nobody's too
     records: dict[str, dict] = {c.name: done[c.name] for c in cases if c.name in done}
+    # The HTTP cases measure how long an innocent client waits: they run one at a time after
+    # the others, so no other case's model load competes with the server for the two cores.
+    waves = [[c for c in todo if c.mode != "http"], [c for c in todo if c.mode == "http"]]
     try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(run_case, c, target, base, root): c for c in todo}
-            for fut in concurrent.futures.as_completed(futures):
-                case = futures[fut]
-                try:
-                    rec = fut.result()
-                except Exception as exc:  # a broken setup is reported, not fatal to the run
-                    rec = {"name": case.name, "class": case.cls, "exit": None, "output": "",
-                           "problems": {"poor_messages": [f"harness: {type(exc).__name__}: {exc}"]}}  # fmt: skip
-                records[case.name] = rec
-                if journal is not None:
-                    with open(journal, "a") as fh:
-                        fh.write(json.dumps(rec) + "\n")
-                status = "skip" if "skipped" in rec else ("ok" if not rec["problems"] else "FAIL")
-                say(f"{status:4} {case.name} ({rec.get('seconds', 0)} s) {'; '.join(sum(rec.get('problems', {}).values(), []))[:200]}")
+        for wave, size in zip(waves, (workers, 1), strict=True):
+            if wave:
+                _run_wave(wave, size, target, base, root, records, journal, say)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return [records[c.name] for c in cases], base
+
+
+def _run_wave(cases, workers, target, base, root, records, journal, say) -> None:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(run_case, c, target, base, root): c for c in cases}
+        for fut in concurrent.futures.as_completed(futures):
+            case = futures[fut]
+            try:
+                rec = fut.result()
+            except Exception as exc:  # a broken setup is reported, not fatal to the run
+                rec = {"name": case.name, "class": case.cls, "exit": None, "output": "",
+                       "problems": {"poor_messages": [f"harness: {type(exc).__name__}: {exc}"]}}  # fmt: skip
+            records[case.name] = rec
+            if journal is not None:
+                with open(journal, "a") as fh:
+                    fh.write(json.dumps(rec) + "\n")
+            status = "skip" if "skipped" in rec else ("ok" if not rec["problems"] else "FAIL")
+            say(f"{status:4} {case.name} ({rec.get('seconds', 0)} s) {'; '.join(sum(rec.get('problems', {}).values(), []))[:200]}")
 
 
 def write_report(label: str, target: Target, records: list[dict], seconds: float) -> dict:
@@ -383,6 +522,8 @@ def compare_table(before: Path = RESULTS / "attack_before.json", after: Path = R
     lines += ["| class | cases | failing before | failing after |", "| --- | --- | --- | --- |"]
     for cls, what in CLASSES.items():
         rows = [r for r in a["cases"] if r["class"] == cls]
+        if not rows:  # a round's own classes only
+            continue
         fail_b = sum(1 for r in rows if by_b.get(r["name"], {}).get("problems"))
         fail_a = sum(1 for r in rows if r.get("problems"))
         lines.append(f"| {cls}. {what} | {len(rows)} | {fail_b} | {fail_a} |")

@@ -32,16 +32,16 @@ _common = [
     click.option("--backends", default=None,
                  help=f"Comma-separated recfeat backends [default: {api.DEFAULT_CPU_BACKENDS} on "
                       f"CPU, {api.DEFAULT_GPU_BACKENDS} on CUDA]."),
-    click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads for every backend."),
+    click.option("--threads", type=int, default=None, help="Threads for every backend."),
     click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N."),
     click.option("--init", type=click.Choice(["pretrained", "random"]), default="pretrained",
                  show_default=True, help="random: the model's shape with random weights."),
-    click.option("--max-length", type=click.IntRange(min=2), default=None, help="Token limit (encoder default)."),
-    click.option("--batch-tokens", type=click.IntRange(min=1), default=None,
+    click.option("--max-length", type=int, default=None, help="Token limit (encoder default)."),
+    click.option("--batch-tokens", type=int, default=None,
                  help="recfeat's token budget per batch (encoder default)."),
-    click.option("--peer-batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+    click.option("--peer-batch-size", type=int, default=32, show_default=True,
                  help="Batch size given to the peers' encode."),
-    click.option("--out", required=True, type=click.Path(file_okay=False),
+    click.option("--out", required=True,
                  help="Report folder (results.json, results.md, PNGs)."),
     click.option("--force", is_flag=True, help="Replace an earlier benchmark report in --out."),
 ]
@@ -70,13 +70,13 @@ def bench() -> None:
 @click.option("--seq-lens", default="32,128,256", show_default=True)
 @click.option("--data", default=None, help="Dataset for the real-corpus mode.")
 @click.option("--format", "fmt", default="auto", show_default=True, help="Dataset format.")
-@click.option("--limit", type=click.IntRange(min=1), default=None,
+@click.option("--limit", type=int, default=None,
               help="Encode a seeded random subset of this many corpus texts.")
 @click.option("--no-fixed", is_flag=True, help="Skip the fixed-shape grid (corpus only).")
-@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True, help="Timed calls per row.")
-@click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True,
+@click.option("--repeats", type=int, default=3, show_default=True, help="Timed calls per row.")
+@click.option("--warmup", type=int, default=1, show_default=True,
               help="Untimed warm-up calls per row.")
-@click.option("--ceiling-size", type=click.IntRange(min=0), default=4096, show_default=True,
+@click.option("--ceiling-size", type=int, default=4096, show_default=True,
               help="Square GEMM size of the fp32/bf16/int8 ceilings measured first (0: skip).")
 @click.option("--gate/--no-gate", default=True, show_default=True,
               help="With --data: score recfeat's paths on the downstream gate (content NDCG@10, "
@@ -107,9 +107,9 @@ def throughput_cmd(encoder, backends, threads, device, init, max_length, batch_t
               help="Evaluation split: item-cold or random.")
 @click.option("--max-drop", default="1%", show_default=True,
               help="Mark backends whose downstream metric falls more than this.")
-@click.option("--min-cosine", type=click.FloatRange(0, 1, min_open=True), default=0.99,
+@click.option("--min-cosine", type=float, default=0.99,
               show_default=True, help="Gate floor of the mean cosine to torch fp32.")
-@click.option("--limit", type=click.IntRange(min=1), default=None,
+@click.option("--limit", type=int, default=None,
               help="Use a seeded random subset of this many interactions.")
 def accuracy_cmd(data, encoder, backends, threads, device, init, max_length, batch_tokens,
                  peer_batch_size, out, force, fmt, models, split_kind, max_drop, min_cosine, limit):

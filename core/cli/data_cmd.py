@@ -52,8 +52,8 @@ def info_command(path: str, fmt: str, encoding: str | None, skip_bad_rows: bool 
 
 
 @data_group.command("sample")
-@click.argument("out_dir", type=click.Path(file_okay=False))
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=7, show_default=True,
+@click.argument("out_dir")
+@click.option("--seed", type=int, default=7, show_default=True,
               help="Random seed (same seed, same files).")  # fmt: skip
 @click.option("--force", is_flag=True, help="Replace sample files already in OUT_DIR.")
 def sample_command(out_dir: str, seed: int, force: bool) -> None:

@@ -7,7 +7,6 @@ import sys
 import click
 
 import recfeat.api as api
-from recfeat.cli.params import OpenFraction
 
 EPILOG = """\b
 Protocol (docs/evaluation.md): --features takes item-level features built from item
@@ -94,15 +93,15 @@ def protocol_lines(info) -> list[str]:
 @click.option("--peers", default=None, metavar="LIBS",
               help="Also run the field's standard models: implicit, lightfm, cornac (comma-separated; text peers need --features).")  # fmt: skip
 @click.option("--split", type=click.Choice(api.SPLITS), default=None, help="[default: random]")
-@click.option("--k", type=click.IntRange(min=1), default=None,
+@click.option("--k", type=int, default=None,
               help="Cut-off for the @k metrics [default: 10].")  # fmt: skip
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=None, help="[default: 0]")
-@click.option("--test-fraction", type=OpenFraction(), default=None,
+@click.option("--seed", type=int, default=None, help="[default: 0]")
+@click.option("--test-fraction", type=float, default=None,
               help="Share of rows (random, temporal) or of items/users (cold splits) held out [default: 0.2].")  # fmt: skip
 @click.option("--metrics", default=None, help="Comma-separated metric names [default: all].")
 @click.option("--relevance-threshold", default=None, metavar="RATING|none",
               help="Held-out interactions rated at least this are relevant; 'none': all [default: 4].")  # fmt: skip
-@click.option("--cold-reviews", type=click.IntRange(min=1), default=None,
+@click.option("--cold-reviews", type=int, default=None,
               help="Item-cold, review-only data: reviews (earliest first) that represent a cold item [default: 3].")  # fmt: skip
 @click.option("--cold-protocol", type=click.Choice(["first-reviews", "leave-one-out"]), default=None,
               help="leave-one-out: the old, LEAKY rule (for comparison only) [default: first-reviews].")  # fmt: skip
@@ -114,7 +113,7 @@ def protocol_lines(info) -> list[str]:
               help="Merge items that share a user's identical review (product variants) first.")  # fmt: skip
 @click.option("--trust-features", is_flag=True,
               help="Accept a features file without provenance metadata (it must not come from reviews).")  # fmt: skip
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--config", "config_path", default=None,
               help="TOML pipeline: models, metrics, dataset, [pipeline] split settings; flags override it.")  # fmt: skip
 @click.option("--option", "-O", "model_options", multiple=True, metavar="MODEL.KEY=VALUE",
               help="Model option, repeatable.")  # fmt: skip

@@ -61,7 +61,7 @@ def register(cli: click.Group) -> None:
                   help="random: the standard shape with random weights (labelled random).")
     @click.option("--pooling", type=click.Choice(["cls", "mean", "max", "last-token"]), default=None)
     @click.option("--normalize/--no-normalize", default=None, help="L2-normalise inside the graph.")
-    @click.option("--max-length", type=click.IntRange(min=2), default=None)
+    @click.option("--max-length", type=int, default=None)
     @click.option("--out", required=True, help="Output folder (refused if it exists, unless --force).")
     @click.option("--optimize", type=click.Choice(["O1", "O2", "O3"], case_sensitive=False), default=None)
     @click.option("--quantize", type=click.Choice(["dynamic-int8", "static-int8", "fp16"]), default=None)
@@ -73,17 +73,17 @@ def register(cli: click.Group) -> None:
                   help="text, or a dataset format (amazon, csv, jsonl, parquet, ...).")
     @click.option("--calibration-method", type=click.Choice(["minmax", "entropy", "percentile"]),
                   default=None, help="Static int8 calibration [default: minmax].")
-    @click.option("--calibration-size", type=click.IntRange(min=1), default=None, help="Calibration texts [default: 128].")
+    @click.option("--calibration-size", type=int, default=None, help="Calibration texts [default: 128].")
     @click.option("--min-cosine", type=float, default=None,
                   help="Fail below this mean cosine (default 0.9999 fp32, 0.999 fp16/bf16, 0.99 int8).")
     @click.option("--auto-exclude", is_flag=True, default=None, help="Keep the most sensitive nodes in float until --min-cosine holds.")
     @click.option("--exclude-node", "exclude_nodes", multiple=True, help="Node name to keep in float (repeatable).")
     @click.option("--backend", type=click.Choice(["onnx", "openvino"]), default=None,
                   help="Backend the export runs on [default: the config's, else onnx].")
-    @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+    @click.option("--config", "config_path", default=None,
                   help="TOML pipeline: [encoder] names what to export, [exporter] the backend "
                        "(use) and its options; flags override it.")
-    @click.option("--opset", type=click.IntRange(min=7), default=None, help="ONNX opset (default 17).")
+    @click.option("--opset", type=int, default=None, help="ONNX opset (default 17).")
     @click.option("--external-data", is_flag=True, default=None, help="Weights in model.onnx.data (automatic over 2 GB).")
     @click.option("--force", is_flag=True, help="Replace an existing --out folder.")
     @click.option("--gate", "gate_data", default=None,

@@ -41,13 +41,13 @@ re-run encodes only new or changed texts, and a killed run resumes where it stop
 @click.option("--precision", type=click.Choice(PRECISIONS), default=None,
               help="Numeric precision (bf16 is fast on CPUs with AMX/AVX-512-bf16; int8 runs "
                    "an export's quantised graph).")  # fmt: skip
-@click.option("--batch-tokens", type=click.IntRange(min=1), default=None,
+@click.option("--batch-tokens", type=int, default=None,
               help="Token budget per encoder batch.")  # fmt: skip
-@click.option("--max-length", type=click.IntRange(min=2), default=None,
+@click.option("--max-length", type=int, default=None,
               help="Truncate texts to this many tokens (counted in the manifest).")  # fmt: skip
 @click.option("--cleaners", default=None,
               help="Comma-separated cleaner names, or 'none' [default: the default chain].")  # fmt: skip
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--config", "config_path", default=None,
               help="TOML pipeline (dataset, cleaners, encoder, token_features, [pipeline] level); flags override it.")  # fmt: skip
 @click.option("--backend", type=click.Choice(BACKENDS), default=None,
               help="torch (default); onnx/openvino run a folder from `recfeat export` given as "
@@ -58,7 +58,7 @@ re-run encodes only new or changed texts, and a killed run resumes where it stop
                    "(the choice is cached per machine, model and gate settings).")  # fmt: skip
 @click.option("--max-drop", default="1%", show_default=True,
               help="--backend auto: largest relative loss of a downstream metric vs torch fp32.")  # fmt: skip
-@click.option("--min-cosine", type=click.FloatRange(0, 1, min_open=True), default=0.99,
+@click.option("--min-cosine", type=float, default=0.99,
               show_default=True, help="--backend auto: floor of the mean cosine to torch fp32.")  # fmt: skip
 @gate_interactions_option("--backend auto")
 @click.option("--cache", "cache_dir", default=None,
@@ -78,7 +78,7 @@ re-run encodes only new or changed texts, and a killed run resumes where it stop
 @click.option("--encoding", default=None, help="Text encoding of the input (default per format).")
 @click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
               help="Loader option, repeatable (e.g. -o text_col=review).")  # fmt: skip
-@click.option("--chunk-size", type=click.IntRange(min=1), default=2048, show_default=True,
+@click.option("--chunk-size", type=int, default=2048, show_default=True,
               help="Texts encoded and committed to the cache at a time (the resume unit).")  # fmt: skip
 @click.option(
     "--ray", "use_ray", is_flag=True,
@@ -90,11 +90,11 @@ re-run encodes only new or changed texts, and a killed run resumes where it stop
               help="With --ray: join this Ray cluster [default: start Ray on this machine].")  # fmt: skip
 @click.option("--actors", default="1", show_default=True, metavar="N|MIN-MAX",
               help="With --ray: encoder actors (one model each); MIN-MAX lets Ray scale the pool.")  # fmt: skip
-@click.option("--gpus-per-actor", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--gpus-per-actor", type=float, default=0.0, show_default=True,
               help="With --ray: GPUs each actor reserves (> 0 encodes on cuda).")  # fmt: skip
-@click.option("--cpus-per-actor", type=click.FloatRange(min=0, min_open=True), default=1.0,
+@click.option("--cpus-per-actor", type=float, default=1.0,
               show_default=True, help="With --ray: CPUs each actor reserves.")  # fmt: skip
-@click.option("--batch-rows", type=click.IntRange(min=1), default=1024, show_default=True,
+@click.option("--batch-rows", type=int, default=1024, show_default=True,
               help="With --ray: input rows per batch = per shard (the resume unit); lower it "
                    "when an actor runs out of memory.")  # fmt: skip
 @click.option("--stream/--no-stream", "stream", default=None,

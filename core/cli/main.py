@@ -26,6 +26,8 @@ BUILTIN_COMMAND_MODULES = (
     "recfeat.cli.data_cmd",
     "recfeat.cli.model_cmd",
     "recfeat.cli.serve_cmd",
+    "recfeat.cli.adapt_cmd",
+    "recfeat.cli.finetune_cmd",
 )
 
 

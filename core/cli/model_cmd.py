@@ -66,7 +66,7 @@ def train_command(
 @click.command("recommend")
 @click.argument("model_path")
 @click.option("--users", required=True, help="Comma-separated user ids.")
-@click.option("--k", type=click.IntRange(min=1), default=10, show_default=True,
+@click.option("--k", type=int, default=10, show_default=True,
               help="Items per user.")  # fmt: skip
 @click.option(
     "--data",

@@ -36,7 +36,7 @@ def gate_interactions_option(flag: str):
     """``--gate-interactions N``, one spelling for ``bench throughput``, ``extract --backend
     auto`` and ``export --gate``: the size of the gate's seeded sample (None: the default)."""
     return click.option(
-        "--gate-interactions", type=click.IntRange(min=100), default=None,
+        "--gate-interactions", type=int, default=None,
         help=f"{flag}: interactions in the downstream gate's seeded sample; more narrows the "
              f"confidence interval of each metric's drop [default: {GATE_INTERACTIONS_DEFAULT:,}].",
     )  # fmt: skip

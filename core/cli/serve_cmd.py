@@ -38,9 +38,9 @@ import recfeat.api as api
               help="Address to listen on (0.0.0.0 exposes the server to the network).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="Port; 0 picks a free one (the start-up line says which).")
-@click.option("--api-key", envvar="RECFEAT_API_KEY", default=None,
+@click.option("--api-key", default=None,
               help="Require 'Authorization: Bearer KEY' on every route but /health "
-              "(env RECFEAT_API_KEY).")
+              "[default: env RECFEAT_API_KEY; unset: no key].")
 @click.option("--max-batch-tokens", type=click.IntRange(min=1), default=8192, show_default=True,
               help="Token budget of one micro-batch (one engine call).")
 @click.option("--batch-window-ms", type=click.FloatRange(min=0), default=5.0, show_default=True,
@@ -55,14 +55,19 @@ import recfeat.api as api
               show_default=True, help="Request body size at most (413 above).")
 @click.option("--request-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
               show_default=True, help="Seconds a request may wait for its vectors (503 after).")
+@click.option("--body-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0,
+              show_default=True, help="Seconds a client has to send the whole request body "
+              "(408 after).")
 @click.option("--cache-size", type=click.IntRange(min=0), default=10000, show_default=True,
               help="Texts kept in the in-memory LRU cache (0: off).")
+@click.option("--max-items", type=click.IntRange(min=1), default=1_000_000, show_default=True,
+              help="Items the store holds at most, start-up items included (507 above).")
 @click.option("--trust", is_flag=True,
               help="Also open an OLD pickle model file (runs code from it; only your own files).")
 def serve_command(encoder, config_path, backend, precision, device, threads, model, data, fmt,
                   item_features, cleaners, host, port, api_key, max_batch_tokens,
                   batch_window_ms, max_queue, max_inputs, max_chars, max_body_bytes,
-                  request_timeout, cache_size, trust) -> None:  # fmt: skip
+                  request_timeout, body_timeout, cache_size, max_items, trust) -> None:  # fmt: skip
     """Serve embeddings and recommendations over HTTP until SIGTERM / Ctrl-C."""
     settings = api.serve_settings(
         config_path, encoder=encoder, backend=backend, precision=precision, device=device,
@@ -70,7 +75,8 @@ def serve_command(encoder, config_path, backend, precision, device, threads, mod
         item_features=item_features, host=host, port=port, api_key=api_key,
         max_batch_tokens=max_batch_tokens, batch_window_ms=batch_window_ms,
         max_queue=max_queue, max_inputs=max_inputs, max_chars=max_chars,
-        max_body_bytes=max_body_bytes, request_timeout=request_timeout, cache_size=cache_size,
+        max_body_bytes=max_body_bytes, request_timeout=request_timeout,
+        body_timeout=body_timeout, cache_size=cache_size, max_items=max_items,
     )  # fmt: skip
     api.serve(settings=settings, echo=lambda line: click.echo(line))
 

@@ -11,6 +11,8 @@ import codecs
 import csv
 import gzip
 import json
+import os
+import stat
 import sys
 from collections.abc import Iterator
 from typing import IO, Any
@@ -31,6 +33,8 @@ def _open_binary(path: str) -> IO[bytes]:
     if path == "-":
         return sys.stdin.buffer
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return open(path, "rb")  # a FIFO streams once: peeking at its magic would eat it
         with open(path, "rb") as fh:
             magic = fh.read(2)
         return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
@@ -45,6 +49,8 @@ def _count_lines(path: str) -> int | None:
     if path == "-":
         return None
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None  # a FIFO or pipe is read once, by the command itself: never count it
         with open(path, "rb") as fh:
             if fh.read(2) == b"\x1f\x8b":
                 return None
@@ -266,7 +272,7 @@ _encoding_opt = click.option("--encoding", default="utf-8", show_default=True, h
     help="Comma-separated cleaner names, applied in order "
     "[default: html,control-chars,nfkc,whitespace]; see `recfeat components cleaners`.",
 )
-@click.option("--config", type=click.Path(dir_okay=False), help="Take the chain from the `cleaners` list of a TOML pipeline file.")
+@click.option("--config", help="Take the chain from the `cleaners` list of a TOML pipeline file.")
 @_column_opt
 @_format_opt
 @_encoding_opt
@@ -309,11 +315,11 @@ def clean_command(input_path, cleaners, config, column, fmt, encoding, out) -> N
 @click.command("tokenize")
 @_input_arg
 @click.option("--tokenizer", "tokenizer_name", default=None, help="Tokenizer component [default: hf].")
-@click.option("--config", type=click.Path(dir_okay=False),
+@click.option("--config",
               help="Take the tokenizer from the [tokenizer] table of a TOML pipeline file; flags override it.")
 @click.option("--encoder", help="Text encoder whose tokenizer to use: a Hugging Face model folder "
               "or hub name, or minilm [default: all-MiniLM-L6-v2].")
-@click.option("--max-length", type=click.IntRange(min=2), help="Truncate to this many tokens (special tokens included) [default: 256].")
+@click.option("--max-length", type=int, help="Truncate to this many tokens (special tokens included) [default: 256].")
 @click.option(
     "--option", "-o", "extra_options", multiple=True, metavar="KEY=VALUE",
     help="Another tokenizer option, e.g. -o corpus=texts.txt for gpt2-bpe (VALUE is read as JSON when it parses).",

@@ -7,6 +7,7 @@ from typing import Any
 
 from recfeat.data.formats import detect_format
 from recfeat.data.recdata import RecData
+from recfeat.data.validation import check_regular
 from recfeat.errors import DataError
 from recfeat.plugin.registry import get_registry
 
@@ -55,6 +56,7 @@ def read_texts(path: str | Path, fmt: str = "auto", text_column: str | None = No
     p = Path(path).expanduser()
     if not p.exists():
         raise DataError(f"--calibration {path} does not exist; check the path")
+    check_regular(p, "--calibration")  # a FIFO would block the read below
     if fmt == "text" or (fmt == "auto" and p.suffix == ".txt"):
         lines = p.read_text(encoding="utf-8", errors="strict").splitlines()
         return [line for line in lines if line.strip()]

@@ -43,6 +43,13 @@ def rmse_scorer(estimator, X, y=None) -> float:
 def ranking_scorer(metric: str = "ndcg", k: int = 10, threshold: float | None = None):
     """A scorer ranking all known items per user of ``X``; ``metric`` is a registered
     ranking metric (``ndcg``, ``recall``, ``precision``, ``map``, ``hitrate``, ``mrr``, ...)."""
+    from recfeat.data import checks
+
+    # checked here, not at scoring time deep inside a grid search: k="10" or a NaN threshold
+    # would otherwise surface as a TypeError or as NaN scores from the search
+    metric = checks.text(metric, "metric", example="ndcg")
+    k = checks.integer(k, "k", low=1, example=10)
+    threshold = checks.optional_number(threshold, "threshold")
     return RankingScorer(metric, k, threshold)
 
 

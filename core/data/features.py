@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from recfeat.atomic import atomic_files, write_file
+from recfeat.data import checks
 from recfeat.errors import DataError
 from recfeat.jsonable import jsonable
 
@@ -256,8 +257,17 @@ class Features:
     """
 
     def __init__(self, ids, vectors: np.ndarray, manifest: dict[str, Any] | None = None):
+        # a script builds these by hand: wrong types are one line here, not a TypeError later
+        if isinstance(ids, (str, bytes, dict)) or not hasattr(ids, "__iter__"):
+            raise checks.refuse("Features ids", "a list of ids", ids, "pass one id per row of vectors")
+        if manifest is not None and not isinstance(manifest, dict):
+            raise checks.refuse("Features manifest", "a dict (or None)", manifest, "pass e.g. {}")
         self.ids = np.asarray([str(i) for i in ids], dtype=object)
-        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        try:
+            self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise checks.refuse("Features vectors", "a 2-D array of numbers", vectors,
+                                "pass a numpy array of shape (ids, dim)") from None  # fmt: skip
         if self.vectors.ndim != 2 or len(self.ids) != len(self.vectors):
             raise DataError(f"features: {len(self.ids)} ids but vectors of shape {self.vectors.shape}")
         self.manifest = manifest or {}

@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 
 from recfeat.atomic import write_text
+from recfeat.data import checks
+from recfeat.data.validation import check_regular
 from recfeat.errors import DataError
 
 FORMAT = "recfeat-split"
@@ -108,7 +110,8 @@ def read_split_file(path: str | Path, interactions: pd.DataFrame,
                     ) -> tuple[pd.DataFrame, dict[str, Any], np.ndarray]:  # fmt: skip
     """``(interactions checked, the file's fields, test row positions)`` of a split file
     saved over the same ``interactions`` (checked by fingerprint)."""
-    path = Path(path)
+    path = checks.path(path, "--load-split", what="a split file path")
+    check_regular(path, "split file")  # a FIFO would block read_text; a split file is read whole
     try:
         payload = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -140,7 +143,7 @@ def read_train(path: str | Path, interactions: pd.DataFrame) -> pd.DataFrame:
 
     A table must name (user, item) pairs of ``interactions``: one that matches none (made
     from another dataset, or with other id columns) is a DataError, not an empty result."""
-    p = Path(path)
+    p = checks.path(path, "--train", what="a split .json or a user,item table path")
     if not p.exists():
         raise DataError(f"--train {path} does not exist; check the path")
     if p.is_dir():
@@ -148,6 +151,7 @@ def read_train(path: str | Path, interactions: pd.DataFrame) -> pd.DataFrame:
     if p.suffix == ".json":
         inter, payload, rows = read_split_file(p, interactions)
         return divide(inter, rows, payload["kind"])[0]
+    check_regular(p, "--train")
     try:
         if p.suffix == ".parquet":
             table = pd.read_parquet(p)

@@ -21,9 +21,13 @@ Policies, the same for every format:
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
+import io
 import json
+import os
 import re
+import stat
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,11 +83,64 @@ def check_path(path: str | Path, *, what: str = "input") -> Path:
     return p
 
 
+#: The longest line (one record) a reader accepts, in bytes. Lines are read with this cap,
+#: never whole before it is checked, so one runaway record cannot take all memory; only the
+#: first few thousand characters of a text are encoded anyway.
+MAX_LINE_BYTES = 64 << 20
+
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a FIFO or pipe"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def read_error(path: str | Path, exc: OSError, what: str = "") -> DataError:
+    """An OSError met reading an input (``what``: "corpus", ...), as one line whose fix
+    follows its cause (errno)."""
+    code, why = exc.errno, exc.strerror or str(exc)
+    name = f"{what} {path}" if what else str(path)
+    if code in (errno.EACCES, errno.EPERM):
+        fix = "permission denied; make it readable (chmod) or copy it somewhere you may read"
+    elif code == errno.ENOENT:
+        fix = "it does not exist (or vanished while read); check the path"
+    elif code == errno.EISDIR:
+        fix = "it is a folder; pass a file"
+    elif code == errno.ENOTDIR:
+        fix = "part of the path is a file, not a folder; check the path"
+    elif code == errno.EMFILE:
+        fix = "too many open files; raise the limit (ulimit -n)"
+    elif code == errno.EIO:
+        fix = "input/output error: the disk or network share failed; copy the file to a healthy disk"
+    else:
+        fix = f"{why}; check the path and that it is a readable file"
+    return DataError(f"cannot read {name}: {fix}")
+
+
+def check_regular(path: Path, what: str = "") -> os.stat_result:
+    """``path``'s stat when it is a regular file or a folder, else DataError: a pipe, FIFO or
+    device is never opened (opening a FIFO blocks until a writer comes, and an input is read
+    twice: to plan, then to extract)."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise read_error(path, exc, what) from None
+    if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+        return st
+    kind = next((name for test, name in _FILE_KINDS if test(st.st_mode)), "not a regular file")
+    raise DataError(
+        f"{path} is {kind}, not a regular file (recfeat reads an input more than once); "
+        f"write the data to a file first (e.g. cat {path} > reviews.jsonl) and pass that file"
+    )
+
+
 def check_file(path: Path) -> Path:
-    """``path`` must be a readable, non-empty file."""
-    if path.is_dir():
+    """``path`` must be a readable, non-empty regular file (never opened here)."""
+    st = check_regular(path)
+    if stat.S_ISDIR(st.st_mode):
         raise DataError(f"{path} is a folder; expected a file (pass the file itself, or --format)")
-    if path.stat().st_size == 0:
+    if st.st_size == 0:
         raise DataError(f"input file {path} is empty (0 bytes); nothing to load")
     return path
 
@@ -92,20 +149,104 @@ def is_gzip(path: Path) -> bool:
     return path.name.lower().endswith(".gz")
 
 
+def _line_too_long(path: Path, lineno: int) -> DataError:
+    return DataError(
+        f"{path} line {lineno} is longer than {_size(MAX_LINE_BYTES)}, the most one record "
+        "may take; cut that record's text (only its first few thousand characters are "
+        "encoded) or split the line"
+    )
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:g} MiB" if n >= 2**20 else f"{n:,} bytes"
+
+
+def _bad_gzip(path: Path, exc: BaseException) -> DataError:
+    return DataError(f"{path} is not a valid gzip file ({exc}); re-download or decompress it")
+
+
 def read_raw_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     """Yield ``(line_number, raw_bytes)`` for every line of a plain or gzip'd file.
 
-    Bytes, not str, so an undecodable line can be reported with its exact number.
+    Bytes, not str, so an undecodable line can be reported with its exact number. A line
+    over ``MAX_LINE_BYTES`` is a DataError naming it, raised before more of it is read.
     """
     check_file(path)
     opener = gzip.open if is_gzip(path) else open
     try:
         with opener(path, "rb") as fh:
-            yield from enumerate(fh, start=1)
+            lineno = 0
+            while raw := fh.readline(MAX_LINE_BYTES + 1):
+                lineno += 1
+                if len(raw) > MAX_LINE_BYTES:
+                    raise _line_too_long(path, lineno)
+                yield lineno, raw
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise DataError(
-            f"{path} is not a valid gzip file ({exc}); re-download or decompress it"
-        ) from None
+        raise _bad_gzip(path, exc) from None
+
+
+class _CappedLines(io.RawIOBase):
+    """A binary file whose reads fail with :func:`_line_too_long` once a line passes
+    ``MAX_LINE_BYTES``: what the bulk CSV reader reads through, so it never buffers more of
+    one line than the cap."""
+
+    def __init__(self, raw, path: Path):
+        super().__init__()
+        self.raw = raw
+        self.path = path
+        self.lines = 0  # newlines read so far
+        self.run = 0  # bytes of the current line read so far
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self.raw.readinto(buffer)
+        if not n:
+            return 0
+        chunk = bytes(memoryview(buffer)[:n])
+        if n > MAX_LINE_BYTES:  # a huge read: any line inside it may pass the cap
+            self._scan(chunk)
+            return n
+        # a line ends at \n or a lone \r (old Mac files); only \n counts for line numbers.
+        # Lines that begin and end inside this chunk are shorter than it, so than the cap.
+        last = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
+        if last < 0:
+            self.run += n
+        else:
+            first = min(e for e in (chunk.find(b"\n"), chunk.find(b"\r")) if e >= 0)
+            if self.run + first > MAX_LINE_BYTES:
+                raise _line_too_long(self.path, self.lines + 1)
+            self.lines += chunk.count(b"\n")
+            self.run = n - 1 - last
+        if self.run > MAX_LINE_BYTES:
+            raise _line_too_long(self.path, self.lines + 1)
+        return n
+
+    def _scan(self, chunk: bytes) -> None:
+        start = 0
+        for end in re.finditer(b"[\r\n]", chunk):
+            if self.run + end.start() - start > MAX_LINE_BYTES:
+                raise _line_too_long(self.path, self.lines + 1)
+            self.lines += end.group() == b"\n"
+            self.run, start = 0, end.end()
+        self.run += len(chunk) - start
+        if self.run > MAX_LINE_BYTES:
+            raise _line_too_long(self.path, self.lines + 1)
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+@contextlib.contextmanager
+def open_capped(path: Path):
+    """``path`` (plain or gzip'd) as a binary file for a bulk reader (pandas' CSV reader),
+    lines capped at ``MAX_LINE_BYTES`` as :func:`read_raw_lines` caps them."""
+    check_file(path)
+    raw = gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")  # noqa: SIM115
+    with io.BufferedReader(_CappedLines(raw, path), buffer_size=1 << 20) as fh:
+        yield fh
 
 
 def decode_line(raw: bytes, path: Path, lineno: int, encoding: str) -> str:
@@ -256,6 +397,8 @@ def csv_errors(path: Path, encoding: str):
         yield
     except UnicodeDecodeError as exc:
         raise_decode_error(path, encoding, exc)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise _bad_gzip(path, exc) from None
     except LookupError:
         raise DataError(
             f"unknown encoding {encoding!r}; pass a Python codec name such as utf-8"

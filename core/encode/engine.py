@@ -7,6 +7,9 @@ only to its own longest text, runs the backend (``recfeat.encode.backends``: tor
 Runtime, OpenVINO), writes rows back in input order and returns the same statistics for
 every backend. With ``overlap=True`` a producer thread tokenises and pads the next chunk
 while the backend runs the current one (what keeps a GPU busy); the vectors are the same.
+A text over ``LONG_TEXT_CHARS`` characters is cut before the tokenizer sees it, keeping the
+ids of the whole text (``_tokenize_long``), so one huge review costs bounded memory; its
+token counts are then lower bounds.
 """
 
 from __future__ import annotations
@@ -61,27 +64,94 @@ def check_texts(texts: Sequence[str]) -> list[str]:
     return texts
 
 
-def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> TokenBatch:
+#: Texts up to this many characters are tokenised whole: their kept tokens and their counts
+#: (tokens before truncation, tokens dropped) are exact. A longer text is cut before the
+#: tokenizer sees it (:func:`_tokenize_long`), so one huge text costs bounded memory and time
+#: (a fast tokenizer holds ~150 bytes per character of what it is given: 3 GB for 21 MB).
+LONG_TEXT_CHARS = 1 << 17
+#: A long text is first cut at max(LONG_TEXT_CHARS, this many characters per token of
+#: ``max_length``), then at twice that, up to ``1 << MAX_DOUBLINGS`` times it.
+CHARS_PER_TOKEN = 16
+MAX_DOUBLINGS = 2
+
+
+def tokenize(tokenizer, texts: Sequence[str], max_length: int, *,
+             add_special_tokens: bool = True) -> TokenBatch:  # fmt: skip
     """Token ids of every text (one batched call of a Hugging Face fast tokenizer), truncated
-    to ``max_length``, with each text's untruncated length and the tokens truncation dropped."""
+    to ``max_length``, with each text's untruncated length and the tokens truncation dropped.
+
+    Texts over ``LONG_TEXT_CHARS`` characters are cut first (:func:`_tokenize_long`): their
+    kept ids are still those of the whole text, but their untruncated length and dropped
+    tokens count only the tokens of the part tokenised, so they are lower bounds there."""
     texts = list(texts)
+    long = [i for i, text in enumerate(texts) if len(text) > LONG_TEXT_CHARS]
     common = dict(
-        add_special_tokens=True,
+        add_special_tokens=add_special_tokens,
         return_attention_mask=False,
         return_token_type_ids=False,
         verbose=False,  # no "sequence longer than model_max_length" log lines
     )
-    ids = tokenizer(texts, truncation=True, max_length=max_length, **common)["input_ids"]
+    short = texts
+    if long:  # tokenised on their own below; a placeholder keeps the rows in place
+        short = list(texts)
+        for i in long:
+            short[i] = ""
+    ids = tokenizer(short, truncation=True, max_length=max_length, **common)["input_ids"]
     n_tokens = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
     n_dropped = np.zeros(len(ids), dtype=np.int64)
     # Only texts that reached the limit can have been cut: re-count just those in full.
     at_limit = np.flatnonzero(n_tokens >= max_length)
     if at_limit.size:
-        full = tokenizer([texts[i] for i in at_limit], truncation=False, **common)
+        full = tokenizer([short[i] for i in at_limit], truncation=False, **common)
         full_len = np.fromiter((len(x) for x in full["input_ids"]), dtype=np.int64)
         n_dropped[at_limit] = np.maximum(full_len - n_tokens[at_limit], 0)
         n_tokens[at_limit] = np.maximum(full_len, n_tokens[at_limit])
+    for i in long:
+        ids[i], n_tokens[i], n_dropped[i] = _tokenize_long(tokenizer, texts[i], max_length, common)
     return TokenBatch(ids=ids, n_tokens=n_tokens, n_dropped=n_dropped)
+
+
+def _tokenize_long(tokenizer, text: str, max_length: int, common: dict[str, Any]):
+    """``(kept ids, tokens counted, tokens dropped)`` of one text over ``LONG_TEXT_CHARS``,
+    tokenising only a prefix of it.
+
+    The kept ids equal those of the whole text whenever the prefix proves it: a fast
+    tokenizer splits text into words (pre-tokens: WordPiece's words and punctuation,
+    byte-level BPE's regex pieces) and tokenises each word on its own, so the words of the
+    prefix before its last two are the whole text's (the last ones may be cut, or merged
+    with what follows: a long word that is one [UNK] whole can be pieces when cut). When
+    those words alone hold more tokens than ``max_length`` leaves for text, truncation
+    keeps the same tokens from the prefix as from the whole text. Otherwise the cut is
+    doubled, up to ``MAX_DOUBLINGS`` times; a prefix that still proves nothing (one word of
+    hundreds of thousands of characters, or a tokenizer that does not split words) is used
+    as it is: the text is tokenised as cut there. The counts are those of the proven
+    words (lower bounds of the whole text's), or of the prefix used."""
+    specials = tokenizer.num_special_tokens_to_add(pair=False) if common["add_special_tokens"] else 0
+    room = max_length - specials  # text tokens truncation keeps
+    cut = max(LONG_TEXT_CHARS, CHARS_PER_TOKEN * max_length)
+    # left truncation keeps the end of the text, which no prefix can prove
+    right = getattr(tokenizer, "truncation_side", "right") == "right"
+    for attempt in range(MAX_DOUBLINGS + 1):
+        if cut >= len(text) or not right:
+            part, whole = text, True
+        else:
+            part, whole = text[:cut], False
+        enc = tokenizer([part], truncation=False, **common)
+        total = len(enc["input_ids"][0])
+        if whole or attempt == MAX_DOUBLINGS or room < 1:
+            break
+        try:
+            words = [w for w in enc.word_ids(0) if w is not None]
+        except (ValueError, AttributeError):  # a tokenizer without word ids proves nothing
+            words = []
+        if words:
+            stable = sum(1 for w in words if w < words[-1] - 1)
+            if stable > room:
+                total = specials + stable
+                break
+        cut *= 2
+    kept = tokenizer([part], truncation=True, max_length=max_length, **common)["input_ids"][0]
+    return kept, max(total, len(kept)), max(total - len(kept), 0)
 
 
 class _Counter:

@@ -81,7 +81,21 @@ def tokenizer_files_sha256(folder: str | Path) -> str:
 
 
 def model_load_error(name: str, exc: Exception) -> RecfeatError:
-    """A one-line error for a model that transformers could not load."""
+    """A one-line error for a model that transformers could not load, by its cause: a file
+    the OS refused, a local folder with broken files, or a name neither local nor cached."""
+    import errno
+
+    detail = (str(exc).strip().splitlines() or [""])[0][:200]
+    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM):
+        where = exc.filename or name
+        return RecfeatError(f"permission denied reading {where} (model {name!r}); make the "
+                            "model files readable, or copy the folder somewhere you may read")  # fmt: skip
+    if isinstance(exc, OSError) and exc.errno == errno.EIO:
+        return RecfeatError(f"input/output error reading model {name!r} ({detail}); the disk "
+                            "failed: copy the model folder to a healthy disk")  # fmt: skip
+    if Path(os.path.expanduser(name)).is_dir():
+        return RecfeatError(f"cannot load model folder {name} ({type(exc).__name__}: {detail}); "
+                            "check its config.json, weight and tokenizer files")  # fmt: skip
     return RecfeatError(
         f"cannot load model {name!r}: not a local folder and not in the Hugging Face cache "
         f"({type(exc).__name__}); pass a local model folder, or download it once with network "

@@ -26,6 +26,10 @@ and only when NON-TRIVIAL: at least ``MIN_WORDS`` words. Shorter texts are stock
   all reviews, held-out ones included, so it is refused unless ``trust_features`` says the
   vectors come from texts that exist without interactions. Review-level files are always
   safe: the evaluation averages training reviews only.
+
+The training-lineage check (features made by a fine-tuned encoder or changed by a fitted
+adaptor) lives in ``recfeat.finetuning.guard``, a layer above this one: ``recfeat.evaluate``
+runs it and adds its results here as ``item_features_training``/``user_features_training``.
 """
 
 from __future__ import annotations

@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 
 from recfeat.atomic import atomic_path
+from recfeat.data import checks
 from recfeat.data.features import Features, ReviewVectors, check_matches_dataset
 from recfeat.data.recdata import RecData
 from recfeat.data.validation import check_ratings
@@ -66,7 +67,7 @@ from recfeat.errors import DataError, UsageError
 from recfeat.evaluation import coldstart as cs
 from recfeat.evaluation import leaks
 from recfeat.evaluation.splits import Split, make_split
-from recfeat.evaluation.tuning import Tuner
+from recfeat.evaluation.tuning import Tuner, check_trials
 from recfeat.jsonable import jsonable
 from recfeat.plugin.registry import get_registry
 from recfeat.progress import progress_bar
@@ -247,7 +248,55 @@ class Protocol:
         if unknown:
             raise UsageError(f"evaluate: unknown option(s) {', '.join(unknown)}; use "
                              f"{', '.join(known)}")  # fmt: skip
-        return dataclasses.replace(protocol or cls(), **options)
+        if protocol is not None and not isinstance(protocol, cls):
+            raise checks.refuse("protocol", "a recfeat.evaluation.protocol.Protocol", protocol,
+                                "pass Protocol(k=10, ...) or its fields as keyword arguments")  # fmt: skip
+        return check_protocol(dataclasses.replace(protocol or cls(), **options))
+
+
+def check_protocol(p: Protocol) -> Protocol:
+    """Every field's type and range, before any work, named as the command's flag: a k given
+    as "10" or a NaN relevance threshold would otherwise surface as a TypeError deep inside
+    or as NaN metrics with a success status."""
+    checks.integer(p.k, "--k", low=1, example=10)
+    checks.seed(p.seed, "--seed")
+    checks.fraction(p.test_fraction, "--test-fraction")
+    if p.relevance_threshold is not None:
+        # 0 (or "none" on the command line) counts every held-out interaction; a negative
+        # one used to mean the same silently, and NaN made every metric NaN
+        checks.number(p.relevance_threshold, "--relevance-threshold", low=0, example=4)
+    if p.metrics is not None:
+        component_specs(p.metrics, "--metrics", example="rmse,ndcg@k")
+    for name in ("cold_protocol", "candidates"):
+        checks.text(getattr(p, name), f"--{name.replace('_', '-')}")
+    checks.integer(p.cold_reviews, "--cold-reviews", low=1, example=cs.DEFAULT_COLD_REVIEWS)
+    cs.check_options(p.cold_protocol, p.cold_reviews, p.candidates)
+    for name in ("rank_rating_models", "merge_variants", "trust_features", "tune"):
+        checks.flag(getattr(p, name), f"--{name.replace('_', '-')}")
+    if p.tune_trials is not None:
+        check_trials(p.tune_trials)
+    return p
+
+
+def component_specs(given: Any, name: str, example: str) -> list[Any]:
+    """Models or metrics as ``evaluate`` takes them: "a,b", or a list of names and
+    ``(name, options)`` pairs; anything else is one UsageError naming ``name``."""
+    if isinstance(given, str):
+        return checks.names(given, name, example=example)
+    if not isinstance(given, (list, tuple)):
+        raise checks.refuse(name, "names ('a,b') or a list of names and (name, options) pairs",
+                            given, f"pass e.g. {checks.spelled(name, example)}")  # fmt: skip
+    if not given:
+        raise checks.refuse(name, "at least one name", given,
+                            f"pass e.g. {checks.spelled(name, example)}")  # fmt: skip
+    for spec in given:
+        pair = isinstance(spec, (list, tuple)) and len(spec) == 2
+        if not (isinstance(spec, str) and spec.strip()) and not (
+            pair and isinstance(spec[0], str) and isinstance(spec[1], dict)
+        ):
+            raise checks.refuse(f"each of {name}", "a name or a (name, options dict) pair", spec,
+                                f"pass e.g. {checks.spelled(name, example)}")  # fmt: skip
+    return list(given)
 
 
 def evaluate(
@@ -283,13 +332,17 @@ def evaluate(
 
 def _check_inputs(data, item_features, user_features, models, p: Protocol):
     """Every check that needs no split, before any work; returns the model specs."""
+    if not isinstance(data, RecData):
+        raise checks.refuse("data", "a RecData", data, "load one with recfeat.load_dataset(path "
+                            "or DataFrame)")  # fmt: skip
+    for name, features in (("item_features", item_features), ("user_features", user_features)):
+        if features is not None and not isinstance(features, (Features, ReviewVectors)):
+            raise checks.refuse(name, "Features or ReviewVectors (or None)", features,
+                                "read a feature file with recfeat.read_features(path)")  # fmt: skip
     check_ratings(data)
     check_features(item_features, user_features)
     check_matches_dataset(data, item_features, user_features)  # features of another dataset
-    cs.check_options(p.cold_protocol, p.cold_reviews, p.candidates)
-    if p.k < 1:
-        raise UsageError(f"--k must be at least 1 (got {p.k})")
-    specs = _model_specs(models)
+    specs = _model_specs(component_specs(models, "models", example="bias,popularity"))
     model_reg = get_registry("model")
     for _, name, _ in specs:
         model_reg.entry(name)  # unknown names fail before any work

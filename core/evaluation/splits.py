@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recfeat.data import checks
 from recfeat.data.split_files import (
     check_interactions,
     divide,
@@ -81,12 +82,18 @@ def make_split(
     leave_last: bool = False,
 ) -> Split:
     """Split ``interactions`` (RecData.interactions) into train and test; see module doc."""
+    if not checks.is_frame(interactions):
+        raise checks.refuse("interactions", "a pandas DataFrame of (user, item) rows", interactions,
+                            "pass RecData.interactions (recfeat.load_dataset(path).interactions)")  # fmt: skip
+    if not isinstance(kind, str):
+        raise checks.refuse("split", f"one of {', '.join(KINDS)}", kind, "pass e.g. 'random'")
     if kind not in KINDS:
         raise UsageError(
             f"unknown split {kind!r}.{closest(kind, KINDS)} Splits: {', '.join(KINDS)}"
         )
-    if not 0.0 < test_fraction < 1.0:
-        raise UsageError(f"test_fraction must be between 0 and 1 (got {test_fraction})")
+    checks.seed(seed, "seed")
+    checks.fraction(test_fraction, "test_fraction")
+    checks.flag(leave_last, "leave_last")
     inter = check_interactions(interactions)
     rng = np.random.default_rng(seed)
     n = len(inter)

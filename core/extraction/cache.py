@@ -17,6 +17,7 @@ half-way, which is what makes extraction resumable. Several processes may share 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -45,6 +46,55 @@ LOCATION_FIELDS = frozenset({"path", "model_path", "local_path", "source", "cach
 
 # SQLite's default limit on host parameters is 32766 in recent versions, 999 in old ones.
 _IN_BATCH = 900
+#: Seconds an operation waits for another process's transaction on the same cache file
+#: before the cache is reported in use (processes sharing a cache take turns to commit).
+LOCK_WAIT_S = 60.0
+
+# SQLite primary result codes (``sqlite3.Error.sqlite_errorcode & 0xFF``) a user can cause
+_PERM, _BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = (
+    3, 5, 6, 8, 10, 11, 13, 14, 26,
+)  # fmt: skip
+
+
+def cache_error(path: Path, exc: BaseException) -> RecfeatError:
+    """An error of the cache file at ``path`` (sqlite3.Error or OSError) as one line whose fix
+    follows its cause: in use by another process, disk full, not writable, damaged."""
+    import errno
+
+    fix = "pass --cache DIR (another folder; or set RECFEAT_CACHE_DIR) or --no-cache"
+    if isinstance(exc, OSError):
+        code = exc.errno
+        if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+            return RecfeatError(f"disk full writing the vector cache {path}; free disk space, "
+                                f"or {fix}")  # fmt: skip
+        if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return RecfeatError(f"the vector cache folder {path.parent} is not writable "
+                                f"({exc.strerror}); {fix}")  # fmt: skip
+        return RecfeatError(f"cannot use the vector cache {path} ({exc.strerror or exc}); {fix}")
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = None if code is None else code & 0xFF
+    text = str(exc).lower()
+    if primary in (_BUSY, _LOCKED) or "locked" in text:
+        return RecfeatError(
+            f"the vector cache {path} is in use by another process (still locked after "
+            f"{LOCK_WAIT_S:g} s); wait for that run to finish, or {fix}"
+        )
+    if primary == _FULL or "disk is full" in text:
+        return RecfeatError(f"disk full writing the vector cache {path}; free disk space, "
+                            f"or {fix}")  # fmt: skip
+    if primary in (_READONLY, _PERM, _CANTOPEN) or "readonly" in text:
+        where = path.parent if os.access(path.parent, os.F_OK) else path.parent.parent
+        why = "read-only" if primary == _READONLY else "cannot be opened"
+        if not os.access(where, os.W_OK):
+            why = "in a folder you may not write (permission or read-only file system)"
+        return RecfeatError(f"the vector cache {path} is {why}; {fix}")
+    if primary in (_CORRUPT, _NOTADB):
+        return RecfeatError(f"the vector cache {path} is damaged ({exc}); delete it (it is "
+                            f"rebuilt on the next run), or {fix}")  # fmt: skip
+    if primary == _IOERR:
+        return RecfeatError(f"input/output error on the vector cache {path} ({exc}); check "
+                            f"the disk, or {fix}")  # fmt: skip
+    return RecfeatError(f"the vector cache {path} failed ({exc}); {fix}")
 
 
 def default_cache_dir() -> Path:
@@ -97,7 +147,7 @@ class VectorCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: we open transactions ourselves, one per put_many
-            self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self._db = sqlite3.connect(self.path, timeout=LOCK_WAIT_S, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL is durable against process death (SIGKILL); FULL adds power-loss safety
             # at a cost per commit that a cache does not need.
@@ -114,10 +164,7 @@ class VectorCache:
                 "WITHOUT ROWID"
             )
         except (OSError, sqlite3.Error) as exc:
-            raise RecfeatError(
-                f"cannot open the vector cache {self.path}: {exc}; pass --cache DIR with a "
-                "writable folder, or --no-cache"
-            ) from None
+            raise cache_error(self.path, exc) from None
 
     @classmethod
     def in_dir(cls, folder: str | Path | None = None) -> VectorCache:
@@ -127,8 +174,15 @@ class VectorCache:
             raise RecfeatError(f"cache location {folder} is a file, not a folder; pass --cache DIR")
         return cls(folder / CACHE_FILE)
 
+    def _query(self, sql: str, params=()):
+        """Rows of one read, its errors as :func:`cache_error`."""
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise cache_error(self.path, exc) from None
+
     def __len__(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0])
+        return int(self._query("SELECT COUNT(*) FROM vectors")[0][0])
 
     def get_many(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
         """Vectors for the keys present; absent keys are simply missing from the result."""
@@ -137,9 +191,7 @@ class VectorCache:
         for start in range(0, len(unique), _IN_BATCH):
             part = unique[start : start + _IN_BATCH]
             marks = ",".join("?" * len(part))
-            rows = self._db.execute(
-                f"SELECT key, dim, vec FROM vectors WHERE key IN ({marks})", part
-            )
+            rows = self._query(f"SELECT key, dim, vec FROM vectors WHERE key IN ({marks})", part)
             for key, dim, blob in rows:
                 vec = np.frombuffer(blob, dtype=np.float32)
                 if vec.shape[0] != dim:
@@ -156,7 +208,7 @@ class VectorCache:
         for start in range(0, len(unique), _IN_BATCH):
             part = unique[start : start + _IN_BATCH]
             marks = ",".join("?" * len(part))
-            rows = self._db.execute(
+            rows = self._query(
                 f"SELECT key, tokens, dropped FROM text_stats WHERE key IN ({marks})", part
             )
             for key, tokens, dropped in rows:
@@ -188,11 +240,9 @@ class VectorCache:
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise RecfeatError(
-                f"cannot write to the vector cache {self.path}: {exc}; free disk space, pass "
-                "--cache DIR elsewhere, or --no-cache"
-            ) from None
+                with contextlib.suppress(sqlite3.Error):  # the error to report is the first
+                    self._db.execute("ROLLBACK")
+            raise cache_error(self.path, exc) from None
 
     def close(self) -> None:
         self._db.close()

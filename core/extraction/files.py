@@ -23,9 +23,10 @@ from typing import Any
 
 from recfeat.components.dataset import load_dataset
 from recfeat.data.split_files import read_train
-from recfeat.errors import DataError, RecfeatError, UsageError
+from recfeat.data.validation import read_error
+from recfeat.errors import UsageError
 from recfeat.extraction.manifest import check_request
-from recfeat.extraction.outputs import check_out_path, check_outputs
+from recfeat.extraction.outputs import check_out_path, check_outputs, write_error
 from recfeat.extraction.pipeline import extract
 from recfeat.extraction.ray_data import RayOptions, extract_ray, parse_actors
 from recfeat.extraction.results import FileResult
@@ -95,9 +96,10 @@ def extract_to(
         return _on_ray(path, out, level, encoder, cleaner, fmt, loader_options, ray,
                        train_interactions, token_features, stream, choose_encoder,
                        options)  # fmt: skip
-    out_path = check_out_path(out)
     train_path = train_interactions if isinstance(train_interactions, (str, Path)) else None
-    check_outputs(out_path, {"DATA": path, "--train": train_path, **(inputs or {})})
+    # an --out that is an input is named as such first, whatever its name ends in
+    check_outputs(Path(out).expanduser(), {"DATA": path, "--train": train_path, **(inputs or {})})
+    out_path = check_out_path(out)
     featurizer = make_token_featurizer(token_features)
     why = why_not_streamed(
         path, fmt, loader_options, level=level, user_from=options.get("user_from", "auto"),
@@ -146,12 +148,17 @@ def _streamed(path, out_path, level, encoder, cleaner, fmt, loader_options, echo
         return stream_extract(path, out_path, level, encoder, cleaner, fmt=fmt,
                               options=loader_options, echo=echo, **options)  # fmt: skip
     except OSError as exc:
+        import errno
+
         name = getattr(exc, "filename", None)
-        if name and Path(name).resolve().parent != Path(out_path).resolve().parent:
-            raise DataError(f"cannot read {name}: {exc.strerror or exc}") from None
-        raise RecfeatError(
-            f"cannot write {out_path}: {exc.strerror or exc}; choose another --out"
-        ) from None
+        beside = not name or Path(name).resolve().parent == Path(out_path).resolve().parent
+        # a full or read-only disk is met writing, wherever the file is (the output's
+        # temporaries beside it are named as the output)
+        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1), errno.EROFS):
+            raise write_error(out_path if beside else name, exc) from None
+        if not beside:
+            raise read_error(name, exc) from None
+        raise write_error(out_path, exc) from None
 
 
 def _in_memory(path, out_path, level, encoder, cleaner, fmt, loader_options, train, featurizer,
@@ -178,7 +185,5 @@ def _in_memory(path, out_path, level, encoder, cleaner, fmt, loader_options, tra
     try:
         result.save(out_path)
     except OSError as exc:
-        raise RecfeatError(
-            f"cannot write {out_path}: {exc.strerror or exc}; choose another --out"
-        ) from None
+        raise write_error(out_path, exc) from None
     return result

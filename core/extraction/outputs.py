@@ -32,6 +32,24 @@ def check_out_path(out: str | Path) -> Path:
     return path
 
 
+def write_error(path: str | Path, exc: OSError, option: str = "--out") -> RecfeatError:
+    """An OSError met writing ``path``, as one line whose fix follows its cause (errno)."""
+    import errno
+
+    code, why = exc.errno, exc.strerror or str(exc)
+    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        return RecfeatError(f"disk full writing {path} ({why}); free space or choose another "
+                            f"{option}")  # fmt: skip
+    if code in (errno.EACCES, errno.EPERM):
+        return RecfeatError(f"permission denied writing {path}; choose a folder you may write "
+                            f"to with {option}")  # fmt: skip
+    if code == errno.EROFS:
+        return RecfeatError(f"{path} is on a read-only file system; choose another {option}")
+    if code == errno.ENAMETOOLONG:
+        return RecfeatError(f"file name too long: {path}; choose a shorter {option}")
+    return RecfeatError(f"cannot write {path} ({why}); choose another {option}")
+
+
 def check_outputs(out_path: Path, inputs: dict[str, Any]) -> None:
     """Refuse an --out whose files (Parquet, manifest, run record, token features) would
     overwrite an input, before any work is done (``recfeat.outputs_guard``)."""

@@ -31,6 +31,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import time
 from typing import Any
 
@@ -39,14 +40,17 @@ from recfeat.extraction.cache import fingerprint_digest, vector_fingerprint
 from recfeat.extraction.manifest import build_manifest, check_request, level_details
 from recfeat.extraction.ray_runner import connect, options_for_actor
 from recfeat.extraction.ray_shards import (
+    LEVEL_FORMAT,
     LEVEL_PREFIX,
     MANIFEST,
+    META_KEY,
     PART_PREFIX,
     PARTIALS,
     RUN_RECORD,
     SHARD_FORMAT,
     STATS,
     ShardEncoder,
+    commit_table,
     commit_text,
     exists,
     finish_groups,
@@ -164,13 +168,38 @@ def explain_failure(exc: BaseException, *, data: str, batch_rows: int) -> BaseEx
                 f"--batch-rows (now {batch_rows}) or --batch-tokens, or give each actor more "
                 "memory (fewer --actors per node)"
             )
-        if isinstance(e, (FileNotFoundError, PermissionError)):
+        if isinstance(e, PermissionError):  # the file is there: the workers' user may not read it
+            return DataError(
+                f"the Ray workers may not read the input {data} (permission denied); make it "
+                "readable by the user the Ray nodes run as"
+            )
+        if isinstance(e, FileNotFoundError):
             why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             return DataError(
                 f"the Ray workers cannot read the input {data} ({why[:200]}); put it on "
                 "storage every node sees (a shared folder, or a URI such as s3://bucket/path)"
             )
-    return exc
+    return _from_text(exc) or exc
+
+
+_RAISED = re.compile(r"^recfeat(?:\.\w+)*\.(\w+(?:Error|Exception)): (.+)$", re.MULTILINE)
+
+
+def _from_text(exc: BaseException) -> RecfeatError | None:
+    """A recfeat error that a Ray Data UDF raised reaches the driver only as text inside a
+    ``RayTaskError(UserCodeException)`` (the original is not chained): rebuild it from its
+    ``recfeat.<module>.NameError: message`` line, so the user reads one line, not Ray's
+    traceback (a class outside ``recfeat.errors`` comes back as a DataError)."""
+    import recfeat.errors as errors
+
+    found = _RAISED.findall(str(exc))
+    if not found:
+        return None
+    name, message = found[-1]
+    cls = getattr(errors, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, RecfeatError)) or cls is errors.MissingDependencyError:
+        cls = DataError  # its constructor takes other arguments; the message is what counts
+    return cls(message.strip())
 
 
 def _plain(e: BaseException) -> RecfeatError:
@@ -254,6 +283,12 @@ def extract_ray(
         raise UsageError(f"--batch-rows must be at least 1, got {opts.batch_rows}")
     loader_options = dict(loader_options or {})
     mode = aggregate or "mean"
+    # The workers' working folder is not the driver's (a remote node, or a head started
+    # elsewhere): every local path they are given is made absolute here, on the driver.
+    if "://" not in str(data):
+        data = os.path.abspath(os.path.expanduser(str(data)))
+    if "://" not in str(out):
+        out = os.path.abspath(os.path.expanduser(str(out)))
     found, plan = plan_input(data, fmt, loader_options, opts.batch_rows,
                              want_ratings=level != "review" and mode == "rating-weighted")  # fmt: skip
     fs, root = _check_out(out, plan.files)
@@ -397,7 +432,8 @@ def _remove_stale(fs, root: str, keep: set[str], level: str) -> None:
                 fs.delete_file(path)
     if level == "review":  # an earlier item/user run in the same folder
         for path in list_files(fs, root, LEVEL_PREFIX):
-            fs.delete_file(path)
+            if written_by_recfeat(fs, path):
+                fs.delete_file(path)
 
 
 def _partitions(ray, shards: int) -> int:
@@ -464,12 +500,22 @@ def _finish_level(ray, fs, root, shards, level, mode, *, plan, normalize):
     staging = f"{root}/.recfeat-level.{os.getpid()}"
     if exists(fs, staging):
         fs.delete_dir(staging)
+    foreign = [p for p in list_files(fs, root, LEVEL_PREFIX) if not written_by_recfeat(fs, p)]
+    if foreign:  # before any level file is written: a user's file is never replaced
+        raise RecfeatError(f"{foreign[0]} is in --out but was not written by recfeat; move it "
+                           "out of the folder or choose another --out")  # fmt: skip
     grouped.write_parquet(staging, filesystem=fs)
     for path in list_files(fs, root, LEVEL_PREFIX):
-        fs.delete_file(path)
+        fs.delete_file(path)  # every one proved recfeat's just above
     written = list_files(fs, staging)
+    mark = {META_KEY: json.dumps({"format": LEVEL_FORMAT, "level": level}).encode()}
     for i, path in enumerate(written):
-        fs.move(path, f"{root}/{LEVEL_PREFIX}{i:05d}.parquet")
+        # rewritten, not moved: the footer mark is what lets a later run prove the file is
+        # recfeat's before deleting it (one vector per group: small next to the shards)
+        with fs.open_input_file(path) as fh:
+            table = pq.read_table(fh)
+        final = f"{root}/{LEVEL_PREFIX}{i:05d}.parquet"
+        commit_table(fs, table.replace_schema_metadata({**(table.schema.metadata or {}), **mark}), final)
     fs.delete_dir(staging)
     rows = empty_groups = 0
     dim = 0

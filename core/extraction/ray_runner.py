@@ -40,6 +40,8 @@ def connect(address: str | None = None, *, timeout_s: float = 15.0):
         ray.init(address="local", num_cpus=os.cpu_count(), **common)
         return ray
     _token_auth_if_available()
+    if address != "auto":
+        _check_speaks_ray(address, timeout_s)  # the probe sends the token as ray.init will
     try:
         ray.init(address=address, **common)
     except (ConnectionError, TimeoutError, RuntimeError) as exc:
@@ -65,15 +67,20 @@ def _token_auth_if_available() -> None:
     maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
-def _check_reachable(address: str, timeout_s: float) -> None:
-    import socket
-
+def _host_port(address: str) -> tuple[str, int]:
     hostport = address.split("://", 1)[-1].rstrip("/")
     host, sep, port = hostport.rpartition(":")
     if not sep or not port.isdigit():
         raise UsageError(f"--ray-address {address}: give auto or HOST:PORT (e.g. 10.0.0.5:6379)")
+    return host.strip("[]"), int(port)
+
+
+def _check_reachable(address: str, timeout_s: float) -> None:
+    import socket
+
+    host, port = _host_port(address)
     try:
-        with socket.create_connection((host, int(port)), timeout=timeout_s):
+        with socket.create_connection((host, port), timeout=timeout_s):
             pass
     except OSError as exc:
         raise UsageError(
@@ -81,6 +88,48 @@ def _check_reachable(address: str, timeout_s: float) -> None:
             f"({exc.strerror or exc}); check the address, or drop --ray-address to run on "
             "this machine"
         ) from None
+
+
+# What an HTTP/2 client sends first (RFC 9113 3.4): the preface and an empty SETTINGS frame
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+_H2_SETTINGS = 4  # frame type
+
+
+def _check_speaks_ray(address: str, timeout_s: float) -> None:
+    """Refuse, within ``timeout_s``, an address whose port is open but does not answer as
+    Ray does (an HTTP server, Redis, a listener that never replies): ``ray.init`` retries
+    such a port for many minutes. Ray's GCS and Ray Client server are gRPC servers, which
+    open every connection with an HTTP/2 SETTINGS frame; anything else is not Ray.
+    A TLS cluster (RAY_USE_TLS) is left to ``ray.init``: its handshake needs Ray's certificates."""
+    import socket
+
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        return
+    host, port = _host_port(address)
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+            sock.sendall(_H2_PREFACE)
+            head = b""
+            while len(head) < 9:  # a frame header: length (3), type, flags, stream (4)
+                part = sock.recv(9 - len(head))
+                if not part:
+                    break
+                head += part
+    except TimeoutError:
+        why = f"no answer within {timeout_s:g}s"
+    except OSError as exc:
+        why = f"the connection failed: {exc.strerror or exc}"
+    else:
+        if len(head) == 9 and head[3] == _H2_SETTINGS:
+            return
+        shown = head.decode("ascii", "replace").strip()
+        why = f"it answered {shown[:20]!r}, not Ray's gRPC" if shown else "it hung up at once"
+    hint = ("the Ray Client port (10001 by default)" if address.startswith("ray://")
+            else "the head's GCS port (6379 by default; `ray status` on the head shows it)")  # fmt: skip
+    raise UsageError(
+        f"--ray-address {address} does not answer as a Ray cluster ({why}); give {hint}, "
+        "or drop --ray-address to run on this machine"
+    )
 
 
 def _forwarded_env() -> dict[str, str]:

@@ -62,15 +62,18 @@ def out_filesystem(out: str):
     return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(out)).rstrip("/")
 
 
+LEVEL_FORMAT = "recfeat-ray-level/1"  # the footer mark of an item/user-level output file
+
+
 def written_by_recfeat(fs, path: str) -> bool:
-    """Whether ``path`` is a shard or stats file a recfeat run wrote (its Parquet footer
-    carries the shard summary under ``META_KEY``): the only files a run may delete."""
+    """Whether ``path`` is a shard, stats or level file a recfeat run wrote (its Parquet
+    footer carries recfeat's summary under ``META_KEY``): the only files a run may delete."""
     import pyarrow.parquet as pq
 
     try:
         with fs.open_input_file(path) as fh:
             meta = pq.read_schema(fh).metadata or {}
-        return json.loads(meta[META_KEY]).get("format", "").startswith("recfeat-ray-shard/")
+        return json.loads(meta[META_KEY]).get("format", "").startswith(("recfeat-ray-shard/", "recfeat-ray-level/"))
     except (OSError, ValueError, KeyError, AttributeError, TypeError):
         return False
 
@@ -311,9 +314,9 @@ def read_output(out: str):
     prefix = PART_PREFIX if manifest["level"] == "review" else LEVEL_PREFIX
     tables = []
     for path in list_files(fs, root, prefix):
-        if manifest["level"] == "review" and (
-            path.rsplit("/", 1)[-1].startswith(LEVEL_PREFIX) or not written_by_recfeat(fs, path)
-        ):  # another run's level files, or a file of the user's that only looks like a shard
+        if (manifest["level"] == "review" and path.rsplit("/", 1)[-1].startswith(LEVEL_PREFIX)) or (
+            not written_by_recfeat(fs, path)
+        ):  # another run's level files, or a file of the user's that only looks like ours
             continue
         with fs.open_input_file(path) as fh:
             tables.append(pq.read_table(fh).replace_schema_metadata(None))

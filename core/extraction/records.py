@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from recfeat.data import validation as v
-from recfeat.data.formats import detect_format
+from recfeat.data.formats import check_one_format, detect_format
 from recfeat.errors import DataError, UsageError
 from recfeat.plugin.registry import get_registry
 
@@ -41,10 +41,12 @@ def _loader(fmt: str, options: dict[str, Any] | None):
 
 
 def source_files(path: str | Path, fmt: str) -> list[Path]:
-    """The files of ``path``: itself, or a folder's files of ``fmt`` in sorted order."""
+    """The files of ``path``: itself, or a folder's files of ``fmt`` in sorted order (a
+    folder holding data files of another format too is a DataError, for every engine)."""
     path = v.check_path(path)
     if not path.is_dir():
         return [v.check_file(path)]
+    check_one_format(path)
     suffixes = tuple(getattr(type(_loader(fmt, None)), "suffixes", ()))
     # hidden and underscore names are not data: macOS ``._x.json`` forks, ``_SUCCESS``, ``_stats/``
     found = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith((".", "_"))
@@ -78,7 +80,8 @@ def stream_format(path: str | Path, fmt: str = "auto", options: dict[str, Any] |
 def _folder_format(folder: Path) -> str | None:
     """A folder of shards: the one streamable format of its data files (READMEs and other
     files no loader claims are ignored); None for a folder a dataset loader reads as a
-    whole (MovieLens) or one holding several formats."""
+    whole (MovieLens); one holding data files of several formats is a DataError."""
+    check_one_format(folder)
     try:
         whole = detect_format(folder)
     except DataError:
@@ -297,8 +300,8 @@ def _csv(path: Path, loader, batch_rows: int, report: dict[str, Any]):
     if sep is None:
         sep = "\t" if path.name.lower().removesuffix(".gz").endswith(".tsv") else ","
     offset = 0
-    with v.csv_errors(path, loader.encoding):
-        reader = pd.read_csv(path, sep=sep, encoding=loader.encoding, dtype=str,
+    with v.csv_errors(path, loader.encoding), v.open_capped(path) as fh:
+        reader = pd.read_csv(fh, sep=sep, encoding=loader.encoding, dtype=str,
                              keep_default_na=False, na_values=[""], chunksize=batch_rows)  # fmt: skip
         with reader:
             for raw in reader:
@@ -318,6 +321,8 @@ def _parquet(path: Path, loader, batch_rows: int, report: dict[str, Any]):
                 yield raw, (lambda i, b=offset: loader.locate(path, b + i))
                 offset += len(raw)
     except (pa.ArrowInvalid, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:  # the OS refused, not the format
+            raise v.read_error(path, exc) from None
         raise DataError(
             f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})"
         ) from None

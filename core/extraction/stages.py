@@ -18,6 +18,9 @@ Policies, recorded in every manifest (``recfeat.extraction.manifest``):
   tokens dropped) are stored with its vector in the cache, so a fresh, a cached and a
   resumed run report the same numbers. Texts whose counts are not known (an encoder that
   cannot tokenize, vectors cached by an older release) are counted in ``truncation_unknown``.
+  A text over ``recfeat.encode.engine.LONG_TEXT_CHARS`` characters (131,072) is cut before
+  tokenising, with the same kept tokens: its ``tokens_dropped`` counts only the tokens of
+  the part tokenised (a lower bound); whether it was truncated is exact.
 - **Identical texts** are encoded once per run and once ever per encoder setting: the vector
   cache (``recfeat.extraction.cache``) is keyed by the cleaned text and the encoder fingerprint.
 - **Resumable.** Unique texts are encoded in fixed chunks (``chunk_size``, default 2,048) and

@@ -205,6 +205,9 @@ _REGISTRIES: dict[str, Registry] = {}
 
 def normalize_kind(kind: str) -> str:
     """``"encoders"``/``"Encoder"`` -> ``"encoder"``; UnknownComponentError for other words."""
+    if not isinstance(kind, str):  # get_registry(5) from a script: one line, not AttributeError
+        raise UnknownComponentError(f"component kind must be a name such as 'encoder', got {kind!r}; "
+                                    f"kinds: {', '.join(KINDS)}")  # fmt: skip
     k = kind.lower()
     if k not in KINDS and k.endswith("s"):
         k = k[:-1]

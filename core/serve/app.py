@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from recfeat.serve.errors import ApiError, error_body, too_large, unavailable
+from recfeat.serve.items import check_item_id
 from recfeat.serve.middleware import Gate
 from recfeat.serve.schemas import (
     EmbeddingsRequest,
@@ -124,6 +125,8 @@ def _add_embedding_routes(app, state, encode, reply) -> None:
 def _add_item_routes(app, state, embedder, encode, reply) -> None:
     @app.put("/items/{item_id}")
     async def put_item(item_id: str, req: ItemText):
+        check_item_id(item_id)  # the gate already refused a path that is not UTF-8
+        state.store.room_for([item_id])  # before encoding: a full store costs no engine time
         out = await encode([req.text])
         created = state.store.put_many([item_id], out.vectors) == 1
         return reply({"id": item_id, "created": created, "tokens": int(out.kept[0]),
@@ -134,8 +137,12 @@ def _add_item_routes(app, state, embedder, encode, reply) -> None:
         if len(req.items) > embedder.max_inputs:
             raise too_large(f"{len(req.items)} items in one request", embedder.max_inputs,
                             "--max-inputs")  # fmt: skip
+        ids = [item.id for item in req.items]
+        for i, item_id in enumerate(ids):
+            check_item_id(item_id, f"items.{i}.id")
+        state.store.room_for(ids)
         out = await encode([item.text for item in req.items])
-        created = state.store.put_many([item.id for item in req.items], out.vectors)
+        created = state.store.put_many(ids, out.vectors)
         return reply({"stored": len(req.items), "created": created, "items": len(state.store),
                       "truncated": int((out.dropped > 0).sum())})  # fmt: skip
 

@@ -1,40 +1,54 @@
-"""Dynamic micro-batching: a bounded queue of encode jobs and one worker that merges them.
+"""Fair micro-batching: a bounded set of encode jobs and one worker that merges them.
 
-Each request's texts become one job. The worker takes the oldest job, adds whatever else is
-queued while the group stays under a token budget, and then runs ONE engine call for the
-group on a single worker thread (``run_in_executor``), so the event loop keeps accepting
-requests while the model runs; each job's rows go back to its own request. The engine
-sorts the group by length and cuts it into padded batches itself.
+Each request's texts become one job. For every engine call the worker goes round the
+waiting jobs and takes ONE text from each in turn, again and again, until the call's token
+budget is full (the job that went first goes last next time). So a request larger than one
+call is spread over several calls and cannot starve the others: a one-text request that
+arrives while a 256-text request is being encoded is in the very next engine call, and the
+big request goes on in the calls after it. The call runs on a single worker thread
+(``run_in_executor``), so the event loop keeps accepting requests while the model runs; each
+job's rows go back to it, and a job is answered once all its texts are encoded. The engine
+sorts a call's texts by length and cuts them into padded batches itself.
 
-Waiting for more work: while the model runs, new requests queue up and the next group
-takes them all, so under load batches form on their own. The ``window`` is only spent when
-the previous group merged several requests (their callers are likely to send again within a
-few milliseconds) and stops as soon as as many have arrived; a lone caller never waits.
+Waiting for more work: while the model runs, new requests queue up and the next call takes
+them all, so under load batches form on their own. The ``window`` is only spent when the
+previous call merged several requests (their callers are likely to send again within a few
+milliseconds) and stops as soon as as many are waiting; a lone caller never waits.
 
-Limits: the queue holds at most ``max_queue`` jobs (``QueueFull`` -> 429); a job not answered
-within ``timeout_s`` is given up (503) and skipped if the worker has not started it; after
-``close()`` new jobs are refused (503) and ``drain()`` answers everything already queued.
+Limits: at most ``max_queue`` jobs wait (``QueueFull`` -> 429). A job whose caller stops
+waiting (no answer within ``timeout_s`` -> 503, or the client disconnected and its handler
+was cancelled) leaves the queue at once: its texts not yet sent are never encoded, and it no
+longer counts against ``max_queue``. A call that fails while it holds the texts of several
+jobs is retried job by job, so only the job whose input the engine rejects hears of it.
+After ``close()`` new jobs are refused (503) and ``drain()`` answers everything queued.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 from recfeat.errors import RecfeatError
 from recfeat.serve.errors import ApiError, queue_full, unavailable
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)  # identity: a job is found in the queue by ``is``
 class Job:
     texts: list[str]
-    tokens: int  # estimated, for the budget (the real count is known after tokenising)
+    costs: list[int]  # estimated tokens per text, for the budget
     future: asyncio.Future
     queued_at: float
-    cancelled: bool = False
+    sent: int = 0  # texts handed to the engine so far (always a prefix)
+    encoded: int = 0  # texts whose rows came back
+    waiting: bool = True  # in the queue: some texts not sent yet
+    parts: list = dataclasses.field(default_factory=list)  # GroupResult per call, in order
 
 
 @dataclasses.dataclass
@@ -45,9 +59,6 @@ class GroupResult:
     kept: Any  # int64 (n,) tokens kept per text
     dropped: Any  # int64 (n,) tokens truncation dropped per text
     tokenize_seconds: float = 0.0
-
-
-_STOP = object()
 
 
 class MicroBatcher:
@@ -62,131 +73,225 @@ class MicroBatcher:
         self.timeout_s = float(timeout_s)
         self.metrics = metrics
         self.executor = executor
-        self._queue: asyncio.Queue | None = None
+        self._jobs: collections.deque[Job] = collections.deque()  # round-robin order
+        self._pending = 0  # estimated tokens of the texts not sent yet
+        self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
         self._closing = False
+        self._stopping = False
         self._last_group = 1  # requests merged into the previous engine call
         self._group_seconds = 0.05  # running mean of an engine call, for Retry-After
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
-        self._queue = asyncio.Queue()  # bounded by ``submit`` (a sentinel must always fit)
+        self._wake = asyncio.Event()
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="recfeat-batcher")
 
     def close(self) -> None:
         """Refuse new jobs from now on; queued ones are still answered."""
         self._closing = True
+        if self._wake is not None:
+            self._wake.set()  # a batch window in progress ends now
 
     async def drain(self) -> None:
         """Answer every queued job, then stop the worker."""
         self.close()
         if self._worker is None:
             return
-        self._queue.put_nowait(_STOP)
+        self._stopping = True
+        self._wake.set()
         await self._worker
         self._worker = None
 
     @property
     def depth(self) -> int:
-        return self._queue.qsize() if self._queue is not None else 0
+        """Jobs with texts not yet sent to the engine."""
+        return len(self._jobs)
 
     # -- submitting ------------------------------------------------------------------------
     async def submit(self, texts: list[str]) -> GroupResult:
-        """The vectors of ``texts`` (one job), or ApiError 429 / 503."""
+        """The vectors of ``texts`` (one job), or ApiError 429 / 503. A caller cancelled
+        while it waits (its client disconnected) takes its job out of the queue."""
         if self._closing or self._worker is None:
             raise unavailable("the server is shutting down; send the request to another replica",
                               "shutting_down")  # fmt: skip
         if self.depth >= self.max_queue:
             raise queue_full(self.depth, self.retry_after())
-        loop = asyncio.get_running_loop()
-        job = Job(texts, sum(self.estimate(t) for t in texts), loop.create_future(), time.perf_counter())
-        self._queue.put_nowait(job)
+        costs = [self.estimate(t) for t in texts]
+        job = Job(list(texts), costs, asyncio.get_running_loop().create_future(), time.perf_counter())
+        self._jobs.append(job)
+        self._pending += sum(costs)
+        self._wake.set()
         self.metrics.queue_depth.set(self.depth)
         try:
-            return await asyncio.wait_for(asyncio.shield(job.future), self.timeout_s)
+            # not shielded: a timeout or a cancelled caller cancels the future, which tells
+            # the worker the answer is no longer wanted
+            return await asyncio.wait_for(job.future, self.timeout_s)
         except TimeoutError:
-            job.cancelled = True
             raise unavailable(
                 f"the request waited more than {self.timeout_s:g} s (server option "
                 "--request-timeout); the server is overloaded, retry later", "timeout",
                 retry_after=self.retry_after(),
             ) from None  # fmt: skip
+        finally:
+            self._forget(job)  # answered: a no-op; given up: its unsent texts leave the queue
 
     def retry_after(self) -> int:
-        """Seconds until the queue has likely drained: queued groups x mean call time."""
-        groups = self.depth / max(self._last_group, 1)
-        return max(1, round(groups * self._group_seconds + 0.5))
+        """Seconds until the queue has likely drained: engine calls left x mean call time."""
+        calls = math.ceil(self._pending / self.budget_tokens)
+        return max(1, round(calls * self._group_seconds + 0.5))
+
+    def _forget(self, job: Job) -> None:
+        if job.waiting:
+            job.waiting = False
+            self._jobs.remove(job)
+            self._pending -= sum(job.costs[job.sent :])
+            self.metrics.queue_depth.set(self.depth)
 
     # -- the worker ------------------------------------------------------------------------
     async def _run(self) -> None:
-        carry = None
         while True:
-            first = carry if carry is not None else await self._queue.get()
-            carry = None
-            if first is _STOP:
-                return
-            group, carry = await self._gather(first)
+            if not self._jobs:
+                if self._stopping:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            await self._wait_for_company()
+            if not self._jobs:  # every waiting caller gave up during the window
+                continue
+            parts = self._take()
             self.metrics.queue_depth.set(self.depth)
-            group = [job for job in group if not job.cancelled and not job.future.done()]
-            if group:
-                await self._answer(group)
-            if carry is _STOP:
-                return
+            await self._answer(parts)
 
-    async def _gather(self, first: Job) -> tuple[list[Job], Any]:
-        """``first`` plus queued jobs under the token budget; the job that did not fit (or
-        the stop sentinel) is handed back to start the next group."""
-        group, tokens = [first], first.tokens
+    async def _wait_for_company(self) -> None:
+        """The batch window: after a call that merged N requests, wait up to ``window_s``
+        for N to be waiting (or a full budget) before the next call."""
+        if self.window_s <= 0:
+            return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.window_s
-        while tokens < self.budget_tokens:
+        while (len(self._jobs) < self._last_group and self._pending < self.budget_tokens
+               and not self._closing):  # fmt: skip
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._wake.clear()
             try:
-                nxt = self._queue.get_nowait()
-            except asyncio.QueueEmpty:
-                remaining = deadline - loop.time()
-                if remaining <= 0 or len(group) >= self._last_group or self._closing:
-                    break
-                try:
-                    nxt = await asyncio.wait_for(self._queue.get(), remaining)
-                except TimeoutError:
-                    break
-            if nxt is _STOP or tokens + nxt.tokens > self.budget_tokens:
-                return group, nxt
-            group.append(nxt)
-            tokens += nxt.tokens
-        return group, None
+                await asyncio.wait_for(self._wake.wait(), remaining)
+            except TimeoutError:
+                return
 
-    async def _answer(self, group: list[Job]) -> None:
-        texts = [t for job in group for t in job.texts]
+    def _take(self) -> list[tuple[Job, int, int]]:
+        """The texts of one engine call, as ``(job, first, end)`` slices: one text from each
+        waiting job in turn until the budget is full. A text over the whole budget goes
+        alone when its job's turn comes first."""
+        order = list(self._jobs)
+        counts = [0] * len(order)
+        left = self.budget_tokens
+        live = range(len(order))
+        while live and left > 0:  # each round takes a text or drops a job: O(texts + jobs)
+            still = []
+            for k in live:
+                job, i = order[k], order[k].sent + counts[k]
+                if i < len(job.texts) and job.costs[i] <= left:
+                    counts[k] += 1
+                    left -= job.costs[i]
+                    still.append(k)
+            live = still
+        if not any(counts):
+            counts[0] = 1
+        parts = []
+        for job, n in zip(order, counts, strict=True):
+            if n:
+                parts.append((job, job.sent, job.sent + n))
+                self._pending -= sum(job.costs[job.sent : job.sent + n])
+                job.sent += n
+        remaining = [job for job in order if job.sent < len(job.texts)]
+        for job in order:
+            job.waiting = job.sent < len(job.texts)
+        if remaining and remaining[0] is order[0]:  # the job that went first goes last
+            remaining.append(remaining.pop(0))
+        self._jobs = collections.deque(remaining)
+        return parts
+
+    async def _answer(self, parts: list[tuple[Job, int, int]]) -> None:
+        texts = [t for job, first, end in parts for t in job.texts[first:end]]
         started = time.perf_counter()
-        for job in group:
-            self.metrics.queue_wait_seconds.observe(started - job.queued_at)
+        for job, first, _ in parts:
+            if first == 0:
+                self.metrics.queue_wait_seconds.observe(started - job.queued_at)
         loop = asyncio.get_running_loop()
         try:
             result = await loop.run_in_executor(self.executor, self.run_group, texts)
-        except Exception as exc:  # every caller of the group hears about it, the server goes on
-            error = exc if isinstance(exc, ApiError) else _as_api_error(exc)
-            for job in group:
-                if not job.future.done():
-                    job.future.set_exception(error)
+        except Exception as exc:
+            await self._isolate(parts, exc)
             return
         seconds = time.perf_counter() - started
         self._group_seconds = 0.8 * self._group_seconds + 0.2 * seconds
-        self._last_group = len(group)
+        self._last_group = len(parts)
         m = self.metrics
         m.batch_size.observe(len(texts))
-        m.batch_requests.observe(len(group))
+        m.batch_requests.observe(len(parts))
         m.batch_tokens.observe(int(result.kept.sum()))
         m.tokenize_seconds.observe(result.tokenize_seconds)
         m.inference_seconds.observe(max(seconds - result.tokenize_seconds, 0.0))
         start = 0
-        for job in group:
-            end = start + len(job.texts)
-            if not job.future.done():
-                job.future.set_result(GroupResult(
-                    result.vectors[start:end], result.kept[start:end], result.dropped[start:end]
-                ))  # fmt: skip
-            start = end
+        for job, first, end in parts:
+            stop = start + end - first
+            self._deliver(job, GroupResult(
+                result.vectors[start:stop], result.kept[start:stop], result.dropped[start:stop]
+            ))  # fmt: skip
+            start = stop
+
+    async def _isolate(self, parts: list[tuple[Job, int, int]], exc: Exception) -> None:
+        """A failed call: one job hears the error; several are retried one by one, so an
+        input the engine rejects fails its own request only."""
+        if len(parts) == 1:
+            self._fail(parts[0][0], exc)
+            return
+        loop = asyncio.get_running_loop()
+        failed, succeeded = [], False
+        for job, first, end in parts:
+            if job.future.done():  # its caller gave up meanwhile
+                continue
+            try:
+                result = await loop.run_in_executor(self.executor, self.run_group,
+                                                    job.texts[first:end])  # fmt: skip
+            except Exception as own:
+                failed.append((job, own))
+            else:
+                succeeded = True
+                self._deliver(job, result)
+        for job, own in failed:
+            # others in the same call succeeded: the engine refused this request's input
+            # (say, a text its tokenizer cannot take), a client error, not a server bug
+            plain = not isinstance(own, (ApiError, RecfeatError, MemoryError))
+            self._fail(job, _rejected(own) if succeeded and plain else own)
+
+    def _deliver(self, job: Job, result: GroupResult) -> None:
+        if job.future.done():  # timed out or disconnected while its texts were encoded
+            return
+        job.parts.append(result)
+        job.encoded += len(result.kept)
+        if job.encoded < len(job.texts):
+            return
+        if len(job.parts) == 1:
+            job.future.set_result(job.parts[0])
+        else:
+            job.future.set_result(GroupResult(*(np.concatenate([getattr(p, f) for p in job.parts])
+                                                for f in ("vectors", "kept", "dropped"))))  # fmt: skip
+        job.parts = []
+
+    def _fail(self, job: Job, exc: Exception) -> None:
+        if not job.future.done():
+            job.future.set_exception(exc if isinstance(exc, ApiError) else _as_api_error(exc))
+        self._forget(job)  # the rest of its texts are not encoded
+
+
+def _rejected(exc: Exception) -> ApiError:
+    return ApiError(400, f"the encoder rejected this request's input ({type(exc).__name__}: "
+                    f"{exc}); check the texts, or the server's --cleaners", code="rejected_input")  # fmt: skip
 
 
 def _as_api_error(exc: Exception) -> ApiError:

@@ -18,7 +18,7 @@ import numpy as np
 from recfeat.extraction.cache import fingerprint_digest
 from recfeat.serve.batcher import GroupResult, MicroBatcher
 from recfeat.serve.cache import LRUCache
-from recfeat.serve.errors import ApiError, too_large
+from recfeat.serve.errors import ApiError, check_text, too_large
 
 # A short and a longer text: warm-up runs both shapes before the first request.
 WARM_TEXTS = ("warm up", "a longer warm-up text so that a second batch shape is compiled " * 4)
@@ -79,6 +79,8 @@ class Embedder:
             if not text.strip():
                 raise ApiError(400, f"input {i} is empty (after cleaning); send non-empty text",
                                code="empty_input")  # fmt: skip
+            if not text.isascii():
+                check_text(text, f"input {i}")
         return cleaned
 
     # -- encoding --------------------------------------------------------------------------

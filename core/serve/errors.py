@@ -40,3 +40,14 @@ def queue_full(depth: int, retry_after: int) -> ApiError:
 def unavailable(message: str, code: str, retry_after: int | None = None) -> ApiError:
     headers = {"Retry-After": str(retry_after)} if retry_after else None
     return ApiError(503, message, type_="server_error", code=code, headers=headers)
+
+
+def check_text(text: str, what: str) -> None:
+    """ApiError 400 for a string that is not text: a JSON escape such as "\\ud800" gives a lone
+    surrogate, which no tokenizer takes (it would fail the engine call it is batched in)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ApiError(400, f"{what} is not valid Unicode text (a lone surrogate "
+                       f"{text[exc.start]!r} at character {exc.start}); send UTF-8 text",
+                       code="invalid_text") from None  # fmt: skip

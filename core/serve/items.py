@@ -4,6 +4,10 @@ then added to or replaced by ``PUT /items/{id}`` / ``POST /items`` with no retra
 Rows live in one float32 matrix that grows by doubling, so adding an item is O(dim). Only
 the event loop touches the store (routes run there; encoding happens on the encode thread
 and the rows are stored after it returns), so it needs no lock.
+
+Clients choose the ids, so they are checked (``check_item_id``: at most ``MAX_ID_CHARS``
+characters of valid text) and the store holds at most ``max_items`` (``--max-items``): a
+request that would add more gets 507, and replacing a stored id is always allowed.
 """
 
 from __future__ import annotations
@@ -13,11 +17,36 @@ from typing import Any
 import numpy as np
 
 from recfeat.extraction.cache import vector_fingerprint
+from recfeat.serve.errors import ApiError, check_text
+
+# Longest item id the API takes (ids are URL path segments; 10-character ASINs and
+# 36-character UUIDs fit many times over). docs/serving.md documents it.
+MAX_ID_CHARS = 256
+
+
+def check_item_id(item_id: str, what: str = "item id") -> None:
+    """ApiError 400 for an id that is empty, longer than ``MAX_ID_CHARS`` or not text."""
+    if not item_id or not item_id.strip():
+        raise ApiError(400, f"{what} is empty; send a non-empty id", code="invalid_id")
+    if len(item_id) > MAX_ID_CHARS:
+        raise ApiError(400, f"{what} has {len(item_id)} characters; the limit is {MAX_ID_CHARS}, "
+                       "send a shorter id", code="invalid_id")  # fmt: skip
+    if not item_id.isascii():
+        check_text(item_id, what)
+
+
+class StoreFull(ApiError):
+    def __init__(self, size: int, new: int, limit: int):
+        super().__init__(507, f"the item store is full: it holds {size} items and this request "
+                         f"adds {new} new ones, over the limit of {limit} (server option "
+                         "--max-items); raise --max-items or replace stored ids",
+                         type_="server_error", code="store_full")  # fmt: skip
 
 
 class ItemStore:
-    def __init__(self, dim: int, manifest: dict[str, Any]):
+    def __init__(self, dim: int, manifest: dict[str, Any], max_items: int | None = None):
         self.dim = int(dim)
+        self.max_items = max_items  # None: no limit
         self.manifest = manifest  # what the vectors were made with (models check it)
         self._vectors = np.zeros((0, self.dim), dtype=np.float32)
         self.ids: list[str] = []
@@ -36,8 +65,18 @@ class ItemStore:
     def vectors(self) -> np.ndarray:
         return self._vectors[: len(self.ids)]
 
+    def room_for(self, ids: list[str]) -> None:
+        """StoreFull (507) when storing ``ids`` would go over ``max_items``."""
+        if self.max_items is None:
+            return
+        new = len({i for i in ids if i not in self.index})
+        if len(self.ids) + new > self.max_items:
+            raise StoreFull(len(self.ids), new, self.max_items)
+
     def put_many(self, ids: list[str], vectors: np.ndarray, *, added: bool = True) -> int:
-        """Store (or replace) the vectors of ``ids``; returns how many ids were new."""
+        """Store (or replace) the vectors of ``ids``; returns how many ids were new. Nothing
+        is stored when they would not fit (StoreFull)."""
+        self.room_for(ids)
         vectors = np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
         new = 0
         for item, vec in zip(ids, vectors, strict=True):

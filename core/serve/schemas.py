@@ -44,7 +44,7 @@ class ItemText(BaseModel):
 class Item(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1)
+    id: str  # checked by the route (recfeat.serve.items.check_item_id): one 400 for every bad id
     text: str
 
 

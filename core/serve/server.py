@@ -7,12 +7,15 @@ it up and encodes the start-up item texts; then one line says backend, precision
 the measured warm-up latency and the URL, and ``/ready`` turns 200.
 
 Shutdown (SIGTERM or SIGINT): requests that arrive from then on get 503; uvicorn stops
-listening and waits for the requests it holds, whose jobs the micro-batcher still runs;
-then the batcher drains and the process exits 0. Nothing accepted is dropped.
+listening, closes idle connections and waits for the requests it holds, whose jobs the
+micro-batcher still runs; then the batcher drains and the process exits 0. Nothing accepted
+is dropped, and nothing waits forever: a body must arrive within --body-timeout (408) and
+vectors within --request-timeout (503), so a stalled client cannot hold the shutdown up.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -70,12 +73,14 @@ def build_state(settings: ServeSettings, *, encoder: str = "minilm", backend: st
         budget_tokens=settings.max_batch_tokens, window_s=settings.batch_window_ms / 1000,
         max_queue=settings.max_queue, timeout_s=settings.request_timeout,
     )  # fmt: skip
-    store = ItemStore(embedder.dim, vector_manifest(embedder.fingerprint))
+    store = ItemStore(embedder.dim, vector_manifest(embedder.fingerprint), settings.max_items)
     bundle = None
     if model:
         bundle = load_model(model, trust=trust)
     if item_features:
-        _load_item_features(store, item_features, embedder.fingerprint)
+        served = cleaner.spec() if hasattr(cleaner, "spec") else None if cleaner else []
+        for note in _load_item_features(store, item_features, served):
+            print(f"recfeat serve: note: {note}", file=sys.stderr, flush=True)
     rec = Recommender(bundle, store)
     fp = embedder.fingerprint
     state = ServeState(
@@ -86,6 +91,9 @@ def build_state(settings: ServeSettings, *, encoder: str = "minilm", backend: st
         device=str(getattr(engine, "device", None) or getattr(engine, "provider", "cpu")),
     )  # fmt: skip
     texts = {k: v for k, v in (item_texts or {}).items() if k not in store}
+    if len(store) + len(texts) > settings.max_items:
+        raise UsageError(f"{len(store) + len(texts)} start-up items (--data, --item-features) are "
+                         f"over --max-items {settings.max_items}; raise --max-items")  # fmt: skip
 
     def load() -> str:
         warm_ms = embedder.warm_up()
@@ -134,24 +142,67 @@ def _model_names(model: str, encoder, fp: dict[str, Any]) -> set[str]:
     return {n for n in names if n}
 
 
-def _load_item_features(store, path: str, fingerprint: dict[str, Any]) -> None:
-    """Item vectors from ``recfeat extract --level item``, refused when another encoder made them."""
+# Encoder settings that change the vectors: item vectors made with any other value are not
+# comparable with the served encoder's (another max_length cuts long texts elsewhere).
+VECTOR_SETTINGS = ("weights_sha256", "tokenizer_files_sha256", "pooling", "normalize",
+                   "max_length", "precision", "random_init")  # fmt: skip
+
+
+def _load_item_features(store, path: str, cleaners: Any) -> list[str]:
+    """Item vectors from ``recfeat extract --level item`` into ``store``: a UsageError when
+    they are not item vectors or another encoder (or encoder settings) made them; returns
+    notes for differences that change vectors only slightly (backend, cleaners)."""
     import numpy as np
 
     from recfeat.data.features import Features
 
     feats = Features.from_file(path)
+    theirs = feats.manifest
+    level = theirs.get("level")
+    if level != "item":
+        raise UsageError(f"--item-features {path} holds {level}-level vectors, not one vector per "
+                         "item (its ids would be served as item ids); make item vectors with "
+                         "`recfeat extract DATA --level item`")  # fmt: skip
     if feats.dim != store.dim:
         raise UsageError(f"--item-features {path} has dimension {feats.dim} but the served "
                          f"encoder gives {store.dim}; extract them with the served encoder")  # fmt: skip
-    theirs = feats.manifest
-    clash = [k for k in ("weights_sha256", "pooling", "precision")
-             if theirs.get(k) is not None and theirs.get(k) != fingerprint.get(k)]  # fmt: skip
+    encoder = theirs.get("encoder")  # the full vector fingerprint (normalize is only there)
+    made = {**(encoder if isinstance(encoder, dict) else {}),
+            **{k: v for k, v in theirs.items() if k in VECTOR_SETTINGS}}  # fmt: skip
+    ours = store.manifest["encoder"]  # the served encoder's vector fingerprint
+    clash = [f"{k} {_short(made[k])} vs {_short(ours[k])} served" for k in VECTOR_SETTINGS
+             if made.get(k) is not None and ours.get(k) is not None and made[k] != ours[k]]  # fmt: skip
     if clash:
-        raise UsageError(f"--item-features {path} were made with another encoder ({', '.join(clash)} "
-                         "differ); extract them with the served model, backend and precision")  # fmt: skip
+        raise UsageError(f"--item-features {path} were made with other encoder settings "
+                         f"({'; '.join(clash)}); extract them with the served model and settings "
+                         "(recfeat extract DATA --level item), or serve with theirs")  # fmt: skip
+    if len(feats) > store.max_items:
+        raise UsageError(f"--item-features {path} has {len(feats)} items, over --max-items "
+                         f"{store.max_items}; raise --max-items")  # fmt: skip
+    notes = []
+    backend, served = theirs.get("backend"), ours.get("backend")
+    if backend and served and backend != served:
+        notes.append(f"--item-features {path} were made by backend {backend}, the server runs "
+                     f"{served}: vectors agree closely but not bit for bit")  # fmt: skip
+    made_with = theirs.get("cleaners")
+    if isinstance(made_with, list) and cleaners is not None and made_with != cleaners:
+        notes.append(f"--item-features {path} were extracted with cleaners "
+                     f"{_cleaner_names(made_with)}, the server cleans input texts with "
+                     f"{_cleaner_names(cleaners)}; pass --cleaners {_cleaner_names(made_with)} "
+                     "to clean new texts alike")  # fmt: skip
     has = np.abs(feats.vectors).sum(axis=1) > 0  # extract writes zeros for empty texts
     store.put_many(list(feats.ids[has]), feats.vectors[has], added=False)
+    return notes
+
+
+def _short(value: Any) -> str:
+    """A setting for a one-line message: hashes cut to 12 characters."""
+    text = str(value)
+    return f"{text[:12]}..." if len(text) > 40 else text
+
+
+def _cleaner_names(spec: list[Any]) -> str:
+    return ",".join(str(c.get("use", c)) if isinstance(c, dict) else str(c) for c in spec) or "none"
 
 
 def bind(host: str, port: int):
@@ -225,7 +276,11 @@ def run(state: ServeState, load: Callable[[], str], sock, out=print) -> None:
 
     config = uvicorn.Config(
         build_app(state, lifespan), log_level="warning", access_log=False, lifespan="on",
-        timeout_graceful_shutdown=int(state.settings.request_timeout) + 10,
+        # A last resort: every request ends by itself within --body-timeout (reading the
+        # body) + --request-timeout (waiting for vectors), and the gate answers the ones
+        # cut off here with 503, without a traceback.
+        timeout_graceful_shutdown=math.ceil(state.settings.body_timeout
+                                            + state.settings.request_timeout) + 5,
         timeout_keep_alive=5, server_header=False,
     )  # fmt: skip
     server = Server(config)

@@ -20,7 +20,9 @@ class ServeSettings:
     max_chars: int = 16384
     max_body_bytes: int = 8 * 1024 * 1024
     request_timeout: float = 30.0
+    body_timeout: float = 10.0
     cache_size: int = 10000
+    max_items: int = 1_000_000
 
 
 @dataclasses.dataclass

@@ -12,11 +12,13 @@ Old pickle (joblib) files are opened only with ``trust=True`` (``--trust``).
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import time
 from pathlib import Path
 from typing import Any
 
 from recfeat import __version__
+from recfeat.data import checks
 from recfeat.data.validation import check_ratings
 from recfeat.errors import DataError, UsageError
 from recfeat.plugin.registry import get_registry
@@ -58,8 +60,19 @@ def train_model(dataset, model_name: str, options: dict[str, Any] | None = None,
                 item_features=None, user_features=None) -> dict[str, Any]:  # fmt: skip
     """Fit ``model_name`` on every interaction of ``dataset``; return the bundle to save."""
     from recfeat.components.model import feature_fingerprint
-    from recfeat.data.features import check_matches_dataset
+    from recfeat.data.features import Features, ReviewVectors, check_matches_dataset
+    from recfeat.data.recdata import RecData
 
+    if not isinstance(dataset, RecData):
+        raise checks.refuse("data", "a RecData", dataset, "load one with recfeat.load_dataset")
+    checks.text(model_name, "model", example="popularity")
+    if options is not None and not isinstance(options, dict):
+        raise checks.refuse("options", "a dict of the model's options", options,
+                            "pass e.g. options={'factors': 50}")  # fmt: skip
+    for name, features in (("item_features", item_features), ("user_features", user_features)):
+        if features is not None and not isinstance(features, (Features, ReviewVectors)):
+            raise checks.refuse(name, "Features or ReviewVectors (or None)", features,
+                                "read a feature file with recfeat.read_features(path)")  # fmt: skip
     model = get_registry("model").create(model_name, **(options or {}))
     check_ratings(dataset)
     check_matches_dataset(dataset, item_features, user_features)
@@ -96,16 +109,47 @@ def train_model(dataset, model_name: str, options: dict[str, Any] | None = None,
     }
 
 
+def check_bundle(bundle: Any) -> dict[str, Any]:
+    """``bundle`` as ``train_model`` / ``load_model`` return it, or one UsageError naming
+    what is missing: a dict from elsewhere would fail later as a KeyError deep inside."""
+    made = "train one with recfeat.train(data, model) or read one with recfeat.load_model(path)"
+    if not isinstance(bundle, dict):
+        raise checks.refuse("bundle", "a trained model bundle (the dict recfeat.train returns)",
+                            bundle, made)  # fmt: skip
+    missing = [key for key in ("format", "header", "model") if key not in bundle]
+    if missing:
+        raise UsageError(f"bundle lacks {', '.join(map(repr, missing))}: it is not a trained "
+                         f"model bundle; {made}")  # fmt: skip
+    if bundle["format"] != FORMAT:
+        raise UsageError(f"bundle has format {bundle['format']!r}, not {FORMAT!r}; {made}")
+    header, model = bundle["header"], bundle["model"]
+    if not isinstance(header, dict) or not isinstance(header.get("model"), str):
+        raise UsageError(f"bundle's header names no model; {made}")
+    if not (hasattr(model, "score_items") and hasattr(model, "items_")):
+        raise UsageError(f"bundle's model is {checks.shown(model)}, not a fitted recfeat model; "
+                         f"{made}")  # fmt: skip
+    for key in ("seen", "snippets"):
+        if not isinstance(bundle.get(key, {}), dict):
+            raise UsageError(f"bundle's {key!r} is {checks.shown(bundle[key])}, not a dict; {made}")
+    return bundle
+
+
 def save_model(bundle: dict[str, Any], path: str | Path) -> Path:
     """Write ``bundle`` (from ``train_model``) atomically to ``path`` in the safe format."""
-    return model_file.save_bundle(bundle, path)
+    from recfeat.outputs_guard import check_out_file
+
+    check_bundle(bundle)
+    out = checks.path(path, "path", what="a model file path", fix="pass e.g. path='model.recfeat'")
+    check_out_file(out, "path")  # a folder or a file as its parent: refused before encoding
+    return model_file.save_bundle(bundle, out)
 
 
 def load_model(path: str | Path, *, trust: bool = False) -> dict[str, Any]:
     """Read a file written by ``save_model`` (DataError when it is not one). Loading it runs
     no code from the file; an old pickle (joblib) file is refused unless ``trust=True``,
     because unpickling runs whatever the file contains."""
-    return model_file.load_bundle(path, trust=trust)
+    where = checks.path(path, "path", what="a model file path", fix="pass the file recfeat train wrote")
+    return model_file.load_bundle(where, trust=checks.flag(trust, "trust"))
 
 
 def check_same_encoder(header: dict[str, Any], features) -> None:
@@ -127,6 +171,29 @@ def check_same_encoder(header: dict[str, Any], features) -> None:
         )
 
 
+def user_ids(users: Any) -> list[str]:
+    """The users to rank: one id (a str or an int is ONE user: "196" is user 196, not users
+    1, 9 and 6) or a list of them; blanks dropped, an empty result refused."""
+
+    def is_id(value: Any) -> bool:
+        return isinstance(value, (str, numbers.Integral)) and not isinstance(value, bool)
+
+    if is_id(users):
+        users = [users]
+    elif isinstance(users, (dict, bytes)) or not hasattr(users, "__iter__"):
+        raise checks.refuse("users", "a user id or a list of user ids", users, "pass e.g. ['196']")
+    found = []
+    for user in users:
+        if not is_id(user):
+            raise checks.refuse("each of users", "a user id (a str or an int)", user,
+                                "pass e.g. ['196', '197']")  # fmt: skip
+        if str(user).strip():
+            found.append(str(user).strip())
+    if not found:
+        raise UsageError("--users is empty; pass user ids separated by commas")
+    return found
+
+
 @dataclasses.dataclass
 class Ranking:
     """The top items for one user: ``items``/``scores`` best first, ``snippets`` per item."""
@@ -142,7 +209,7 @@ class Ranking:
 
 def recommend(bundle: dict[str, Any], users, k: int = 10, *, extra_features=None,
               include_seen: bool = False, snippets: dict[str, str] | None = None) -> list[Ranking]:  # fmt: skip
-    """Top-``k`` items per user of ``users`` from a loaded bundle.
+    """Top-``k`` items per user of ``users`` (one id, or a list of ids) from a loaded bundle.
 
     ``extra_features``: item-level features of new items to consider too (same encoder as
     training; only cold-start-capable models rank them). Seen items are left out unless
@@ -151,12 +218,18 @@ def recommend(bundle: dict[str, Any], users, k: int = 10, *, extra_features=None
 
     from recfeat.data.features import ReviewVectors
 
-    model, header = bundle["model"], bundle["header"]
+    model, header = check_bundle(bundle)["model"], bundle["header"]
     snippets = bundle.get("snippets", {}) if snippets is None else snippets
-    if k < 1:
-        raise UsageError(f"--k must be at least 1 (got {k})")
+    k = checks.integer(k, "--k", low=1, example=10)
+    user_list = user_ids(users)
+    include_seen = checks.flag(include_seen, "include_seen")
     candidates = list(model.items_)
     if extra_features is not None:
+        from recfeat.data.features import Features
+
+        if not isinstance(extra_features, (Features, ReviewVectors)):
+            raise checks.refuse("features", "item-level Features (or None)", extra_features,
+                                "read a feature file with recfeat.read_features(path)")  # fmt: skip
         if isinstance(extra_features, ReviewVectors):
             raise UsageError("recommend --features takes item-level features (one vector per item)")
         check_same_encoder(header, extra_features)
@@ -164,15 +237,12 @@ def recommend(bundle: dict[str, Any], users, k: int = 10, *, extra_features=None
             known = set(candidates)
             candidates += [i for i in extra_features.ids if i not in known]
     candidates_arr = np.asarray(candidates, dtype=object)
-    user_list = [str(u).strip() for u in users if str(u).strip()]
-    if not user_list:
-        raise UsageError("--users is empty; pass user ids separated by commas")
     out = []
     for user in user_list:
         scores = model.score_items([user], candidates_arr, item_features=extra_features)[0]
         mask = np.ones(len(candidates_arr), dtype=bool)
         if not include_seen:
-            seen = set(bundle["seen"].get(user, ()))
+            seen = set(bundle.get("seen", {}).get(user, ()))
             mask &= np.fromiter(
                 (c not in seen for c in candidates_arr), dtype=bool, count=len(mask)
             )

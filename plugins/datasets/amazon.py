@@ -19,6 +19,7 @@ from typing import Any
 
 from recfeat.components import Dataset
 from recfeat.data import validation as v
+from recfeat.data.formats import check_one_format
 from recfeat.data.recdata import RecData
 from recfeat.errors import DataError
 
@@ -35,6 +36,7 @@ def _is_json_file(p: Path) -> bool:
 def resolve_file(path: Path) -> Path:
     """``path`` itself, or the single JSON (Lines) file inside the folder ``path``."""
     if path.is_dir():
+        check_one_format(path)  # a .csv beside the .json would be left unread
         found = sorted(p for p in path.iterdir() if _is_json_file(p))
         if not found:
             raise DataError(

@@ -55,7 +55,8 @@ def _read_table(path: Path, *, encoding: str, skip_report: dict[str, Any] | None
     try:
         if skip_report is not None:
             return pd.read_csv(io.StringIO(v.decodable_text(path, encoding, skip_report)), **kwargs)
-        return pd.read_csv(path, encoding=encoding, **kwargs)
+        with v.open_capped(path) as fh:
+            return pd.read_csv(fh, encoding=encoding, **kwargs)
     except UnicodeDecodeError as exc:
         v.raise_decode_error(path, encoding, exc)
     except pd.errors.EmptyDataError:

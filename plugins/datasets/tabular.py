@@ -266,8 +266,9 @@ class CsvTable(_Table):
             # strings throughout: ids keep leading zeros, and numbers are parsed per column later
             if self.skip_bad_rows:
                 return self._read_skipping(path, sep)
-            return pd.read_csv(path, sep=sep, encoding=self.encoding, dtype=str, keep_default_na=False,
-                               na_values=[""])  # fmt: skip
+            with v.open_capped(path) as fh:
+                return pd.read_csv(fh, sep=sep, encoding=self.encoding, dtype=str,
+                                   keep_default_na=False, na_values=[""])  # fmt: skip
 
     def _read_skipping(self, path: Path, sep: str):
         """skip_bad_rows: undecodable lines and lines with too many fields are dropped and
@@ -359,6 +360,8 @@ class ParquetTable(_Table):
         try:
             return pq.read_table(path).to_pandas()
         except (pa.ArrowInvalid, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno is not None:  # the OS refused, not the format
+                raise v.read_error(path, exc) from None
             raise DataError(
                 f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})"
             ) from None
