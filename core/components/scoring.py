@@ -22,7 +22,7 @@ import numpy as np
 
 from recfeat import get_registry
 
-from ..errors import DataError, OptionError
+from ..errors import DataError, OptionError, UsageError
 
 CHUNK_USERS = 128  # users per score_items call: bounded memory on large catalogues
 
@@ -47,9 +47,12 @@ def ranking_scorer(metric: str = "ndcg", k: int = 10, threshold: float | None = 
 
     # checked here, not at scoring time deep inside a grid search: k="10" or a NaN threshold
     # would otherwise surface as a TypeError or as NaN scores from the search
-    metric = checks.text(metric, "metric", example="ndcg")
-    k = checks.integer(k, "k", low=1, example=10)
-    threshold = checks.optional_number(threshold, "threshold")
+    try:
+        metric = checks.text(metric, "metric", example="ndcg")
+        k = checks.integer(k, "k", low=1, example=10)
+        threshold = checks.optional_number(threshold, "threshold")
+    except UsageError as exc:  # a scorer's options are OptionErrors, as the metric's own are
+        raise OptionError(str(exc)) from None
     return RankingScorer(metric, k, threshold)
 
 

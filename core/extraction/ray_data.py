@@ -35,6 +35,7 @@ import re
 import time
 from typing import Any
 
+import recfeat.errors as recfeat_errors
 from recfeat.errors import DataError, RecfeatError, UsageError, require
 from recfeat.extraction.cache import fingerprint_digest, vector_fingerprint
 from recfeat.extraction.manifest import build_manifest, check_request, level_details
@@ -190,14 +191,12 @@ def _from_text(exc: BaseException) -> RecfeatError | None:
     ``RayTaskError(UserCodeException)`` (the original is not chained): rebuild it from its
     ``recfeat.<module>.NameError: message`` line, so the user reads one line, not Ray's
     traceback (a class outside ``recfeat.errors`` comes back as a DataError)."""
-    import recfeat.errors as errors
-
     found = _RAISED.findall(str(exc))
     if not found:
         return None
     name, message = found[-1]
-    cls = getattr(errors, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, RecfeatError)) or cls is errors.MissingDependencyError:
+    cls = getattr(recfeat_errors, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, RecfeatError)) or cls is recfeat_errors.MissingDependencyError:
         cls = DataError  # its constructor takes other arguments; the message is what counts
     return cls(message.strip())
 
