@@ -155,9 +155,18 @@ def test_one_huge_word_is_unk_as_whole_in_bounded_time(bert_tok):
     """WordPiece makes a word over 100 characters one [UNK]; a cut inside a 4 MB word must
     not turn it into pieces (and must not tokenise all of it to find out)."""
     huge = "a" * 4_000_000 + " great strings"
-    start = time.perf_counter()
-    batch = engine.tokenize(bert_tok, [huge], 16)
-    assert time.perf_counter() - start < 60  # the whole word takes ~30x longer than the cut
+    seen: list[int] = []  # characters of every text the tokenizer was handed
+
+    class Spy:  # the real tokenizer, counting what it is asked to tokenise
+        def __getattr__(self, name):
+            return getattr(bert_tok, name)
+
+        def __call__(self, texts, **kwargs):
+            seen.extend(len(t) for t in texts)
+            return bert_tok(texts, **kwargs)
+
+    batch = engine.tokenize(Spy(), [huge], 16)
+    assert seen and max(seen) <= 4 * engine.LONG_TEXT_CHARS < len(huge)  # never the whole word
     assert batch.ids[0] == _whole(bert_tok, "a" * 2000, 16)[0]  # [CLS] [UNK] [SEP]
 
 
@@ -196,7 +205,8 @@ print(json.dumps({"seconds": time.perf_counter() - start, "grew_mb": rss_mb() - 
 def test_a_21_mb_review_gives_the_vectors_of_its_first_2000_characters(tiny_bert, tmp_path):
     """The issue's case: 20 reviews, one of 21 MB, --max-length 16 (before: 99 s, 4.5 GB).
     Same vectors as the file with that review cut to 2,000 characters, for the streamed and
-    the in-memory engine, peak memory growth and time bounded (generously)."""
+    the in-memory engine, and peak memory growth bounded (generously). Its time is measured
+    in benchmarks/bench_bounded_input.py, not asserted here."""
     from recfeat.data.features import read_features
 
     rng = random.Random(0)
@@ -218,7 +228,6 @@ def test_a_21_mb_review_gives_the_vectors_of_its_first_2000_characters(tiny_bert
         assert proc.returncode == 0, proc.stderr[-3000:]
         measured = json.loads(proc.stdout.strip().splitlines()[-1])  # before: 4.4 GB, 80-100 s
         assert measured["grew_mb"] < 600, (tag, measured)
-        assert measured["seconds"] < 240, (tag, measured)
         ids_big, vec_big, man_big = read_features(out / f"big-{tag}.parquet")
         ids_small, vec_small, _ = read_features(out / f"small-{tag}.parquet")
         pd.testing.assert_frame_equal(ids_big, ids_small)

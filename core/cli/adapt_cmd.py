@@ -11,7 +11,7 @@ from __future__ import annotations
 import click
 
 import recfeat.api as api
-from recfeat.cli.params import OpenFraction
+from recfeat.cli.params import training_split_options
 
 KINDS = ("whiten", "pca", "linear", "mlp")  # recfeat.finetuning.adaptors.KINDS
 
@@ -31,14 +31,7 @@ KINDS = ("whiten", "pca", "linear", "mlp")  # recfeat.finetuning.adaptors.KINDS
               help="Output dimension [default: every direction (whiten/pca), the input's (linear/mlp)].")
 @click.option("--hidden", type=click.IntRange(min=1), default=None,
               help="mlp: hidden width [default: the input's dimension].")
-@click.option("--split", "split_kind", type=click.Choice(api.SPLITS), default=None,
-              help="Split whose TRAINING part the fit reads, as evaluate makes it [default: random].")
-@click.option("--seed", type=click.IntRange(min=0), default=None,
-              help="Seed of the split, the pair sample and training [default: 0].")
-@click.option("--test-fraction", type=OpenFraction(), default=None,
-              help="Share held out by the split [default: 0.2].")
-@click.option("--load-split", default=None,
-              help="Fit on this saved split's training part (evaluate --save-split, a model's split.json).")
+@training_split_options("the fit reads", "Fit on this saved split's training part (evaluate --save-split, a model's split.json).")
 @click.option("--fit-on", type=click.Choice(("train", "all")), default=None,
               help="train (default), or all: every vector, for deployment only (evaluate refuses it).")
 @click.option("--pairs", "pair_kinds", default=None,

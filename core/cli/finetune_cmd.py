@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 import recfeat.api as api
-from recfeat.cli.params import OpenFraction
+from recfeat.cli.params import training_split_options
 
 
 @click.command("finetune")
@@ -21,15 +21,7 @@ from recfeat.cli.params import OpenFraction
 @click.option("--out", required=True,
               help="Output folder: the fine-tuned model (a Hugging Face model folder) with "
                    "finetune.json, split.json, lineage.json and loss.png; never an input.")  # fmt: skip
-@click.option("--split", "split_kind", type=click.Choice(api.SPLITS), default=None,
-              help="Split whose TRAINING part the pairs come from (as evaluate makes it) "
-                   "[default: random].")  # fmt: skip
-@click.option("--seed", type=click.IntRange(min=0), default=None,
-              help="Seed of the split, the pair sample and training [default: 0].")
-@click.option("--test-fraction", type=OpenFraction(), default=None,
-              help="Share held out by the split [default: 0.2].")
-@click.option("--load-split", default=None,
-              help="Use this saved split (evaluate --save-split, or a model's split.json).")
+@training_split_options("the pairs come from", "Use this saved split (evaluate --save-split, or a model's split.json).")
 @click.option("--pairs", "pair_kinds", default=None,
               help="Pair kinds, comma-separated: next-item, same-item, review-item, or auto "
                    "(every kind the data has texts for) [default: auto].")  # fmt: skip

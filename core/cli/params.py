@@ -40,3 +40,25 @@ def gate_interactions_option(flag: str):
         help=f"{flag}: interactions in the downstream gate's seeded sample; more narrows the "
              f"confidence interval of each metric's drop [default: {GATE_INTERACTIONS_DEFAULT:,}].",
     )  # fmt: skip
+
+
+def training_split_options(what: str, load_help: str):
+    """``--split``, ``--seed``, ``--test-fraction`` and ``--load-split``: the split whose
+    TRAINING part ``what`` reads, made as ``evaluate`` makes it; one spelling for
+    ``finetune`` and ``adapt`` (their library functions check the values)."""
+    options = (
+        click.option("--split", "split_kind", type=click.Choice(api.SPLITS), default=None,
+                     help=f"Split whose TRAINING part {what}, as evaluate makes it [default: random]."),
+        click.option("--seed", type=click.IntRange(min=0), default=None,
+                     help="Seed of the split, the pair sample and training [default: 0]."),
+        click.option("--test-fraction", type=OpenFraction(), default=None,
+                     help="Share held out by the split [default: 0.2]."),
+        click.option("--load-split", default=None, help=load_help),
+    )  # fmt: skip
+
+    def decorate(fn):
+        for option in reversed(options):  # listed in --help in the order above
+            fn = option(fn)
+        return fn
+
+    return decorate
