@@ -308,7 +308,8 @@ def extract_file(path: str | Path | None = None, out: str | Path | None = None,
 
 def make_split(interactions, kind: str = "random", **options: Any):
     """Train/test split of an interactions frame (or a RecData's): random, temporal,
-    item-cold, user-cold; options ``seed``, ``test_fraction``, ``leave_last``."""
+    item-cold, user-cold, leave-last-out, leave-last-out-new (recfeat.evaluation.splits);
+    options ``seed``, ``test_fraction``, ``leave_last``."""
     from recfeat.data.recdata import RecData
     from recfeat.errors import UsageError
     from recfeat.evaluation.splits import make_split as split
@@ -392,7 +393,7 @@ def evaluate(data=None, item_features=None, models=None, *, config=None, setting
         raise UsageError(f"evaluate: unknown option(s) {', '.join(unknown)}; use "
                          f"{', '.join(sorted(_EVALUATE_KEYWORDS))}")  # fmt: skip
     if split is not None and not isinstance(split, (str, Split)):
-        raise checks.refuse("split", "a split name (random, temporal, item-cold, user-cold) or "
+        raise checks.refuse("split", f"a split name ({', '.join(SPLITS)}) or "
                             "a Split", split, "pass e.g. split='random'")  # fmt: skip
     for name, value in (("out", out), ("plot", plot), ("save_split", save_split)):
         checks.path(value, name, none=True, what="a file path")
@@ -851,8 +852,13 @@ def serve(encoder: str | None = None, *, config=None, settings=None, echo=print,
     if settings.data is not None:
         texts = item_texts(load_dataset(settings.data, settings.format, **settings.loader_options),
                            str(settings.data))  # fmt: skip
+    adaptor = None
+    if settings.item_features is not None:  # adapted features: queries get the same map
+        from recfeat.finetuning.adaptors import adaptor_of_features
+
+        adaptor = adaptor_of_features(settings.item_features)
     state, load = build_state(
-        settings.server, encoder=settings.label, engine=settings.make_encoder(),
+        settings.server, encoder=settings.label, engine=settings.make_encoder(), adaptor=adaptor,
         model=None if settings.model is None else str(settings.model), item_texts=texts,
         item_features=None if settings.item_features is None else str(settings.item_features),
         cleaners=settings.cleaners, trust=settings.trust,

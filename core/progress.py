@@ -5,7 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Iterator
+
+#: seconds between two lines of a bar drawn where stderr is not a terminal (a log file)
+LINE_EVERY_S = 15.0
 
 
 class _Bar:
@@ -16,6 +20,52 @@ class _Bar:
     def advance(self, n: int = 1) -> None:
         if self._progress is not None:
             self._progress.advance(self._task, n)
+
+    def describe(self, text: str) -> None:
+        """Change the bar's label (e.g. to show the latest training loss)."""
+        if self._progress is not None:
+            self._progress.update(self._task, description=text)
+
+    def start_at(self, n: int) -> None:
+        """Work already done before this run (a resumed one): counted, not timed."""
+        if self._progress is not None:
+            self._progress.reset(self._task, completed=n)
+
+
+class _LineBar:
+    """The same bar as plain lines, one every ``LINE_EVERY_S`` seconds and one at the end:
+    a live bar cannot redraw in a log file (``RECFEAT_PROGRESS=1`` with stderr redirected)."""
+
+    def __init__(self, total: int | None, description: str):
+        self.total, self.description = total, description
+        self.done = 0
+        self.start = self._last = time.monotonic()
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        if time.monotonic() - self._last >= LINE_EVERY_S:
+            self.line()
+
+    def describe(self, text: str) -> None:
+        self.description = text
+
+    def start_at(self, n: int) -> None:
+        self.done = self._before = n
+        self.start = self._last = time.monotonic()
+
+    _before = 0  # done before this run (start_at): not part of the rate
+
+    def line(self) -> None:
+        self._last = now = time.monotonic()
+        rate = (self.done - self._before) / max(now - self.start, 1e-9)
+        of = f"/{self.total:,}" if self.total else ""
+        eta = ""
+        if self.total and rate > 0:
+            left = max(self.total - self.done, 0) / rate
+            eta = f", eta {int(left // 60)}m{int(left % 60):02d}s"
+        print(f"{self.description}: {self.done:,}{of}, {rate:,.2f} items/s, "
+              f"{int((now - self.start) // 60)}m{int((now - self.start) % 60):02d}s elapsed{eta}",
+              file=sys.stderr, flush=True)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -32,6 +82,13 @@ def progress_bar(total: int | None, description: str, *, enabled: bool | None = 
         yield _Bar(None, None)
         return
     from rich.console import Console
+
+    console = Console(stderr=True)
+    if not console.is_terminal and not console.is_jupyter:  # a log file: lines, not a live bar
+        bar = _LineBar(total, description)
+        yield bar
+        bar.line()
+        return
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -57,6 +114,6 @@ def progress_bar(total: int | None, description: str, *, enabled: bool | None = 
         TextColumn("eta"),
         TimeRemainingColumn(),
     ]
-    with Progress(*columns, console=Console(stderr=True), transient=False) as prog:
+    with Progress(*columns, console=console, transient=False) as prog:
         task = prog.add_task(description, total=total)
         yield _Bar(prog, task)

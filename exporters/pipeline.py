@@ -82,7 +82,8 @@ def spec_from_encoder(encoder, **overrides: Any) -> ExportSpec:
         model=opts["model"],
         init=opts.get("init", "pretrained"),
         pooling=opts.get("pooling"),
-        normalize=bool(opts.get("normalize", False)),
+        # the encoder's own resolution (a sentence-transformers folder's modules.json)
+        normalize=bool(getattr(encoder, "resolved_normalize", opts.get("normalize", False))),
         max_length=int(opts.get("max_length") or 256),
         encoder_name=encoder.name,
     )

@@ -40,7 +40,8 @@ class HFEncoder(Encoder):
 
     Options: ``model`` (hub name or folder; a standard shape name with ``init="random"``),
     ``pooling`` (cls, mean, max, last-token; None = the family's default), ``normalize``
-    (L2), ``max_length`` (tokens kept per text; longer texts are truncated and counted),
+    (L2; None = as the folder's sentence-transformers ``modules.json`` says, e.g. a
+    ``recfeat finetune`` output: on when it ends in Normalize, else off), ``max_length`` (tokens kept per text; longer texts are truncated and counted),
     ``device`` (cpu, cuda), ``precision`` (fp32; bf16 autocast, fast on AMX/AVX-512-bf16
     CPUs; fp16 on CUDA only), ``threads`` (torch threads while encoding), ``batch_tokens`` /
     ``max_batch_size`` (token budget per padded batch; the defaults suit a 2-core CPU),
@@ -63,7 +64,7 @@ class HFEncoder(Encoder):
         *,
         model: str,
         pooling: str | None = None,
-        normalize: bool = False,
+        normalize: bool | None = None,
         max_length: int = 256,
         device: str = "cpu",
         precision: str = "fp32",
@@ -126,6 +127,12 @@ class HFEncoder(Encoder):
         return self.pooling or self.info.default_pooling
 
     @property
+    def resolved_normalize(self) -> bool:
+        if self.normalize is None:
+            return bool(getattr(self.info, "normalizes", False))
+        return bool(self.normalize)
+
+    @property
     def dim(self) -> int:
         return self.info.hidden_size
 
@@ -180,7 +187,7 @@ class HFEncoder(Encoder):
         """The torch backend that runs this encoder's batches (loads the model once)."""
         if self._backend is None:
             self._backend = TorchBackend(
-                self.load(), pooling=self.resolved_pooling, normalize=self.normalize,
+                self.load(), pooling=self.resolved_pooling, normalize=self.resolved_normalize,
                 device=self.device, precision=self.precision, threads=self.threads,
             )  # fmt: skip
         return self._backend
@@ -194,7 +201,7 @@ class HFEncoder(Encoder):
             "weights_sha256": info.weights_sha256,
             "family": info.family,
             "pooling": self.resolved_pooling,
-            "normalize": self.normalize,
+            "normalize": self.resolved_normalize,
             "max_length": self.max_length,
             "backend": self.backend,
             "precision": self.precision,

@@ -315,3 +315,48 @@ def test_the_params_file_bytes_depend_only_on_the_arrays(saved):
     adaptor = load_adaptor(saved)
     assert len({params_bytes(adaptor) for _ in range(20)}) == 1
     assert params_bytes(adaptor) == adaptor_files(saved)["params"].read_bytes()
+
+
+# -- serve applies the adaptor ----------------------------------------------------------------------
+class _HashEncoder:
+    """A DIM-wide stand-in for the encoder the source vectors came from."""
+
+    name = "hash16"
+    backend = "fake"
+    dim = DIM
+
+    def fingerprint(self):
+        return {"encoder": self.name, "backend": self.backend, "max_length": 64}
+
+    def encode(self, texts):
+        return np.stack([np.random.default_rng(len(t)).normal(size=DIM) for t in texts]).astype(np.float32)
+
+    def tokenize(self, texts):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(lengths=np.ones(len(texts), np.int64), n_dropped=np.zeros(len(texts), np.int64))
+
+
+def test_serve_maps_every_encoded_text_through_the_adaptor_of_adapted_features(saved, features):
+    """Adapted --item-features live in the adaptor's space: the server finds the adaptor
+    (adaptor_of_features) and every text it encodes, for /embed, queries and added items,
+    goes through the same map; plain features have none."""
+    from recfeat.finetuning.adaptors import adaptor_of_features
+    from recfeat.serve.server import build_state
+    from recfeat.serve.state import ServeSettings
+
+    assert adaptor_of_features(features) is None
+    adaptor = adaptor_of_features(saved)
+    assert adaptor is not None and adaptor.out_dim == 8
+    state, _ = build_state(ServeSettings(), encoder="hash16", engine=_HashEncoder(),
+                           item_features=str(saved), cleaners="none", adaptor=adaptor)  # fmt: skip
+    assert state.store.dim == 8 and len(state.store) == N_ITEMS
+    texts = ["a query", "another, longer query"]
+    served = state.embedder.encode_now(texts).vectors
+    assert served.shape == (2, 8)
+    assert np.allclose(served, adaptor.transform(_HashEncoder().encode(texts)), atol=1e-6)
+    assert state.embedder.fingerprint["adaptor"] == adaptor.identity()
+    # without the adaptor the 16-wide encoder cannot serve 8-wide item vectors
+    with pytest.raises(UsageError, match="dimension 8 but the served encoder gives 16"):
+        build_state(ServeSettings(), encoder="hash16", engine=_HashEncoder(),
+                    item_features=str(saved), cleaners="none")  # fmt: skip

@@ -191,7 +191,8 @@ def test_cls_pooling_is_the_first_token_state(minilm_path):
     import transformers
 
     texts = ["a fine strap", "the bridge pickup hums when the amp is loud"]
-    got = _create("hf", model=str(minilm_path), pooling="cls").encode(texts)
+    # the folder's modules.json asks for normalisation; the raw CLS state is compared here
+    got = _create("hf", model=str(minilm_path), pooling="cls", normalize=False).encode(texts)
     tok = transformers.AutoTokenizer.from_pretrained(minilm_path)
     net = transformers.AutoModel.from_pretrained(minilm_path).eval()
     with torch.inference_mode():

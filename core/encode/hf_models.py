@@ -290,6 +290,30 @@ class ModelInfo:
     default_pooling: str
     hidden_size: int
     random_init: bool
+    #: the folder is a sentence-transformers model whose modules.json ends in Normalize (a
+    #: recfeat finetune output, all-MiniLM-L6-v2's own folder): its vectors are unit length.
+    normalizes: bool = False
+
+
+#: modules.json of a sentence-transformers folder is a short list; a bigger one is not read.
+_MODULES_MAX_BYTES = 64 * 1024
+
+
+def declares_normalize(folder: Path) -> bool:
+    """True when ``folder/modules.json`` (sentence-transformers' module list) has a Normalize
+    module. The file is untrusted input: read as JSON only, size-capped, and anything odd
+    (missing, too big, not a list of objects) simply means no."""
+    path = Path(folder) / "modules.json"
+    try:
+        if not path.is_file() or path.stat().st_size > _MODULES_MAX_BYTES:
+            return False
+        modules = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    if not isinstance(modules, list):
+        return False
+    return any(isinstance(m, dict) and str(m.get("type", "")).rsplit(".", 1)[-1] == "Normalize"
+               for m in modules)  # fmt: skip
 
 
 def describe_model(model: str, init: str = "pretrained") -> ModelInfo:
@@ -315,6 +339,7 @@ def describe_model(model: str, init: str = "pretrained") -> ModelInfo:
         default_pooling=default_pooling_for(config),
         hidden_size=int(config.hidden_size),
         random_init=False,
+        normalizes=declares_normalize(folder),
     )
 
 

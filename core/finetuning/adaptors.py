@@ -106,6 +106,15 @@ class Adaptor:
     def normalize(self) -> bool:
         return NORMALIZED[self.kind]
 
+    def identity(self) -> dict[str, Any]:
+        """What makes this adaptor's outputs what they are: kind, widths and the sha256 of its
+        arrays (serve keys its vector cache on it and reports it)."""
+        digest = hashlib.sha256()
+        for name in sorted(self.arrays):
+            digest.update(name.encode() + b"\0" + np.ascontiguousarray(self.arrays[name]).tobytes())
+        return {"kind": self.kind, "in_dim": self.in_dim, "out_dim": self.out_dim,
+                "arrays_sha256": digest.hexdigest()}  # fmt: skip
+
     def transform(self, vectors) -> np.ndarray:
         """``vectors`` (n, in_dim), or one vector (in_dim,) -> float32 (n, out_dim) (or
         (out_dim,)). Refuses a wrong width and non-finite values (DataError)."""
@@ -375,6 +384,23 @@ def _lineage_of(info: dict[str, Any], path: Path) -> Lineage:
     if digest != recorded:
         raise ArtifactError(f"the lineage in {path} does not match its digest (the file was edited); {fix}")
     return Lineage(path, rows, items, digest, users)
+
+
+def adaptor_of_features(path: str | Path) -> Adaptor | None:
+    """The adaptor behind the features file ``path`` (checked as ``load_adaptor`` checks it),
+    or None when its manifest names none (plain extracted features). Only the Parquet
+    schema's metadata is read to find out."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        meta = (pq.read_schema(Path(path).expanduser()).metadata or {}).get(b"recfeat")
+        manifest = json.loads(meta) if meta else {}
+    except (OSError, ValueError, pa.ArrowInvalid):
+        return None  # not readable here: the features loader says why, in its own words
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("adaptor"), dict):
+        return None
+    return load_adaptor(path)
 
 
 def load_adaptor(path: str | Path) -> Adaptor:

@@ -155,25 +155,17 @@ def _callbacks(bar):
         """recfeat's progress bar (steps, rate, ETA) with the latest loss in its label."""
 
         def on_train_begin(self, args, state, control, **kwargs):
-            if state.global_step:
-                bar.advance(state.global_step)
+            if state.global_step:  # resumed: those steps are done, not part of the rate
+                bar.start_at(state.global_step)
 
         def on_step_end(self, args, state, control, **kwargs):
             bar.advance(1)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "loss" in logs:
-                _describe(bar, f"fine-tuning (loss {logs['loss']:.4f})")
+                bar.describe(f"fine-tuning (loss {logs['loss']:.4f})")
 
     return [Progress()]
-
-
-def _describe(bar, text: str) -> None:
-    # recfeat.progress's bar exposes only advance(); its label is set through the rich task it
-    # wraps (None when the bar is disabled). progress.py should grow a describe() for this.
-    prog, task = getattr(bar, "_progress", None), getattr(bar, "_task", None)
-    if prog is not None:
-        prog.update(task, description=text)
 
 
 def train(model, pairs_frame, *, checkpoints: Path, resume_from: Path | None, steps: int,

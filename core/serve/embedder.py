@@ -34,13 +34,19 @@ class Embedded:
 class Embedder:
     def __init__(self, encoder, cleaner, metrics, *, cache_size: int, max_inputs: int,
                  max_chars: int, budget_tokens: int, window_s: float, max_queue: int,
-                 timeout_s: float) -> None:  # fmt: skip
+                 timeout_s: float, adaptor=None) -> None:  # fmt: skip
         self.encoder = encoder
+        # An adaptor fitted on the served item vectors (``recfeat adapt``; found by the API
+        # from --item-features): every encoded text goes through it, so queries, added items
+        # and /embed live in the space the stored vectors live in.
+        self.adaptor = adaptor
         self.cleaner = cleaner
         self.metrics = metrics
         self.max_inputs = max_inputs
         self.max_chars = max_chars
         self.fingerprint = encoder.fingerprint()
+        if adaptor is not None:
+            self.fingerprint = {**self.fingerprint, "adaptor": adaptor.identity()}
         self.cache = LRUCache(cache_size, fingerprint_digest(self.fingerprint))
         self.max_length = int(self.fingerprint.get("max_length") or 512)
         # One thread runs the model, so engine calls never overlap (and never fight for cores).
@@ -55,7 +61,7 @@ class Embedder:
 
     @property
     def dim(self) -> int:
-        return int(self.encoder.dim)
+        return int(self.adaptor.out_dim if self.adaptor is not None else self.encoder.dim)
 
     def estimate_tokens(self, text: str) -> int:
         """Tokens a text will take, before tokenising: ~4 characters a token plus the two
@@ -125,6 +131,8 @@ class Embedder:
             tok_s = time.perf_counter() - start
             kept, dropped = batch.lengths, np.asarray(batch.n_dropped)
             vectors = self.encoder.encode(unique)
+        if self.adaptor is not None:
+            vectors = self.adaptor.transform(np.asarray(vectors, dtype=np.float32))
         if len(unique) != len(texts):
             row = {t: j for j, t in enumerate(unique)}
             idx = np.fromiter((row[t] for t in texts), dtype=np.int64, count=len(texts))

@@ -42,13 +42,16 @@ def build_state(settings: ServeSettings, *, encoder: str = "minilm", backend: st
                 precision: str | None = None, device: str | None = None,
                 threads: int | None = None, model: str | None = None, item_texts: dict[str, str] | None = None,
                 item_features: str | None = None, cleaners: Any = None,
-                trust: bool = False, engine: Any = None,
+                trust: bool = False, engine: Any = None, adaptor: Any = None,
                 ) -> tuple[ServeState, Callable[[], str]]:  # fmt: skip
     """The state the routes share and the loader to run on the encode thread (it returns
     the start-up line). ``encoder`` is the text encoder (``--encoder``), ``model`` the
     recommendation model file (``--model``). ``engine``: the encoder object already made
     (``recfeat.serve`` passes the one its settings resolved); ``encoder`` is then only the
     name responses carry, and backend, precision, device and threads are not used.
+    ``adaptor``: the adaptor the --item-features were made with (``transform``, ``out_dim``,
+    ``identity()``; ``recfeat.finetuning.adaptors.adaptor_of_features`` finds it): applied to
+    every text the server encodes.
     ``cleaners``: specs ("a,b", a list; None: the default chain; "none" or []: raw texts).
     Raises RecfeatError for options or files that cannot work."""
     from recfeat.extraction.stages import make_cleaner
@@ -71,7 +74,7 @@ def build_state(settings: ServeSettings, *, encoder: str = "minilm", backend: st
         engine, cleaner, metrics, cache_size=settings.cache_size,
         max_inputs=settings.max_inputs, max_chars=settings.max_chars,
         budget_tokens=settings.max_batch_tokens, window_s=settings.batch_window_ms / 1000,
-        max_queue=settings.max_queue, timeout_s=settings.request_timeout,
+        max_queue=settings.max_queue, timeout_s=settings.request_timeout, adaptor=adaptor,
     )  # fmt: skip
     store = ItemStore(embedder.dim, vector_manifest(embedder.fingerprint), settings.max_items)
     bundle = None
