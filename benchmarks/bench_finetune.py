@@ -92,8 +92,8 @@ def log(message: str) -> None:
 class State:
     """One JSON file per section: finished measurements, reused on the next run."""
 
-    def __init__(self, section: str, fresh: bool):
-        self.path = CACHE / f"state-{section}.json"
+    def __init__(self, section: str, fresh: bool, cache: Path | None = None):
+        self.path = (cache or CACHE) / f"state-{section}.json"
         self.data = {}
         if self.path.exists() and not fresh:
             self.data = json.loads(self.path.read_text())
@@ -106,9 +106,10 @@ class State:
         from recfeat.jsonable import jsonable
 
         # read-modify-write: another process may be filling other keys of this section
-        # (the ID-only or peer pass beside the main one)
+        # (the ID-only or peer pass beside the main one); what is on disk is newer than what
+        # this process read at its start, except the key it is writing now
         if self.path.exists():
-            self.data = {**json.loads(self.path.read_text()), **self.data}
+            self.data = {**self.data, **json.loads(self.path.read_text())}
         self.data[key] = jsonable(value)
         write_text(self.path, json.dumps(self.data))
 

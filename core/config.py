@@ -66,6 +66,10 @@ class Setting:
 # THE schema: every table and key a config file may hold, and who reads it. A table of
 # plain settings is a dict of Setting; add a new one (say [tune]) here, read it with
 # ``setting(config, "tune", key, flag, default)``, and it is validated like [pipeline].
+#: every split kind, the one vocabulary of --split, [pipeline] split and
+#: recfeat.evaluation.splits (which documents each)
+SPLIT_KINDS = ("random", "temporal", "item-cold", "user-cold", "leave-last-out",
+               "leave-last-out-new")  # fmt: skip
 SCHEMA: dict[str, Components | dict[str, Setting]] = {
     "dataset": Components("dataset", False, "extract, evaluate, serve"),
     "cleaners": Components("cleaner", True, "extract, clean, serve"),
@@ -77,7 +81,7 @@ SCHEMA: dict[str, Components | dict[str, Setting]] = {
     "exporter": Components("exporter", False, "export"),
     "pipeline": {
         "level": Setting(str, "extract", choices=("review", "item", "user")),
-        "split": Setting(str, "evaluate", choices=("random", "temporal", "item-cold", "user-cold")),
+        "split": Setting(str, "evaluate", choices=SPLIT_KINDS),
         "k": Setting(int, "evaluate", low=1),
         "seed": Setting(int, "evaluate", low=0, high=2**32 - 1),
         "test_fraction": Setting((int, float), "evaluate", low=0, high=1),

@@ -27,7 +27,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from recfeat.config import component_spec, load_config, parse_key_values, pipeline_setting
+from recfeat.config import (
+    SPLIT_KINDS,
+    component_spec,
+    load_config,
+    parse_key_values,
+    pipeline_setting,
+)
 from recfeat.data import checks
 from recfeat.errors import ConfigError, OptionError, UsageError
 
@@ -664,7 +670,7 @@ def serve_settings(
 
 #: ``--split`` kinds (``recfeat.evaluation.splits.KINDS``, kept here so ``--help`` imports
 #: no pandas) and the models run when neither ``--models`` nor the config names any.
-SPLITS = ("random", "temporal", "item-cold", "user-cold")
+SPLITS = SPLIT_KINDS
 DEFAULT_SPLIT = "random"
 DEFAULT_MODELS = "global-mean,bias,popularity,random"
 

@@ -134,7 +134,7 @@ TIERS: list[tuple[str, ...]] = [
     ("recfeat.config",),
     ("recfeat.encode",),
     ("recfeat.extraction",),
-    ("recfeat.evaluation", "recfeat.training"),
+    ("recfeat.evaluation", "recfeat.training", "recfeat.sequential"),
     ("recfeat.selection", "recfeat.serve", "recfeat.finetuning"),
     ("recfeat.bench", "recfeat.settings", "recfeat.demo"),
     ("recfeat.plugins", "recfeat.exporters"),

@@ -22,6 +22,8 @@ FAST = {
     "bpr": {"iterations": 20, "factors": 8},
     "hybrid": {"epochs": 8, "factors": 8},
     "gbm": {"max_iter": 30},
+    "sasrec": {"epochs": 2, "dim": 16},
+    "sasrec-text": {"epochs": 2, "dim": 16},
 }
 
 

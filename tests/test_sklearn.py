@@ -43,6 +43,11 @@ def ratings_only(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- clone ---------------------------------------------------------------------------------
+# options whose +1 change would be invalid together (dim must be a multiple of heads): another
+# non-default value instead
+VALID_CHANGE = {"sasrec": {"heads": 1}, "sasrec-text": {"heads": 1}}
+
+
 def _changed(value):
     """A non-default value of the same type, so clone must carry it rather than the default."""
     if isinstance(value, bool):
@@ -65,7 +70,7 @@ def test_clone_keeps_params_and_drops_fitted_state(name):
     assert all(isinstance(v, (bool, int, float, str, type(None))) for v in params.values()), (
         "constructor params must be plain options; features are fit params"
     )
-    base.set_params(**{k: _changed(v) for k, v in params.items()})
+    base.set_params(**{**{k: _changed(v) for k, v in params.items()}, **VALID_CHANGE.get(name, {})})
     twin = clone(base)
     assert type(twin) is type(base) and twin.get_params() == base.get_params()
     # a clone of a fitted model is unfitted, and a clone inside a Pipeline keeps the params

@@ -97,7 +97,7 @@ def protocol_lines(info) -> list[str]:
               help="Cut-off for the @k metrics [default: 10].")  # fmt: skip
 @click.option("--seed", type=int, default=None, help="[default: 0]")
 @click.option("--test-fraction", type=float, default=None,
-              help="Share of rows (random, temporal) or of items/users (cold splits) held out [default: 0.2].")  # fmt: skip
+              help="Share of rows (random, temporal) or of items/users (cold splits, leave-last-out-new) held out; leave-last-out holds out each user's last [default: 0.2].")  # fmt: skip
 @click.option("--metrics", default=None, help="Comma-separated metric names [default: all].")
 @click.option("--relevance-threshold", default=None, metavar="RATING|none",
               help="Held-out interactions rated at least this are relevant; 'none': all [default: 4].")  # fmt: skip

@@ -59,6 +59,9 @@ class RecModel(Component, BaseEstimator):
     #: options ``evaluate(tune=True)`` searches on validation data (recfeat.evaluation.tuning):
     #: option name -> values to try; keep it small. Empty: nothing to tune.
     tune_space: ClassVar[dict[str, list]] = {}
+    #: True for models that rank from a time-ordered list of items alone (the sequential
+    #: ones): ``score_history`` serves a user the model never saw, e.g. a live session.
+    ranks_from_history: ClassVar[bool] = False
 
     def get_options(self):
         return self.get_params(deep=False)
@@ -139,6 +142,25 @@ class RecModel(Component, BaseEstimator):
             scores[:, ~self.known_items(items)] = np.nan
         return scores
 
+    def score_history(self, history, items, item_features=None) -> np.ndarray:
+        """Scores of ``items`` for someone whose interactions so far are ``history`` (item
+        ids, oldest first; ids the model never saw are skipped), for models that
+        ``ranks_from_history``; NaN where an item cannot be scored."""
+        self._check_fitted()
+        if not self.ranks_from_history:
+            raise UsageError(
+                f"{self._what()} ranks the users it was trained on, not a list of items; use "
+                "a sequential model (sasrec, sasrec-text, item-knn-last, text-knn-last)"
+            )
+        history, items = _as_ids(history), _as_ids(items)
+        self._check_features(item_features)
+        codes = self.item_codes(history)
+        out = self._score_history(codes[codes >= 0], items, item_features)
+        return np.asarray(out, dtype=np.float64)
+
+    def _score_history(self, history: np.ndarray, items, item_features) -> np.ndarray:
+        raise NotImplementedError
+
     def _score_matrix(self, users, items, item_features) -> np.ndarray:
         n_u, n_i = len(users), len(items)
         flat = self._score_pairs(np.repeat(users, n_i), np.tile(items, n_u), item_features)
@@ -146,6 +168,17 @@ class RecModel(Component, BaseEstimator):
 
     def _score_pairs(self, users, items, item_features) -> np.ndarray:
         raise NotImplementedError
+
+    def _score_pairs_by_user(self, users, items, item_features) -> np.ndarray:
+        """A ``_score_pairs`` for models that score whole (users x items) blocks: one
+        ``_score_matrix`` row per distinct user (small in practice). A model takes it with
+        ``_score_pairs = RecModel._score_pairs_by_user``."""
+        out = np.empty(len(users))
+        for user in np.unique(users):
+            rows = np.flatnonzero(users == user)
+            one = np.array([user], dtype=object)
+            out[rows] = self._score_matrix(one, items[rows], item_features)[0]
+        return out
 
     # -- helpers for subclasses ------------------------------------------------------------
     def known_items(self, items) -> np.ndarray:

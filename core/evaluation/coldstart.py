@@ -97,12 +97,13 @@ def check_options(protocol: str, n_reviews: int, candidates: str) -> None:
 
 def cold_start(split, item_features, data, protocol: str = "first-reviews",
                n_reviews: int = DEFAULT_COLD_REVIEWS) -> ColdStart | None:  # fmt: skip
-    """The representation of ``split``'s cold items (None unless the split is item-cold).
+    """The representation of ``split``'s cold items (None unless its test items are new:
+    ``item-cold``, ``leave-last-out-new``).
 
     ``item_features``: item-level ``Features``, ``ReviewVectors`` or None (then the data
     decides: item texts -> ``item-text``, reviews -> the review protocol, so ID-only runs
     rank exactly the candidates and relevant items a text run ranks)."""
-    if split.kind != "item-cold":
+    if not split.new_items:
         return None
     cold = np.asarray(sorted(split.cold_items), dtype=object)
     none = split.test.iloc[:0][["user", "item"]]

@@ -365,7 +365,7 @@ def _split_for(data, item_features, split, p: Protocol):
         if isinstance(split, Split)
         else make_split(data.interactions, split, seed=p.seed, test_fraction=p.test_fraction)
     )
-    if p.candidates == "mixed" and split_obj.kind != "item-cold":
+    if p.candidates == "mixed" and not split_obj.new_items:
         raise UsageError(
             f"candidates='mixed' ranks cold items among warm ones and needs an item-cold split "
             f"(got {split_obj.kind}); warm splits already rank every training item"
@@ -575,7 +575,7 @@ def _rating_metrics(
         reason = NA_NO_RATINGS
     elif not model.predicts_ratings:
         reason = NA_NOT_RATING
-    elif split.kind == "item-cold" and not model.cold_start_items:
+    elif split.new_items and not model.cold_start_items:
         reason = NA_COLD_ITEMS
     if reason:
         na.update({m.display_name(): reason for m in rating})
@@ -622,6 +622,7 @@ class _RankingTask:
         if threshold is not None:
             rows = rows[pd.to_numeric(rows["rating"], errors="coerce") >= threshold]
         self.kind = split.kind
+        self.new_items = split.new_items
         self.seed = seed
         self.k = k
         self.cold = cold
@@ -646,6 +647,9 @@ class _RankingTask:
         seen = split.train[["user", "item"]]
         if cold is not None and len(cold.representing):  # their reviews are already written
             seen = pd.concat([seen, cold.representing[["user", "item"]]])
+        if split.kind == "leave-last-out-new":  # held-out items met before the last one: history
+            history = split.test[~split.test.index.isin(split.evaluation_rows().index)]
+            seen = pd.concat([seen, history[["user", "item"]]])
         seen = seen[seen["user"].isin(set(self.users)) & seen["item"].isin(index)]
         by_user = seen.groupby("user")["item"].apply(lambda s: np.array([index[x] for x in s]))
         self.exclude = [by_user.get(u, np.zeros(0, dtype=np.int64)) for u in self.users]
@@ -661,7 +665,7 @@ class _RankingTask:
             )
 
     def describe(self) -> dict[str, Any]:
-        if self.kind != "item-cold":
+        if not self.new_items:
             what = "all training items the user has not interacted with in training"
         elif self.mixed:
             what = "training items plus held-out (cold) items, minus the user's seen ones (mixed)"
@@ -671,9 +675,7 @@ class _RankingTask:
             "users": int(len(self.users)),
             "candidates": int(len(self.candidates)),
             "candidate_set": what,
-            "candidates_mode": ("mixed" if self.mixed else "cold")
-            if self.kind == "item-cold"
-            else None,
+            "candidates_mode": ("mixed" if self.mixed else "cold") if self.new_items else None,
             f"expected_random_ndcg@{self.k}": round(float(self.expected_random_ndcg()), 6),
         }
 
@@ -744,7 +746,7 @@ class _RankingTask:
         if unscorable == len(self.users):
             reason = (
                 NA_COLD_ITEMS
-                if self.kind == "item-cold"
+                if self.new_items
                 else NA_COLD_USERS
                 if self.kind == "user-cold"
                 else "n/a (cannot score)"

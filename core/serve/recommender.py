@@ -4,6 +4,10 @@
   user's training items left out (``recfeat.training.bundle.recommend``). Text-aware
   models that score cold items (``content``, ``hybrid-als``...) also rank the items added
   through ``PUT /items`` when the server's encoder is the one the model was trained with.
+- ``model-history``: a user the model does not know, with ``history_items`` (oldest
+  first), and a model that ranks from a list of items (``ranks_from_history``: sasrec,
+  sasrec-text, item-knn-last, text-knn-last): the model ranks from that history itself, as
+  for a live session.
 - ``text-profile``: a user the model does not know, described by the texts they just wrote
   or read (``history_texts``) and/or the items they interacted with (``history_items``):
   the profile is the mean of those vectors, ranked by cosine against every stored item
@@ -59,6 +63,10 @@ class Recommender:
             ranked = self._by_model(user, k, exclude_seen)
             if ranked is not None:
                 return {"user": user, "items": ranked, "source": "model"}
+        if history_items and self.model is not None and self.model.ranks_from_history:
+            ranked = self._by_history(history_items, k, exclude_seen)
+            if ranked is not None:
+                return {"user": user, "items": ranked, "source": "model-history"}
         vectors = [] if history_vectors is None else [history_vectors]
         if history_items:
             found_vecs, found = self.store.lookup(history_items)
@@ -89,6 +97,26 @@ class Recommender:
         except RecfeatError:  # the model cannot score this user: fall back, and say so
             return None
         return [{"item": i, "score": s} for i, s in zip(ranking.items, ranking.scores, strict=True)]
+
+    def _by_history(self, history: list[str], k: int, exclude_seen: bool) -> list[dict[str, Any]] | None:
+        model = self.model
+        candidates = list(model.items_)
+        extra = None
+        if self.new_items_to_model and self.store.added:
+            extra = self.store.features(sorted(self.store.added))
+            candidates += sorted(set(self.store.added) - set(candidates))
+        candidates = np.asarray(candidates, dtype=object)
+        try:
+            scores = model.score_history(history, candidates, item_features=extra)
+        except RecfeatError:  # e.g. nothing in the history the model knows: fall back
+            return None
+        if exclude_seen:
+            scores[np.isin(candidates, list(history))] = np.nan
+        ok = np.flatnonzero(~np.isnan(scores))
+        if not len(ok) or not np.isin(history, model.items_).any():
+            return None  # no known item in the history: the text profile or popularity answers
+        best = ok[np.argsort(-scores[ok], kind="stable")[:k]]
+        return [{"item": str(candidates[j]), "score": float(scores[j])} for j in best]
 
     def _by_text(self, history: np.ndarray, k: int, exclude: set[str]) -> list[dict[str, Any]]:
         center = self.store.mean()

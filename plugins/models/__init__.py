@@ -17,7 +17,9 @@ def model_classes() -> list[type]:
     from .hybrid import Hybrid
     from .hybrid_als import HybridALS
     from .implicit_feedback import ALS, BPR
+    from .next_item import ItemKNNLast, TextKNNLast
     from .regression import GBMText, LinearText, RidgeText, SGDText
+    from .sequential import SASRec, SASRecText
 
     return [
         GlobalMean,
@@ -36,6 +38,10 @@ def model_classes() -> list[type]:
         Hybrid,
         HybridALS,
         EASEText,
+        ItemKNNLast,
+        TextKNNLast,
+        SASRec,
+        SASRecText,
     ]
 
 

@@ -112,14 +112,7 @@ class EASE(RecModel):
         scores[:, ic < 0] = np.nan
         return scores
 
-    def _score_pairs(self, users, items, item_features):
-        # Pairs are scored as a (users x items) block per distinct user: small in practice.
-        out = np.empty(len(users))
-        for user in np.unique(users):
-            rows = np.flatnonzero(users == user)
-            one = np.array([user], dtype=object)
-            out[rows] = self._score_matrix(one, items[rows], item_features)[0]
-        return out
+    _score_pairs = RecModel._score_pairs_by_user
 
 
 class EASEText(EASE):
