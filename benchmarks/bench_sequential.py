@@ -95,6 +95,13 @@ SECTIONS = {
 #: new-item sections a sasrec-text run with its defaults only (no tuning) uses the inductive
 #: setting, text alone (UniSRec's choice for new items); where it is tuned, the tuner picks.
 FIXED = {("ml100k-new", "sasrec-text"): {"ids": False}}
+#: sections where RecBole's SASRec was not run, and why
+RECBOLE_NOT_RUN = {
+    "ml100k": "not run: RecBole trains on every prefix of every history (97,171 sequences padded "
+              "to 50); one epoch took 215 s here with one thread, so a run to early stopping "
+              "takes hours on this machine",
+    "mll": "not run (as for MovieLens 100k, with 100,836 interactions and 9,742 items)",
+}  # fmt: skip
 log = ft.log
 
 
@@ -325,7 +332,7 @@ def targets(results: dict) -> list[dict]:
         rb = res.get("recbole")
         ours = res["cells"]["sasrec"][NDCG]
         if not rb or rb.get("ndcg@10") is None:
-            why = (rb or {}).get("failed", "not run")
+            why = (rb or {}).get("failed", RECBOLE_NOT_RUN.get(name, "not run"))
             add(f"{name}: sasrec within 5% of RecBole's SASRec (NDCG@10)", None,
                 f"sasrec {ours:.4f}; RecBole: {why}", name)
             continue
@@ -405,7 +412,7 @@ def plot(results: dict, path: Path) -> None:
         res = results[name]
         models = list(res["cells"])
         vals = [res["cells"][m][NDCG] for m in models]
-        colors = ["#c44e52" if m.endswith("text") or m == "content" else "#4c72b0" for m in models]
+        colors = ["#c44e52" if _uses_text(m) else "#4c72b0" for m in models]
         ax.barh(models, vals, color=colors)
         if res.get("recbole") and res["recbole"].get("ndcg@10"):
             ax.axvline(res["recbole"]["ndcg@10"], color="k", ls="--", lw=1, label="RecBole SASRec")
@@ -434,7 +441,9 @@ def report(args, wall: float) -> None:
     env = honest.environment(wall, [list(os.getloadavg())])
     flags = sorted(f for f in cpu_flags() if f.startswith(("avx512_bf16", "avx512_vnni", "amx")))
     lines = ["# Next-item recommendation with text: the leave-last-out protocol (issue 23)", "",
-             f"- Command: `python benchmarks/bench_sequential.py {' '.join(sys.argv[1:])}`".rstrip(),
+             "- Command: `python benchmarks/bench_sequential.py` (resumable, cells kept in "
+             "`.recfeat-cache/seq_bench/`; RecBole's SASRec needs its own venv, see "
+             f"benchmarks/peer_recbole.py); this report: `{' '.join(sys.argv[1:]) or '(a full run)'}`",
              f"- Written {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC; machine: {env['cpu']}, "
              f"{env['cores']} cores ({', '.join(flags) or 'no bf16/VNNI/AMX flags'}); torch "
              f"{env['versions'].get('torch')}; no GPU was lent to this task",
