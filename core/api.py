@@ -14,6 +14,7 @@ from typing import Any
 
 # Names the CLI shows in --help (click choices, defaults), from light modules only.
 from recfeat.bench.runs import DEFAULT_CPU_BACKENDS, DEFAULT_GPU_BACKENDS  # noqa: F401
+from recfeat.config import SEQUENTIAL_SPLITS
 from recfeat.demo import DEFAULT_OUT as DEMO_OUT  # noqa: F401
 from recfeat.encode.vocabulary import BACKENDS, PRECISIONS  # noqa: F401
 from recfeat.plugin.report import COMPONENT_KEYS, PLUGIN_ROW_KEYS  # noqa: F401
@@ -403,6 +404,9 @@ def evaluate(data=None, item_features=None, models=None, *, config=None, setting
     if settings is None:
         if "relevance_threshold" in options and options["relevance_threshold"] is None:
             options["relevance_threshold"] = "none"  # here None says: every held-out one
+        if made is not None and made.kind in SEQUENTIAL_SPLITS and config is None:
+            # a next-item Split given as made: the default its name would get
+            options.setdefault("relevance_threshold", "none")
         settings = evaluate_settings(
             config, data=data, item_features=item_features, user_features=user_features,
             models=models, peers=peers, split=None if made is not None else split, **options,

@@ -70,6 +70,9 @@ class Setting:
 #: recfeat.evaluation.splits (which documents each)
 SPLIT_KINDS = ("random", "temporal", "item-cold", "user-cold", "leave-last-out",
                "leave-last-out-new")  # fmt: skip
+#: next-item splits: their relevance default is every held-out interaction, as the
+#: sequential literature counts (the next item is the answer, whatever its rating)
+SEQUENTIAL_SPLITS = ("leave-last-out", "leave-last-out-new")
 SCHEMA: dict[str, Components | dict[str, Setting]] = {
     "dataset": Components("dataset", False, "extract, evaluate, serve"),
     "cleaners": Components("cleaner", True, "extract, clean, serve"),

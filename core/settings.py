@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from recfeat.config import (
+    SEQUENTIAL_SPLITS,
     SPLIT_KINDS,
     component_spec,
     load_config,
@@ -815,12 +816,17 @@ def evaluate_settings(
     specs = _model_list(cfg, models, peer_models, model_options)
     base = Protocol()
     threshold = parse_relevance_threshold(relevance_threshold)
+    kind = checks.choice(pipeline_setting(cfg, "split", split, DEFAULT_SPLIT), "--split", SPLITS)
+    # next-item splits count every next interaction (the field's convention) unless told
+    # otherwise; a loaded split file's kind is only known later, so it keeps the default
+    relevance_default = (0.0 if kind in SEQUENTIAL_SPLITS and load_split is None
+                         else base.relevance_threshold)  # fmt: skip
     measured = {
         "k": pipeline_setting(cfg, "k", k, base.k),
         "seed": pipeline_setting(cfg, "seed", seed, base.seed),
         "test_fraction": pipeline_setting(cfg, "test_fraction", test_fraction, base.test_fraction),
         "relevance_threshold": pipeline_setting(cfg, "relevance_threshold", threshold,
-                                                base.relevance_threshold),
+                                                relevance_default),
     }  # fmt: skip
     given = {key: value for key, value in (
         ("cold_reviews", cold_reviews), ("cold_protocol", cold_protocol),
@@ -835,7 +841,7 @@ def evaluate_settings(
         ("--load-split", load_split), ("--config", cfg_path)) if isinstance(value, (str, Path))}  # fmt: skip
     return EvaluateSettings(
         models=specs, protocol=protocol,
-        split=checks.choice(pipeline_setting(cfg, "split", split, DEFAULT_SPLIT), "--split", SPLITS),
+        split=kind,
         data=data, item_features=item_features, user_features=user_features,
         dataset=_dataset(cfg, format, {}), load_split=load_split, inputs=inputs,
     )  # fmt: skip

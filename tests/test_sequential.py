@@ -320,3 +320,18 @@ def test_serve_ranks_an_unknown_users_history_with_a_sequential_model():
     out = rec.recommend("someone-new", 3, exclude_seen=True, history_items=["unknown"],
                         history_vectors=None)  # fmt: skip
     assert out["source"] != "model-history"
+
+
+def test_next_item_splits_count_every_next_interaction_unless_told():
+    data, _ = review_data()
+    low = data.interactions["user"].isin([f"u{u}" for u in range(10)])
+    data.interactions.loc[low, "rating"] = 1.0  # ten users rate everything low
+    kwargs = {"models": "popularity", "k": 5, "metrics": ["ndcg@k"]}
+    every = recfeat.evaluate(data, split="leave-last-out", **kwargs)
+    assert every.info["relevance_threshold"] is None
+    assert every.info["ranking"]["users"] == 40
+    told = recfeat.evaluate(data, split="leave-last-out", relevance_threshold=4, **kwargs)
+    assert told.info["relevance_threshold"] == 4.0 and told.info["ranking"]["users"] == 30
+    made = make_split(data.interactions, "leave-last-out")
+    assert recfeat.evaluate(data, split=made, **kwargs).info["relevance_threshold"] is None
+    assert recfeat.evaluate(data, split="random", **kwargs).info["relevance_threshold"] == 4.0

@@ -100,7 +100,7 @@ def protocol_lines(info) -> list[str]:
               help="Share of rows (random, temporal) or of items/users (cold splits, leave-last-out-new) held out; leave-last-out holds out each user's last [default: 0.2].")  # fmt: skip
 @click.option("--metrics", default=None, help="Comma-separated metric names [default: all].")
 @click.option("--relevance-threshold", default=None, metavar="RATING|none",
-              help="Held-out interactions rated at least this are relevant; 'none': all [default: 4].")  # fmt: skip
+              help="Held-out interactions rated at least this are relevant; 'none': all [default: 4; leave-last-out splits: none].")  # fmt: skip
 @click.option("--cold-reviews", type=int, default=None,
               help="Item-cold, review-only data: reviews (earliest first) that represent a cold item [default: 3].")  # fmt: skip
 @click.option("--cold-protocol", type=click.Choice(["first-reviews", "leave-one-out"]), default=None,

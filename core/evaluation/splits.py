@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recfeat.config import SPLIT_KINDS
+from recfeat.config import SEQUENTIAL_SPLITS, SPLIT_KINDS
 from recfeat.data import checks
 from recfeat.data.split_files import (
     check_interactions,
@@ -61,7 +61,7 @@ KINDS = SPLIT_KINDS
 #: held-out items, represented by text (recfeat.evaluation.coldstart)
 NEW_ITEM_KINDS = ("item-cold", "leave-last-out-new")
 #: splits that test each user's next interaction (time-ordered histories)
-SEQUENTIAL_KINDS = ("leave-last-out", "leave-last-out-new")
+SEQUENTIAL_KINDS = SEQUENTIAL_SPLITS
 
 
 @dataclasses.dataclass
