@@ -335,3 +335,22 @@ def test_next_item_splits_count_every_next_interaction_unless_told():
     made = make_split(data.interactions, "leave-last-out")
     assert recfeat.evaluate(data, split=made, **kwargs).info["relevance_threshold"] is None
     assert recfeat.evaluate(data, split="random", **kwargs).info["relevance_threshold"] == 4.0
+
+
+def test_leave_last_out_on_movielens_100k_tests_one_last_rating_per_user(movielens_100k):
+    data = recfeat.load_dataset(movielens_100k)
+    inter = data.interactions
+    s = make_split(inter, "leave-last-out")
+    assert len(s.test) == inter["user"].nunique() == 943  # every user has 20+ ratings
+    assert s.report["users_with_one_interaction"] == 0
+    latest = inter.groupby("user")["timestamp"].max()
+    assert (s.test.set_index("user")["timestamp"] == latest.loc[s.test["user"]].to_numpy()).all()
+    # the split's last training item per user is the one the models' histories end with
+    users, u = np.unique(s.train["user"], return_inverse=True)
+    items, i = np.unique(s.train["item"], return_inverse=True)
+    h = Histories.of(u, i, s.train, len(users))
+    last_t = s.train.groupby("user")["timestamp"].max()
+    for code in range(0, len(users), 97):
+        item = items[h.of_user(code)[-1]]
+        row = s.train[(s.train["user"] == users[code]) & (s.train["item"] == item)]
+        assert row["timestamp"].iloc[0] == last_t.loc[users[code]]

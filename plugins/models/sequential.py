@@ -238,7 +238,10 @@ class SASRecText(SASRec):
         self.text_whiten_ = white.astype(np.float32)
         self.text_dim_ = dim
         text = self._transform(vecs) * found[:, None]
-        return np.vstack([np.zeros((1, dim)), text]).astype(np.float32)  # row 0: padding
+        # the training items' adaptor inputs, row 0 the padding: computed once, read by every
+        # scoring call
+        self.item_text_ = np.vstack([np.zeros((1, dim)), text]).astype(np.float32)
+        return self.item_text_
 
     def _transform(self, vecs: np.ndarray) -> np.ndarray:
         return (vecs - self.text_mean_) @ self.text_whiten_
@@ -246,15 +249,10 @@ class SASRecText(SASRec):
     def _network_shape(self) -> NetShape:
         return self._shape(self.text_dim_, bool(self.ids))
 
-    def _text_table(self) -> np.ndarray:
-        vecs, found = lookup(self.item_features_, self.items_)
-        text = self._transform(vecs) * found[:, None]
-        return np.vstack([np.zeros((1, self.text_dim_)), text]).astype(np.float32)
-
     def _table(self, net):
         import torch
 
-        return net.item_table(torch.from_numpy(self._text_table()))
+        return net.item_table(torch.from_numpy(self.item_text_))
 
     def _new_item_reps(self, net, items, new, item_features):
         import torch
