@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["sequential", "finetune", "hardening_issue21_ab", "bounded_input", "attack_compare", "refactor_issue20", "refactor_issue20_rerun", "refactor", "encode", "gemm_paths", "cache", "memory", "models", "honest", "export", "throughput", "throughput_int8", "serve", "ray", "accuracy", "gpu"]
+ORDER = ["tokens", "explain", "pii", "sequential", "finetune", "hardening_issue21_ab", "bounded_input", "attack_compare", "refactor_issue20", "refactor_issue20_rerun", "refactor", "encode", "gemm_paths", "cache", "memory", "models", "honest", "export", "throughput", "throughput_int8", "serve", "ray", "accuracy", "gpu"]
 
 HEADER = """# Measured results
 

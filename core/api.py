@@ -155,7 +155,8 @@ def extract(data, level: str = "review", encoder=None, **options: Any):
     """Vectors for ``data`` (RecData, or a path given to ``load_dataset``) at ``level``
     ('review', 'item', 'user'); ``encoder`` is an encoder object, a model for ``encoder()``,
     or None for the default. Returns a ``FeatureResult`` (``.save(path)`` writes Parquet +
-    manifest). Options: see ``recfeat.extraction.pipeline.extract``."""
+    manifest). Options: see ``recfeat.extraction.pipeline.extract``, plus ``keep_pii=True``
+    (``--keep-pii``): the default cleaners without ``pii``, personal data left in the texts."""
     from recfeat.components.encoder import Encoder
     from recfeat.data import checks
     from recfeat.extraction.pipeline import extract as run
@@ -168,6 +169,10 @@ def extract(data, level: str = "review", encoder=None, **options: Any):
         raise checks.refuse("encoder", "an encoder name, folder or object (recfeat.encoder())",
                             encoder, "pass e.g. encoder='minilm'")  # fmt: skip
     _check_extract_options(options)
+    from recfeat.extraction.cleaning import with_keep_pii
+
+    keep_pii = options.pop("keep_pii", False)
+    options["cleaners"] = with_keep_pii(options.get("cleaners"), keep_pii, "keep_pii")
     return run(data, level, encoder, **options)
 
 
@@ -176,7 +181,7 @@ def _check_extract_options(options: dict[str, Any]) -> None:
     from recfeat.data import checks
     from recfeat.settings import check_cleaners
 
-    known = ("cleaners", "aggregate", "user_from", "train_interactions", "cache",
+    known = ("cleaners", "keep_pii", "aggregate", "user_from", "train_interactions", "cache",
              "token_features", "chunk_size", "progress")  # fmt: skip
     unknown = sorted(set(options) - set(known))
     if unknown:
@@ -186,6 +191,7 @@ def _check_extract_options(options: dict[str, Any]) -> None:
     if "chunk_size" in options:
         checks.integer(options["chunk_size"], "chunk_size", low=1, example=2048)
     checks.flag(options.get("progress"), "progress", none=True)
+    checks.flag(options.get("keep_pii", False), "keep_pii")
     for name in ("aggregate", "user_from"):
         checks.text(options.get(name), name, none=True)
     cache = options.get("cache")
@@ -233,7 +239,7 @@ def _check_keywords(function: str, given: dict[str, Any], target, *, also: Seque
 # extract_file's keyword arguments that are settings (the rest: encoder object, progress, echo)
 _EXTRACT_KEYWORDS = {
     "format", "loader_options", "encoding", "skip_bad_rows", "backend", "pooling", "precision",
-    "batch_tokens", "max_length", "device", "cleaners", "token_features", "aggregate",
+    "batch_tokens", "max_length", "device", "cleaners", "keep_pii", "token_features", "aggregate",
     "user_from", "cache", "chunk_size", "batch_rows", "stream", "ray", "min_cosine",
     "max_drop", "gate_interactions",
 }  # fmt: skip
@@ -823,7 +829,8 @@ def serve_settings(config=None, **flags: Any):
 
 # serve's keyword arguments that are settings, named as the command's flags
 _SERVE_KEYWORDS = {
-    "backend", "precision", "device", "threads", "cleaners", "model", "trust", "data", "format",
+    "backend", "precision", "device", "threads", "cleaners", "keep_pii", "model", "trust", "data",
+    "format",
     "loader_options", "item_features", "host", "port", "api_key", "max_batch_tokens",
     "batch_window_ms", "max_queue", "max_inputs", "max_chars", "max_body_bytes",
     "request_timeout", "cache_size", "body_timeout", "max_items",
@@ -946,10 +953,12 @@ def bench_backends() -> list[Any]:
 # -- texts: clean, tokenize -------------------------------------------------------------------
 
 
-def cleaner_chain(cleaners: str | Sequence[Any] | None = None, *, config=None):
+def cleaner_chain(cleaners: str | Sequence[Any] | None = None, *, config=None,
+                  keep_pii: bool = False):  # fmt: skip
     """The cleaner chain ``recfeat clean`` runs (``.clean(texts)``, ``.names``): ``cleaners``
     ("a,b", a list of specs; None: the default chain) or the ``cleaners`` list of ``config``
-    (a TOML path or dict; none there: the default chain), not both."""
+    (a TOML path or dict; none there: the default chain), not both; ``keep_pii``: the
+    default chain without ``pii`` (``--keep-pii``)."""
     from recfeat.data import checks
     from recfeat.errors import ConfigError, UsageError
     from recfeat.extraction.cleaning import build_cleaner_chain
@@ -970,7 +979,10 @@ def cleaner_chain(cleaners: str | Sequence[Any] | None = None, *, config=None):
         if problems:
             raise ConfigError("; ".join(problems))
         cleaners = cfg.get("cleaners")
-    return build_cleaner_chain(cleaners)
+    from recfeat.extraction.cleaning import with_keep_pii
+
+    checks.flag(keep_pii, "keep_pii")
+    return build_cleaner_chain(with_keep_pii(cleaners, keep_pii, "keep_pii"))
 
 
 def tokenizer(name: str | None = None, *, config=None, encoder: str | None = None,
@@ -1262,3 +1274,123 @@ def adapt(features: str | Path | None = None, data=None, kind: str | None = None
                          fix="create it with recfeat extract")  # fmt: skip
     loaded = _dataset(settings.data, "--data", format=settings.format)
     return run_adapt(loaded, settings, out, progress=progress, echo=echo)
+
+
+def explain(model, user, items=None, *, k: int = 10, data=None, features=None,
+            format: str = "auto", include_seen: bool = False, encoder=None, top: int = 3,
+            sentences: int = 3, tokens: int = 5, trust: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Why ``model`` recommends what it does to ``user`` (one id): for each of the user's top
+    ``k`` items (as ``recommend`` ranks them), or each of ``items``, the evidence from the
+    user's OWN history (docs/explain.md): the ``top`` history items that add most to its
+    score, and for text models the ``sentences`` of the user's own reviews closest to the
+    item and the ``tokens`` those reviews share with it. ``model``: a bundle from ``train``,
+    a model file path (``trust`` as in ``load_model``) or a fitted model. ``data`` (a
+    RecData or a dataset path, read as ``format``): the reviews the sentences and tokens
+    come from (only this user's rows are read), and the history of a fitted model that
+    keeps none. ``features``: item features of new items to rank too; ``encoder``: what
+    encodes sentences (default: the encoder the model's features were made with). Returns
+    one dict (``recfeat.explanations.explanation``'s shape); a model that explains nothing is a
+    UsageError."""
+    from recfeat.data import checks
+    from recfeat.errors import UsageError
+    from recfeat.explanations.explanation import explain_bundle
+    from recfeat.training.bundle import user_ids
+
+    bundle = _explanation_bundle(model, trust)
+    users = user_ids(user)
+    if len(users) != 1:
+        raise UsageError(f"explain: one user at a time (got {len(users)}); call it per user")
+    k = checks.integer(k, "k", low=1, example=10)
+    top, sentences, tokens = (checks.integer(v, n, low=0, example=3) for v, n in
+                              ((top, "top"), (sentences, "sentences"), (tokens, "tokens")))  # fmt: skip
+    if items is not None:
+        items = user_ids(items)  # one id or a list, as for users
+    dataset = None if data is None else _dataset(data, "data", format=format)
+    if isinstance(encoder, (str, Path)):
+        encoder = globals()["encoder"](encoder)
+    return explain_bundle(
+        bundle, users[0], items, k=k, extra_features=_features(features),
+        reviews=None if dataset is None else dataset.reviews,
+        interactions=None if dataset is None else dataset.interactions,
+        include_seen=checks.flag(include_seen, "include_seen"), encoder=encoder, top=top,
+        sentences=sentences, tokens=tokens,
+    )  # fmt: skip
+
+
+def _explanation_bundle(model, trust: bool) -> dict[str, Any]:
+    """A bundle dict, a model file path or a fitted model -> a bundle."""
+    from recfeat.data import checks
+    from recfeat.training.bundle import FORMAT, check_bundle
+
+    if isinstance(model, dict):
+        return check_bundle(model)
+    if isinstance(model, (str, Path)):
+        return load_model(model, trust=trust)
+    if hasattr(model, "score_items") and getattr(model, "is_fitted_", False):
+        return {"format": FORMAT, "model": model, "seen": {}, "snippets": {},
+                "header": {"model": model.name or type(model).__name__,
+                           "features": getattr(model, "feature_source_", None)}}  # fmt: skip
+    raise checks.refuse("model", "a trained bundle, a model file or a fitted model", model,
+                        "train one with recfeat.train(data, 'ease') or fit recfeat.model('ease')")  # fmt: skip
+
+
+def explain_eval(data=None, models=None, features=None, *, out: str | Path | None = None,
+                 format: str = "auto", split: str = "random", seed: int = 0,
+                 test_fraction: float = 0.2, users: int = 300, cite=(1, 3), draws: int = 5,
+                 k: int = 10, min_history: int = 2) -> dict[str, Any]:  # fmt: skip
+    """The faithfulness tests of ``recfeat explain-eval`` (docs/explain.md): on a ``split``
+    of ``data`` (seeded), each of ``models`` (names, "a,b", or (name, options) pairs;
+    default: content, ease-text, ease, als, hybrid-als, sasrec-text) is fitted on the
+    training part; for up to ``users`` sampled test users per citation size c in ``cite``
+    (each with at least max(``min_history``, 2c) distinct training items) the top ``k``
+    items are explained, then (deletion) the c cited history items, or c random ones
+    (``draws`` draws), are removed and the user re-scored, counting how often the item
+    leaves the top ``k``; and (sufficiency) only they are kept, counting how often it stays.
+    ``features``: review- or item-level features for the text models. Returns the result;
+    ``out`` (a path stem) also writes ``<out>.json``, ``.md`` and ``.png``."""
+    from recfeat.data import checks
+    from recfeat.errors import UsageError
+    from recfeat.explanations.faithfulness import FaithSettings
+    from recfeat.explanations.report import write_report
+    from recfeat.explanations.study import DEFAULT_MODELS as EXPLAIN_MODELS
+    from recfeat.explanations.study import StudySettings, run_study
+    from recfeat.outputs_guard import guard_outputs
+
+    if data is None:
+        raise UsageError("explain_eval: give data (a dataset path or RecData)")
+    if models is None:
+        models = list(EXPLAIN_MODELS)
+    elif isinstance(models, str):
+        models = [m.strip() for m in models.split(",") if m.strip()]
+    if not models:
+        raise UsageError("explain_eval: models is empty; pass e.g. 'content,ease-text'")
+    if isinstance(cite, str):
+        cite = [c.strip() for c in cite.split(",") if c.strip()]
+    if isinstance(cite, (int, str)):
+        cite = [cite]
+    cite = tuple(sorted({checks.integer(int(c) if isinstance(c, str) and c.isdigit() else c,
+                                        "--cite", low=1, example=1) for c in cite}))  # fmt: skip
+    if not cite:
+        raise UsageError("--cite is empty; pass citation sizes, e.g. 1,3")
+    settings = StudySettings(
+        split=checks.text(split, "--split", example="random"), seed=checks.seed(seed, "--seed"),
+        test_fraction=checks.fraction(test_fraction, "--test-fraction"),
+        users=checks.integer(users, "--users", low=2, example=300),
+        min_history=checks.integer(min_history, "--min-history", low=2, example=2),
+        faith=FaithSettings(k=checks.integer(k, "--k", low=1, example=10), cite=cite,
+                            draws=checks.integer(draws, "--draws", low=1, example=5)),
+    )  # fmt: skip
+    out = checks.path(out, "--out", none=True, what="a path stem for the report",
+                      fix="pass e.g. out='results/explain'")  # fmt: skip
+    if out is not None:  # refused before any fitting: an output over an input, or a folder
+        stem = Path(out)
+        stem = stem.with_suffix("") if stem.suffix in (".json", ".md", ".png") else stem
+        paths = {f"--out ({ext})": stem.with_name(stem.name + ext) for ext in (".json", ".md", ".png")}
+        inputs = {label: value for label, value in (("DATA", data), ("--features", features))
+                  if isinstance(value, (str, Path))}  # fmt: skip
+        guard_outputs(paths, inputs, files=True)
+    dataset = _dataset(data, "DATA", format=format)
+    result = run_study(dataset, models, _features(features), settings)
+    if out is not None:
+        result["outputs"] = [str(p) for p in write_report(result, out)]
+    return result

@@ -131,15 +131,21 @@ def _dataset(config: dict[str, Any], fmt: str | None, loader_options: dict[str, 
     return chosen or "auto", options
 
 
-def _cleaners(flag: str | Sequence[Any] | None, config: dict[str, Any]):
+def _cleaners(flag: str | Sequence[Any] | None, config: dict[str, Any], keep_pii: bool = False):
     """Cleaner specs: a flag ("a,b", "none", or a list) over the config's ``cleaners`` over
-    None (the default chain)."""
+    None (the default chain); ``keep_pii`` (``--keep-pii``) takes the ``pii`` cleaner out
+    of the default chain, and contradicts a chain that names it."""
+    from recfeat.extraction.cleaning import with_keep_pii
+
+    checks.flag(keep_pii, "--keep-pii")
     if flag is None:
-        return config.get("cleaners")
-    if isinstance(flag, str):
+        specs = config.get("cleaners")
+    elif isinstance(flag, str):
         text = flag.strip()
-        return [] if text.lower() == "none" else [c.strip() for c in text.split(",") if c.strip()]
-    return list(flag)
+        specs = [] if text.lower() == "none" else [c.strip() for c in text.split(",") if c.strip()]
+    else:
+        specs = list(flag)
+    return with_keep_pii(specs, keep_pii)
 
 
 def encoder_spec(config: dict[str, Any], name: str | None = None, backend: str | None = None,
@@ -253,7 +259,8 @@ def extract_settings(
     skip_bad_rows: bool = False, level: str | None = None, encoder: str | None = None,
     backend: str | None = None, pooling: str | None = None, precision: str | None = None,
     batch_tokens: int | None = None, max_length: int | None = None, device: str | None = None,
-    cleaners: str | Sequence[Any] | None = None, token_features: Any = None,
+    cleaners: str | Sequence[Any] | None = None, keep_pii: bool = False,
+    token_features: Any = None,
     aggregate: str | None = None, user_from: str | None = None, train: Any = None,
     cache: Any = None, chunk_size: int | None = None, batch_rows: int | None = None,
     stream: bool | None = None, ray: bool | dict[str, Any] | None = None,
@@ -262,7 +269,8 @@ def extract_settings(
 ) -> ExtractSettings:  # fmt: skip
     """Defaults < ``config`` (``[dataset]``, ``cleaners``, ``[encoder]``, ``token_features``,
     ``[pipeline] level``) < these arguments (None: not given). ``loader_options``: a dict, or
-    ``KEY=VALUE`` strings (``-o``); ``cache``: None, False or a folder; ``max_drop``: a
+    ``KEY=VALUE`` strings (``-o``); ``keep_pii``: leave personal data in the texts (the
+    default chain without ``pii``); ``cache``: None, False or a folder; ``max_drop``: a
     fraction or text such as "1%". ``out``, when given, is checked first: it must not be one
     of the inputs (DATA, the config file, --train, an --encoder folder, the vector cache)."""
     from recfeat.selection.gate import parse_drop
@@ -313,7 +321,8 @@ def extract_settings(
         data=data, format=fmt, loader_options=options,
         level=pipeline_setting(cfg, "level", level, "review"), encoder=name,
         encoder_options=enc_options, auto_backend=backend == "auto",
-        cleaners=_cleaners(cleaners, cfg), token_features=spec or None, aggregate=aggregate,
+        cleaners=_cleaners(cleaners, cfg, keep_pii), token_features=spec or None,
+        aggregate=aggregate,
         user_from=user_from or "auto", train=train, cache=cache,
         chunk_size=2048 if chunk_size is None else int(chunk_size), batch_rows=batch_rows,
         stream=stream, ray=_ray(ray),
@@ -608,6 +617,7 @@ def serve_settings(
     config: str | Path | dict[str, Any] | None = None, *, encoder: str | None = None,
     backend: str | None = None, precision: str | None = None, device: str | None = None,
     threads: int | None = None, cleaners: str | Sequence[Any] | None = None,
+    keep_pii: bool = False,
     model: str | Path | None = None, trust: bool = False, data: str | Path | None = None,
     format: str | None = None, loader_options: dict[str, Any] | Sequence[str] | None = None,
     item_features: str | Path | None = None, host: str | None = None, port: int | None = None,
@@ -620,7 +630,8 @@ def serve_settings(
 ) -> ServeSettings:  # fmt: skip
     """Defaults < ``config`` (``[encoder]``, ``cleaners``, ``[dataset]`` for ``data``) < these
     arguments (None: not given), named as ``recfeat serve``'s flags. ``cleaners``: "a,b",
-    "none" or a list of specs; ``loader_options``: a dict or ``KEY=VALUE`` strings;
+    "none" or a list of specs; ``keep_pii``: leave personal data in input texts (the default
+    chain without ``pii``); ``loader_options``: a dict or ``KEY=VALUE`` strings;
     ``api_key``: None reads ``RECFEAT_API_KEY`` (unset: no key). Every value is checked
     here, before anything loads (types, finite ranges, the key, the backend)."""
     from recfeat.serve.state import ServeSettings as ServerSettings
@@ -662,7 +673,7 @@ def serve_settings(
                             **chosen)  # fmt: skip
     return ServeSettings(
         encoder=name, encoder_options=enc_options, label=str(label),
-        cleaners=_cleaners(cleaners, cfg), model=model, trust=bool(trust), data=data,
+        cleaners=_cleaners(cleaners, cfg, keep_pii), model=model, trust=bool(trust), data=data,
         format=fmt, loader_options=options, item_features=item_features, server=server,
     )  # fmt: skip
 

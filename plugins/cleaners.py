@@ -1,8 +1,9 @@
 """Built-in text cleaners, registered like any third-party plugin.
 
 Each cleaner maps one string to another and is meant to be chained by name (see
-``recfeat.extraction.cleaning``). The default chain is ``html, control-chars, nfkc, whitespace``;
-``mask-urls``, ``emoji``, ``lowercase``, ``stopwords`` and ``truncate`` are opt-in.
+``recfeat.extraction.cleaning``). The default chain is ``html, control-chars, nfkc, pii,
+whitespace`` (``pii``: ``recfeat.plugins.pii``); ``mask-urls``, ``emoji``, ``lowercase``,
+``stopwords`` and ``truncate`` are opt-in.
 
 The Unicode-aware patterns use the ``regex`` package (also required by transformers) because
 the standard ``re`` has no Unicode properties such as ``\\p{Extended_Pictographic}``.
@@ -186,25 +187,47 @@ def _trim_url(url: str) -> tuple[str, str]:
     return url[:end], url[end:]
 
 
+def mask_links(text: str, url_token: str | None, email_token: str | None) -> tuple[str, int, int]:
+    """URLs, then e-mail addresses, replaced by their tokens (None: that kind is left alone);
+    with how many of each were replaced. The one URL and e-mail masking, shared by the
+    ``mask-urls`` and ``pii`` cleaners."""
+    if "@" not in text and "://" not in text and "www." not in text and "WWW." not in text:
+        return text, 0, 0
+    urls = emails = 0
+    if url_token is not None:
+
+        def url(match) -> str:
+            nonlocal urls
+            found, tail = _trim_url(match.group(0))
+            if not found:
+                return match.group(0)
+            urls += 1
+            return url_token + tail
+
+        text = _regex("(?i)" + _URL).sub(url, text)
+    if email_token is not None and "@" in text:
+        text, emails = _regex("(?i)" + _EMAIL).subn(email_token, text)
+    return text, urls, emails
+
+
 class UrlMaskCleaner(Cleaner):
     """Replace URLs and e-mail addresses with placeholders ([URL], [EMAIL])."""
 
     name = "mask-urls"
     aliases = ("urls",)
+    masks = ("url", "email")
 
     def __init__(self, url_token: str = "[URL]", email_token: str = "[EMAIL]"):
         self.url_token = url_token
         self.email_token = email_token
 
-    def _url(self, match) -> str:
-        url, tail = _trim_url(match.group(0))
-        return (self.url_token + tail) if url else match.group(0)
+    def mask_text(self, text: str) -> tuple[str, dict[str, int]]:
+        text, urls, emails = mask_links(text, self.url_token, self.email_token)
+        found = {k: n for k, n in (("url", urls), ("email", emails)) if n}
+        return text, found
 
     def clean_text(self, text: str) -> str:
-        if "@" not in text and "://" not in text and "www." not in text and "WWW." not in text:
-            return text
-        text = _regex("(?i)" + _URL).sub(self._url, text)
-        return _regex("(?i)" + _EMAIL).sub(self.email_token, text)
+        return mask_links(text, self.url_token, self.email_token)[0]
 
 
 # ---------------------------------------------------------------------------------------
@@ -520,6 +543,7 @@ def _continues(ch: str) -> bool:
 
 @hookimpl
 def register_cleaners(register):
+    # (``pii`` registers itself from recfeat.plugins.pii, which builds on this module)
     register(HtmlCleaner)
     register(UrlMaskCleaner, aliases=("urls",))
     register(NfkcCleaner)

@@ -147,12 +147,16 @@ class TfidfFeaturizer(_TokenIdsMixin, TokenFeaturizer):
         """Fit and transform with one tokenization pass."""
         return self._fit(self.token_ids(texts))
 
-    def feature_names(self) -> list[str]:
-        """The token string of every column, in column order."""
+    def token_columns(self) -> np.ndarray:
+        """The tokenizer id of every column, in column order (saved beside the features so
+        explanations can decode columns to words)."""
         if not hasattr(self, "vectorizer_"):
             raise NotFittedError("tfidf features are not fitted; call fit(texts) first")
-        by_column = sorted(self.vocabulary_, key=self.vocabulary_.__getitem__)
-        return self._tokenizer().convert_ids_to_tokens(by_column)
+        return np.asarray(sorted(self.vocabulary_, key=self.vocabulary_.__getitem__), dtype=np.int64)
+
+    def feature_names(self) -> list[str]:
+        """The token string of every column, in column order."""
+        return self._tokenizer().convert_ids_to_tokens(self.token_columns().tolist())
 
 
 @hookimpl

@@ -143,6 +143,15 @@ CASES = [
     ("recommend_users_empty", lambda c: recfeat.recommend(c["bundle"], []), UsageError, "--users"),
     ("recommend_users_dict", lambda c: recfeat.recommend_settings(users={"1": 1}), UsageError, "users"),
     ("recommend_include_seen_str", lambda c: recfeat.recommend(c["bundle"], ["1"], include_seen="no"), UsageError, "--include-seen"),
+    # explain, explain_eval
+    ("explain_model_none", lambda c: recfeat.explain(None, "1"), UsageError, "model"),
+    ("explain_popularity", lambda c: recfeat.explain(c["bundle"], "1"), UsageError, "explains nothing"),
+    ("explain_two_users", lambda c: recfeat.explain(c["bundle"], ["1", "2"]), UsageError, "one user"),
+    ("explain_k_zero", lambda c: recfeat.explain(c["bundle"], "1", k=0), UsageError, "k"),
+    ("explain_eval_no_data", lambda c: recfeat.explain_eval(None), UsageError, "data"),
+    ("explain_eval_users_one", lambda c: recfeat.explain_eval(c["data"], "ease", users=1), UsageError, "--users"),
+    ("explain_eval_cite_zero", lambda c: recfeat.explain_eval(c["data"], "ease", cite=[0]), UsageError, "--cite"),
+    ("explain_eval_unknown_model", lambda c: recfeat.explain_eval(c["data"], "nope"), RecfeatError, "nope"),
     ("recommend_features_int", lambda c: recfeat.recommend(c["bundle"], ["1"], features=5), UsageError, "--features"),
     # demo
     ("run_demo_data_int", lambda c: recfeat.run_demo(data=5), UsageError, "data"),

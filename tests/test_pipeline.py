@@ -52,7 +52,7 @@ def test_review_level_matches_the_encoder_and_counts_truncation(reviews, minilm,
     assert res.run["encoded_texts"] == len(set(cleaned)) and res.run["cached_texts"] == 0
     assert m["weights_sha256"] == minilm.fingerprint()["weights_sha256"]
     assert (m["pooling"], m["precision"], m["max_length"]) == ("mean", "fp32", 64)
-    assert [c["use"] for c in m["cleaners"]] == ["html", "control-chars", "nfkc", "whitespace"]
+    assert [c["use"] for c in m["cleaners"]] == ["html", "control-chars", "nfkc", "pii", "whitespace"]
     assert {"numpy", "pyarrow", "torch", "transformers"} <= set(m["versions"])
     assert m["dataset"]["reviews"] == n
 

@@ -78,7 +78,13 @@ def test_every_builtin_space_names_real_options_with_valid_values():
                 assert getattr(model, option) == value
             if params is not None:
                 assert option in params
-        points = int(np.prod([len(v) for v in space.values()])) if space else 0
+        # token_weight joins the search only when the features carry token features (the
+        # tuner drops it otherwise), and it must offer 0, the dense vectors alone
+        if "token_weight" in space:
+            assert 0.0 in space["token_weight"], cls.name
+            assert all(0 <= w <= 1 for w in space["token_weight"]), cls.name
+        base = {k: v for k, v in space.items() if k != "token_weight"}
+        points = int(np.prod([len(v) for v in base.values()])) if base else 0
         assert points <= 9, f"{cls.name}: {points} points; keep spaces small (2 cores)"
         spaces[cls.name] = points
     tuned = {"als", "bpr", "mf", "bias", "content", "hybrid", "hybrid-als", "linear", "ridge",

@@ -46,7 +46,12 @@ re-run encodes only new or changed texts, and a killed run resumes where it stop
 @click.option("--max-length", type=int, default=None,
               help="Truncate texts to this many tokens (counted in the manifest).")  # fmt: skip
 @click.option("--cleaners", default=None,
-              help="Comma-separated cleaner names, or 'none' [default: the default chain].")  # fmt: skip
+              help="Comma-separated cleaner names, or 'none' [default: the default chain, "
+                   "html,control-chars,nfkc,pii,whitespace].")  # fmt: skip
+@click.option("--keep-pii", is_flag=True,
+              help="Leave personal data in the texts: the default chain without pii, which "
+                   "masks e-mail addresses, phone and card numbers, URLs and @handles "
+                   "(docs/privacy.md).")  # fmt: skip
 @click.option("--config", "config_path", default=None,
               help="TOML pipeline (dataset, cleaners, encoder, token_features, [pipeline] level); flags override it.")  # fmt: skip
 @click.option("--backend", type=click.Choice(BACKENDS), default=None,
@@ -73,7 +78,7 @@ re-run encodes only new or changed texts, and a killed run resumes where it stop
               help="Training interactions for user/item profiles (a recfeat split .json, or a "
                    "table with user,item columns) so evaluation data never leaks [default: all].")  # fmt: skip
 @click.option("--token-features", default=None,
-              help="Also write sparse token features (hashed-bow, tfidf) to <out>.tokens.npz.")  # fmt: skip
+              help="Also write sparse token features (hashed-bow, tfidf, splade) to <out>.tokens.npz.")  # fmt: skip
 @click.option("--skip-bad-rows", is_flag=True, help="Skip and count malformed input rows.")
 @click.option("--encoding", default=None, help="Text encoding of the input (default per format).")
 @click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
@@ -109,7 +114,7 @@ re-run encodes only new or changed texts, and a killed run resumes where it stop
          "hits, paths) go beside it, all committed as one unit. Never one of the inputs.",
 )  # fmt: skip
 def extract_command(data, fmt, level, encoder_name, pooling, precision, batch_tokens, max_length,
-                    cleaners, config_path, backend, max_drop, min_cosine, gate_interactions,
+                    cleaners, keep_pii, config_path, backend, max_drop, min_cosine, gate_interactions,
                     cache_dir, no_cache, aggregate, user_from, train_path, token_features,
                     skip_bad_rows, encoding, options, chunk_size, use_ray, ray_address, actors,
                     gpus_per_actor, cpus_per_actor, batch_rows, stream, out) -> None:  # fmt: skip
@@ -130,8 +135,8 @@ def extract_command(data, fmt, level, encoder_name, pooling, precision, batch_to
         skip_bad_rows=skip_bad_rows, level=level, encoder=encoder_name, backend=backend,
         pooling=pooling, precision=precision, batch_tokens=batch_tokens, max_length=max_length,
         device="cuda" if use_ray and gpus_per_actor > 0 else None,  # an actor with a GPU uses it
-        cleaners=cleaners, token_features=token_features, aggregate=aggregate,
-        user_from=user_from, train=train_path, cache=False if no_cache else cache_dir,
+        cleaners=cleaners, keep_pii=keep_pii, token_features=token_features,
+        aggregate=aggregate, user_from=user_from, train=train_path, cache=False if no_cache else cache_dir,
         chunk_size=chunk_size, stream=stream, ray=ray, min_cosine=min_cosine,
         max_drop=max_drop, gate_interactions=gate_interactions,
     )  # fmt: skip

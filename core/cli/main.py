@@ -25,6 +25,7 @@ BUILTIN_COMMAND_MODULES = (
     "recfeat.cli.bench_cmd",
     "recfeat.cli.data_cmd",
     "recfeat.cli.model_cmd",
+    "recfeat.cli.explain_cmd",
     "recfeat.cli.serve_cmd",
     "recfeat.cli.adapt_cmd",
     "recfeat.cli.finetune_cmd",

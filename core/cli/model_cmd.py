@@ -89,15 +89,32 @@ def train_command(
     "you made yourself. "
     "Files recfeat train writes now need no --trust: loading them runs nothing.",
 )
-def recommend_command(model_path, users, k, data, fmt, features_path, include_seen, trust) -> None:
+@click.option("--explain", is_flag=True,
+              help="Say why, from each user's own history: the history items that add most "
+              "to an item's score and, for text models with --data, the user's own review "
+              "sentences closest to it and the words they share (docs/explain.md).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def recommend_command(model_path, users, k, data, fmt, features_path, include_seen, trust,
+                      explain, as_json) -> None:  # fmt: skip
     """Print the top-K items for each user in --users from a model saved by recfeat train."""
     from recfeat.cli.terminal import clean, echo
 
     bundle = api.load_model(model_path, trust=trust)
+    if explain:
+        _explain(bundle, users, k, data, fmt, features_path, include_seen, as_json)
+        return
     settings = api.recommend_settings(users=users, k=k, features=features_path,
                                       data=data or None, format=fmt,
                                       include_seen=include_seen)  # fmt: skip
     rankings = api.recommend(bundle, settings=settings)
+    if as_json:
+        import dataclasses
+        import json
+
+        from recfeat.cli.terminal import json_text
+
+        click.echo(json_text(json.dumps([dataclasses.asdict(r) for r in rankings], indent=2)))
+        return
     for r in rankings:
         if r.available == 0:
             echo(
@@ -116,6 +133,29 @@ def recommend_command(model_path, users, k, data, fmt, features_path, include_se
         for rank, (item, score, snippet) in enumerate(zip(r.items, r.scores, r.snippets, strict=True), 1):
             line = f"  {rank:>3}. {clean(item)}  {score:.4f}"
             echo(line + (f"  {clean(snippet)}" if snippet else ""))
+
+
+def _explain(bundle, users, k, data, fmt, features_path, include_seen, as_json) -> None:
+    """recommend --explain: one explanation per user (recfeat.explain), as JSON or a table.
+    No item snippets here: on review-only data they quote other users' reviews, and an
+    explanation quotes only the user's own."""
+    import json
+
+    from recfeat.cli.explain_cmd import explanation_lines
+    from recfeat.cli.terminal import echo, json_text
+
+    settings = api.recommend_settings(users=users, k=k, features=features_path,
+                                      data=data or None, format=fmt,
+                                      include_seen=include_seen)  # fmt: skip
+    dataset = api.load_dataset(settings.data, format=fmt) if settings.data else None
+    out = [api.explain(bundle, user, k=settings.k, data=dataset, features=settings.features,
+                       include_seen=settings.include_seen) for user in settings.users]  # fmt: skip
+    if as_json:
+        click.echo(json_text(json.dumps(out, indent=2)))
+        return
+    for expl in out:
+        for line in explanation_lines(expl):
+            echo(line)
 
 
 def register(cli: click.Group) -> None:

@@ -34,6 +34,9 @@ import recfeat.api as api
 @click.option("--cleaners", default=None,
               help="Cleaner chain for input texts (default: the config's cleaners, else "
                    "extract's default; 'none': raw).")
+@click.option("--keep-pii", is_flag=True,
+              help="Leave personal data in input texts: the default chain without pii "
+                   "(docs/privacy.md).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0 exposes the server to the network).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
@@ -65,13 +68,13 @@ import recfeat.api as api
 @click.option("--trust", is_flag=True,
               help="Also open an OLD pickle model file (runs code from it; only your own files).")
 def serve_command(encoder, config_path, backend, precision, device, threads, model, data, fmt,
-                  item_features, cleaners, host, port, api_key, max_batch_tokens,
+                  item_features, cleaners, keep_pii, host, port, api_key, max_batch_tokens,
                   batch_window_ms, max_queue, max_inputs, max_chars, max_body_bytes,
                   request_timeout, body_timeout, cache_size, max_items, trust) -> None:  # fmt: skip
     """Serve embeddings and recommendations over HTTP until SIGTERM / Ctrl-C."""
     settings = api.serve_settings(
         config_path, encoder=encoder, backend=backend, precision=precision, device=device,
-        threads=threads, cleaners=cleaners, model=model, trust=trust, data=data, format=fmt,
+        threads=threads, cleaners=cleaners, keep_pii=keep_pii, model=model, trust=trust, data=data, format=fmt,
         item_features=item_features, host=host, port=port, api_key=api_key,
         max_batch_tokens=max_batch_tokens, batch_window_ms=batch_window_ms,
         max_queue=max_queue, max_inputs=max_inputs, max_chars=max_chars,

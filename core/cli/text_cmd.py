@@ -270,21 +270,23 @@ _encoding_opt = click.option("--encoding", default="utf-8", show_default=True, h
 @click.option(
     "--cleaners",
     help="Comma-separated cleaner names, applied in order "
-    "[default: html,control-chars,nfkc,whitespace]; see `recfeat components cleaners`.",
+    "[default: html,control-chars,nfkc,pii,whitespace]; see `recfeat components cleaners`.",
 )
+@click.option("--keep-pii", is_flag=True,
+              help="Leave personal data in the texts: the default chain without pii.")
 @click.option("--config", help="Take the chain from the `cleaners` list of a TOML pipeline file.")
 @_column_opt
 @_format_opt
 @_encoding_opt
 @click.option("--out", type=click.Path(dir_okay=False), help="Write here (atomically) instead of stdout.")
-def clean_command(input_path, cleaners, config, column, fmt, encoding, out) -> None:
+def clean_command(input_path, cleaners, keep_pii, config, column, fmt, encoding, out) -> None:
     """Clean texts: a text file (one per line), a CSV column or a JSONL field.
 
     Output has the input's format; other CSV columns and JSONL fields are kept.
     """
     # The input is streamed while the output is written: they may never be one file.
     api.guard_outputs({"--out": out}, {"INPUT": input_path, "--config": config})
-    chain = api.cleaner_chain(cleaners, config=config)
+    chain = api.cleaner_chain(cleaners, config=config, keep_pii=keep_pii)
     handler, chunks = read_chunks(input_path, fmt, column, encoding)
     total = _count_lines(input_path)
 

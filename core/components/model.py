@@ -62,6 +62,13 @@ class RecModel(Component, BaseEstimator):
     #: True for models that rank from a time-ordered list of items alone (the sequential
     #: ones): ``score_history`` serves a user the model never saw, e.g. a live session.
     ranks_from_history: ClassVar[bool] = False
+    #: What ``recfeat.explain`` can show for this model's recommendations (docs/explain.md):
+    #: "history" (the user's training items that add most to an item's score, from the
+    #: model's own scoring: ``history_contributions`` and ``fold_in``), "sentences" and
+    #: "tokens" (text models: the user's own review sentences closest to the item, and the
+    #: tokens the user's reviews share with it). Empty: scores that do not decompose over the
+    #: user's history (rating models, popularity), so nothing is explained.
+    explains: ClassVar[tuple[str, ...]] = ()
 
     def get_options(self):
         return self.get_params(deep=False)
@@ -160,6 +167,55 @@ class RecModel(Component, BaseEstimator):
 
     def _score_history(self, history: np.ndarray, items, item_features) -> np.ndarray:
         raise NotImplementedError
+
+    # -- explaining (recfeat.explain) ------------------------------------------------------
+    def fold_in(self, history, items, item_features=None) -> np.ndarray:
+        """Scores of ``items`` for a user whose training history were ``history`` (item ids,
+        oldest first; ids the model never saw are skipped), re-solved from the model's
+        fitted item side (EASE's weights, ALS's item factors, content's item vectors, a
+        sequential model's network): what the deletion test of ``recfeat explain-eval``
+        re-scores an edited history with. For models that explain "history"."""
+        codes, items = self._explain_args(history, items, item_features)
+        return np.asarray(self._fold_in(codes, items, item_features), dtype=np.float64)
+
+    def history_contributions(self, history, items, item_features=None) -> np.ndarray:
+        """(len(history), len(items)): how much each history entry adds to each item's
+        ``fold_in`` score (0 for ids the model never saw). Exact decompositions where the
+        score is linear in the history (EASE, ALS, hybrid-als, content's cosine: the rows
+        sum to the score); otherwise the score lost when that entry alone is left out."""
+        codes, items = self._explain_args(history, items, item_features)
+        known = self.item_codes(_as_ids(history)) >= 0
+        out = np.zeros((len(known), len(items)))
+        out[known] = self._history_contributions(codes, items, item_features)
+        return out
+
+    def _explain_args(self, history, items, item_features) -> tuple[np.ndarray, np.ndarray]:
+        self._check_fitted()
+        if "history" not in self.explains:
+            raise UsageError(
+                f"{self._what()} does not explain through the user's history (its scores do "
+                "not decompose over it); models that do: content, ease, ease-text, als, "
+                "hybrid-als, sasrec, sasrec-text, item-knn-last, text-knn-last"
+            )
+        self._check_features(item_features)
+        codes = self.item_codes(_as_ids(history))
+        return codes[codes >= 0], _as_ids(items)
+
+    def _fold_in(self, history: np.ndarray, items, item_features) -> np.ndarray:
+        """``history``: item codes (time order). Sequential models rank from a list of
+        items already; the others override this."""
+        if self.ranks_from_history:
+            return self._score_history(history, items, item_features)
+        raise NotImplementedError
+
+    def _history_contributions(self, history: np.ndarray, items, item_features) -> np.ndarray:
+        """Default: the score each entry's removal costs (leave one out, one re-score per
+        entry); models whose score is linear in the history override it with the exact terms."""
+        full = self._fold_in(history, items, item_features)
+        out = np.zeros((len(history), len(items)))
+        for j in range(len(history)):
+            out[j] = full - self._fold_in(np.delete(history, j), items, item_features)
+        return np.nan_to_num(out)
 
     def _score_matrix(self, users, items, item_features) -> np.ndarray:
         n_u, n_i = len(users), len(items)

@@ -31,6 +31,13 @@ def manifest_path(path: str | Path) -> Path:
     return path.with_name(path.name + ".manifest.json")
 
 
+def token_features_path(path: str | Path) -> Path:
+    """``<stem>.tokens.npz``: the sparse token features beside a features file."""
+    path = Path(path)
+    stem = path.name[: -len(".parquet")] if path.name.endswith(".parquet") else path.name
+    return path.with_name(stem + ".tokens.npz")
+
+
 def write_features(
     path: str | Path, ids: pd.DataFrame, vectors: np.ndarray, manifest: dict[str, Any],
     *, extra: dict[Path, Any] | None = None,
@@ -256,7 +263,8 @@ class Features:
     missing rows are zeros, so callers decide the policy (and report the count).
     """
 
-    def __init__(self, ids, vectors: np.ndarray, manifest: dict[str, Any] | None = None):
+    def __init__(self, ids, vectors: np.ndarray, manifest: dict[str, Any] | None = None,
+                 tokens: Any = None, token_columns: Any = None):  # fmt: skip
         # a script builds these by hand: wrong types are one line here, not a TypeError later
         if isinstance(ids, (str, bytes, dict)) or not hasattr(ids, "__iter__"):
             raise checks.refuse("Features ids", "a list of ids", ids, "pass one id per row of vectors")
@@ -272,10 +280,16 @@ class Features:
             raise DataError(f"features: {len(self.ids)} ids but vectors of shape {self.vectors.shape}")
         self.manifest = manifest or {}
         self._index = {k: i for i, k in enumerate(self.ids)}
+        self.tokens, self.token_columns = check_tokens(tokens, token_columns, len(self.ids))
 
     @property
     def dim(self) -> int:
         return int(self.vectors.shape[1])
+
+    @property
+    def token_model(self) -> str | None:
+        """The tokenizer the token columns come from (to decode them), when recorded."""
+        return token_model(self.manifest)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -286,6 +300,14 @@ class Features:
     def lookup(self, ids) -> tuple[np.ndarray, np.ndarray]:
         return lookup_rows(self._index, self.vectors, ids)
 
+    def lookup_tokens(self, ids):
+        """The token-feature rows of ``ids`` (CSR, empty rows where an id is unknown) and the
+        found mask; DataError when these features carry no token features."""
+        if self.tokens is None:
+            raise DataError(NO_TOKENS)
+        rows = np.fromiter((self._index.get(str(i), -1) for i in ids), dtype=np.int64)
+        return token_rows(self.tokens, rows), rows >= 0
+
     @classmethod
     def from_file(cls, path: str | Path, id_column: str | None = None) -> Features:
         """Load a features file; ``id_column`` defaults to the first id column in it."""
@@ -295,7 +317,8 @@ class Features:
             raise DataError(
                 f"{path}: no id column {id_column!r} (columns: {', '.join(ids.columns)})"
             )
-        return cls(ids[col].astype(str).to_numpy(), vectors, manifest)
+        tokens, columns = read_token_features(path, len(ids))
+        return cls(ids[col].astype(str).to_numpy(), vectors, manifest, tokens, columns)
 
 
 # -- review-level vectors ------------------------------------------------------------------
@@ -310,13 +333,37 @@ class ReviewVectors:
     items: np.ndarray
     vectors: np.ndarray
     manifest: dict[str, Any]
+    #: sparse token features (CSR), one row per review, or None; ``token_columns``: the
+    #: tokenizer id of each column when the columns decode to tokens (tfidf), else None.
+    tokens: Any = None
+    token_columns: Any = None
+
+    def __post_init__(self) -> None:
+        self.tokens, self.token_columns = check_tokens(
+            self.tokens, self.token_columns, len(self.vectors)
+        )
 
     @property
     def dim(self) -> int:
         return int(self.vectors.shape[1])
 
+    @property
+    def token_model(self) -> str | None:
+        return token_model(self.manifest)
+
+    def subset(self, keep: np.ndarray) -> ReviewVectors:
+        """The reviews where ``keep`` (a boolean mask) is true, tokens included."""
+        return ReviewVectors(
+            self.users[keep], self.items[keep], self.vectors[keep], self.manifest,
+            None if self.tokens is None else self.tokens[np.flatnonzero(keep)],
+            self.token_columns,
+        )  # fmt: skip
+
     def item_means(self, pairs: pd.DataFrame) -> Features:
-        """Item vectors = mean of the reviews whose (user, item) is in ``pairs`` (training)."""
+        """Item vectors = mean of the reviews whose (user, item) is in ``pairs`` (training);
+        token features, when present, are averaged the same way."""
+        import scipy.sparse as sp
+
         keep = self._rows_in(pairs)
         items = self.items[keep]
         labels, inverse = np.unique(items, return_inverse=True)
@@ -324,7 +371,15 @@ class ReviewVectors:
         np.add.at(sums, inverse, self.vectors[keep])
         counts = np.bincount(inverse, minlength=len(labels))
         manifest = {**self.manifest, "level": "item", "source": "training reviews (evaluation)"}
-        return Features(labels, sums / counts[:, None], manifest)
+        tokens = None
+        if self.tokens is not None:
+            # one averaging matrix (items x kept reviews, rows sum to 1), as extraction does
+            mean = sp.csr_matrix(
+                (1.0 / counts[inverse], (inverse, np.arange(len(inverse)))),
+                shape=(len(labels), len(inverse)),
+            )
+            tokens = (mean @ self.tokens[np.flatnonzero(keep)]).astype(np.float32).tocsr()
+        return Features(labels, sums / counts[:, None], manifest, tokens, self.token_columns)
 
     def leave_one_out(self, items) -> _LeaveOneOut:
         """Per-user vectors of ``items`` built from every review except that user's own."""
@@ -370,12 +425,16 @@ def load_optional_features(path: str | Path | None) -> Features | ReviewVectors 
 def load_features(path: str | Path) -> Features | ReviewVectors:
     """A features file as item/user ``Features``, or ``ReviewVectors`` when rows are reviews."""
     ids, vectors, manifest = read_features(path)
-    return features_from_table(ids, vectors, {**manifest, "path": str(path)}, where=str(path))
+    tokens, columns = read_token_features(path, len(ids))
+    return features_from_table(ids, vectors, {**manifest, "path": str(path)}, where=str(path),
+                               tokens=tokens, token_columns=columns)  # fmt: skip
 
 
 def features_from_table(ids: pd.DataFrame, vectors: np.ndarray, manifest: dict[str, Any],
-                        where: str = "features") -> Features | ReviewVectors:  # fmt: skip
-    """Id columns + vectors as item/user ``Features``, or ``ReviewVectors`` for reviews."""
+                        where: str = "features", tokens: Any = None,
+                        token_columns: Any = None) -> Features | ReviewVectors:  # fmt: skip
+    """Id columns + vectors (and token features, rows aligned) as item/user ``Features``, or
+    ``ReviewVectors`` for reviews."""
     cols = list(ids.columns)
     if "user" in cols and "item" in cols:
         return ReviewVectors(
@@ -383,8 +442,114 @@ def features_from_table(ids: pd.DataFrame, vectors: np.ndarray, manifest: dict[s
             ids["item"].astype(str).to_numpy(dtype=object),
             vectors,
             manifest,
+            tokens,
+            token_columns,
         )
     col = "item" if "item" in cols else "user" if "user" in cols else (cols[0] if cols else None)
     if col is None:
         raise DataError(f"{where}: features file has no id column")
-    return Features(ids[col].astype(str).to_numpy(), vectors, {**manifest, "id_column": col})
+    return Features(ids[col].astype(str).to_numpy(), vectors, {**manifest, "id_column": col},
+                    tokens, token_columns)  # fmt: skip
+
+
+# -- token features beside a features file ---------------------------------------------------
+NO_TOKENS = (
+    "these features carry no token features; extract them with --token-features tfidf "
+    "(or set token_weight=0)"
+)
+#: keys of ``<stem>.tokens.npz``: scipy's CSR layout plus, optionally, ``columns`` (the
+#: tokenizer id of each column, so explanations can decode them to words)
+TOKEN_KEYS = ("data", "indices", "indptr", "shape")
+
+
+def token_model(manifest: dict[str, Any]) -> str | None:
+    spec = manifest.get("token_features")
+    model = spec.get("model") if isinstance(spec, dict) else None
+    return model if isinstance(model, str) else None
+
+
+def token_rows(tokens, rows: np.ndarray):
+    """Rows ``rows`` of a CSR matrix, an empty row where ``rows`` is -1."""
+    import scipy.sparse as sp
+
+    found = rows >= 0
+    if found.all():
+        return tokens[rows]
+    out = tokens[np.maximum(rows, 0)].tolil() if tokens.shape[0] else None
+    if out is None:
+        return sp.csr_matrix((len(rows), tokens.shape[1]), dtype=np.float32)
+    for r in np.flatnonzero(~found):
+        out.rows[r], out.data[r] = [], []
+    return out.tocsr()
+
+
+def check_tokens(tokens: Any, columns: Any, n_rows: int):
+    """``(tokens as float32 CSR, columns as int64 or None)``, or DataError when they do not
+    fit ``n_rows`` vectors (a script or a file pairs them; a mismatch would mis-align rows)."""
+    if tokens is None:
+        return None, None
+    import scipy.sparse as sp
+
+    if not sp.issparse(tokens):
+        raise checks.refuse("token features", "a scipy sparse matrix", tokens,
+                            "pass e.g. scipy.sparse.csr_matrix(rows)")  # fmt: skip
+    tokens = sp.csr_matrix(tokens, dtype=np.float32)
+    if tokens.shape[0] != n_rows:
+        raise DataError(
+            f"token features have {tokens.shape[0]} rows but there are {n_rows} vectors; "
+            "they must match row for row (re-create both with one `recfeat extract` run)"
+        )
+    if columns is not None:
+        columns = np.asarray(columns)
+        if columns.ndim != 1 or len(columns) != tokens.shape[1] or columns.dtype.kind not in "iu":
+            raise DataError(
+                f"token features: {tokens.shape[1]} columns but a column list of shape "
+                f"{columns.shape}; re-create them with `recfeat extract --token-features`"
+            )
+        columns = columns.astype(np.int64)
+    return tokens, columns
+
+
+def write_token_features(fh, tokens, columns=None) -> None:
+    """Save CSR ``tokens`` (and the token id of each column) as a plain .npz: arrays only,
+    no pickles, so reading it back never runs code."""
+    tokens = tokens.tocsr()
+    arrays = {"format": np.array("csr"), "data": tokens.data.astype(np.float32),
+              "indices": tokens.indices, "indptr": tokens.indptr,
+              "shape": np.array(tokens.shape, dtype=np.int64)}  # fmt: skip
+    if columns is not None:
+        arrays["columns"] = np.asarray(columns, dtype=np.int64)
+    np.savez_compressed(fh, **arrays)
+
+
+def read_token_features(path: str | Path, n_rows: int):
+    """The token features beside features file ``path`` (``<stem>.tokens.npz``) as
+    ``(CSR, columns or None)``, or ``(None, None)`` when there is none. The file is
+    untrusted: loaded without pickles, and its arrays are checked before use."""
+    import scipy.sparse as sp
+
+    tpath = token_features_path(path)
+    if not tpath.is_file():
+        return None, None
+    fix = "re-create it with `recfeat extract --token-features tfidf`"
+    try:
+        with np.load(tpath, allow_pickle=False) as npz:
+            missing = [k for k in TOKEN_KEYS if k not in npz.files]
+            if missing:
+                raise DataError(f"{tpath}: not a token-features file (no {', '.join(missing)}); {fix}")
+            data, indices, indptr, shape = (npz[k] for k in TOKEN_KEYS)
+            columns = npz["columns"] if "columns" in npz.files else None
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged or foreign file: one line, not a traceback
+        raise DataError(f"{tpath}: cannot read token features ({type(exc).__name__}: {exc}); {fix}") from None
+    try:
+        shape = tuple(int(x) for x in np.asarray(shape).reshape(-1))
+        if len(shape) != 2 or min(shape) < 0 or data.dtype.kind != "f" or indices.dtype.kind not in "iu" \
+                or indptr.dtype.kind not in "iu":  # fmt: skip
+            raise ValueError("bad shape or dtypes")
+        tokens = sp.csr_matrix((data, indices, indptr), shape=shape)
+        tokens.check_format(full_check=True)  # indices in range, indptr monotone
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{tpath}: damaged token features ({exc}); {fix}") from None
+    return check_tokens(tokens, columns, n_rows)

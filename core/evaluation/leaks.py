@@ -34,6 +34,7 @@ runs it and adds its results here as ``item_features_training``/``user_features_
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import weakref
 from typing import Any
@@ -274,9 +275,9 @@ def remap_features(features, mapping: dict[str, str]):
     if isinstance(features, ReviewVectors):
         items = np.asarray([mapping.get(i, i) for i in features.items], dtype=object)
         keep = ~pd.DataFrame({"u": features.users, "i": items}).duplicated().to_numpy()
-        return ReviewVectors(
-            features.users[keep], items[keep], features.vectors[keep],
-            {**features.manifest, "variants_merged": len(mapping)},
+        return dataclasses.replace(
+            features.subset(keep), items=items[keep],
+            manifest={**features.manifest, "variants_merged": len(mapping)},
         )  # fmt: skip
     if features.manifest.get("id_column") == "user":
         return features
@@ -285,8 +286,10 @@ def remap_features(features, mapping: dict[str, str]):
     order = np.lexsort((np.arange(len(ids)), ids != features.ids))
     keep = order[~pd.Series(ids[order]).duplicated().to_numpy()]
     keep.sort()
+    tokens = None if features.tokens is None else features.tokens[keep]
     return Features(ids[keep], features.vectors[keep],
-                    {**features.manifest, "variants_merged": len(mapping)})  # fmt: skip
+                    {**features.manifest, "variants_merged": len(mapping)},
+                    tokens, features.token_columns)  # fmt: skip
 
 
 def run_detectors(data, split, item_features, user_features, *, trust_features: bool = False):

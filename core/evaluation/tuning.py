@@ -87,12 +87,7 @@ def training_view(data, item_features, split):
     if isinstance(item_features, ReviewVectors):
         mine = pd.MultiIndex.from_arrays([item_features.users, item_features.items])
         keep = np.asarray(mine.isin(keys))
-        item_features = ReviewVectors(
-            item_features.users[keep],
-            item_features.items[keep],
-            item_features.vectors[keep],
-            item_features.manifest,
-        )
+        item_features = item_features.subset(keep)
     return view, item_features
 
 
@@ -211,6 +206,9 @@ class Tuner:
         base_model = registry.create(name, **options)
         base = base_model.get_params(deep=False)
         space = search_space(type(base_model), options)
+        if getattr(self.item_features, "tokens", None) is None:
+            # token features mixed in (token_weight) need features that carry them
+            space.pop("token_weight", None)
         ranks = getattr(base_model, "ranks_items", not base_model.predicts_ratings)
         objective = f"ndcg@{self.k}" if ranks else "rmse"
         report = TuneReport(

@@ -4,6 +4,11 @@ A chain is described by a list of names or ``{"use": name, **options}`` tables (
 ``cleaners = [...]`` section), or a comma-separated string (``"html,whitespace"``) on the
 command line. ``CleanerChain.spec()`` gives back a canonical, JSON-able description with
 every option spelled out, for feature manifests and cache keys.
+
+The default chain masks personal data (the ``pii`` cleaner, ``recfeat.plugins.pii``) before
+texts are encoded, cached or served; ``keep_pii`` (``--keep-pii``) leaves it out
+(:func:`with_keep_pii`). ``CleanerChain.clean_counted`` also says how many values each
+masking cleaner replaced, by kind: counts for run records and metrics, never the values.
 """
 
 from __future__ import annotations
@@ -15,7 +20,10 @@ from recfeat.errors import DataError, UsageError
 from recfeat.jsonable import jsonable
 from recfeat.plugin.registry import get_registry
 
-DEFAULT_CLEANERS: tuple[str, ...] = ("html", "control-chars", "nfkc", "whitespace")
+# pii after nfkc (full-width digits and @ are plain by then) and before whitespace (its
+# placeholders need no spacing of their own).
+PII_CLEANER = "pii"
+DEFAULT_CLEANERS: tuple[str, ...] = ("html", "control-chars", "nfkc", PII_CLEANER, "whitespace")
 
 CleanerSpec = str | dict[str, Any]
 
@@ -27,8 +35,36 @@ class CleanerChain:
         self.cleaners = list(cleaners)
         self.names = list(names)
 
+    @property
+    def masks(self) -> tuple[str, ...]:
+        """The kinds of value the chain's masking cleaners replace (and count)."""
+        return tuple(dict.fromkeys(k for c in self.cleaners for k in getattr(c, "masks", ())))
+
     def clean(self, texts: Iterable[str | None]) -> list[str]:
         """Clean many texts. ``None`` (a missing review) becomes ``""``; other non-strings are refused."""
+        batch = self._texts(texts)
+        for cleaner in self.cleaners:
+            batch = cleaner.clean(batch)
+        return batch
+
+    def clean_counted(self, texts: Iterable[str | None]) -> tuple[list[str], dict[int, dict[str, int]]]:
+        """``clean(texts)`` and, for the texts in which masking cleaners replaced values,
+        how many of each kind: ``{text index: {kind: count}}``."""
+        batch = self._texts(texts)
+        hits: dict[int, dict[str, int]] = {}
+        for cleaner in self.cleaners:
+            if not getattr(cleaner, "masks", ()):
+                batch = cleaner.clean(batch)
+                continue
+            batch, found = cleaner.clean_counted(batch)
+            for i, counts in found.items():
+                mine = hits.setdefault(i, {})
+                for kind, n in counts.items():
+                    mine[kind] = mine.get(kind, 0) + n
+        return batch, hits
+
+    @staticmethod
+    def _texts(texts: Iterable[str | None]) -> list[str]:
         batch = []
         for i, text in enumerate(texts):
             if text is None:
@@ -38,8 +74,6 @@ class CleanerChain:
                     f"text {i} is a {type(text).__name__}, not a string; convert the column to text first"
                 )
             batch.append(text)
-        for cleaner in self.cleaners:
-            batch = cleaner.clean(batch)
         return batch
 
     def clean_text(self, text: str) -> str:
@@ -97,3 +131,25 @@ def build_cleaner_chain(specs: str | Sequence[CleanerSpec] | None = None) -> Cle
         cleaners.append(registry.create(name, **options))
         names.append(registry.entry(name).name)
     return CleanerChain(cleaners, names)
+
+
+def with_keep_pii(specs: Any, keep_pii: bool, flag: str = "--keep-pii") -> Any:
+    """``specs`` (as :func:`build_cleaner_chain` or ``make_cleaner`` take them) with
+    personal data kept when ``keep_pii``: None (the default chain) becomes the default
+    chain less ``pii``; a chain that names ``pii`` contradicts it (UsageError); any other
+    chain is returned as is."""
+    if not keep_pii:
+        return specs
+    if specs is None:
+        return [name for name in DEFAULT_CLEANERS if name != PII_CLEANER]
+    if hasattr(specs, "clean"):
+        names = list(getattr(specs, "names", ()))
+    else:
+        registry = get_registry("cleaner")
+        names = [registry.entry(name).name if name in registry else name
+                 for name, _ in parse_cleaner_specs(specs)]  # fmt: skip
+    if PII_CLEANER in names:
+        raise UsageError(f"{flag} asks to keep personal data, but the cleaners "
+                         f"({', '.join(names)}) include {PII_CLEANER!r}, which masks it; drop "
+                         f"{PII_CLEANER!r} from the cleaners or drop {flag}")  # fmt: skip
+    return specs

@@ -8,7 +8,11 @@
   run (no timings, no cache statistics, no paths): the same input and settings give the
   same manifest, whichever engine (loaded, streamed, Ray) ran. The engine is named only in
   the run record (``<stem>.run.json``) and in the Ray folder's ``engine``/``shards`` fields.
-- :func:`build_run_record`: this run's record (timings, cache hits and misses, paths).
+- :func:`build_run_record`: this run's record (timings, cache hits and misses, paths, and
+  how many values the masking cleaners replaced, by kind: counts, never the values).
+
+Neither holds a text: the manifest has settings, counts and the dataset's summary; the run
+record counts and paths; the vector cache keys are hashes (docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from recfeat import __version__
+from recfeat.data.features import token_features_path  # noqa: F401 - re-exported
 from recfeat.errors import UsageError
 from recfeat.extraction.cache import vector_fingerprint
 from recfeat.extraction.levels import USER_SOURCES, check_aggregate, check_level
@@ -130,10 +135,20 @@ def build_manifest(*, encoder, cleaner, level: str, details: dict[str, Any], sta
     }
 
 
+def masked_counts(cleaner) -> dict[str, int] | None:
+    """The run's running count of masked values, by kind: zeros for each kind the
+    cleaner masks, None when it masks none (``masked`` in the run record)."""
+    kinds = getattr(cleaner, "masks", ())
+    return dict.fromkeys(kinds, 0) if kinds else None
+
+
 def build_run_record(*, encoder, stats: EncodeStats, dataset: dict[str, Any], store,
-                     elapsed: float, engine: str | None = None) -> dict[str, Any]:  # fmt: skip
+                     elapsed: float, engine: str | None = None,
+                     masked: dict[str, int] | None = None) -> dict[str, Any]:  # fmt: skip
     """This run's record: what it took and where things were (``<stem>.run.json``);
-    ``engine`` names the engine that is not the in-memory default (stream, ray)."""
+    ``engine`` names the engine that is not the in-memory default (stream, ray);
+    ``masked``: values the masking cleaners replaced, by kind, over the input rows (None:
+    the chain masks nothing)."""
     import datetime as dt
 
     fp = encoder.fingerprint()
@@ -154,17 +169,12 @@ def build_run_record(*, encoder, stats: EncodeStats, dataset: dict[str, Any], st
         "chunks_encoded": stats.chunks_encoded,
         "encode_seconds": round(stats.seconds, 3),
         "elapsed_s": round(elapsed, 3),
+        "masked": None if masked is None else {k: int(n) for k, n in masked.items()},
     }
 
 
 def _stem(path: Path) -> str:
     return path.name[: -len(".parquet")] if path.name.endswith(".parquet") else path.name
-
-
-def token_features_path(path: str | Path) -> Path:
-    """``<stem>.tokens.npz``: the sparse token features beside a features file."""
-    path = Path(path)
-    return path.with_name(_stem(path) + ".tokens.npz")
 
 
 def run_record_path(path: str | Path) -> Path:

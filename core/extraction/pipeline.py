@@ -28,7 +28,12 @@ import numpy as np
 import pandas as pd
 
 from recfeat.atomic import write_file
-from recfeat.data.features import features_from_table, manifest_path, write_features
+from recfeat.data.features import (
+    features_from_table,
+    manifest_path,
+    write_features,
+    write_token_features,
+)
 from recfeat.data.recdata import RecData
 from recfeat.errors import DataError
 from recfeat.extraction.cache import open_cache
@@ -44,12 +49,14 @@ from recfeat.extraction.manifest import (
     build_run_record,
     check_request,
     level_details,
+    masked_counts,
     run_record_path,
     token_features_path,
 )
 from recfeat.extraction.stages import (
     DEFAULT_CHUNK_SIZE,
     EncodeStats,
+    add_masked,
     default_encoder,
     encode_texts,
     make_cleaner,
@@ -72,11 +79,16 @@ class FeatureResult:
     manifest: dict[str, Any]
     token_features: Any = None
     run: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: the tokenizer id of each token-feature column (tfidf), None when not decodable
+    token_columns: Any = None
 
     def to_features(self):
         """The vectors as models and ``evaluate`` take them: ``Features`` keyed by item or
-        user id, or ``ReviewVectors`` (one per review; models average training reviews)."""
-        return features_from_table(self.ids, self.vectors, dict(self.manifest), where="extraction")
+        user id, or ``ReviewVectors`` (one per review; models average training reviews);
+        token features ride along."""
+        return features_from_table(self.ids, self.vectors, dict(self.manifest),
+                                   where="extraction", tokens=self.token_features,
+                                   token_columns=self.token_columns)  # fmt: skip
 
     def save(self, path: str | Path) -> Path:
         """Write ``path`` (Parquet), ``<stem>.manifest.json``, ``<stem>.run.json`` and, with
@@ -88,13 +100,11 @@ class FeatureResult:
         path = Path(path)
         extra = {}
         if self.token_features is not None:
-            tokens = self.token_features.tocsr()
+            tokens, columns = self.token_features.tocsr(), self.token_columns
 
             def write_tokens(tmp: Path) -> None:
-                import scipy.sparse as sp
-
                 with open(tmp, "wb") as fh:
-                    sp.save_npz(fh, tokens)
+                    write_token_features(fh, tokens, columns)
 
             extra[token_features_path(path)] = write_tokens
         record = {**self.run, "outputs": [str(p) for p in self.output_paths(path)]}
@@ -126,6 +136,7 @@ class _Extraction:
         self.stats = EncodeStats()
         self.text_rows = 0
         self.empty_texts = 0
+        self.masked = masked_counts(cleaner)
         self.normalize = bool(encoder.fingerprint().get("normalize", False))
 
     def encode_rows(self, raw: Sequence[Any], what: str):
@@ -133,6 +144,8 @@ class _Extraction:
         ts = prepare_texts(raw, self.cleaner)
         self.text_rows += ts.rows
         self.empty_texts += ts.empty
+        if self.masked is not None:
+            add_masked(self.masked, ts.masked)
         matrix, stats = encode_texts(
             ts.unique, self.encoder, self.cache, chunk_size=self.chunk_size,
             progress=self.progress, description=f"encoding {what}",
@@ -227,9 +240,11 @@ def extract(
         featurizer=featurizer,
     )  # fmt: skip
     record = build_run_record(encoder=encoder, stats=run.stats, dataset=summary, store=store,
-                              elapsed=time.perf_counter() - start)  # fmt: skip
+                              elapsed=time.perf_counter() - start, masked=run.masked)  # fmt: skip
+    columns = featurizer.token_columns() if hasattr(featurizer, "token_columns") else None
     return FeatureResult(
-        ids=ids, vectors=vectors, manifest=manifest, token_features=tokens, run=record
+        ids=ids, vectors=vectors, manifest=manifest, token_features=tokens, run=record,
+        token_columns=columns if tokens is not None else None,
     )
 
 def _build_level(run: _Extraction, level, aggregate, user_from, train):

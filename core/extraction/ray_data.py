@@ -38,7 +38,7 @@ from typing import Any
 import recfeat.errors as recfeat_errors
 from recfeat.errors import DataError, RecfeatError, UsageError, require
 from recfeat.extraction.cache import fingerprint_digest, vector_fingerprint
-from recfeat.extraction.manifest import build_manifest, check_request, level_details
+from recfeat.extraction.manifest import build_manifest, check_request, level_details, masked_counts
 from recfeat.extraction.ray_runner import connect, options_for_actor
 from recfeat.extraction.ray_shards import (
     LEVEL_FORMAT,
@@ -61,7 +61,7 @@ from recfeat.extraction.ray_shards import (
 )
 from recfeat.extraction.records import STREAMABLE, stream_format
 from recfeat.extraction.sources import ID_COLUMNS, iter_planned, plan_rows
-from recfeat.extraction.stages import EncodeStats
+from recfeat.extraction.stages import EncodeStats, add_masked
 from recfeat.jsonable import jsonable
 
 DEFAULT_BATCH_ROWS = 1024
@@ -315,7 +315,8 @@ def extract_ray(
     manifest = _build_manifest(encoder, cleaner, level, details, counts, shards, plan)
     manifest.update(rows=rows, dim=dim, id_columns=id_columns, engine="ray",
                     shards=len(shards))  # fmt: skip
-    record = _run_record(opts, plan, shards, time.perf_counter() - start)
+    record = _run_record(opts, plan, shards, time.perf_counter() - start,
+                         _masked(cleaner, shards))  # fmt: skip
     commit_text(fs, f"{root}/{RUN_RECORD}", json.dumps(jsonable(record), indent=2) + "\n")
     commit_text(fs, f"{root}/{MANIFEST}", json.dumps(jsonable(manifest), indent=2) + "\n")
     return manifest
@@ -363,7 +364,17 @@ def _job(encoder, cleaner, level: str, out: str, fmt: str, loader_options) -> di
     return job
 
 
-def _run_record(opts: RayOptions, plan, shards: list[dict], elapsed: float) -> dict[str, Any]:
+def _masked(cleaner, shards: list[dict]) -> dict[str, int] | None:
+    """The values the masking cleaners replaced, by kind, summed over the shards."""
+    total = masked_counts(cleaner)
+    if total is not None:
+        for shard in shards:
+            add_masked(total, json.loads(shard.get("masked") or "{}"))
+    return total
+
+
+def _run_record(opts: RayOptions, plan, shards: list[dict], elapsed: float,
+                masked: dict[str, int] | None = None) -> dict[str, Any]:  # fmt: skip
     return {
         "format": "recfeat-run/1",
         "engine": "ray",
@@ -376,6 +387,7 @@ def _run_record(opts: RayOptions, plan, shards: list[dict], elapsed: float) -> d
         "shards_skipped": sum(bool(s["skipped"]) for s in shards),
         "actor_pids": sorted({int(s["pid"]) for s in shards}),
         "elapsed_s": round(elapsed, 3),
+        "masked": masked,
     }
 
 

@@ -184,7 +184,8 @@ class ShardEncoder:
     # -- the work ---------------------------------------------------------------------------
     def _encode(self, rows):
         """(unique-text vectors float32, unique index per row or -1, unique keys, per-text
-        stats, dim): the stages of ``recfeat.extraction.stages`` on one batch."""
+        stats, dim, masked values by kind): the stages of ``recfeat.extraction.stages`` on
+        one batch."""
         ts = prepare_texts(rows["text"].tolist(), self.cleaner)
         dim = int(self.encoder.dim)
         if ts.unique:
@@ -202,16 +203,18 @@ class ShardEncoder:
         if stats is None:
             stats = np.full((len(ts.unique), 2), -1, dtype=np.int64)  # counts unknown
         keys = text_keys(ts.unique, self.key_digest)
-        return matrix, ts.columns, keys, stats, dim
+        return matrix, ts.columns, keys, stats, dim, ts.masked
 
     def _write(self, rows, name: str, path: str) -> dict[str, Any]:
         import pyarrow as pa
 
-        matrix, columns, keys, stats, dim = self._encode(rows)
+        matrix, columns, keys, stats, dim, masked = self._encode(rows)
         summary = {
             "format": SHARD_FORMAT, "shard": name, "rows": int(len(rows)),
             "empty": int((columns < 0).sum()), "blank": int((rows["text"] == "").sum()),
-            "dim": dim,
+            # values masked by kind (counts, never the values), as JSON text: the summary
+            # row travels through Arrow, which has no type for an empty dict
+            "dim": dim, "masked": json.dumps(masked, sort_keys=True),
         }  # fmt: skip
         stats_table = pa.table({
             "key": pa.array(keys, type=pa.binary()),

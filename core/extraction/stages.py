@@ -75,11 +75,14 @@ class EncodeStats:
 class TextSet:
     """Rows of text reduced to the unique non-empty cleaned texts.
 
-    ``columns[i]`` is row i's index into ``unique`` or -1 when its cleaned text is empty."""
+    ``columns[i]`` is row i's index into ``unique`` or -1 when its cleaned text is empty;
+    ``masked``: values the chain's masking cleaners replaced, by kind, counted over the rows
+    (a text in three rows counts three times, whichever engine cleaned it how often)."""
 
     unique: list[str]
     columns: np.ndarray
     empty: int
+    masked: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -90,7 +93,13 @@ def prepare_texts(raw: Sequence[Any], cleaner) -> TextSet:
     """Clean each distinct raw text once, then deduplicate the cleaned texts."""
     raw = [t if isinstance(t, str) else "" for t in raw]
     distinct = list(dict.fromkeys(raw))
-    cleaned = cleaner.clean(distinct) if cleaner is not None else distinct
+    masked: dict[str, int] = dict.fromkeys(getattr(cleaner, "masks", ()), 0)
+    if hasattr(cleaner, "clean_counted"):
+        cleaned, hits = cleaner.clean_counted(distinct)
+        if hits:
+            _add_row_counts(masked, hits, distinct, raw)
+    else:
+        cleaned = cleaner.clean(distinct) if cleaner is not None else distinct
     cleaned = [c if isinstance(c, str) else "" for c in cleaned]
     index: dict[str, int] = {}
     unique: list[str] = []
@@ -104,7 +113,26 @@ def prepare_texts(raw: Sequence[Any], cleaner) -> TextSet:
             unique.append(c)
         by_raw[r] = index[c]
     columns = np.fromiter((by_raw[t] for t in raw), dtype=np.int64, count=len(raw))
-    return TextSet(unique=unique, columns=columns, empty=int((columns < 0).sum()))
+    return TextSet(unique=unique, columns=columns, empty=int((columns < 0).sum()), masked=masked)
+
+
+def _add_row_counts(masked: dict[str, int], hits: dict[int, dict[str, int]],
+                    distinct: list[str], raw: list[str]) -> None:  # fmt: skip
+    """Add each distinct text's masked counts once per row that holds it."""
+    import collections
+
+    rows = collections.Counter(raw) if len(raw) != len(distinct) else None
+    for i, counts in hits.items():
+        times = rows[distinct[i]] if rows is not None else 1
+        for kind, n in counts.items():
+            masked[kind] = masked.get(kind, 0) + n * times
+
+
+def add_masked(total: dict[str, int], more: dict[str, int] | None) -> dict[str, int]:
+    """``total`` with ``more``'s counts added (the run's sum over batches), in place."""
+    for kind, n in (more or {}).items():
+        total[kind] = total.get(kind, 0) + int(n)
+    return total
 
 
 def rows_from_unique(matrix: np.ndarray, columns: np.ndarray) -> np.ndarray:

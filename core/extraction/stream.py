@@ -48,6 +48,7 @@ from recfeat.extraction.manifest import (
     build_run_record,
     check_request,
     level_details,
+    masked_counts,
     run_record_path,
 )
 from recfeat.extraction.pipeline import FeatureResult
@@ -57,6 +58,7 @@ from recfeat.extraction.sources import ID_COLUMNS, iter_planned, plan_rows
 from recfeat.extraction.stages import (
     DEFAULT_CHUNK_SIZE,
     EncodeStats,
+    add_masked,
     default_encoder,
     encode_texts,
     make_cleaner,
@@ -193,6 +195,7 @@ class _Streamer:
         self.stats = EncodeStats()
         self.text_rows = 0
         self.empty_texts = 0
+        self.masked = masked_counts(cleaner)
         self.seen = _Seen()
         self.pending: list[tuple[str, bytes, int]] = []  # (text, key, first row) in order
         self.recent: dict[bytes, np.ndarray] = {}
@@ -203,6 +206,8 @@ class _Streamer:
         ts = prepare_texts(raw_texts, self.cleaner)
         self.text_rows += ts.rows
         self.empty_texts += ts.empty
+        if self.masked is not None:
+            add_masked(self.masked, ts.masked)
         ukeys = text_keys(ts.unique, self.digest)
         base = self.rows.start + self.rows.count
         if ukeys:
@@ -494,7 +499,7 @@ def _run(path, out: Path, level, found, options, batch_rows, plan, encoder, clea
         )  # fmt: skip
         record = build_run_record(encoder=encoder, stats=streamer.stats, dataset=summary,
                                   store=named, elapsed=time.perf_counter() - start,
-                                  engine="stream")  # fmt: skip
+                                  engine="stream", masked=streamer.masked)  # fmt: skip
         if level != "review":
             result = FeatureResult(ids=ids, vectors=vectors, manifest=manifest, run=record)
             stack.close()

@@ -34,8 +34,10 @@ LOAD_ENV = "RECFEAT_LOAD_PLUGINS"
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "recfeat.plugins.cleaners",
+    "recfeat.plugins.pii",
     "recfeat.plugins.tokenizers",
     "recfeat.plugins.token_features",
+    "recfeat.plugins.sparse_encoder",
     "recfeat.plugins.encoders",
     "recfeat.plugins.datasets",
     "recfeat.plugins.models",

@@ -156,10 +156,27 @@ def _add_recommend_route(app, state, embedder, encode, require_ready, reply) -> 
         if len(req.history_items) > embedder.max_inputs:
             raise too_large(f"{len(req.history_items)} history items", embedder.max_inputs,
                             "--max-inputs")  # fmt: skip
+        sentences, texts = None, []
+        if req.explain and req.history_texts:
+            sentences, texts = await _own_sentences(req.history_texts, embedder, encode)
         return reply(state.recommender.recommend(
             user, req.k, exclude_seen=req.exclude_seen, history_items=req.history_items,
-            history_vectors=vectors,
+            history_vectors=vectors, explain=req.explain, sentences=sentences, texts=texts,
         ))  # fmt: skip
+
+
+async def _own_sentences(history_texts: list[str], embedder, encode):
+    """The request's own texts, cleaned as the server cleans what it encodes, split into
+    sentences (at most --max-inputs) and encoded: what ``"explain": true`` quotes."""
+    from recfeat.explanations.text import UserSentences, split_sentences
+
+    texts = embedder.clean(history_texts)
+    found = list(dict.fromkeys(s for t in texts for s in split_sentences(t)))
+    found = found[: embedder.max_inputs]
+    if not found:
+        return None, texts
+    vectors = (await encode(found)).vectors
+    return UserSentences(found, [None] * len(found), vectors), texts
 
 
 def _add_probes(app, state, reply, error, Response) -> None:

@@ -42,6 +42,8 @@ class Embedder:
         self.adaptor = adaptor
         self.cleaner = cleaner
         self.metrics = metrics
+        for kind in getattr(cleaner, "masks", ()):  # every kind shows, at 0, from the start
+            metrics.masked.labels(kind)
         self.max_inputs = max_inputs
         self.max_chars = max_chars
         self.fingerprint = encoder.fingerprint()
@@ -80,13 +82,30 @@ class Embedder:
             if len(text) > self.max_chars:
                 raise too_large(f"input {i} has {len(text)} characters", self.max_chars,
                                 "--max-chars")  # fmt: skip
-        cleaned = self.cleaner.clean(texts) if self.cleaner is not None else list(texts)
+        cleaned = self.clean(texts)
         for i, text in enumerate(cleaned):
             if not text.strip():
                 raise ApiError(400, f"input {i} is empty (after cleaning); send non-empty text",
                                code="empty_input")  # fmt: skip
             if not text.isascii():
                 check_text(text, f"input {i}")
+        return cleaned
+
+    def clean(self, texts: list[str]) -> list[str]:
+        """``texts`` through the cleaner chain; what its masking cleaners replaced is counted
+        in the metrics by kind (``recfeat_masked_values_total``), never kept."""
+        if self.cleaner is None:
+            return list(texts)
+        if not hasattr(self.cleaner, "clean_counted"):
+            return self.cleaner.clean(texts)
+        cleaned, hits = self.cleaner.clean_counted(texts)
+        if hits:
+            totals: dict[str, int] = {}
+            for counts in hits.values():
+                for kind, n in counts.items():
+                    totals[kind] = totals.get(kind, 0) + n
+            for kind, n in totals.items():
+                self.metrics.masked.labels(kind).inc(n)
         return cleaned
 
     # -- encoding --------------------------------------------------------------------------

@@ -46,6 +46,10 @@ class Metrics:
                                     registry=reg)  # fmt: skip
         self.truncated = Counter("recfeat_truncated_texts", "Texts cut at the model's max length",
                                  registry=reg)  # fmt: skip
+        # counts by kind only: a value never leaves the cleaner (docs/privacy.md)
+        self.masked = Counter("recfeat_masked_values", "Values in request texts the cleaners "
+                              "masked (pii: email, phone, card, url, handle), by kind",
+                              ["kind"], registry=reg)  # fmt: skip
 
     def render(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest

@@ -3,12 +3,18 @@ request by route and status, checks the bearer token, refuses new work once shut
 (503), reads the body up to the size limit (413) within ``--body-timeout`` (408), checks
 that it is UTF-8 and hands it on as JSON whatever its content type, and cancels the route
 when the client disconnects before its answer (the batcher then drops the request's work).
+
+No request text reaches a log: an unexpected exception in a route (answered 500 by the
+app's handler) is logged here with its type and stack only, not its message, which may
+quote the input; the server would otherwise log it whole (docs/privacy.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+import traceback
 from urllib.parse import unquote_to_bytes
 
 from recfeat.serve.auth import authorized
@@ -40,12 +46,13 @@ class Gate:
             return await self.app(scope, receive, send)
         state, path = self.state, scope["path"]
         route = route_label(path)
-        status = {"code": 500}
+        status = {"code": 500, "started": False}
         start = time.perf_counter()
 
         async def counted_send(message):
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                status["started"] = True
             await send(message)
 
         counts = path not in PROBES
@@ -69,6 +76,12 @@ class Gate:
                                  {"Connection": "close"})  # fmt: skip
                 except Exception:  # noqa: BLE001 - the connection may be gone too
                     pass
+        except Exception as exc:  # noqa: BLE001 - logged without its message, answered 500
+            log_internal_error(route, exc)
+            status["code"] = 500
+            if not status["started"]:
+                await _reply(send, 500, f"internal error {type(exc).__name__}; this is a bug in "
+                             "recfeat: report it", "server_error", "internal_error")  # fmt: skip
         finally:
             if counts:
                 state.in_flight -= 1
@@ -185,6 +198,20 @@ async def _run_until_gone(app, scope, body: bytes, receive, send):
         watcher.cancel()
         if not task.done():
             task.cancel()
+
+
+def log_internal_error(route: str, exc: BaseException) -> None:
+    """An unexpected exception of a route: its type and stack (file, line, code), never its
+    message or the values of the chain's causes, which may quote the request."""
+    stack = "".join(traceback.format_tb(exc.__traceback__))
+    causes, seen = [], exc
+    while (seen := seen.__cause__ or seen.__context__) is not None and len(causes) < 8:
+        causes.append(type(seen).__name__)
+    because = f" (raised while handling {' <- '.join(causes)})" if causes else ""
+    logging.getLogger("recfeat.serve").error(
+        "internal error on %s: %s%s; its message is not logged, as it may quote the request\n%s",
+        route, type(exc).__name__, because, stack.rstrip(),
+    )  # fmt: skip
 
 
 def _utf8_path(scope) -> bool:

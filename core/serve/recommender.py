@@ -58,7 +58,23 @@ class Recommender:
 
     # -- paths -----------------------------------------------------------------------------
     def recommend(self, user: str | None, k: int, *, exclude_seen: bool,
-                  history_items: list[str], history_vectors: np.ndarray | None) -> dict[str, Any]:  # fmt: skip
+                  history_items: list[str], history_vectors: np.ndarray | None,
+                  explain: bool = False, sentences=None, texts: list[str] | None = None,
+                  ) -> dict[str, Any]:  # fmt: skip
+        """The ranking of the first path that answers; with ``explain``, each item says why
+        (``recfeat.serve.explain``: ``sentences`` are the request's own, split and encoded)."""
+        result = self._recommend(user, k, exclude_seen=exclude_seen, history_items=history_items,
+                                 history_vectors=history_vectors)  # fmt: skip
+        if not explain:
+            return result
+        from recfeat.serve.explain import explain_ranking
+
+        return explain_ranking(self, result, user=user, history_items=history_items,
+                               history_vectors=history_vectors, sentences=sentences,
+                               texts=texts or [])  # fmt: skip
+
+    def _recommend(self, user: str | None, k: int, *, exclude_seen: bool,
+                   history_items: list[str], history_vectors: np.ndarray | None) -> dict[str, Any]:  # fmt: skip
         if self.knows(user):
             ranked = self._by_model(user, k, exclude_seen)
             if ranked is not None:

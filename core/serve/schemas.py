@@ -33,6 +33,8 @@ class RecommendRequest(BaseModel):
     exclude_seen: bool = True
     history_items: list[str] = Field(default_factory=list)
     history_texts: list[str] = Field(default_factory=list)
+    #: each item also says why (recfeat.serve.explain; docs/serving.md)
+    explain: bool = False
 
 
 class ItemText(BaseModel):

@@ -142,6 +142,8 @@ class _Writer:
                 "ids": self.encode(value.ids, f"{where}.ids"),
                 "vectors": self.encode(value.vectors, f"{where}.vectors"),
                 "manifest": self.encode(dict(value.manifest), f"{where}.manifest"),
+                "tokens": self.encode(value.tokens, f"{where}.tokens"),
+                "token_columns": self.encode(value.token_columns, f"{where}.token_columns"),
             }
         if isinstance(value, RecModel):
             return {"t": "model", **encode_model(value, self, where)}
@@ -328,8 +330,11 @@ class _Reader:
         if t == "features":
             from recfeat.data.features import Features
 
+            optional = {"t": "value", "v": None}  # files written before token features
             return Features(self.decode(node.get("ids")), self.decode(node.get("vectors")),
-                            self.decode(node.get("manifest")))  # fmt: skip
+                            self.decode(node.get("manifest")),
+                            self.decode(node.get("tokens", optional)),
+                            self.decode(node.get("token_columns", optional)))  # fmt: skip
         if t == "model":
             return decode_model(node, self)
         if t == "generator":

@@ -18,6 +18,9 @@ import numpy as np
 from recfeat.components import RecModel
 from recfeat.errors import OptionError
 
+from .foldin import HISTORY_AND_TEXT, content_contributions, content_fold_in
+from .token_mix import TOKEN_WEIGHTS, check_token_weight, fit_mix, mix_lookup, mix_width
+
 
 def lookup(features, items) -> tuple[np.ndarray, np.ndarray]:
     """Vectors of ``items`` (zeros where missing) and the found mask; float64."""
@@ -25,14 +28,38 @@ def lookup(features, items) -> tuple[np.ndarray, np.ndarray]:
     return vectors.astype(np.float64), found
 
 
+def text_lookup(model: RecModel, features, ids) -> tuple[np.ndarray, np.ndarray]:
+    """``lookup`` through the model's token mix when it has one (``token_weight`` > 0: dense
+    vectors and token features as one input, see ``token_mix``), else the dense vectors."""
+    mix = getattr(model, "token_mix_", None)
+    return lookup(features, ids) if mix is None else mix_lookup(mix, features, ids)
+
+
+def fit_item_vectors(model: RecModel, item_features) -> tuple[np.ndarray, np.ndarray]:
+    """The vectors of the model's training items (zeros and not found without item
+    features); fits the model's token mix on them first when its ``token_weight`` > 0."""
+    weight = getattr(model, "token_weight", 0.0)
+    check_token_weight(model.name or type(model).__name__, weight)
+    model.token_mix_ = None
+    if item_features is None:
+        n = len(model.items_)
+        return np.zeros((n, model.feature_dim_)), np.zeros(n, dtype=bool)
+    if weight > 0:
+        model.token_mix_ = fit_mix(weight, item_features, model.items_,
+                                   seed=int(getattr(model, "seed", 0) or 0))  # fmt: skip
+    return text_lookup(model, item_features, model.items_)
+
+
 def item_vectors(model: RecModel, items, item_features=None) -> tuple[np.ndarray, np.ndarray]:
     """Item vectors for scoring: prediction-time features first, then the fit-time ones."""
-    vectors = np.zeros((len(items), model.feature_dim_))
+    mix = getattr(model, "token_mix_", None)
+    width = model.feature_dim_ if mix is None else mix_width(mix, model.feature_dim_)
+    vectors = np.zeros((len(items), width))
     found = np.zeros(len(items), dtype=bool)
     for feats in (model.item_features_, item_features):
         if feats is None:
             continue
-        vec, ok = lookup(feats, items)
+        vec, ok = text_lookup(model, feats, items)
         vectors[ok] = vec[ok]
         found |= ok
     return vectors, found
@@ -66,17 +93,21 @@ class ContentModel(RecModel):
     Instruments reviews it hurt on inner seeds 1-2 (0.122 at 0, 0.115 at 1) while inner
     seed 0 preferred 2, and the test split agreed with seeds 1-2. So the default stays 0
     and ``--tune`` chooses per dataset.
-    ``tune_space``: profile weighting x prior weight, 8 points (centring stays on: MiniLM
+    ``token_weight`` mixes sparse token features into the item vectors (``token_mix``).
+    ``tune_space``: profile weighting x prior weight (x token weight when the features carry
+    token features), 8 (32) points (centring stays on: MiniLM
     vectors share one large direction, and removing it is what makes cosine informative).
     """
 
     name = "content"
-    tune_space = {  # --tune, 8 points
+    tune_space = {  # --tune, 8 points (32 with token_weight, searched only when the features carry tokens)
         "weighting": ["mean", "centered"],
         "popularity_weight": [0.0, 0.5, 1.0, 2.0],
+        "token_weight": TOKEN_WEIGHTS,
     }
     uses_text = True
     cold_start_items = True
+    explains = HISTORY_AND_TEXT  # recfeat.explain; the history terms: foldin.py
 
     def __init__(
         self,
@@ -84,11 +115,13 @@ class ContentModel(RecModel):
         weighting: str = "mean",
         popularity_weight: float = 0.0,
         popularity_reg: float = 10.0,
+        token_weight: float = 0.0,
     ):
         self.center = center
         self.weighting = weighting
         self.popularity_weight = popularity_weight
         self.popularity_reg = popularity_reg
+        self.token_weight = token_weight
 
     def _fit(self, u, i, r, train, item_features, user_features):
         if self.weighting not in ("mean", "centered"):
@@ -101,13 +134,7 @@ class ContentModel(RecModel):
                 f"{self.popularity_weight}, {self.popularity_reg})"
             )
         self.item_features_ = item_features
-        if item_features is not None:
-            vecs, found = lookup(item_features, self.items_)
-        else:
-            vecs, found = (
-                np.zeros((len(self.items_), self.feature_dim_)),
-                np.zeros(len(self.items_), bool),
-            )
+        vecs, found = fit_item_vectors(self, item_features)
         self.n_items_without_features_ = int((~found).sum())
         # MiniLM-style embeddings share a large common direction; removing the training items'
         # mean makes cosine measure what distinguishes items.
@@ -130,7 +157,7 @@ class ContentModel(RecModel):
         )
         has = np.bincount(u[keep], minlength=len(self.users_)) > 0
         if user_features is not None:
-            uvec, ufound = lookup(user_features, self.users_)
+            uvec, ufound = text_lookup(self, user_features, self.users_)
             profiles[ufound] = uvec[ufound] - self.offset_
             has |= ufound
         self.profiles_ = l2_normalise(profiles)
@@ -183,6 +210,12 @@ class ContentModel(RecModel):
             out = out + self.popularity_weight * self._popularity(items, item_unit, found)
         out[(uc < 0) | ~found | ~self.has_profile_[np.maximum(uc, 0)]] = np.nan
         return out
+
+    def _fold_in(self, history, items, item_features):  # recfeat.explain (foldin.py)
+        return content_fold_in(self, history, items, item_features, item_vectors)
+
+    def _history_contributions(self, history, items, item_features):
+        return content_contributions(self, history, items, item_features, item_vectors)
 
 
 def _with_intercept(x: np.ndarray) -> np.ndarray:

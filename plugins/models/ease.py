@@ -45,7 +45,9 @@ import numpy as np
 from recfeat.components import RecModel
 from recfeat.errors import OptionError
 
-from .content import item_vectors, l2_normalise, lookup
+from .content import fit_item_vectors, item_vectors, l2_normalise
+from .foldin import HISTORY, HISTORY_AND_TEXT, ease_contributions, ease_fold_in
+from .token_mix import TOKEN_WEIGHTS, check_token_weight
 
 
 def _binary_matrix(u, i, n_users, n_items):
@@ -71,6 +73,10 @@ class EASE(RecModel):
     """EASE^R: closed-form item-item linear autoencoder (ID-only, strong on small data)."""
 
     name = "ease"
+    #: recfeat.explain: a score is the sum of B[j, i] over the history j (foldin.py)
+    explains = HISTORY
+    _fold_in = ease_fold_in
+    _history_contributions = ease_contributions
     #: --tune: ridge x dropout emphasis, 8 points.
     tune_space: ClassVar[dict[str, list]] = {
         "reg": [30.0, 100.0, 300.0, 1000.0],
@@ -119,34 +125,36 @@ class EASEText(EASE):
     """EASE whose Gram matrix adds item text similarity; cold items scored from their text."""
 
     name = "ease-text"
+    explains = HISTORY_AND_TEXT
     uses_text = True
     cold_start_items = True
-    #: --tune: ridge x text weight, 9 points.
+    #: --tune: ridge x text weight, 9 points (x token weight, 36, when the features carry
+    #: token features: ``token_weight`` mixes them into the item text, see ``token_mix``).
     tune_space: ClassVar[dict[str, list]] = {
         "reg": [30.0, 100.0, 300.0],
         "text_weight": [0.1, 0.3, 1.0],
+        "token_weight": TOKEN_WEIGHTS,
     }
 
-    def __init__(self, reg: float = 100.0, text_weight: float = 0.3, dropout: float = 0.0):
+    def __init__(self, reg: float = 100.0, text_weight: float = 0.3, dropout: float = 0.0,
+                 token_weight: float = 0.0):  # fmt: skip
         self.reg = reg
         self.text_weight = text_weight
         self.dropout = dropout
+        self.token_weight = token_weight
 
     def _check_options(self) -> None:
         super()._check_options()
         if self.text_weight < 0:
             raise OptionError(f"{self.name}: text_weight must be >= 0 (got {self.text_weight})")
+        check_token_weight(self.name, self.token_weight)
 
     def _text(self, vecs: np.ndarray, found: np.ndarray) -> np.ndarray:
         return l2_normalise(vecs - self.text_mean_) * found[:, None]
 
     def _gram(self, gram, item_features):
         self.item_features_ = item_features
-        n_i = len(self.items_)
-        if item_features is not None:
-            vecs, found = lookup(item_features, self.items_)
-        else:
-            vecs, found = np.zeros((n_i, self.feature_dim_)), np.zeros(n_i, dtype=bool)
+        vecs, found = fit_item_vectors(self, item_features)
         self.n_items_without_features_ = int((~found).sum())
         self.text_mean_ = vecs[found].mean(axis=0) if found.any() else np.zeros(vecs.shape[1])
         self.item_text_ = self._text(vecs, found)

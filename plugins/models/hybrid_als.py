@@ -35,14 +35,26 @@ from recfeat.components import RecModel
 from recfeat.errors import OptionError
 from recfeat.plugin.options import check_ranges
 
-from .content import item_vectors, lookup
+from .content import fit_item_vectors, item_vectors
+from .foldin import HISTORY_AND_TEXT, hybrid_contributions, hybrid_fold_in
+from .token_mix import TOKEN_WEIGHTS, check_token_weight
 
 
 class HybridALS(RecModel):
     """Implicit ALS whose item factors have a learned text-regression prior (cold items OK)."""
 
     name = "hybrid-als"
-    tune_space = {"reg": [1.0, 10.0, 50.0], "text_reg": [30.0, 300.0, 3000.0]}  # --tune, 9 points
+    #: recfeat.explain: the user solve is linear in the history (foldin.py)
+    explains = HISTORY_AND_TEXT
+    _fold_in = hybrid_fold_in
+    _history_contributions = hybrid_contributions
+    #: --tune, 9 points (x token weight, 36, when the features carry token features:
+    #: ``token_weight`` mixes them into the item text, see ``token_mix``)
+    tune_space = {
+        "reg": [1.0, 10.0, 50.0],
+        "text_reg": [30.0, 300.0, 3000.0],
+        "token_weight": TOKEN_WEIGHTS,
+    }
     uses_text = True
     cold_start_items = True
 
@@ -55,6 +67,7 @@ class HybridALS(RecModel):
         projection_reg: float = 1.0,
         iterations: int = 15,
         seed: int = 0,
+        token_weight: float = 0.0,
     ):
         self.factors = factors
         self.alpha = alpha
@@ -63,6 +76,7 @@ class HybridALS(RecModel):
         self.projection_reg = projection_reg
         self.iterations = iterations
         self.seed = seed
+        self.token_weight = token_weight
 
     def validate(self) -> None:
         check_ranges(self, {"factors": (1, 10_000), "iterations": (1, 10_000)})
@@ -79,6 +93,7 @@ class HybridALS(RecModel):
                 f"hybrid-als: factors and iterations must be >= 1 "
                 f"(got factors={self.factors}, iterations={self.iterations})"
             )
+        check_token_weight(self.name, self.token_weight)
 
     def _text(self, vecs: np.ndarray, found: np.ndarray) -> np.ndarray:
         """Centred, unit-RMS text plus an intercept column; zeros (no intercept) when missing."""
@@ -89,10 +104,9 @@ class HybridALS(RecModel):
         self._check_options()
         n_u, n_i, k = len(self.users_), len(self.items_), self.factors
         self.item_features_ = item_features
-        if item_features is not None:
-            vecs, found = lookup(item_features, self.items_)
-        else:  # user_features only: no item text, so a zero prior (plain ALS, item ridge text_reg)
-            vecs, found = np.zeros((n_i, self.feature_dim_)), np.zeros(n_i, dtype=bool)
+        # without item features (user_features only): no item text, so a zero prior (plain
+        # ALS, item ridge text_reg)
+        vecs, found = fit_item_vectors(self, item_features)
         self.n_items_without_features_ = int((~found).sum())
         base = vecs[found] if found.any() else vecs
         self.text_mean_ = base.mean(axis=0)

@@ -16,6 +16,8 @@ from recfeat.components import RecModel
 from recfeat.errors import require
 from recfeat.plugin.options import check_ranges
 
+from .foldin import HISTORY, als_contributions, als_fold_in
+
 
 class _ImplicitModel(RecModel):
     def validate(self) -> None:
@@ -75,6 +77,11 @@ class ALS(_ImplicitModel):
     """
 
     name = "als"
+    #: recfeat.explain: implicit's user solve is linear in the history (foldin.py); BPR's
+    #: user factors come from sampled SGD steps, which no history decomposition reproduces.
+    explains = HISTORY
+    _fold_in = als_fold_in
+    _history_contributions = als_contributions
     tune_space = {"factors": [32, 64, 128], "regularization": [10.0, 50.0, 100.0]}
 
     def __init__(

@@ -26,6 +26,7 @@ from recfeat.errors import OptionError
 from recfeat.sequential.histories import Histories
 
 from .content import item_vectors, l2_normalise, lookup
+from .foldin import HISTORY, HISTORY_AND_TEXT
 
 MODES = ("cooccurrence", "transition")
 
@@ -45,6 +46,7 @@ class ItemKNNLast(RecModel):
 
     name = "item-knn-last"
     ranks_from_history = True
+    explains = HISTORY  # recfeat.explain: leave-one-out through score_history
     tune_space: ClassVar[dict[str, list]] = {"mode": list(MODES), "last": [1, 3, 10]}
 
     def __init__(self, mode: str = "transition", last: int = 1):
@@ -111,6 +113,7 @@ class TextKNNLast(RecModel):
 
     name = "text-knn-last"
     ranks_from_history = True
+    explains = HISTORY_AND_TEXT
     uses_text = True
     cold_start_items = True
     tune_space: ClassVar[dict[str, list]] = {"last": [1, 3, 10]}

@@ -37,7 +37,9 @@ from recfeat.sequential.network import (
 )
 from recfeat.sequential.network import train as train_network
 
-from .content import item_vectors, lookup
+from .content import fit_item_vectors, item_vectors
+from .foldin import HISTORY, HISTORY_AND_TEXT
+from .token_mix import TOKEN_WEIGHTS
 
 #: users scored per forward pass
 SCORE_BATCH = 256
@@ -48,6 +50,7 @@ class SASRec(RecModel):
 
     name = "sasrec"
     ranks_from_history = True
+    explains = HISTORY  # recfeat.explain: leave-one-out through score_history
     #: --tune: epochs x dropout. Small data overfits quickly: on Musical Instruments' seed-0
     #: leave-last-out split (test NDCG@10, one look, before tuning existed) 50 epochs gave
     #: 0.065 and 200 gave 0.052; validation chooses among these.
@@ -192,6 +195,7 @@ class SASRecText(SASRec):
     (linear, optionally after PCA whitening; UniSRec-style); ranks new items from their text."""
 
     name = "sasrec-text"
+    explains = HISTORY_AND_TEXT
     uses_text = True
     cold_start_items = True
     #: --tune: with or without item-id embeddings x PCA whitening x epochs (dropout 0.2).
@@ -199,20 +203,24 @@ class SASRecText(SASRec):
     #: ids=False, 25 epochs) it cost half the NDCG@10 (0.049 / 0.035 against 0.083 / 0.104):
     #: new items are the mean of 3 reviews, noisier than training items, and whitening
     #: amplifies exactly the low-variance directions that noise lives in.
+    #: ``token_weight`` mixes sparse token features into the text input (``token_mix``);
+    #: tuning tries it only when the features carry token features.
     tune_space: ClassVar[dict[str, list]] = {
         "ids": [True, False],
         "whiten": [False, True],
         "epochs": [25, 50],
+        "token_weight": TOKEN_WEIGHTS,
     }
 
     def __init__(self, dim: int = 64, layers: int = 2, heads: int = 2, dropout: float = 0.2,
                  max_len: int = 50, epochs: int = 50, batch_size: int = 128, lr: float = 1e-3,
                  weight_decay: float = 0.0, seed: int = 0, ids: bool = True,
-                 whiten: bool = False):  # fmt: skip
+                 whiten: bool = False, token_weight: float = 0.0):  # fmt: skip
         super().__init__(dim, layers, heads, dropout, max_len, epochs, batch_size, lr,
                          weight_decay, seed)  # fmt: skip
         self.ids = ids
         self.whiten = whiten
+        self.token_weight = token_weight
 
     def _check_options(self) -> None:
         super()._check_options()
@@ -223,7 +231,7 @@ class SASRecText(SASRec):
 
     def _fit_text(self, item_features):
         self.item_features_ = item_features
-        vecs, found = lookup(item_features, self.items_)
+        vecs, found = fit_item_vectors(self, item_features)
         self.n_items_without_features_ = int((~found).sum())
         dim = vecs.shape[1]
         mean = vecs[found].mean(axis=0) if found.any() else np.zeros(dim)
