@@ -18,6 +18,7 @@ from recfeat.bench import backends as bb
 from recfeat.bench import ceilings, summary
 from recfeat.bench import report as bench_report
 from recfeat.bench import suite as bench_suite
+from recfeat.errors import UsageError
 from recfeat.selection import backends as sb
 from recfeat.selection import gate as bench_gate
 
@@ -42,6 +43,24 @@ def test_default_peer_list_holds_every_peer_and_bf16_torch():
     names = {s.name for s in ok} | {m["backend"] for m in missing}
     assert "st-torch-bf16" in names
     assert "st-torch-fp16" not in names  # CUDA only: not a CPU peer at all
+
+
+def test_a_library_name_stands_for_its_installed_peers():
+    """`bench --peers sentence-transformers` is how users name the tool: its CPU peers that
+    are installed; a name that is also a peer (fastembed) stays that one peer."""
+    got = [s.name for s in bb.parse_backends("sentence-transformers", kind=sb.PEER)]
+    want = [n for n in bb.DEFAULT_PEERS if n.startswith("st-") and "cpu" in bb.BACKENDS[n].devices
+            and not bb.BACKENDS[n].missing()]  # fmt: skip
+    assert got == want and "st-torch" in got and "st-torch-fp16" not in got
+    assert [s.name for s in bb.parse_backends("fastembed,st-torch", kind=sb.PEER)] == [
+        "fastembed", "st-torch"]
+    fake = dict(bb.BACKENDS)
+    fake["ghost-peer"] = sb.BackendSpec(
+        "ghost-peer", sb.PEER, "ghostlib/torch", "fp32", "peer: not here", ("no_such_module_xyz",),
+        "pip install ghostlib", bb.SentenceTransformersRunner, ("cpu",),
+    )
+    with pytest.raises(UsageError, match="no ghostlib peer is installed.*pip install ghostlib"):
+        bb.parse_backends("ghostlib", kind=sb.PEER, backends=fake)
 
 
 def test_peers_not_installed_are_reported_with_the_reason():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -35,6 +36,9 @@ def test_100k_latin1_titles_and_genres(ml100k):
     assert text["543"].startswith("Misérables, Les (1995)")
     assert text["1"] == "Toy Story (1995). Genres: Animation, Children's, Comedy"
     assert not any("\ufffd" in t for t in text.values())
+    # a title's own year is kept alone: u.item's date is the (re-)release, 1997 here
+    assert text["181"].startswith("Return of the Jedi (1983). Genres:")
+    assert not any(re.search(r"\(\d{4}\) \(\d{4}\)", t) for t in text.values())
 
 
 def test_100k_alias(movielens_100k):

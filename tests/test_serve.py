@@ -169,16 +169,42 @@ def test_startup_line_names_backend_precision_device_and_warmup(server):
         assert fragment in line, line
 
 
-def test_health_needs_no_key_everything_else_does(server):
+def test_probes_need_no_key_everything_else_does(server):
+    """A load balancer checks /health and /ready without credentials; every other route,
+    /metrics and /v1/models included, needs the key."""
     with httpx.Client(base_url=server.url, timeout=30) as anon:
         assert anon.get("/health").status_code == 200
-        for method, path in (("GET", "/ready"), ("GET", "/metrics"), ("POST", "/embed"),
+        assert anon.get("/ready").status_code == 200
+        for method, path in (("GET", "/metrics"), ("GET", "/v1/models"), ("POST", "/embed"),
                              ("POST", "/v1/embeddings"), ("POST", "/recommend")):  # fmt: skip
             r = anon.request(method, path, json={"texts": ["x"]})
             one_line_error(r, 401, "Authorization: Bearer")
-        wrong = anon.get("/ready", headers={"Authorization": "Bearer nope"})
+        wrong = anon.get("/metrics", headers={"Authorization": "Bearer nope"})
         one_line_error(wrong, 401)
     assert server.client.get("/ready").status_code == 200
+
+
+def test_openai_conventions_models_dimensions_and_unknown_fields(server):
+    """What the OpenAI API and its clients expect: GET /v1/models lists the served model,
+    `dimensions` other than the model's own is a 400 (MiniLM cannot be cut), `user` is
+    accepted, and an unknown argument is a 400 naming it."""
+    models = server.client.get("/v1/models")
+    assert models.status_code == 200, models.text
+    body = models.json()
+    assert body["object"] == "list" and [m["id"] for m in body["data"]] == ["minilm"]
+    assert body["data"][0]["object"] == "model"
+    one = server.client.get("/v1/models/minilm")
+    assert one.status_code == 200 and one.json()["id"] == "minilm"
+    one_line_error(server.client.get("/v1/models/gpt-4"), 404, "not served here")
+    ok = post(server, "/v1/embeddings", {"input": "a guitar", "dimensions": 384, "user": "u-1"})
+    assert ok.status_code == 200, ok.text
+    assert len(ok.json()["data"][0]["embedding"]) == 384
+    one_line_error(post(server, "/v1/embeddings", {"input": "a guitar", "dimensions": 128}),
+                   400, "does not support dimensions=128")  # fmt: skip
+    one_line_error(post(server, "/v1/embeddings", {"input": "a guitar", "temperature": 0}),
+                   400, "Unrecognized request argument supplied: temperature")  # fmt: skip
+    # recfeat's own routes keep 422 for a misspelt field
+    one_line_error(post(server, "/embed", {"text": ["a guitar"]}), 422)
 
 
 # -- embeddings ----------------------------------------------------------------------------------

@@ -493,6 +493,7 @@ def parse_backends(
         names = [n.strip() for n in names.split(",") if n.strip()]
     specs = []
     backends = BACKENDS if backends is None else backends
+    names = _expand_libraries(names, backends, device)
     for name in dict.fromkeys(names):
         spec = sb.get_backend(name, backends)
         if kind is not None and spec.kind != kind:
@@ -515,6 +516,23 @@ def parse_backends(
             )
         specs.append(spec)
     return specs
+
+
+def _expand_libraries(names: Sequence[str], backends: dict[str, BackendSpec], device: str) -> list[str]:
+    """A library's name (``sentence-transformers``, ``fastembed``, ``openvino``: the part of
+    a runtime before the ``/``) stands for its peers that run on ``device`` and are installed,
+    as users name the tool they compare with; a name that is also a backend stays itself."""
+    out: list[str] = []
+    dev = device.split(":")[0]
+    for name in names:
+        group = [s for s in backends.values()
+                 if s.kind == PEER and s.runtime.split("/")[0] == name and name not in backends]  # fmt: skip
+        usable = [s.name for s in group if dev in s.devices and not s.missing()]
+        if group and not usable:
+            raise UsageError(f"no {name} peer is installed for {device}; install it with: "
+                             f"{group[0].install}")  # fmt: skip
+        out += usable if group else [name]
+    return out
 
 
 def check_device(device: str) -> str:

@@ -162,7 +162,7 @@ def _summary_sections(results: dict[str, Any]) -> list[str]:
                  "-" if t.get("met") is None else ("met" if t["met"] else "MISSED"),
                  "-" if t.get("margin") is None else f"{t['margin'] * 100:+.0f}%", t.get("detail", "")]
                 for t in targets]  # fmt: skip
-        parts += ["## Targets (issue 12, this run)", "",
+        parts += ["## Targets (this run)", "",
                   _table(["target", "goal", "value", "status", "margin", "path"], body), ""]
     gemm = results.get("ceilings") or {}
     if gemm.get("kernels"):

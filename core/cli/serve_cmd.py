@@ -42,7 +42,7 @@ import recfeat.api as api
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="Port; 0 picks a free one (the start-up line says which).")
 @click.option("--api-key", default=None,
-              help="Require 'Authorization: Bearer KEY' on every route but /health "
+              help="Require 'Authorization: Bearer KEY' on every route but /health and /ready "
               "[default: env RECFEAT_API_KEY; unset: no key].")
 @click.option("--max-batch-tokens", type=click.IntRange(min=1), default=8192, show_default=True,
               help="Token budget of one micro-batch (one engine call).")

@@ -50,7 +50,7 @@ def build_app(state, lifespan=None):
     # The helpers are built once per app and shared by the route groups: a request pays for
     # no import.
     _add_error_handlers(app, error)
-    _add_embedding_routes(app, state, encode, reply)
+    _add_embedding_routes(app, state, embedder, encode, reply)
     _add_item_routes(app, state, embedder, encode, reply)
     _add_recommend_route(app, state, embedder, encode, require_ready, reply)
     _add_probes(app, state, reply, error, Response)
@@ -74,6 +74,11 @@ def _add_error_handlers(app, error) -> None:
                          "; send a JSON object", "invalid_request_error", "invalid_json")  # fmt: skip
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        if first.get("type") == "extra_forbidden" and request.url.path == "/v1/embeddings":
+            # what the OpenAI API answers to an argument it does not know
+            return error(400, f"Unrecognized request argument supplied: {where}; the fields are "
+                         "input, model, encoding_format, dimensions and user",
+                         "invalid_request_error", "unknown_parameter")  # fmt: skip
         return error(422, f"{where}: {first.get('msg', 'invalid')}{more}", "invalid_request_error",
                      "invalid_body")  # fmt: skip
 
@@ -88,12 +93,17 @@ def _add_error_handlers(app, error) -> None:
                      "recfeat: report it", "server_error", "internal_error")  # fmt: skip
 
 
-def _add_embedding_routes(app, state, encode, reply) -> None:
+def _add_embedding_routes(app, state, embedder, encode, reply) -> None:
     @app.post("/v1/embeddings")
     async def embeddings(req: EmbeddingsRequest):
         if req.model is not None and req.model not in state.model_names:
             raise ApiError(404, f"model {req.model!r} is not served here; this server serves "
                            f"{state.model_label!r}", code="model_not_found")  # fmt: skip
+        if req.dimensions is not None and req.dimensions != embedder.dim:
+            raise ApiError(400, f"model {state.model_label!r} does not support dimensions="
+                           f"{req.dimensions}: its vectors have {embedder.dim} values and it was "
+                           "not trained to be cut shorter; omit dimensions or send "
+                           f"{embedder.dim}", code="unsupported_dimensions")  # fmt: skip
         texts = [req.input] if isinstance(req.input, str) else req.input
         out = await encode(texts)
         if req.encoding_format == "base64":
@@ -107,6 +117,21 @@ def _add_embedding_routes(app, state, encode, reply) -> None:
             "model": req.model or state.model_label,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         })  # fmt: skip
+
+    def model_card() -> dict:
+        # OpenAI's model object; "created" is unknown for a local model, so 0
+        return {"id": state.model_label, "object": "model", "created": 0, "owned_by": "recfeat"}
+
+    @app.get("/v1/models")
+    async def models():
+        return reply({"object": "list", "data": [model_card()]})
+
+    @app.get("/v1/models/{model_id:path}")
+    async def model(model_id: str):
+        if model_id not in state.model_names:
+            raise ApiError(404, f"model {model_id!r} is not served here; this server serves "
+                           f"{state.model_label!r}", code="model_not_found")  # fmt: skip
+        return reply(model_card())
 
     @app.post("/embed")
     async def embed(req: EmbedRequest):

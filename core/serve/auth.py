@@ -1,11 +1,13 @@
-"""Bearer-token check: ``Authorization: Bearer KEY`` on every route but /health when the
-server has a key (``--api-key`` or ``RECFEAT_API_KEY``). Compared in constant time."""
+"""Bearer-token check: ``Authorization: Bearer KEY`` on every route but the probes a load
+balancer calls without credentials (/health, /ready: they say whether the server is up and
+ready, and which model it serves) when the server has a key (``--api-key`` or
+``RECFEAT_API_KEY``). Compared in constant time."""
 
 from __future__ import annotations
 
 import hmac
 
-OPEN_PATHS = frozenset({"/health"})
+OPEN_PATHS = frozenset({"/health", "/ready"})
 
 
 def authorized(key: str | None, path: str, header: bytes | None) -> bool:

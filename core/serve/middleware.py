@@ -20,7 +20,8 @@ from urllib.parse import unquote_to_bytes
 from recfeat.serve.auth import authorized
 from recfeat.serve.errors import error_body
 
-ROUTES = ("/v1/embeddings", "/embed", "/recommend", "/items", "/health", "/ready", "/metrics")
+ROUTES = ("/v1/embeddings", "/v1/models", "/embed", "/recommend", "/items", "/health", "/ready",
+          "/metrics")  # fmt: skip
 # Routes a load balancer or monitor polls: still answered while shutting down.
 PROBES = frozenset({"/health", "/ready", "/metrics"})
 # nginx's code for "client closed the request": counted for a client gone before its answer.
@@ -33,6 +34,8 @@ def route_label(path: str) -> str:
         return path
     if path.startswith("/items/"):
         return "/items/{id}"
+    if path.startswith("/v1/models/"):
+        return "/v1/models/{id}"
     return "other"
 
 

@@ -1,6 +1,9 @@
-"""Request bodies (pydantic). OpenAI's embeddings request ignores fields it does not use
-(clients send ``user``, ``dimensions``...); recfeat's own bodies refuse unknown fields, so a
-typo (``text`` for ``texts``) is a 422 naming the field, not a silent default."""
+"""Request bodies (pydantic). Every body refuses unknown fields, so a typo (``text`` for
+``texts``) is an error naming the field, not a silent default: a 400 on
+``/v1/embeddings`` (OpenAI's answer to an unrecognised argument), a 422 on recfeat's own
+routes. The embeddings body knows every field of OpenAI's request: ``user`` is accepted and
+unused, ``dimensions`` is refused unless it is the model's own (MiniLM is not
+Matryoshka-trained: a cut vector is a different, worse model)."""
 
 from __future__ import annotations
 
@@ -12,11 +15,13 @@ MAX_K = 10_000
 
 
 class EmbeddingsRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
     input: str | list[str]
     model: str | None = None
     encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, ge=1)
+    user: str | None = None  # OpenAI's end-user id, for its abuse monitoring: not used here
 
 
 class EmbedRequest(BaseModel):

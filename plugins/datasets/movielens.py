@@ -3,7 +3,7 @@
 Item text, the only text MovieLens has:
 
 - 100k: ``"<title>. Genres: <g1>, <g2>"`` from latin-1 ``u.item``; the release year is added
-  as ``" (<year>)"`` only when the title does not already carry it. Genre names come from
+  as ``" (<year>)"`` only when the title carries no year of its own. Genre names come from
   ``u.genre`` (the standard 19 when it is missing).
 - latest-small: ``"<title>. Genres: <g1>, <g2>. Tags: <t1>, <t2>"``: genres pipe-split, user
   tags from ``tags.csv`` de-duplicated case-insensitively, most frequent first (ties in file
@@ -31,6 +31,7 @@ ML100K_GENRES = (
 )  # fmt: skip
 
 _YEAR = re.compile(r"(\d{4})\s*$")
+_TITLE_YEAR = re.compile(r"\(\d{4}\)")
 
 
 def _need(folder: Path, name: str, fmt: str) -> Path:
@@ -175,7 +176,9 @@ class MovieLens100K(Dataset):
         for title, date, row in zip(table[1], table[2], flags, strict=True):
             title = title.strip()
             year = _YEAR.search(date.strip())
-            if year and year.group(1) not in title:
+            # a title that carries its own year keeps it alone: u.item's date is the video
+            # release ("Return of the Jedi (1983)", 14-Mar-1997), not a second year
+            if year and not _TITLE_YEAR.search(title):
                 title = f"{title} ({year.group(1)})"
             names = [g for g, on in zip(genres, row, strict=True) if on and g != "unknown"]
             texts.append(v.join_text([title, f"Genres: {', '.join(names)}" if names else ""]))
