@@ -200,8 +200,14 @@ def report(args, seeds, models, wall: float) -> None:
               f"without ({best}, dense): {fmt_ratio(bvb)}."]  # fmt: skip
     target["best_vs_best"] = {"with_tokens": best_mix, "without": best, "ratio": bvb}
     env = honest.environment(wall, [round(x, 1) for x in os.getloadavg()])
-    lines += ["", f"Machine: {env.get('cpu', '?')}, {env.get('cores', '?')} cores; wall "
-              f"{wall / 60:.1f} min for this invocation (finished cells are reused).", "",
+    stamps = sorted(v["measured_utc"] for v in state.values() if isinstance(v, dict)
+                    and "measured_utc" in v)  # fmt: skip
+    measured = f"{stamps[0]} .. {stamps[-1]}" if stamps else "?"
+    lines += ["", "Command: `python benchmarks/bench_tokens.py` (TF-IDF arms), then "
+              "`python benchmarks/bench_tokens.py --arms dense+splade` (the splade column); "
+              "finished cells are kept in .recfeat-cache/tokens_bench/ and reused.",
+              "", f"Machine: {env.get('cpu', '?')}, {env.get('cores', '?')} cores, shared with "
+              f"other work; cells measured {measured} UTC.", "",
               "![tokens](tokens.png)", ""]  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_text(RESULTS / "tokens.md", "\n".join(lines))

@@ -469,18 +469,14 @@ def token_model(manifest: dict[str, Any]) -> str | None:
 
 
 def token_rows(tokens, rows: np.ndarray):
-    """Rows ``rows`` of a CSR matrix, an empty row where ``rows`` is -1."""
+    """Rows ``rows`` of a CSR matrix, an empty row where ``rows`` is -1 (one sparse selection
+    matrix, so unknown ids cost nothing)."""
     import scipy.sparse as sp
 
-    found = rows >= 0
-    if found.all():
-        return tokens[rows]
-    out = tokens[np.maximum(rows, 0)].tolil() if tokens.shape[0] else None
-    if out is None:
-        return sp.csr_matrix((len(rows), tokens.shape[1]), dtype=np.float32)
-    for r in np.flatnonzero(~found):
-        out.rows[r], out.data[r] = [], []
-    return out.tocsr()
+    found = np.flatnonzero(rows >= 0)
+    pick = sp.csr_matrix((np.ones(len(found), dtype=np.float32), (found, rows[found])),
+                         shape=(len(rows), tokens.shape[0]))  # fmt: skip
+    return (pick @ tokens).tocsr()
 
 
 def check_tokens(tokens: Any, columns: Any, n_rows: int):

@@ -18,7 +18,7 @@ import numpy as np
 from recfeat.components import RecModel
 from recfeat.errors import OptionError
 
-from .foldin import HISTORY_AND_TEXT, content_contributions, content_fold_in
+from .foldin import HISTORY_AND_TEXT, content_contributions, content_fold_in, l2_normalise
 from .token_mix import TOKEN_WEIGHTS, check_token_weight, fit_mix, mix_lookup, mix_width
 
 
@@ -72,10 +72,6 @@ def mean_profiles(u: np.ndarray, i: np.ndarray, n_users: int, item_vecs: np.ndar
     np.add.at(sums, u, item_vecs[i] * w[:, None])
     norm = np.bincount(u, weights=np.abs(w), minlength=n_users)
     return sums / np.maximum(norm, 1e-12)[:, None]
-
-
-def l2_normalise(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 class ContentModel(RecModel):

@@ -173,6 +173,7 @@ def content_fold_in(model, history, items, item_features, item_vectors) -> np.nd
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:
+    """Unit rows (the text models' one normaliser; ``content`` re-exports it)."""
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 

@@ -110,11 +110,9 @@ def mix_lookup(mix: dict[str, Any], features, items) -> tuple[np.ndarray, np.nda
 
 def _unit_rows(tokens):
     """Rows scaled to unit length (all-zero rows stay zero)."""
-    import scipy.sparse as sp
+    from sklearn.preprocessing import normalize
 
-    norms = np.sqrt(np.asarray(tokens.multiply(tokens).sum(axis=1)).ravel())
-    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-    return sp.diags(scale.astype(np.float32)) @ tokens.tocsr()
+    return normalize(tokens.tocsr(), norm="l2")
 
 
 def _spread(x: np.ndarray) -> float:
