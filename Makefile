@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.recfeat-installed
 
-.PHONY: setup demo test lint clean-venv
+.PHONY: setup demo test lint docs clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check core plugins exporters tests benchmarks
+
+# the documentation site, every warning an error (tests/test_docs_site.py builds it in CI too);
+# `python -m mkdocs`: the console script would put .venv/bin, with the `recfeat` command, first
+docs: setup
+	$(BIN)/python -m mkdocs build --strict --site-dir site
 
 clean-venv:
 	rm -rf $(VENV)

@@ -24,6 +24,11 @@ Sections (``--only`` one or more, comma-separated):
 - ``mi-warm``: Musical Instruments, random 80/20: best recfeat text-aware model NDCG@10 >=
   1.05x the best tuned ID-only model, peers included.
 
+The MovieLens random-split targets also set the ``implicit-als`` peer (10 trials) and
+recfeat's ``als`` beside implicit's ALS tuned directly, with no recfeat code, on a far larger
+grid (``benchmarks/results/independent_als.json``, made by
+``benchmarks/peers/independent_als.py`` on the same split and metric; read when present).
+
 Each model is evaluated in its own ``evaluate`` call on the same ``Split`` object and seed
 (the ranking task, tie keys, validation split and tuning candidates depend only on those, so
 this equals one call with every model), which gives a progress line per model and lets
@@ -55,6 +60,7 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
+INDEPENDENT = RESULTS / "independent_als.json"
 CACHE = REPO / ".recfeat-cache"
 STATE_DIR = CACHE / "honest_partial"  # one state file per section (parallel workers)
 
@@ -488,8 +494,53 @@ def target(name, met, measured, ratio, margin, protocol) -> dict:
             "ratio": ratio, "margin": margin, "protocol": protocol}  # fmt: skip
 
 
+def independent_als(path: Path = INDEPENDENT) -> dict | None:
+    """implicit's ALS tuned directly (benchmarks/peers/independent_als.py), when its results
+    exist and were made on this benchmark's split (random 80/20, seed, k); else None."""
+    if not path.exists():
+        return None
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+        proto = found["protocol"]
+        same = (proto["split"], proto["seed"], proto["k"], proto["test_fraction"]) == (
+            "random",
+            SEED,
+            K,
+            0.2,
+        )
+        return found if same and set(found["chosen"]) >= {"rated>=4", "all"} else None
+    except (ValueError, KeyError, TypeError):
+        log(f"ignoring {path}: not the output of benchmarks/peers/independent_als.py")
+        return None
+
+
+def als_three_ways(table: dict, rule: str, ind: dict | None, label: str):
+    """implicit-als (the peer) and recfeat's als beside implicit tuned directly."""
+    if ind is None or "implicit-als" not in table["models"]:
+        return None
+    peer, als = ndcg(table, "implicit-als"), ndcg(table, "als")
+    direct = ind["chosen"][rule]
+    dv = float(direct["test"])
+
+    def trials(model):
+        return (table["models"][model].get("tuning") or {}).get("trials_run", 0)
+
+    opts = ", ".join(f"{k}={v}" for k, v in direct["options"].items())
+    return target(
+        f"(same split, {label}) implicit's ALS three ways: the implicit-als peer and recfeat's "
+        "als (both tuned here) vs implicit tuned directly, no recfeat code "
+        "(benchmarks/peers/independent_als.py)", None,
+        f"implicit-als {peer:.4f} ({trials('implicit-als')} trials), als {als:.4f} "
+        f"({trials('als')} trials), implicit tuned directly {dv:.4f} ({len(ind['trials'])} "
+        f"configurations on validation; chose {opts})",
+        f"implicit-als {peer / dv:.3f}x, als {als / dv:.3f}x the direct tuning",
+        f"implicit-als {peer - dv:+.4f}, als {als - dv:+.4f}",
+        protocol_text(table, short=True))  # fmt: skip
+
+
 def check_targets(results: dict) -> list[dict]:
     out = []
+    ind = independent_als()
     if "ml-anchor" in results:
         anchor = results["ml-anchor"]["all"]
         m, v = best(anchor, RECFEAT_ID)
@@ -501,6 +552,7 @@ def check_targets(results: dict) -> list[dict]:
             f"{v / 0.43:.3f}x the bar, {v / 0.435:.3f}x the anchor 0.435, {v / pv:.3f}x {pm}",
             f"{v - 0.43:+.4f}",
             protocol_text(anchor, short=True)))  # fmt: skip
+        out.append(als_three_ways(anchor, "all", ind, "every held-out relevant"))
     if "ml-random" in results:
         head = results["ml-random"]["rated>=4"]
         m4, v4 = best(head, RECFEAT_ID)
@@ -509,6 +561,7 @@ def check_targets(results: dict) -> list[dict]:
             "(same split, default relevance) recfeat's best ID-only ranker vs the best tuned peer",
             None, f"{m4} {v4:.4f} vs {pm4} {pv4:.4f}", f"{v4 / pv4:.3f}x", f"{v4 - pv4:+.4f}",
             protocol_text(head, short=True)))  # fmt: skip
+        out.append(als_three_ways(head, "rated>=4", ind, "default relevance"))
         rmse = metric(head, "mf", "rmse")
         cm = metric(head, "cornac-mf", "rmse")
         out.append(target(
@@ -565,7 +618,7 @@ def check_targets(results: dict) -> list[dict]:
             "the best tuned ID-only model (peers included)", v >= 1.05 * iv,
             f"{m} {v:.4f} vs {im} {iv:.4f} (peer text model lightfm-warp-text {pt:.4f})",
             f"{v / iv:.3f}x", f"{v - 1.05 * iv:+.4f} over 1.05x", protocol_text(table, short=True)))  # fmt: skip
-    return out
+    return [t for t in out if t is not None]
 
 
 # -- outputs ---------------------------------------------------------------------------------
@@ -728,6 +781,11 @@ def write_outputs(stem: Path, results, targets, env, args, paths, missing) -> No
         "model's defaults); val. score: validation objective of the chosen options, and in "
         "parentheses of the defaults; tune s: wall time of the search.",
         "- 2x random uses the larger of the random model's NDCG@10 and the exact chance level.",
+        "- implicit's ALS three ways (targets): the `implicit-als` peer and recfeat's `als` "
+        "are tuned here like every model; the third figure is implicit's ALS tuned directly "
+        "on a far larger grid, with its own split, ranking and NDCG code "
+        "([independent_als.md](independent_als.md), which also cross-checks that code against "
+        "recfeat's evaluator at one configuration).",
         "- Rating models (bias, mf, cornac-mf) are n/a in ranking columns; ranking models have "
         "no RMSE.",
         "",

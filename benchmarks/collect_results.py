@@ -6,11 +6,16 @@ one file to read without anyone editing another area's figures by hand.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["tokens", "explain", "pii", "sequential", "finetune", "hardening_issue21_ab", "bounded_input", "attack_compare", "refactor_issue20", "refactor_issue20_rerun", "refactor", "encode", "gemm_paths", "cache", "memory", "models", "honest", "export", "throughput", "throughput_int8", "serve", "ray", "accuracy", "gpu"]
+ORDER = ["tokens", "explain", "pii", "sequential", "finetune", "hardening_issue21_ab", "bounded_input", "attack_compare", "refactor_issue20", "refactor_issue20_rerun", "refactor", "encode", "gemm_paths", "cache", "memory", "models", "honest", "independent_als", "export", "throughput", "throughput_int8", "serve", "ann", "ray", "accuracy", "gpu"]
+
+# a report's relative link (a plot, a sibling report) points into results/; RESULTS.md sits
+# one folder up, so the link gains that folder (links with a scheme or an anchor only stay)
+_RELATIVE_LINK = re.compile(r"\]\((?![a-z][a-z0-9+.-]*:|#|/)([^)\s]+)\)")
 
 HEADER = """# Measured results
 
@@ -34,6 +39,7 @@ def main() -> int:
         text = part.read_text(encoding="utf-8").strip()
         # demote the part's headings one level so RESULTS.md has a single title
         lines = [("#" + ln) if ln.startswith("#") else ln for ln in text.splitlines()]
+        lines = [_RELATIVE_LINK.sub(r"](results/\1)", ln) for ln in lines]
         body.append("\n".join(lines) + f"\n\n_Source: `benchmarks/results/{part.name}`_\n")
     out = HERE / "RESULTS.md"
     tmp = out.with_suffix(".md.tmp")

@@ -36,6 +36,7 @@ _LAZY = {
     "RecData": "recfeat.data.recdata",
     "Features": "recfeat.data.features",
     "Split": "recfeat.evaluation.splits",
+    "TrainedModel": "recfeat.training.bundle",
     "rmse_scorer": "recfeat.components.scoring",
     "ranking_scorer": "recfeat.components.scoring",
 }

@@ -9,8 +9,9 @@ inside a function, so ``import recfeat`` stays instant.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 # Names the CLI shows in --help (click choices, defaults), from light modules only.
 from recfeat.bench.runs import DEFAULT_CPU_BACKENDS, DEFAULT_GPU_BACKENDS  # noqa: F401
@@ -20,13 +21,41 @@ from recfeat.encode.vocabulary import BACKENDS, PRECISIONS  # noqa: F401
 from recfeat.plugin.report import COMPONENT_KEYS, PLUGIN_ROW_KEYS  # noqa: F401
 from recfeat.settings import DEFAULT_MODELS, SPLITS  # noqa: F401
 
+if TYPE_CHECKING:  # the types of the return annotations; the modules load on first call
+    import pandas as pd
+
+    from recfeat.components.encoder import Encoder
+    from recfeat.components.model import RecModel
+    from recfeat.components.tokenizer import Tokenizer
+    from recfeat.data.features import Features, ReviewVectors
+    from recfeat.data.recdata import RecData
+    from recfeat.demo import DemoContext, DemoSettings
+    from recfeat.evaluation.protocol import EvaluationResult
+    from recfeat.evaluation.splits import Split
+    from recfeat.extraction.cleaning import CleanerChain
+    from recfeat.extraction.pipeline import FeatureResult
+    from recfeat.extraction.results import FileResult
+    from recfeat.finetuning.adapt import AdaptResult
+    from recfeat.finetuning.run import FinetuneResult
+    from recfeat.selection.auto_backend import Choice
+    from recfeat.settings import (
+        EvaluateSettings,
+        ExportSettings,
+        ExtractSettings,
+        RecommendSettings,
+        ServeSettings,
+        TrainSettings,
+    )
+    from recfeat.training.bundle import Ranking, TrainedModel
+
 #: The downstream gate's default sample of interactions (``--gate-interactions``): equal to
 #: ``recfeat.selection.gate.GATE_INTERACTIONS``, which is not imported here so that importing
 #: this module stays instant (tests/test_gate_intervals.py keeps the two equal).
 GATE_INTERACTIONS_DEFAULT = 10_000
 
 
-def load_dataset(path: str | Path | None = None, format: str = "auto", **options: Any):
+def load_dataset(path: str | Path | pd.DataFrame | RecData | None = None, format: str = "auto",
+                 **options: Any) -> RecData:  # fmt: skip
     """A dataset as ``RecData`` (interactions, reviews, item texts): a file or folder in any
     format a dataset plugin reads (``format='auto'`` detects it), or ``format='sample'`` for
     the built-in SYNTHETIC sample. ``path`` may also be a pandas DataFrame with one row per
@@ -110,7 +139,7 @@ def _dataset(data, name: str = "data", *, format: str = "auto", **options: Any):
 
 
 def encoder(name: str = "minilm", /, *, backend: str | None = None, precision: str | None = None,
-            **options: Any):  # fmt: skip
+            **options: Any) -> Encoder:  # fmt: skip
     """A text encoder in the one backend vocabulary (``recfeat.encode.vocabulary``), as
     ``--encoder`` names it on the command line.
 
@@ -134,7 +163,7 @@ def encoder(name: str = "minilm", /, *, backend: str | None = None, precision: s
     return get_registry("encoder").create(registry_name, **opts)
 
 
-def model(name: str, /, **options: Any):
+def model(name: str, /, **options: Any) -> RecModel:
     """An unfitted recommendation model, as ``--model`` names it on the command line:
     ``name`` is a registered model (``bias``, ``mf``, ``als``, ``content``, ``hybrid-als``;
     ``recfeat components model`` lists them with their options), ``options`` its options,
@@ -151,8 +180,8 @@ def model(name: str, /, **options: Any):
     return get_registry("model").create(name, **options)
 
 
-def extract(data, level: str = "review", encoder=None, **options: Any):
-    """Vectors for ``data`` (RecData, or a path given to ``load_dataset``) at ``level``
+def extract(data, level: str = "review", encoder=None, **options: Any) -> FeatureResult:
+    """Vectors for ``data`` (RecData, or a path or DataFrame given to ``load_dataset``) at ``level``
     ('review', 'item', 'user'); ``encoder`` is an encoder object, a model for ``encoder()``,
     or None for the default. Returns a ``FeatureResult`` (``.save(path)`` writes Parquet +
     manifest). Options: see ``recfeat.extraction.pipeline.extract``, plus ``keep_pii=True``
@@ -206,7 +235,7 @@ def _check_extract_options(options: dict[str, Any]) -> None:
     check_cleaners(options.get("cleaners"), "cleaners", chain=True)
 
 
-def extract_settings(config=None, **flags: Any):
+def extract_settings(config=None, **flags: Any) -> ExtractSettings:
     """The settings of one extraction (``recfeat.settings.ExtractSettings``): built-in
     defaults < ``config`` (a TOML path or dict, as ``--config``) < ``flags`` (the ``extract``
     command's flags as keyword arguments; None: not given)."""
@@ -248,7 +277,7 @@ _EXTRACT_KEYWORDS = {
 def extract_file(path: str | Path | None = None, out: str | Path | None = None,
                  level: str | None = None, encoder=None, *, config=None, settings=None,
                  train_interactions=None, progress: bool | None = None, echo=None,
-                 **options: Any):  # fmt: skip
+                 **options: Any) -> FeatureResult | FileResult:  # fmt: skip
     """Extract the file or folder ``path`` straight into ``out`` (Parquet + manifest + run
     record, committed as one unit), exactly as ``recfeat extract`` does: the same settings
     (``settings``, or ``config`` and keyword arguments named as the command's flags:
@@ -313,16 +342,17 @@ def extract_file(path: str | Path | None = None, out: str | Path | None = None,
     )  # fmt: skip
 
 
-def make_split(interactions, kind: str = "random", **options: Any):
-    """Train/test split of an interactions frame (or a RecData's): random, temporal,
-    item-cold, user-cold, leave-last-out, leave-last-out-new (recfeat.evaluation.splits);
-    options ``seed``, ``test_fraction``, ``leave_last``."""
-    from recfeat.data.recdata import RecData
+def make_split(interactions, kind: str = "random", **options: Any) -> Split:
+    """Train/test split of an interactions frame (or a RecData's, or a dataset path's):
+    random, temporal, item-cold, user-cold, leave-last-out, leave-last-out-new
+    (recfeat.evaluation.splits); options ``seed``, ``test_fraction``, ``leave_last``.
+    ``split.train`` (a DataFrame) goes straight to ``train`` or ``extract``."""
+    from recfeat.data import checks
     from recfeat.errors import UsageError
     from recfeat.evaluation.splits import make_split as split
 
-    if isinstance(interactions, RecData):
-        interactions = interactions.interactions
+    if not checks.is_frame(interactions):  # a RecData or a dataset path: its interactions
+        interactions = _dataset(interactions, "interactions").interactions
     unknown = sorted(set(options) - {"seed", "test_fraction", "leave_last"})
     if unknown:
         raise UsageError(f"make_split: unknown option(s) {', '.join(unknown)}; use seed, "
@@ -341,40 +371,40 @@ def _check_settings(settings: Any, cls: type, function: str, maker: str) -> None
                             "arguments instead")  # fmt: skip
 
 
-def evaluate_settings(config=None, *, peers: str | Sequence[str] = (), **flags: Any):
+def evaluate_settings(config=None, *, peers: str | Sequence[str] = (),
+                      **flags: Any) -> EvaluateSettings:  # fmt: skip
     """The settings of one evaluation (``recfeat.settings.EvaluateSettings``): built-in
-    defaults < ``config`` (a TOML path or dict, as ``--config``: ``[[models]]``,
-    ``[[metrics]]``, ``[dataset]``, ``[pipeline]`` split settings) < ``flags`` (the
-    ``evaluate`` command's flags as keyword arguments, ``item_features`` for ``--features``,
-    ``model_options`` for ``-O``; None: not given). ``peers`` (``"implicit,lightfm,cornac"``)
-    appends those libraries' standard models (the text ones only with ``item_features``);
-    ``-O`` options reach them as they reach every listed model."""
+    defaults < ``config`` (a TOML path or dict, as ``--config``: a whole experiment, data,
+    split, models and their search spaces, peers, tuning, outputs; docs/evaluation.md) <
+    ``flags`` (the ``evaluate`` command's flags as keyword arguments, ``item_features`` for
+    ``--features``, ``model_options`` for ``-O``; None: not given). ``peers``
+    (``"implicit,lightfm,cornac"``, else the config's ``peers``) appends those libraries'
+    standard models (the text ones only with item features); ``-O`` options reach them as
+    they reach every listed model."""
     from recfeat.data import checks
+    from recfeat.plugins.peers import expand_peers
     from recfeat.settings import evaluate_settings as resolve
 
-    _check_keywords("evaluate_settings", flags, resolve, drop=("peer_models",))
-    peer_models: list[str] = []
+    _check_keywords("evaluate_settings", flags, resolve, drop=("peers", "expand_peers"))
     if peers:
         checks.names(peers, "peers", example="implicit,lightfm")
-        from recfeat.plugins.peers import expand_peers
-
-        peer_models = expand_peers(peers, text=flags.get("item_features") is not None)
-    return resolve(config, peer_models=peer_models, **flags)
+    return resolve(config, peers=peers or None, expand_peers=expand_peers, **flags)
 
 
 # evaluate's keyword arguments that are settings (the rest: data, features, split, outputs)
 _EVALUATE_KEYWORDS = {
     "format", "model_options", "metrics", "k", "seed", "test_fraction", "relevance_threshold",
     "cold_reviews", "cold_protocol", "candidates", "rank_rating_models", "merge_variants",
-    "trust_features", "tune", "tune_trials", "load_split",
+    "trust_features", "tune", "tune_trials", "tune_objective", "load_split", "extract_features",
 }  # fmt: skip
 
 
 def evaluate(data=None, item_features=None, models=None, *, config=None, settings=None,
              peers: str | Sequence[str] = (), user_features=None, split=None,
              out: str | Path | None = None, plot: str | Path | None = None,
-             save_split: str | Path | None = None, progress: bool | None = None,
-             **options: Any):  # fmt: skip
+             save_split: str | Path | None = None, markdown: str | Path | None = None,
+             out_dir: str | Path | None = None, progress: bool | None = None,
+             **options: Any) -> EvaluationResult:  # fmt: skip
     """Fit and score ``models`` on one split of ``data`` with rating and ranking metrics,
     exactly as ``recfeat evaluate`` does: the same settings (``settings``, or ``config`` and
     keyword arguments named as the command's flags: ``k``, ``seed``, ``metrics``,
@@ -387,9 +417,11 @@ def evaluate(data=None, item_features=None, models=None, *, config=None, setting
     ``DEFAULT_MODELS``); ``peers`` (``"implicit,lightfm,cornac"``) appends those libraries'
     standard models. ``split``: a kind name, or a ``Split`` to use as made. ``tune=True``
     first chooses each model's options on a validation split carved from the training part
-    (``result.info["tuning"]`` says what). ``out`` (JSON), ``plot`` (PNG) and ``save_split``
+    (``result.info["tuning"]`` says what). ``out`` (JSON), ``markdown``, ``plot`` (PNG) and
+    ``save_split`` (over the config's ``[outputs]``; ``out_dir`` holds its relative paths)
     are written together once the run passed, and refused before any work when they would
-    overwrite an input."""
+    overwrite an input. ``evaluate(config="exp.toml")`` runs a whole experiment file as
+    ``recfeat evaluate --config exp.toml`` does."""
     from recfeat.data import checks
     from recfeat.errors import UsageError
     from recfeat.evaluation.splits import Split
@@ -402,11 +434,15 @@ def evaluate(data=None, item_features=None, models=None, *, config=None, setting
     if split is not None and not isinstance(split, (str, Split)):
         raise checks.refuse("split", f"a split name ({', '.join(SPLITS)}) or "
                             "a Split", split, "pass e.g. split='random'")  # fmt: skip
-    for name, value in (("out", out), ("plot", plot), ("save_split", save_split)):
+    outputs = {"out": out, "markdown": markdown, "plot": plot, "save_split": save_split}
+    for name, value in outputs.items():
         checks.path(value, name, none=True, what="a file path")
     checks.flag(progress, "progress", none=True)
     _check_settings(settings, EvaluateSettings, "evaluate", "evaluate_settings")
     made = None if split is None or isinstance(split, str) else split  # a Split, used as is
+    if settings is not None and out_dir is not None:
+        raise UsageError("evaluate: out_dir places the config's outputs; pass it to "
+                         "evaluate_settings(..., out_dir=...)")  # fmt: skip
     if settings is None:
         if "relevance_threshold" in options and options["relevance_threshold"] is None:
             options["relevance_threshold"] = "none"  # here None says: every held-out one
@@ -415,36 +451,32 @@ def evaluate(data=None, item_features=None, models=None, *, config=None, setting
             options.setdefault("relevance_threshold", "none")
         settings = evaluate_settings(
             config, data=data, item_features=item_features, user_features=user_features,
-            models=models, peers=peers, split=None if made is not None else split, **options,
+            models=models, peers=peers, split=None if made is not None else split,
+            out_dir=out_dir, **outputs, **options,
         )  # fmt: skip
     elif any(v is not None for v in (config, data, item_features, user_features, models)) or (
         peers or options or isinstance(split, str)
     ):
         raise UsageError("evaluate: give settings, or the data, config and keyword arguments, "
                          "not both")  # fmt: skip
-    return _evaluate_with(settings, made, out=out, plot=plot, save_split=save_split,
-                          progress=progress)  # fmt: skip
+    chosen = {**settings.outputs, **{k: v for k, v in outputs.items() if v is not None}}
+    return _evaluate_with(settings, made, outputs=chosen, progress=progress)
 
 
-def _features(value):
-    """A feature file path, an ``extract()`` result or features -> features (None or "":
-    none given)."""
-    from recfeat.data.features import load_features
-    from recfeat.settings import features_argument
+def _features(value, name: str = "features"):
+    """A features argument -> Features, ReviewVectors or None (None or "": none given): a
+    feature file path, an ``extract()`` result, a DataFrame of an id column and a ``vector``
+    column, or features as they are (``recfeat.data.features.as_features``, which
+    ``TrainedModel.recommend`` uses too)."""
+    from recfeat.data.features import as_features
 
-    value = features_argument(value, "features")  # a wrong type: one line naming it
-    if value is None or (isinstance(value, str) and not value):
-        return None
-    if isinstance(value, (str, Path)) or hasattr(value, "__fspath__"):
-        return load_features(value)
-    if hasattr(value, "to_features"):  # straight from extract()
-        return value.to_features()
-    return value
+    return as_features(value, name)
 
 
-def _evaluate_with(settings, split, *, out, plot, save_split, progress):
-    """``evaluate`` once its settings are resolved: outputs checked, data and features read,
-    product variants merged, the split made (or loaded), the protocol run, outputs written."""
+def _evaluate_with(settings, split, *, outputs: dict[str, Any], progress):
+    """``evaluate`` once its settings are resolved: outputs checked, data and features read
+    (or extracted), product variants merged, the split made (or loaded), the protocol run,
+    ``outputs`` (out, markdown, plot, save_split) written."""
     import dataclasses
 
     from recfeat.errors import UsageError
@@ -453,11 +485,13 @@ def _evaluate_with(settings, split, *, out, plot, save_split, progress):
     from recfeat.evaluation.splits import load_split, make_split
     from recfeat.outputs_guard import guard_outputs
 
-    guard_outputs({"--out": out, "--plot": plot, "--save-split": save_split}, settings.inputs,
+    guard_outputs({f"--{key.replace('_', '-')}": outputs.get(key)
+                   for key in ("out", "markdown", "plot", "save_split")}, settings.inputs,
                   files=True)  # fmt: skip
     data = settings.data
     if data is None:
-        raise UsageError("evaluate: give data (a dataset path, RecData or DataFrame)")
+        raise UsageError("evaluate: give data (a dataset path, RecData or DataFrame), or "
+                         "path = ... under [data] in the config")  # fmt: skip
     fmt, loader_options = settings.dataset
     data = _dataset(data, "DATA", format=fmt, **loader_options)
     item_features = _features(settings.item_features)
@@ -467,6 +501,8 @@ def _evaluate_with(settings, split, *, out, plot, save_split, progress):
         data, mapping = merge_variants(data)
         item_features = remap_features(item_features, mapping)
         protocol = dataclasses.replace(protocol, merge_variants=False)
+    if settings.extract is not None:  # after merging: the vectors are keyed as the models see
+        item_features = _extract_for(data, settings.extract, progress)
     if split is None and settings.load_split:
         split = load_split(settings.load_split, data.interactions)
     elif split is None:
@@ -483,13 +519,28 @@ def _evaluate_with(settings, split, *, out, plot, save_split, progress):
     result = run(data, item_features, settings.models, split, user_features=user_features,
                  protocol=protocol, progress=progress)  # fmt: skip
     result.info.setdefault("leaks", {}).update(lineage)
-    _write_evaluation(result, data, split, out=out, plot=plot, save_split=save_split)
+    if settings.extract is not None:
+        result.info["features"]["extracted"] = {
+            k: settings.extract[k] for k in ("level", "encoder", "encoder_options")}  # fmt: skip
+    _write_evaluation(result, data, split, **outputs)
     return result
 
 
-def _write_evaluation(result, data, split, *, out, plot, save_split) -> None:
-    """``out`` (the JSON result), ``plot`` (a bar chart) and ``save_split`` (the split's
-    rows), the ones given, as one unit: all new, or the earlier files untouched."""
+def _extract_for(data, spec: dict[str, Any], progress):
+    """Item features extracted from the loaded ``data`` as ``[data] extract_features`` asks
+    (the encoder, cleaners, token features and level of the same config file)."""
+    from recfeat.plugin.registry import get_registry
+
+    made = get_registry("encoder").create(spec["encoder"], **spec["encoder_options"])
+    return extract(data, spec["level"], made, cleaners=spec["cleaners"],
+                   token_features=spec["token_features"], progress=progress).to_features()  # fmt: skip
+
+
+def _write_evaluation(result, data, split, *, out=None, markdown=None, plot=None,
+                      save_split=None) -> None:  # fmt: skip
+    """``out`` (the JSON result), ``markdown`` (the report), ``plot`` (a bar chart) and
+    ``save_split`` (the split's rows), the ones given, as one unit: all new, or the earlier
+    files untouched."""
     from recfeat.atomic import write_file, write_together
     from recfeat.evaluation.protocol import plot_result
     from recfeat.evaluation.splits import save_split as write_split
@@ -497,12 +548,13 @@ def _write_evaluation(result, data, split, *, out, plot, save_split) -> None:
     title = f"{data.name}: {split.kind} split, k={result.info['k']}"
     write_together({
         out: lambda tmp: write_file(tmp, (result.to_json() + "\n").encode()),
+        markdown: lambda tmp: write_file(tmp, (result.report_markdown(title) + "\n").encode()),
         plot: lambda tmp: plot_result(result, tmp, title=title),
         save_split: lambda tmp: write_split(split, tmp, data.interactions),
     })  # fmt: skip
 
 
-def read_features(path: str | Path):
+def read_features(path: str | Path) -> Features | ReviewVectors:
     """A feature file written by ``extract(...).save(path)`` (or ``recfeat extract``)."""
     from recfeat.data import checks
     from recfeat.data.features import load_features
@@ -512,10 +564,11 @@ def read_features(path: str | Path):
     return load_features(path)
 
 
-def train_settings(**flags: Any):
+def train_settings(**flags: Any) -> TrainSettings:
     """The settings of one training run (``recfeat.settings.TrainSettings``): built-in
     defaults < ``flags`` (the ``train`` command's flags as keyword arguments: ``data``,
-    ``model``, ``options``, ``format``, ``item_features``, ``user_features``)."""
+    ``model``, ``options``, ``format``, ``item_features``, ``user_features``,
+    ``load_split``)."""
     from recfeat.settings import train_settings as resolve
 
     _check_keywords("train_settings", flags, resolve)
@@ -523,12 +576,17 @@ def train_settings(**flags: Any):
 
 
 def train(data=None, model: str | None = None, options: dict[str, Any] | None = None, *,
-          settings=None, out: str | Path | None = None, **kwargs: Any):  # fmt: skip
-    """Fit ``model`` (with its ``options``) on every interaction of ``data`` (a RecData or a
-    dataset path, read as ``format=``); ``item_features``/``user_features``: features or
-    feature file paths. Returns the bundle ``save_model`` and ``recommend`` take; ``out``
-    also saves it there, refused before any work when it would overwrite an input.
-    ``settings``: a ``train_settings(...)`` instead of the arguments."""
+          settings=None, out: str | Path | None = None, **kwargs: Any) -> TrainedModel:  # fmt: skip
+    """Fit ``model`` (with its ``options``) on every interaction of ``data``: a RecData, a
+    dataset path (read as ``format=``), a DataFrame of interactions, or a split's training
+    part (``split.train``); ``load_split=`` (a file from ``evaluate(save_split=...)``) fits
+    on that split's training part of ``data`` instead. ``item_features``/``user_features``:
+    Features, a feature file path, an ``extract()`` result or a DataFrame (an id column and
+    a ``vector`` column). Returns a ``TrainedModel`` (``.recommend(users, k)``,
+    ``.save(path)``, ``.name``, ``.options``, ``.lineage``...) that ``save_model``,
+    ``recommend`` and ``explain`` take; ``out`` also saves it there, refused before any
+    work when it would overwrite an input. ``settings``: a ``train_settings(...)`` instead
+    of the arguments."""
     from recfeat.data import checks
     from recfeat.errors import UsageError
     from recfeat.outputs_guard import guard_outputs
@@ -545,31 +603,44 @@ def train(data=None, model: str | None = None, options: dict[str, Any] | None = 
         raise UsageError("train: give settings, or the data, model and options, not both")
     guard_outputs({"--out": out}, settings.inputs, files=True)
     dataset = _dataset(settings.data, format=settings.format)
-    bundle = train_model(dataset, settings.model, settings.options,
-                         item_features=_features(settings.item_features),
-                         user_features=_features(settings.user_features))  # fmt: skip
+    item_features = _features(settings.item_features, "--features")
+    user_features = _features(settings.user_features, "--user-features")
+    lineage: dict[str, Any] = {
+        "data": str(settings.data) if isinstance(settings.data, (str, Path)) else None}
+    if settings.load_split is not None:
+        from recfeat.evaluation.splits import load_split
+        from recfeat.evaluation.tuning import training_view
+
+        split = load_split(settings.load_split, dataset.interactions)
+        # only the training part's rows and reviews: snippets and review vectors included
+        dataset, item_features = training_view(dataset, item_features, split)
+        lineage["split"] = {"file": str(settings.load_split), "kind": split.kind,
+                            "seed": split.seed, "test_fraction": split.test_fraction}  # fmt: skip
+    trained = train_model(dataset, settings.model, settings.options, item_features=item_features,
+                          user_features=user_features, lineage=lineage)  # fmt: skip
     if out is not None:
-        save_model(bundle, out)
-    return bundle
+        save_model(trained, out)
+    return trained
 
 
-def save_model(bundle: dict[str, Any], path: str | Path) -> Path:
-    """Write a bundle from ``train`` to ``path`` (one file, atomically, in the safe format)."""
+def save_model(bundle: TrainedModel, path: str | Path) -> Path:
+    """Write the ``TrainedModel`` from ``train`` to ``path`` (one file, atomically, in the
+    safe format); the same as ``bundle.save(path)``."""
     from recfeat.training.bundle import save_model as save
 
     return save(bundle, path)
 
 
-def load_model(path: str | Path, trust: bool = False) -> dict[str, Any]:
-    """A model file from ``save_model`` (loading runs no code from it). ``trust=True`` also
-    opens an old pickle (joblib) model file, which runs whatever code it holds: only for
-    files you made yourself."""
+def load_model(path: str | Path, trust: bool = False) -> TrainedModel:
+    """The ``TrainedModel`` in a file from ``save_model`` (loading runs no code from it).
+    ``trust=True`` also opens an old pickle (joblib) model file, which runs whatever code it
+    holds: only for files you made yourself."""
     from recfeat.training.bundle import load_model as load
 
     return load(path, trust=trust)
 
 
-def recommend_settings(**flags: Any):
+def recommend_settings(**flags: Any) -> RecommendSettings:
     """The settings of one ``recommend`` call (``recfeat.settings.RecommendSettings``):
     built-in defaults < ``flags`` (the ``recommend`` command's flags as keyword arguments:
     ``users``, ``k``, ``features``, ``data``, ``format``, ``include_seen``)."""
@@ -579,22 +650,23 @@ def recommend_settings(**flags: Any):
     return resolve(**flags)
 
 
-def recommend(bundle: dict[str, Any], users=None, k: int | None = None, *, settings=None,
-              **options: Any):  # fmt: skip
+def recommend(bundle: TrainedModel | str | Path, users=None, k: int | None = None, *,
+              settings=None, **options: Any) -> list[Ranking]:  # fmt: skip
     """Top-``k`` items (default 10) for each of ``users`` (one id: "196" or 196 is ONE user;
-    a list of ids; or "u1,u2") from a trained
-    bundle, as ``recfeat recommend`` ranks them; ``Ranking`` objects, best first. Options,
-    named as the command's flags: ``features`` (item features of new items to rank too: a
-    path or Features, same encoder as training), ``data`` (with ``format``: a dataset whose
-    item texts give the snippets; default: the ones saved with the model),
-    ``include_seen``. ``settings``: a ``recommend_settings(...)`` instead."""
+    a list of ids; or "u1,u2") from a ``TrainedModel`` (``train``, ``load_model``) or a
+    model file path, as ``recfeat recommend`` ranks them; ``Ranking`` objects, best first.
+    Options, named as the command's flags: ``features`` (item features of new items to rank
+    too: Features, a DataFrame or a path, same encoder as training), ``data`` (with
+    ``format``: a dataset, path or DataFrame, whose item texts give the snippets; default:
+    the ones saved with the model), ``include_seen``. ``settings``: a
+    ``recommend_settings(...)`` instead."""
     from recfeat.errors import UsageError
     from recfeat.settings import RecommendSettings
     from recfeat.settings import recommend_settings as resolve
-    from recfeat.training.bundle import check_bundle, item_snippets
+    from recfeat.training.bundle import item_snippets
     from recfeat.training.bundle import recommend as rank
 
-    check_bundle(bundle)
+    bundle = _trained(bundle, "bundle")
     _check_keywords("recommend", options, resolve, drop=("users", "k"))
     _check_settings(settings, RecommendSettings, "recommend", "recommend_settings")
     if settings is None:
@@ -604,11 +676,12 @@ def recommend(bundle: dict[str, Any], users=None, k: int | None = None, *, setti
     snippets = None
     if settings.data is not None:
         snippets = item_snippets(_dataset(settings.data, "--data", format=settings.format))
-    return rank(bundle, settings.users, settings.k, extra_features=_features(settings.features),
+    return rank(bundle, settings.users, settings.k,
+                extra_features=_features(settings.features, "--features"),
                 include_seen=settings.include_seen, snippets=snippets)  # fmt: skip
 
 
-def demo_settings(**flags: Any):
+def demo_settings(**flags: Any) -> DemoSettings:
     """The settings of the demo (``recfeat.demo.DemoSettings``): built-in defaults <
     ``flags`` (the ``demo`` command's flags as keyword arguments: ``data``, ``format``,
     ``loader_options``, ``out``, ``cache``)."""
@@ -638,28 +711,31 @@ def demo_settings(**flags: Any):
     return resolve(**flags)
 
 
-def run_demo(data=None, out: str | Path | None = None, *, settings=None, echo=None,
-             **options: Any):  # fmt: skip
+def run_demo(data=None, out: str | Path | None = None, *, settings=None, echo=None, table=None,
+             **options: Any) -> DemoContext:  # fmt: skip
     """The demo behind ``recfeat demo``: extract review and item vectors with the default
     encoder and evaluate the demo models on them (a random and an item-cold split), into the
     folder ``out`` (default ``DEMO_OUT``). ``data``: a RecData, a dataset path (read as
     ``format=`` with ``loader_options=``), or None for the SYNTHETIC sample; ``cache``: the
     vector cache (None: the default folder, False: none); ``echo``: where progress lines go
-    (default: stdout). Returns the ``DemoContext`` (``outputs``, ``results``, ``timings``)."""
+    (default: stdout); ``table``: lays out each EvaluationResult for ``echo`` as text
+    (default: the plain table). Returns the ``DemoContext`` (``outputs``, ``results``,
+    ``timings``)."""
     from recfeat.data import checks
     from recfeat.demo import DemoSettings, run_from_settings
     from recfeat.errors import UsageError
 
     checks.callable_or_none(echo, "echo")
+    checks.callable_or_none(table, "table")
     _check_settings(settings, DemoSettings, "run_demo", "demo_settings")
     if settings is None:
         settings = demo_settings(data=data, out=out, **options)
     elif data is not None or out is not None or options:
         raise UsageError("run_demo: give settings, or data, out and options, not both")
-    return run_from_settings(settings, echo=echo)
+    return run_from_settings(settings, echo=echo, table=table)
 
 
-def export_settings(config=None, **flags: Any):
+def export_settings(config=None, **flags: Any) -> ExportSettings:
     """The settings of one export (``recfeat.settings.ExportSettings``): built-in defaults <
     ``config`` (a TOML path or dict, as ``--config``: ``[encoder]``, ``[exporter]``) <
     ``flags`` (the ``export`` command's flags as keyword arguments; None: not given)."""
@@ -774,7 +850,7 @@ def bench_throughput(encoder: str = "minilm", backends: str | Sequence[str] = "t
     )  # fmt: skip
 
 
-def choose_backend(encoder: str, texts: Sequence[str], **options: Any):
+def choose_backend(encoder: str, texts: Sequence[str], **options: Any) -> tuple[Choice, Encoder]:
     """``--backend auto`` from Python: time the text ``encoder``'s candidate backends on a
     sample of ``texts`` and keep the fastest whose mean cosine to torch fp32 is >=
     ``min_cosine`` (0.99) and, given ``data`` (a RecData), whose cold-start NDCG@10
@@ -817,7 +893,7 @@ def choose_backend(encoder: str, texts: Sequence[str], **options: Any):
 # -- serve ----------------------------------------------------------------------------------
 
 
-def serve_settings(config=None, **flags: Any):
+def serve_settings(config=None, **flags: Any) -> ServeSettings:
     """The settings of one server (``recfeat.settings.ServeSettings``): built-in defaults <
     ``config`` (a TOML path or dict, as ``--config``: ``[encoder]``, ``cleaners``,
     ``[dataset]``) < ``flags`` (the ``serve`` command's flags as keyword arguments; None:
@@ -833,7 +909,7 @@ _SERVE_KEYWORDS = {
     "format",
     "loader_options", "item_features", "host", "port", "api_key", "max_batch_tokens",
     "batch_window_ms", "max_queue", "max_inputs", "max_chars", "max_body_bytes",
-    "request_timeout", "cache_size", "body_timeout", "max_items",
+    "request_timeout", "cache_size", "body_timeout", "max_items", "index",
 }  # fmt: skip
 
 
@@ -880,7 +956,7 @@ def serve(encoder: str | None = None, *, config=None, settings=None, echo=print,
 # -- bench ----------------------------------------------------------------------------------
 
 
-def bench_throughput_report(out: str | Path, **options: Any):
+def bench_throughput_report(out: str | Path, **options: Any) -> tuple[Path, dict[str, Any]]:
     """``recfeat bench throughput``: ``(report folder, results)``. Options are the command's
     flags (``encoder``, ``backends``: None for the device's defaults ``DEFAULT_CPU_BACKENDS``
     / ``DEFAULT_GPU_BACKENDS``, ``peers``, ``device``, ``data``, ``gate``, ``force``...), all
@@ -892,7 +968,16 @@ def bench_throughput_report(out: str | Path, **options: Any):
     return throughput_report(out, **options)
 
 
-def bench_accuracy_report(data: str | Path, out: str | Path, **options: Any):
+def bench_report_text(results: dict[str, Any], table: Any = None) -> str:
+    """A bench report's text (results.md's) from its ``results``; ``table(header, rows) ->
+    str`` lays out each table (default: markdown), so the CLI can fit them to a terminal."""
+    from recfeat.bench.report import render_markdown
+
+    return render_markdown(results, table=table)
+
+
+def bench_accuracy_report(data: str | Path, out: str | Path,
+                          **options: Any) -> tuple[Path, dict[str, Any]]:  # fmt: skip
     """``recfeat bench accuracy``: ``(report folder, results)`` of each backend's parity to
     torch fp32 and downstream metrics on ``data``; options are the command's flags
     (``models``, ``split``, ``max_drop``, ``min_cosine``, ``force``...); see
@@ -954,7 +1039,7 @@ def bench_backends() -> list[Any]:
 
 
 def cleaner_chain(cleaners: str | Sequence[Any] | None = None, *, config=None,
-                  keep_pii: bool = False):  # fmt: skip
+                  keep_pii: bool = False) -> CleanerChain:  # fmt: skip
     """The cleaner chain ``recfeat clean`` runs (``.clean(texts)``, ``.names``): ``cleaners``
     ("a,b", a list of specs; None: the default chain) or the ``cleaners`` list of ``config``
     (a TOML path or dict; none there: the default chain), not both; ``keep_pii``: the
@@ -986,7 +1071,8 @@ def cleaner_chain(cleaners: str | Sequence[Any] | None = None, *, config=None,
 
 
 def tokenizer(name: str | None = None, *, config=None, encoder: str | None = None,
-              max_length: int | None = None, options: dict[str, Any] | Sequence[str] | None = None):  # fmt: skip
+              max_length: int | None = None,
+              options: dict[str, Any] | Sequence[str] | None = None) -> Tokenizer:  # fmt: skip
     """The tokenizer ``recfeat tokenize`` runs (``.tokenize(texts)``): ``name`` (a tokenizer
     component, default ``hf``) over ``config``'s ``[tokenizer]`` (a TOML path or dict; its
     options carry over while ``name`` names the same one); ``encoder``: the text encoder
@@ -1128,7 +1214,8 @@ def validate_config(config: str | Path | dict[str, Any]) -> list[str]:
 # -- helpers the command line shares ------------------------------------------------------------
 
 
-def guard_outputs(outputs: dict[str, Any], inputs: dict[str, Any] | None = None, **options: Any):
+def guard_outputs(outputs: dict[str, Any], inputs: dict[str, Any] | None = None,
+                  **options: Any) -> dict[str, Path]:  # fmt: skip
     """Refuse (UsageError) an output path that is an input, holds one, lies in an input
     folder or is another output; ``outputs``/``inputs`` map a label (``"--out"``) to a path
     or None. See ``recfeat.outputs_guard.guard_outputs``."""
@@ -1144,7 +1231,8 @@ def guard_outputs(outputs: dict[str, Any], inputs: dict[str, Any] | None = None,
     return guard(outputs, inputs, **options)
 
 
-def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8"):
+def atomic_open(path: str | Path, mode: str = "w",
+                encoding: str | None = "utf-8") -> AbstractContextManager[IO[Any]]:  # fmt: skip
     """Like ``open(path, mode)`` as a context manager, but the file replaces ``path`` only
     once fully written."""
     from recfeat.atomic import atomic_open as opener
@@ -1152,7 +1240,8 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     return opener(path, mode, encoding)
 
 
-def progress_bar(total: int | None, description: str, **options: Any):
+def progress_bar(total: int | None, description: str,
+                 **options: Any) -> AbstractContextManager[Any]:  # fmt: skip
     """A context manager yielding a bar with ``advance(n)`` on stderr (off when stderr is
     not a terminal, unless ``RECFEAT_PROGRESS=1``)."""
     from recfeat.progress import progress_bar as bar
@@ -1184,7 +1273,8 @@ def record_plugin_failure(name: str, message: str) -> None:
 
 
 def finetune(data=None, out: str | Path | None = None, encoder: str | None = None, *,
-             settings=None, progress: bool | None = None, echo=None, **options: Any):  # fmt: skip
+             settings=None, progress: bool | None = None, echo=None,
+             **options: Any) -> FinetuneResult:  # fmt: skip
     """Fine-tune ``encoder`` (default ``minilm``; a registry name, Hugging Face folder or hub
     id) on pairs built from the TRAINING part of a split of ``data`` (a RecData or a dataset
     path) with an in-batch-negatives contrastive loss, and write the model folder ``out``:
@@ -1225,7 +1315,7 @@ def finetune(data=None, out: str | Path | None = None, encoder: str | None = Non
 
 def adapt(features: str | Path | None = None, data=None, kind: str | None = None, *,
           out: str | Path | None = None, settings=None, progress: bool | None = None, echo=None,
-          **options: Any):  # fmt: skip
+          **options: Any) -> AdaptResult:  # fmt: skip
     """Fit a cheap adaptor on the frozen vectors of ``features`` (a features file path) and
     write the adapted features to ``out`` (same ids, new vectors) with the adaptor beside them
     (``out``'s ``.adaptor.safetensors``, ``.adaptor.json`` and ``.adaptor-split.json``),
@@ -1283,9 +1373,9 @@ def explain(model, user, items=None, *, k: int = 10, data=None, features=None,
     ``k`` items (as ``recommend`` ranks them), or each of ``items``, the evidence from the
     user's OWN history (docs/explain.md): the ``top`` history items that add most to its
     score, and for text models the ``sentences`` of the user's own reviews closest to the
-    item and the ``tokens`` those reviews share with it. ``model``: a bundle from ``train``,
-    a model file path (``trust`` as in ``load_model``) or a fitted model. ``data`` (a
-    RecData or a dataset path, read as ``format``): the reviews the sentences and tokens
+    item and the ``tokens`` those reviews share with it. ``model``: a ``TrainedModel`` from
+    ``train``, a model file path (``trust`` as in ``load_model``) or a fitted model. ``data``
+    (a RecData, a dataset path read as ``format``, or a DataFrame): the reviews the sentences and tokens
     come from (only this user's rows are read), and the history of a fitted model that
     keeps none. ``features``: item features of new items to rank too; ``encoder``: what
     encodes sentences (default: the encoder the model's features were made with). Returns
@@ -1296,7 +1386,7 @@ def explain(model, user, items=None, *, k: int = 10, data=None, features=None,
     from recfeat.explanations.explanation import explain_bundle
     from recfeat.training.bundle import user_ids
 
-    bundle = _explanation_bundle(model, trust)
+    bundle = _trained(model, "model", trust=trust, fitted=True)
     users = user_ids(user)
     if len(users) != 1:
         raise UsageError(f"explain: one user at a time (got {len(users)}); call it per user")
@@ -1309,7 +1399,7 @@ def explain(model, user, items=None, *, k: int = 10, data=None, features=None,
     if isinstance(encoder, (str, Path)):
         encoder = globals()["encoder"](encoder)
     return explain_bundle(
-        bundle, users[0], items, k=k, extra_features=_features(features),
+        bundle, users[0], items, k=k, extra_features=_features(features, "features"),
         reviews=None if dataset is None else dataset.reviews,
         interactions=None if dataset is None else dataset.interactions,
         include_seen=checks.flag(include_seen, "include_seen"), encoder=encoder, top=top,
@@ -1317,21 +1407,24 @@ def explain(model, user, items=None, *, k: int = 10, data=None, features=None,
     )  # fmt: skip
 
 
-def _explanation_bundle(model, trust: bool) -> dict[str, Any]:
-    """A bundle dict, a model file path or a fitted model -> a bundle."""
+def _trained(model, name: str, *, trust: bool = False, fitted: bool = False) -> TrainedModel:
+    """A ``TrainedModel`` as it is, a model file path (``load_model``, ``trust`` as there), a
+    bundle dict (deprecated) or, with ``fitted``, a fitted model (no saved history) -> a
+    ``TrainedModel``; anything else is one UsageError naming what ``name`` takes."""
     from recfeat.data import checks
-    from recfeat.training.bundle import FORMAT, check_bundle
+    from recfeat.training.bundle import TrainedModel, check_bundle
 
-    if isinstance(model, dict):
-        return check_bundle(model)
     if isinstance(model, (str, Path)):
         return load_model(model, trust=trust)
-    if hasattr(model, "score_items") and getattr(model, "is_fitted_", False):
-        return {"format": FORMAT, "model": model, "seen": {}, "snippets": {},
-                "header": {"model": model.name or type(model).__name__,
-                           "features": getattr(model, "feature_source_", None)}}  # fmt: skip
-    raise checks.refuse("model", "a trained bundle, a model file or a fitted model", model,
-                        "train one with recfeat.train(data, 'ease') or fit recfeat.model('ease')")  # fmt: skip
+    if isinstance(model, (TrainedModel, dict)):
+        return check_bundle(model)
+    if fitted and hasattr(model, "score_items") and getattr(model, "is_fitted_", False):
+        return TrainedModel(model=model, header={"model": model.name or type(model).__name__,
+                                                 "features": getattr(model, "feature_source_", None)})  # fmt: skip
+    wanted = "a TrainedModel (recfeat.train, recfeat.load_model) or a model file path"
+    raise checks.refuse(name, wanted + (", or a fitted model" if fitted else ""), model,
+                        "train one with recfeat.train(data, 'ease')"
+                        + (" or fit recfeat.model('ease')" if fitted else ""))  # fmt: skip
 
 
 def explain_eval(data=None, models=None, features=None, *, out: str | Path | None = None,

@@ -80,21 +80,28 @@ def data_argument(value: Any, name: str = "data", *, loaded: bool = True, none: 
     wanted = "a dataset path, a RecData or a pandas DataFrame" if loaded else "a file or folder path"
     fix = ("load one with recfeat.load_dataset(path)" if loaded
            else "for a RecData or a DataFrame in memory use recfeat.extract(data)")  # fmt: skip
+    if loaded and type(value).__name__ == "Split" and hasattr(value, "train"):
+        fix = "pass split.train, its training part (a DataFrame)"
     raise checks.refuse(name, wanted, value, fix)
 
 
 def features_argument(value: Any, name: str) -> Any:
-    """A features argument: None, a feature file path, ``Features`` / ``ReviewVectors``, or an
-    ``extract()`` result; anything else is one UsageError (pandas is imported only to tell)."""
+    """A features argument: None, a feature file path, ``Features`` / ``ReviewVectors``, an
+    ``extract()`` result, or a DataFrame with a features file's columns (checked by its
+    columns here, read later); anything else is one UsageError (pandas is imported only to
+    tell)."""
     if value is None or isinstance(value, (str, Path)) or hasattr(value, "__fspath__"):
         return value
     if hasattr(value, "to_features"):
         return value
-    from recfeat.data.features import Features, ReviewVectors
+    from recfeat.data.features import FEATURES_WANTED, Features, ReviewVectors, frame_level
 
     if isinstance(value, (Features, ReviewVectors)):
         return value
-    raise checks.refuse(name, "a feature file path, Features or an extract() result", value,
+    if checks.is_frame(value):
+        frame_level(value, name)
+        return value
+    raise checks.refuse(name, FEATURES_WANTED, value,
                         "pass the .parquet file recfeat extract wrote, or recfeat.read_features(path)")  # fmt: skip
 
 
@@ -545,7 +552,7 @@ class ServeSettings:
     --level item`` instead; ``server``: the address, key and limits of the HTTP server
     (``recfeat.serve.state.ServeSettings``: host, port, api_key, max_batch_tokens,
     batch_window_ms, max_queue, max_inputs, max_chars, max_body_bytes, request_timeout, body_timeout,
-    cache_size, max_items)."""
+    cache_size, max_items, index)."""
 
     encoder: str = DEFAULT_ENCODER
     encoder_options: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -626,7 +633,7 @@ def serve_settings(
     max_inputs: int | None = None, max_chars: int | None = None,
     max_body_bytes: int | None = None, request_timeout: float | None = None,
     body_timeout: float | None = None, cache_size: int | None = None,
-    max_items: int | None = None,
+    max_items: int | None = None, index: str | None = None,
 ) -> ServeSettings:  # fmt: skip
     """Defaults < ``config`` (``[encoder]``, ``cleaners``, ``[dataset]`` for ``data``) < these
     arguments (None: not given), named as ``recfeat serve``'s flags. ``cleaners``: "a,b",
@@ -657,6 +664,12 @@ def serve_settings(
         raise OptionError(f"--batch-window-ms {window:g} is not below --request-timeout "
                           f"{timeout:g} s, so requests would time out waiting for a batch; "
                           "lower the window or raise the timeout")  # fmt: skip
+    if index is not None:
+        from recfeat.serve.index import check_index_kind, require_faiss
+
+        chosen["index"] = check_index_kind(index)
+        if index == "hnsw":  # before any data or model loads
+            require_faiss("recfeat serve --index hnsw")
     api_key = _api_key(api_key)
     flag_options = {k: v for k, v in (("precision", precision), ("device", device),
                                       ("threads", threads)) if v is not None}  # fmt: skip
@@ -709,40 +722,52 @@ def split_names(text: str) -> list[str]:
     return [p.strip() for p in text.split(",") if p.strip()]
 
 
-def _specs(given: str | Sequence[Any]) -> list[tuple[str, dict[str, Any]]]:
-    """``"a,b"``, or a list of names and ``(name, options)`` -> ``[(name, options)]``."""
+def _specs(given: str | Sequence[Any]) -> list[tuple[str, dict[str, Any], dict[str, list]]]:
+    """``"a,b"``, or a list of names, ``(name, options)`` and ``(name, options, space)`` ->
+    ``[(name, options, space)]``."""
     if isinstance(given, str):
-        return [(n, {}) for n in split_names(given)]
-    return [(s, {}) if isinstance(s, str) else (s[0], dict(s[1])) for s in given]
+        return [(n, {}, {}) for n in split_names(given)]
+    return [(s, {}, {}) if isinstance(s, str) else
+            (s[0], dict(s[1]), dict(s[2]) if len(s) > 2 else {}) for s in given]  # fmt: skip
 
 
 def _model_list(config: dict[str, Any], models: str | Sequence[Any] | None,
                 peer_models: Sequence[str], model_options: Any) -> list[Any]:  # fmt: skip
     """Models as ``evaluate(models=...)`` takes them: ``models`` (a config model kept by name
-    keeps its options), else the config's ``[[models]]``, else ``DEFAULT_MODELS``; then the
-    peer models not listed yet; then ``-O MODEL.KEY=VALUE`` (``model_options``: strings or
-    ``{model: {key: value}}``) on top, each naming a listed model."""
-    configured = [component_spec(s) for s in config.get("models", [])]
+    keeps its options and search space), else the config's models, else
+    ``DEFAULT_MODELS``; then the peer models not listed yet; then ``-O MODEL.KEY=VALUE``
+    (``model_options``: strings or ``{model: {key: value}}``) on top, each naming a listed
+    model. An option ``-O`` fixes leaves that model's search space: the flag overrides the
+    file. A spec is a name, ``(name, options)``, or ``(name, options, space)`` when the
+    config gives a search space (``[models.NAME.search]``)."""
+    from recfeat.config import model_specs
+
+    configured = model_specs(config)
     if models is not None:
-        first: dict[str, dict[str, Any]] = {}
-        for name, options in configured:
-            first.setdefault(name, options)
-        entries = [(n, {**first.get(n, {}), **o}) for n, o in _specs(models)]
+        first: dict[str, tuple[dict[str, Any], dict[str, list]]] = {}
+        for name, options, space in configured:
+            first.setdefault(name, (options, space))
+        entries = []
+        for n, o, sp in _specs(models):
+            kept_options, kept_space = first.get(n, ({}, {}))
+            entries.append((n, {**kept_options, **o}, sp or dict(kept_space)))
     elif configured:
-        entries = [(n, dict(o)) for n, o in configured]
+        entries = [(n, dict(o), dict(sp)) for n, o, sp in configured]
     else:
         entries = _specs(DEFAULT_MODELS)
-    listed = {n for n, _ in entries}
-    entries += [(n, {}) for n in dict.fromkeys(peer_models) if n not in listed]
+    listed = {n for n, _, _ in entries}
+    entries += [(n, {}, {}) for n in dict.fromkeys(peer_models) if n not in listed]
     per_model = key_value_options(model_options, "-O", "mf.factors=50", scoped=True,
                                   keyword="model_options")  # fmt: skip
-    unknown = set(per_model) - {n for n, _ in entries}
+    unknown = set(per_model) - {n for n, _, _ in entries}
     if unknown:
         raise UsageError(f"-O names model(s) not in --models: {', '.join(sorted(unknown))}")
     specs: list[Any] = []
-    for name, options in entries:
-        options.update(per_model.get(name, {}))
-        specs.append((name, options) if options else name)
+    for name, options, space in entries:
+        fixed = per_model.get(name, {})
+        options.update(fixed)
+        space = {k: v for k, v in space.items() if k not in fixed}
+        specs.append((name, options, space) if space else (name, options) if options else name)
     return specs
 
 
@@ -776,31 +801,92 @@ class EvaluateSettings:
     dataset: tuple[str, dict[str, Any]] = dataclasses.field(default_factory=lambda: ("auto", {}))
     load_split: str | Path | None = None
     inputs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: item features to extract from ``data`` before evaluating (``[data] extract_features``):
+    #: ``level``, ``encoder``, ``encoder_options``, ``cleaners``, ``token_features``, as
+    #: ``recfeat extract --config`` reads them from the same file; None: none extracted
+    extract: dict[str, Any] | None = None
+    #: the files written once the run passed, by kind: ``out`` (JSON), ``markdown``,
+    #: ``plot``, ``save_split`` (None: not written)
+    outputs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+#: [outputs] key -> (evaluate's keyword, file name inside ``[outputs] dir`` when not named)
+OUTPUT_FILES = {"json": ("out", "results.json"), "markdown": ("markdown", "results.md"),
+                "plot": ("plot", "results.png"), "save_split": ("save_split", None)}  # fmt: skip
+
+
+def _config_path(config: dict[str, Any], table: str, key: str) -> str | None:
+    """A path setting of ``config`` with ``${VAR}`` and ``~`` expanded (None: not set)."""
+    from recfeat.config import expand_path, setting
+
+    value = setting(config, table, key)
+    return None if value is None else expand_path(value, f"[{table}] {key}")
+
+
+def _outputs(config: dict[str, Any], given: dict[str, Any], out_dir: Any) -> dict[str, Any]:
+    """The output files: a flag (``given``, by keyword) over ``[outputs]``; ``dir`` (the
+    ``--out-dir`` flag over ``[outputs] dir``) holds the file's relative paths, and the
+    results' JSON, Markdown and chart under their default names when the file names none."""
+    folder = out_dir if out_dir is not None else _config_path(config, "outputs", "dir")
+    out: dict[str, Any] = {}
+    for key, (keyword, default) in OUTPUT_FILES.items():
+        value = given.get(keyword)
+        if value is None:
+            value = _config_path(config, "outputs", key)
+            if value is not None and folder is not None and not Path(value).is_absolute():
+                value = str(Path(folder) / value)
+            elif value is None and folder is not None and default is not None:
+                value = str(Path(folder) / default)
+        out[keyword] = value
+    return out
+
+
+def _extraction(config: dict[str, Any]) -> dict[str, Any]:
+    """How ``[data] extract_features`` makes item features: the encoder, cleaners, token
+    features and ``[pipeline] level`` of the same file, as ``recfeat extract --config`` reads
+    them (so one file gives the same vectors to both commands)."""
+    level = pipeline_setting(config, "level", None, "review")
+    if level == "user":
+        raise ConfigError("[data] extract_features makes ITEM features for the models: set "
+                          "[pipeline] level to review (Amazon reviews) or item (item texts), "
+                          "not user")  # fmt: skip
+    name, options = encoder_spec(config)
+    return {"level": level, "encoder": name, "encoder_options": options,
+            "cleaners": _cleaners(None, config), "token_features": config.get("token_features")}  # fmt: skip
 
 
 def evaluate_settings(
     config: str | Path | dict[str, Any] | None = None, *, data: Any = None,
     item_features: Any = None, user_features: Any = None, format: str | None = None,
-    models: str | Sequence[Any] | None = None, peer_models: Sequence[str] = (),
+    models: str | Sequence[Any] | None = None, peers: str | Sequence[str] | None = None,
+    expand_peers: Any = None,
     model_options: dict[str, dict[str, Any]] | Sequence[str] | None = None,
     metrics: str | Sequence[Any] | None = None, split: str | None = None, k: int | None = None,
     seed: int | None = None, test_fraction: float | None = None,
     relevance_threshold: float | str | None = None, cold_reviews: int | None = None,
     cold_protocol: str | None = None, candidates: str | None = None,
-    rank_rating_models: bool = False, merge_variants: bool = False,
-    trust_features: bool = False, tune: bool = False, tune_trials: int | None = None,
-    load_split: str | Path | None = None,
+    rank_rating_models: bool | None = None, merge_variants: bool | None = None,
+    trust_features: bool | None = None, tune: bool | None = None,
+    tune_trials: int | None = None, tune_objective: str | None = None,
+    load_split: str | Path | None = None, extract_features: bool | None = None,
+    out: str | Path | None = None, markdown: str | Path | None = None,
+    plot: str | Path | None = None, save_split: str | Path | None = None,
+    out_dir: str | Path | None = None,
 ) -> EvaluateSettings:  # fmt: skip
-    """Defaults (``Protocol``'s, ``DEFAULT_MODELS``, a random split) < ``config``
-    (``[[models]]``, ``[[metrics]]``, ``[dataset]``, ``[pipeline]`` split, k, seed,
-    test_fraction, relevance_threshold) < these arguments (None: not given), named as
-    ``recfeat evaluate``'s flags.
+    """Defaults (``Protocol``'s, ``DEFAULT_MODELS``, a random split) < ``config`` (a whole
+    experiment: ``[data]``, ``[dataset]``, ``[pipeline]``, ``[tuning]``, the models with
+    their search spaces, ``peers``, ``[[metrics]]``, ``[outputs]``; docs/evaluation.md) <
+    these arguments (None: not given), named as ``recfeat evaluate``'s flags.
 
-    ``models`` ("a,b", or names and ``(name, options)``) replaces the config's list, keeping
-    a config model's options when the same name is kept; ``peer_models`` (``--peers``,
-    expanded by ``recfeat.api``) follow; ``model_options`` (``-O MODEL.KEY=VALUE`` strings,
-    or ``{model: {key: value}}``) apply last and must name a listed model.
-    ``relevance_threshold``: a rating, or "none" (every held-out interaction)."""
+    ``models`` ("a,b", or names, ``(name, options)`` and ``(name, options, space)``)
+    replaces the config's list, keeping a config model's options and search space when the
+    same name is kept; ``peers`` (``--peers`` libraries, else the config's; expanded by
+    ``expand_peers``, which ``recfeat.api`` hands in) follow; ``model_options`` (``-O
+    MODEL.KEY=VALUE`` strings, or ``{model: {key: value}}``) apply last, must name a listed
+    model, and take the option out of its search space. ``relevance_threshold``: a rating,
+    or "none" (every held-out interaction). ``out``, ``markdown``, ``plot``, ``save_split``:
+    output files, ``out_dir`` the folder of ``[outputs]``' relative paths."""
+    from recfeat.config import setting
     from recfeat.evaluation.protocol import Protocol, component_specs
     from recfeat.evaluation.tuning import check_trials
 
@@ -812,18 +898,47 @@ def evaluate_settings(
     format = checks.text(format, "--format", none=True, example="csv")
     split = checks.choice(split, "--split", SPLITS, none=True)
     checks.path(load_split, "--load-split", none=True, what="a split file path")
+    for name, value in (("--out", out), ("--markdown", markdown), ("--plot", plot),
+                        ("--save-split", save_split), ("--out-dir", out_dir)):  # fmt: skip
+        checks.path(value, name, none=True, what="a file path" if name != "--out-dir" else "a folder")
+    checks.text(tune_objective, "--tune-objective", none=True, example="recall@k")
     for name, value in (("models", models), ("--metrics", metrics)):
         if value is not None:
             component_specs(value, name, example="bias,popularity" if name == "models" else "rmse")
     for flag, value in (("--rank-rating-models", rank_rating_models),
                         ("--merge-variants", merge_variants),
-                        ("--trust-features", trust_features), ("--tune", tune)):  # fmt: skip
-        checks.flag(value, flag)
+                        ("--trust-features", trust_features), ("--tune", tune),
+                        ("extract_features", extract_features)):  # fmt: skip
+        checks.flag(value, flag, none=True)
     cfg, cfg_path = read_config(config)
+    tune = setting(cfg, "tuning", "tune", tune, False)
     if tune_trials is not None:  # checked before any data is read
         if not tune:
             raise UsageError("--tune-trials only applies with --tune; add --tune")
         check_trials(tune_trials)
+    if tune_objective is not None and not tune:
+        raise UsageError("--tune-objective only applies with --tune; add --tune")
+    data = data if data is not None else _config_path(cfg, "data", "path")
+    if item_features is None:
+        item_features = _config_path(cfg, "data", "features")
+        extract = setting(cfg, "data", "extract_features", extract_features, False)
+        if extract and item_features is not None:
+            raise ConfigError("[data] has both features (a file) and extract_features = true; "
+                              "keep the one the models should use")  # fmt: skip
+    elif extract_features:
+        raise UsageError("extract_features makes the item features; drop it or --features")
+    else:
+        extract = False
+    if user_features is None:
+        user_features = _config_path(cfg, "data", "user_features")
+    if load_split is None:
+        load_split = _config_path(cfg, "data", "load_split")
+    libraries = peers if peers else cfg.get("peers")
+    peer_models: list[str] = []
+    if libraries:
+        if expand_peers is None:  # recfeat.api hands it in: settings never import plugins
+            raise UsageError("peers: use recfeat.api.evaluate_settings, which expands them")
+        peer_models = expand_peers(libraries, text=item_features is not None or bool(extract))
     specs = _model_list(cfg, models, peer_models, model_options)
     base = Protocol()
     threshold = parse_relevance_threshold(relevance_threshold)
@@ -839,22 +954,27 @@ def evaluate_settings(
         "relevance_threshold": pipeline_setting(cfg, "relevance_threshold", threshold,
                                                 relevance_default),
     }  # fmt: skip
+    flags = {"cold_reviews": cold_reviews, "cold_protocol": cold_protocol,
+             "candidates": candidates, "rank_rating_models": rank_rating_models,
+             "merge_variants": merge_variants, "trust_features": trust_features}  # fmt: skip
     given = {key: value for key, value in (
-        ("cold_reviews", cold_reviews), ("cold_protocol", cold_protocol),
-        ("candidates", candidates), ("tune_trials", tune_trials)) if value is not None}  # fmt: skip
-    protocol = Protocol.of(
-        base, metrics=_metric_list(cfg, metrics), rank_rating_models=bool(rank_rating_models),
-        merge_variants=bool(merge_variants), trust_features=bool(trust_features),
-        tune=bool(tune), **measured, **given,
-    )  # fmt: skip
+        *((key, pipeline_setting(cfg, key, flag)) for key, flag in flags.items()),
+        ("tune_trials", setting(cfg, "tuning", "trials", tune_trials) if tune else None),
+        ("tune_objective", setting(cfg, "tuning", "objective", tune_objective) if tune else None),
+    ) if value is not None}  # fmt: skip
+    protocol = Protocol.of(base, metrics=_metric_list(cfg, metrics), tune=bool(tune),
+                           **measured, **given)  # fmt: skip
     inputs = {label: value for label, value in (
         ("DATA", data), ("--features", item_features), ("--user-features", user_features),
         ("--load-split", load_split), ("--config", cfg_path)) if isinstance(value, (str, Path))}  # fmt: skip
+    outputs = _outputs(cfg, {"out": out, "markdown": markdown, "plot": plot,
+                             "save_split": save_split}, out_dir)  # fmt: skip
     return EvaluateSettings(
         models=specs, protocol=protocol,
         split=kind,
         data=data, item_features=item_features, user_features=user_features,
         dataset=_dataset(cfg, format, {}), load_split=load_split, inputs=inputs,
+        extract=_extraction(cfg) if extract else None, outputs=outputs,
     )  # fmt: skip
 
 
@@ -864,9 +984,10 @@ def evaluate_settings(
 @dataclasses.dataclass
 class TrainSettings:
     """What ``recfeat train`` fits: ``model`` with its ``options`` (checked) on every
-    interaction of ``data`` (a path read as ``format``, or a RecData), with ``item_features``
-    and ``user_features`` (paths or loaded); ``inputs``: the files it reads, by label, which
-    the model file must not overwrite."""
+    interaction of ``data`` (a path read as ``format``, a RecData or a DataFrame), or only
+    on the training part of the split saved in ``load_split``, with ``item_features`` and
+    ``user_features`` (paths, DataFrames or loaded); ``inputs``: the files it reads, by
+    label, which the model file must not overwrite."""
 
     data: Any
     model: str
@@ -874,22 +995,25 @@ class TrainSettings:
     format: str = "auto"
     item_features: Any = None
     user_features: Any = None
+    load_split: Path | None = None
     inputs: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def train_settings(
     *, data: Any = None, model: str | None = None,
     options: dict[str, Any] | Sequence[str] | None = None, format: str | None = None,
-    item_features: Any = None, user_features: Any = None,
+    item_features: Any = None, user_features: Any = None, load_split: Any = None,
 ) -> TrainSettings:  # fmt: skip
     """Defaults < these arguments (None: not given), named as ``recfeat train``'s flags;
-    ``options``: the model's, a dict or ``KEY=VALUE`` strings (``-O``). The model name and
+    ``options``: the model's, a dict or ``KEY=VALUE`` strings (``-O``); ``load_split``: a
+    split file (``evaluate --save-split``) whose training part to fit on. The model name and
     options are checked here, before anything loads. Training reads no config file."""
     from recfeat.plugin.registry import get_registry
 
     if data is None:
-        raise UsageError("train: give data (a dataset path or RecData)")
+        raise UsageError("train: give data (a dataset path, RecData or DataFrame)")
     data = data_argument(data, "data")
+    load_split = checks.path(load_split, "--load-split", none=True, what="a split file path")
     if model is None or model == "":
         raise UsageError("train: give model, a registered model name (recfeat components model)")
     checks.text(model, "model", example="popularity")
@@ -899,11 +1023,11 @@ def train_settings(
     user_features = features_argument(user_features, "--user-features")
     get_registry("model").create(model, **opts)  # a bad name or option fails before loading
     inputs = {label: value for label, value in (
-        ("DATA", data), ("--features", item_features), ("--user-features", user_features))
-        if isinstance(value, (str, Path))}  # fmt: skip
+        ("DATA", data), ("--features", item_features), ("--user-features", user_features),
+        ("--load-split", load_split)) if isinstance(value, (str, Path))}  # fmt: skip
     return TrainSettings(data=data, model=model, options=opts, format=format or "auto",
                          item_features=item_features, user_features=user_features,
-                         inputs=inputs)  # fmt: skip
+                         load_split=load_split, inputs=inputs)  # fmt: skip
 
 
 @dataclasses.dataclass

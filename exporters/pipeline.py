@@ -165,7 +165,8 @@ def _build(spec: ExportSpec, tmp: Path, report: _Reporter) -> dict[str, Any]:
     steps: list[Step] = []
     planned = 1 + bool(spec.optimize) + bool(spec.quantize) + (spec.format == "openvino")
     opset = spec.opset or family.default_opset
-    with progress_bar(planned, "exporting") as bar:
+    with progress_bar(planned, "exporting", unit="step") as bar:
+        bar.describe("exporting: ONNX graph")
         base = tmp / "model.onnx"
         steps.append(_export_step(spec, module, tokenizer, family, base, opset, batches,
                                   reference, report))  # fmt: skip
@@ -173,12 +174,14 @@ def _build(spec: ExportSpec, tmp: Path, report: _Reporter) -> dict[str, Any]:
         bar.advance()
 
         if spec.optimize:
+            bar.describe("exporting: graph optimisation")
             steps.append(_optimize_step(spec, current, tmp, family, loaded, batches, reference,
                                         report))  # fmt: skip
             current = tmp / steps[-1].file
             bar.advance()
 
         if spec.quantize and spec.format == "onnx":
+            bar.describe(f"exporting: {spec.quantize} quantisation")
             step = _quantize_onnx(spec, current, tmp, family, loaded, tokenizer, valid_texts,
                                   batches, reference, report)  # fmt: skip
             steps.append(step)
@@ -186,6 +189,7 @@ def _build(spec: ExportSpec, tmp: Path, report: _Reporter) -> dict[str, Any]:
             bar.advance()
 
         if spec.format == "openvino":
+            bar.describe("exporting: OpenVINO conversion")
             for step in export_openvino(spec, base, tmp, family, tokenizer, valid_texts, batches,
                                         reference, report):  # fmt: skip
                 steps.append(step)

@@ -84,6 +84,7 @@ class ExportedEncoder(Encoder):
     _step = None
     _tokenizer = None
     _backend = None
+    weights_options = ("path", "file", "precision")
 
     def validate(self) -> None:
         """Read the manifest and check the options against what is built into the graph."""
@@ -102,8 +103,13 @@ class ExportedEncoder(Encoder):
             raise OptionError(f"max_length must be at least 2 (got {self.max_length})")
         if self.batch_tokens < 1 or self.max_batch_size < 1:
             raise OptionError("batch_tokens and max_batch_size must be at least 1")
-        self._step = choose_file(m, self.file, self._precision_for_choice(), self.runtime)
-        self._manifest = m
+        step = choose_file(m, self.file, self._precision_for_choice(), self.runtime)
+        self._check_weights(self._weights_sha256_of(m, step), f"{self.path} ({step['file']})")
+        self._step, self._manifest = step, m
+
+    def _weights_sha256_of(self, manifest: dict[str, Any], step: dict[str, Any]) -> str:
+        """The recorded sha256 of the weights ``step`` runs (the fingerprint's weights_sha256)."""
+        return manifest["files"][step["file"]]["sha256"]
 
     def _precision_for_choice(self) -> str | None:
         return self.precision
@@ -201,7 +207,7 @@ class ExportedEncoder(Encoder):
             "encoder": self.name,
             "backend": self.backend,
             "path": str(self.path),
-            "weights_sha256": files[self.step["file"]]["sha256"],
+            "weights_sha256": self._weights_sha256_of(m, self.step),
             "weights_data_sha256": companions or None,
             "tokenizer_files_sha256": support_files_sha256(m, None if self.verify else self.path),
             "padding_side": (m.get("tokenizer") or {}).get("padding_side"),

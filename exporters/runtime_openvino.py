@@ -83,9 +83,8 @@ class OpenVinoEncoder(ExportedEncoder):
         compiled = compile_openvino(self.model_file, self._hint(), self.threads, self.mode)
         return OpenVinoBackend(compiled, dim=self.dim)
 
-    def fingerprint(self) -> dict[str, Any]:
-        fp = super().fingerprint()
+    def _weights_sha256_of(self, manifest: dict[str, Any], step: dict[str, Any]) -> str:
         # The IR's weights live in the .bin beside the .xml.
-        bin_name = self.step["file"][: -len(".xml")] + ".bin"
-        fp["weights_sha256"] = self.manifest["files"].get(bin_name, {}).get("sha256", fp["weights_sha256"])
-        return fp
+        bin_name = step["file"][: -len(".xml")] + ".bin"
+        recorded = manifest["files"].get(bin_name)
+        return recorded["sha256"] if recorded else super()._weights_sha256_of(manifest, step)

@@ -58,6 +58,7 @@ class HFEncoder(Encoder):
     _info = None  # hf_models.ModelInfo, read without loading weights
     _loaded = None  # hf_models.LoadedModel, built on first encode
     _backend = None  # encode.backends.TorchBackend over _loaded
+    weights_options = ("model", "init")
 
     def __init__(
         self,
@@ -119,7 +120,9 @@ class HFEncoder(Encoder):
     def info(self):
         """Source, weights hash, family and width, without loading the weights."""
         if self._info is None:
-            self._info = describe_model(self.model, self.init)
+            info = describe_model(self.model, self.init)
+            self._check_weights(info.weights_sha256, info.source)
+            self._info = info
         return self._info
 
     @property
@@ -168,6 +171,7 @@ class HFEncoder(Encoder):
         """Load the model now (otherwise done by the first ``encode``); returns LoadedModel."""
         if self._loaded is None:
             self.validate()  # options may have changed through set_params
+            self.info  # noqa: B018  (an unpickled encoder checks its weights before loading)
             loaded = load_transformer(
                 self.model, init=self.init, max_length=self.max_length, sdpa=self.sdpa
             )
@@ -177,6 +181,7 @@ class HFEncoder(Encoder):
                     f"({loaded.source}); its vectors measure speed, not meaning",
                     file=sys.stderr,
                 )
+            self._check_weights(loaded.weights_sha256, loaded.source)  # changed meanwhile
             loaded.model.to(self.device)
             if self.fp32_gemm == "onednn":
                 loaded.model = _prepack_linear(loaded.model)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from recfeat.components import TokenFeaturizer
+from recfeat.components.encoder import texts_of
 from recfeat.errors import MissingDependencyError, OptionError, RecfeatError
 from recfeat.plugin.hookspecs import hookimpl
 
@@ -124,7 +125,7 @@ class SpladeFeaturizer(TokenFeaturizer):
         self._net = None
 
     def __getstate__(self):
-        state = dict(self.__dict__)
+        state = super().__getstate__()
         state["_tok"] = state["_net"] = None  # reloaded on first use
         return state
 
@@ -155,7 +156,7 @@ class SpladeFeaturizer(TokenFeaturizer):
 
         tok, net = self._load()
         vocab = int(net.config.vocab_size)
-        texts = ["" if t is None else str(t) for t in texts]
+        texts = ["" if t is None else str(t) for t in texts_of(texts)]
         keep = [i for i, t in enumerate(texts) if t.strip()]  # an empty text has no terms
         ids = tok([texts[i] for i in keep], truncation=True, max_length=self.max_length,
                   add_special_tokens=True)["input_ids"]  # fmt: skip
@@ -222,6 +223,12 @@ class SpladeFeaturizer(TokenFeaturizer):
         vocab = int(net.config.vocab_size)
         names = tok.convert_ids_to_tokens(list(range(vocab)))
         return [f"[id {i}]" if n is None else n for i, n in enumerate(names)]
+
+    def get_feature_names_out(self, input_features=None):
+        """The vocabulary token of every column (scikit-learn's name for ``feature_names``)."""
+        import numpy as np
+
+        return np.asarray(self.feature_names(), dtype=object)
 
 
 @hookimpl

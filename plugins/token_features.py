@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from recfeat.components import TokenFeaturizer
+from recfeat.components.encoder import prefixed_names, texts_of
 from recfeat.errors import NotFittedError, OptionError
 from recfeat.plugin.hookspecs import hookimpl
 from recfeat.plugins.tokenizers import HFTokenizer
@@ -39,11 +40,17 @@ class _TokenIdsMixin:
         return self._tok
 
     def token_ids(self, texts: Sequence[str]) -> list[list[str]]:
-        """Token ids of each text as strings (vectorizer features), special tokens removed."""
+        """Token ids of each text as strings (vectorizer features), special tokens removed.
+        ``texts``: a list, Series or one-column frame (what a scikit-learn step passes)."""
         tok = self._tokenizer()
         special = tok.special_ids
-        batch = tok.tokenize(["" if t is None else t for t in texts])
+        batch = tok.tokenize(["" if t is None else t for t in texts_of(texts)])
         return [[str(i) for i in row if i not in special] for row in batch.ids]
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_tok"] = None  # the tokenizer reloads from `model` on first use
+        return state
 
 
 class HashedBowFeaturizer(_TokenIdsMixin, TokenFeaturizer):
@@ -86,6 +93,10 @@ class HashedBowFeaturizer(_TokenIdsMixin, TokenFeaturizer):
     def transform(self, texts: Sequence[str]):
         return self._vectorizer().transform(self.token_ids(texts)).tocsr()
 
+    def get_feature_names_out(self, input_features=None):
+        """``hashed-bow0`` .. one name per hash bucket (a bucket is no single token)."""
+        return prefixed_names(self, self.n_features)
+
 
 class TfidfFeaturizer(_TokenIdsMixin, TokenFeaturizer):
     """TF-IDF over the model's token ids, fitted on a corpus (scikit-learn TfidfVectorizer)."""
@@ -112,7 +123,7 @@ class TfidfFeaturizer(_TokenIdsMixin, TokenFeaturizer):
         self.norm = norm
         self._tok = None
 
-    def fit(self, texts: Sequence[str]):
+    def fit(self, texts: Sequence[str], y=None):
         self._fit(self.token_ids(texts))
         return self
 
@@ -143,9 +154,12 @@ class TfidfFeaturizer(_TokenIdsMixin, TokenFeaturizer):
             raise NotFittedError("tfidf features are not fitted; call fit(texts) first")
         return self.vectorizer_.transform(self.token_ids(texts)).tocsr()
 
-    def fit_transform(self, texts: Sequence[str]):
+    def fit_transform(self, texts: Sequence[str], y=None):
         """Fit and transform with one tokenization pass."""
         return self._fit(self.token_ids(texts))
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "vectorizer_")
 
     def token_columns(self) -> np.ndarray:
         """The tokenizer id of every column, in column order (saved beside the features so
@@ -157,6 +171,10 @@ class TfidfFeaturizer(_TokenIdsMixin, TokenFeaturizer):
     def feature_names(self) -> list[str]:
         """The token string of every column, in column order."""
         return self._tokenizer().convert_ids_to_tokens(self.token_columns().tolist())
+
+    def get_feature_names_out(self, input_features=None):
+        """The token string of every column, as scikit-learn's TfidfVectorizer names its terms."""
+        return np.asarray(self.feature_names(), dtype=object)
 
 
 @hookimpl

@@ -224,7 +224,7 @@ def test_one_user_id_as_a_string_or_an_int_is_one_user(ctx):
         rankings = recfeat.recommend(bundle, users, k=3)
         assert [r.user for r in rankings] == ["196"], users
         assert rankings[0].known_user and len(rankings[0].items) == 3
-        seen = set(bundle["seen"]["196"])
+        seen = set(bundle.seen["196"])
         assert not seen & set(rankings[0].items)  # 196's own history, not 1's, 9's or 6's
     # from a saved model too, and through the settings object
     loaded = recfeat.load_model(ctx["model_path"])

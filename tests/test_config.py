@@ -13,7 +13,7 @@ from conftest import REPO
 from recfeat.cli.main import cli
 from recfeat.components import Cleaner, Encoder
 from recfeat.config import (
-    SECTIONS,
+    SCHEMA,
     create_component,
     load_config,
     read_config,
@@ -118,7 +118,7 @@ use = ""
         "p.toml: encoder: encoder 'test-vec': option 'pooling': Input should be a valid string "
         "(got 3; expected str)",
         "p.toml: unknown section 'modles'. Did you mean 'models'? Sections: "
-        + ", ".join([*SECTIONS, "pipeline"]),
+        + ", ".join(SCHEMA),
         "p.toml: models[0]: use must be a model name (a string), got ''",
     ]
 

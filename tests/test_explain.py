@@ -274,7 +274,7 @@ def test_serve_explains_each_path_without_the_planted_review(server, world):
     assert all(e["explains"] == [] and "history" not in e for e in popular["items"])
     # without explain the answer keeps its old shape
     plain = server.post("/recommend", json={"user": "alice", "k": 2}).json()
-    assert set(plain["items"][0]) == {"item", "score"} and "notes" not in plain
+    assert set(plain["items"][0]) == {"item", "score", "raw_score"} and "notes" not in plain
 
 
 # -- every model says what it explains, and returns exactly that ----------------------------------

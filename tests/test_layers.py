@@ -155,8 +155,9 @@ UPWARD_ALLOWED: dict[tuple[str, str], str] = {
     "its kind's base class (registry.BASES), named as a string so the kernel loads none of "
     "them until something registers",
 }
-# The CLI parses, calls the Python API and prints: it imports nothing else of recfeat.
-CLI_MAY_IMPORT = ("recfeat.api", "recfeat.cli", "recfeat.errors")
+# The CLI parses, calls the Python API and prints: it imports nothing else of recfeat, save
+# the leaf that prints a line above a live progress bar (printing, not work).
+CLI_MAY_IMPORT = ("recfeat.api", "recfeat.cli", "recfeat.errors", "recfeat.progress")
 
 
 def _tier(name: str) -> tuple[int, str] | None:

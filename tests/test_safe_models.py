@@ -86,11 +86,11 @@ def test_every_registered_model_round_trips_with_identical_scores(name, small, t
         assert names[0] == model_file.BUNDLE_MEMBER
         assert all(n.startswith(model_file.ARRAY_PREFIX) for n in names[1:])
     loaded = load_model(path)
-    model, again = bundle["model"], loaded["model"]
+    model, again = bundle.model, loaded.model
     assert type(again) is type(model) and again.get_params() == model.get_params()
-    assert loaded["header"] == json.loads(json.dumps(bundle["header"]))
-    assert loaded["seen"] == bundle["seen"] and loaded["snippets"] == bundle["snippets"]
-    users = np.asarray([*bundle["seen"], "stranger"], dtype=object)
+    assert loaded.header == json.loads(json.dumps(bundle.header))
+    assert loaded.seen == bundle.seen and loaded.snippets == bundle.snippets
+    users = np.asarray([*bundle.seen, "stranger"], dtype=object)
     items = np.asarray([*model.items_, "new-a", "new-b"], dtype=object)
     extra = cold if model.uses_text else None
     np.testing.assert_array_equal(
@@ -122,7 +122,7 @@ def old_files(small, tmp_path):
     joblib.dump({"format": "recfeat-model", "payload": Marker(str(marker))}, evil)
     old = tmp_path / "old.joblib"
     bundle = _train("popularity", data, feats)
-    joblib.dump({**bundle, "payload": Marker(str(marker))}, old)
+    joblib.dump({**bundle.to_dict(), "payload": Marker(str(marker))}, old)  # an old file: a dict
     return {"evil": evil, "old": old, "marker": marker}
 
 
@@ -144,7 +144,7 @@ def test_trust_opens_an_old_file(old_files):
     assert r.output.splitlines()[0] == "u0:" and len(r.output.splitlines()) == 4
     assert old_files["marker"].exists()  # the file's code did run: that is what --trust means
     os.rmdir(old_files["marker"])
-    assert recfeat.load_model(old_files["old"], trust=True)["header"]["model"] == "popularity"
+    assert recfeat.load_model(old_files["old"], trust=True).name == "popularity"
 
 
 def test_recommend_help_says_why():
@@ -240,8 +240,8 @@ def test_an_attribute_the_format_cannot_hold_names_itself(small, tmp_path, add_p
         save_model(bundle, out)
     assert not out.exists() and list(tmp_path.iterdir()) == []  # nothing half-written
     Locked.unsaved_attributes = ("lock_",)
-    again = load_model(save_model(bundle, out))["model"]
-    assert not hasattr(again, "lock_") and np.array_equal(again.counts_, bundle["model"].counts_)
+    again = load_model(save_model(bundle, out)).model
+    assert not hasattr(again, "lock_") and np.array_equal(again.counts_, bundle.model.counts_)
 
 
 def test_train_refuses_a_folder_out_before_fitting(tmp_path):

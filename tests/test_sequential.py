@@ -304,22 +304,25 @@ def test_score_history_is_refused_by_models_that_rank_known_users_only():
 def test_serve_ranks_an_unknown_users_history_with_a_sequential_model():
     from recfeat.serve.items import ItemStore
     from recfeat.serve.recommender import Recommender
+    from recfeat.training.bundle import TrainedModel
 
     inter, feats = cycles()
     model = get_registry("model").create("item-knn-last").fit(inter)
     seen = {u: list(g["item"]) for u, g in inter.groupby("user")}
     store = ItemStore(feats.dim, dict(feats.manifest))
     store.put_many(list(feats.ids), feats.vectors, added=False)
-    rec = Recommender({"model": model, "seen": seen, "header": {}}, store)
+    rec = Recommender(TrainedModel(model, {"model": "item-knn-last"}, seen), store)
     out = rec.recommend("someone-new", 3, exclude_seen=True, history_items=["i3", "i4"],
                         history_vectors=None)  # fmt: skip
     assert out["source"] == "model-history"
     assert out["items"][0]["item"] == "i5"
     assert not {"i3", "i4"} & {r["item"] for r in out["items"]}
-    # nothing the model knows in the history: the text profile answers instead
-    out = rec.recommend("someone-new", 3, exclude_seen=True, history_items=["unknown"],
+    # nothing the model knows in the history (an item only the store holds): the text
+    # profile answers instead
+    store.put_many(["store-only"], feats.vectors[:1])
+    out = rec.recommend("someone-new", 3, exclude_seen=True, history_items=["store-only"],
                         history_vectors=None)  # fmt: skip
-    assert out["source"] != "model-history"
+    assert out["source"] == "text-profile"
 
 
 def test_next_item_splits_count_every_next_interaction_unless_told():

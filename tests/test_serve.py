@@ -207,6 +207,30 @@ def test_openai_conventions_models_dimensions_and_unknown_fields(server):
     one_line_error(post(server, "/embed", {"text": ["a guitar"]}), 422)
 
 
+def test_the_official_openai_client_works_unchanged(server, trained):
+    """A user's own code: the official ``openai`` client pointed at recfeat serve lists the
+    model, embeds strings and token ids, and gets its own BadRequestError for what the
+    served model cannot do."""
+    openai = pytest.importorskip("openai")  # in the dev extra, so CI runs this
+
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key=KEY, max_retries=0, timeout=120)
+    assert [m.id for m in client.models.list()] == ["minilm"]
+    texts = trained["data"].items["text"].iloc[[3, 42]].tolist()
+    got = client.embeddings.create(model="minilm", input=texts)
+    served = np.array([d.embedding for d in got.data])
+    offline, found = trained["features"].lookup(trained["data"].items["item"].iloc[[3, 42]].astype(str))
+    assert found.all() and (cosine(served, offline) > 0.9999).all()
+    # the client's default encoding is base64: decoded by the client into the same floats
+    assert got.usage.prompt_tokens > 0 and len(got.data[0].embedding) == 384
+    ids = trained["encoder"].load().tokenizer(texts)["input_ids"]
+    by_ids = client.embeddings.create(model="minilm", input=ids)
+    assert (cosine([d.embedding for d in by_ids.data], served) > 0.9999).all()
+    with pytest.raises(openai.BadRequestError, match="dimensions"):
+        client.embeddings.create(model="minilm", input="a guitar", dimensions=128)
+    with pytest.raises(openai.BadRequestError, match="Unrecognized request argument"):
+        client.embeddings.create(model="minilm", input="a guitar", extra_body={"temperature": 0})
+
+
 # -- embeddings ----------------------------------------------------------------------------------
 
 
@@ -249,6 +273,42 @@ def test_embed_reports_tokens_and_truncation_per_input(server, trained, mi_revie
     assert [i["tokens_dropped"] for i in body["items"]] == batch.n_dropped.tolist()
     assert [i["truncated"] for i in body["items"]] == [False, True, False]
     assert body["items"][1]["tokens"] == 256 and body["items"][1]["tokens_dropped"] > 0
+
+
+def test_openai_token_id_input_is_decoded_with_the_served_models_tokenizer(server, trained):
+    """OpenAI's other input forms, one list of token ids (one text) or a list of them
+    (LangChain sends these by default): decoded with MiniLM's own tokenizer, special tokens
+    dropped, and embedded as the text they spell."""
+    texts = ["Great strings, bright tone!", "The tuner clips on and holds its pitch."]
+    ids = trained["encoder"].load().tokenizer(texts)["input_ids"]  # [CLS] ... [SEP]
+    by_text = np.array([d["embedding"] for d in post(server, "/v1/embeddings", {"input": texts}).json()["data"]])
+    many = post(server, "/v1/embeddings", {"input": ids})
+    assert many.status_code == 200, many.text
+    body = many.json()
+    assert [d["index"] for d in body["data"]] == [0, 1]
+    assert (cosine([d["embedding"] for d in body["data"]], by_text) > 0.9999).all()
+    assert body["usage"]["prompt_tokens"] == sum(len(x) for x in ids)
+    one = post(server, "/v1/embeddings", {"input": ids[1]})
+    assert one.status_code == 200, one.text
+    assert len(one.json()["data"]) == 1
+    assert cosine(one.json()["data"][0]["embedding"], by_text[1]) > 0.9999
+    # ids outside the vocabulary, bools, fractions, empty lists and mixed forms: one 400 each
+    err = one_line_error(post(server, "/v1/embeddings", {"input": [[101, 2307, 99999, 102]]}), 400,
+                         "input.0.2", "token id 99999", "30522 tokens", "tiktoken")  # fmt: skip
+    assert err["code"] == "invalid_token_id"
+    one_line_error(post(server, "/v1/embeddings", {"input": [101, -1]}), 400, "token id -1")
+    one_line_error(post(server, "/v1/embeddings", {"input": [101, True, 102]}), 400, "input.1",
+                   "True")  # fmt: skip
+    one_line_error(post(server, "/v1/embeddings", {"input": [[101, 2.5]]}), 400, "input.0.1", "2.5")
+    one_line_error(post(server, "/v1/embeddings", {"input": []}), 400, "empty")
+    one_line_error(post(server, "/v1/embeddings", {"input": [[101, 102], []]}), 400, "input.1",
+                   "empty")  # fmt: skip
+    one_line_error(post(server, "/v1/embeddings", {"input": ["a text", 5]}), 400, "input.1")
+    # only special tokens: nothing left to embed, as for an empty text
+    one_line_error(post(server, "/v1/embeddings", {"input": [[101, 102]]}), 400, "empty")
+    # the limits of text input hold for ids too
+    one_line_error(post(server, "/v1/embeddings", {"input": [ids[0]] * 65}), 413, "--max-inputs")
+    one_line_error(post(server, "/v1/embeddings", {"input": [2307] * 5001}), 413, "--max-chars")
 
 
 def test_bad_input_gets_one_line_errors_and_the_server_keeps_serving(server):
@@ -348,6 +408,35 @@ def test_unknown_user_without_history_gets_popularity_and_is_told(server, traine
     assert body["source"] == "popularity"
     counts = trained["data"].interactions["item"].astype(str).value_counts()
     assert body["items"][0]["item"] == counts.index[0]
+
+
+def test_recommend_says_what_it_used_and_ignored_and_scores_on_one_range(server, trained):
+    """A known user's history texts are not silently dropped, unknown history ids are named
+    (all unknown: refused), and popularity scores live on the cosine's range, not counts."""
+    r = post(server, "/recommend", {"user": "1", "k": 3, "history_texts": ["a space opera"]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["source"] == "model" and body["used"] == ["user"]
+    assert body["score_scale"] == "model-share"
+    (ignored,) = body["ignored"]
+    assert ignored["field"] == "history_texts" and "known to the model" in ignored["reason"]
+    err = one_line_error(post(server, "/recommend", {"user": "cold", "history_items": ["no-such-movie"]}),
+                         422, "'no-such-movie'", "no id is known")  # fmt: skip
+    assert err["code"] == "unknown_items"
+    known = str(trained["data"].items["item"].iloc[0])
+    r = post(server, "/recommend", {"user": "cold", "k": 3, "history_items": [known, "no-such-movie"]})
+    assert r.status_code == 200, r.text
+    assert r.json()["source"] == "text-profile" and r.json()["used"] == ["history_items"]
+    assert {"field": "history_items", "items": ["no-such-movie"]}.items() <= r.json()["ignored"][0].items()
+    popular = post(server, "/recommend", {"k": 20}).json()
+    profile = post(server, "/recommend", {"k": 20, "history_texts": ["a space opera"]}).json()
+    assert (popular["source"], popular["score_scale"]) == ("popularity", "popularity-share")
+    assert (profile["source"], profile["score_scale"]) == ("text-profile", "cosine")
+    counts = trained["data"].interactions["item"].astype(str).value_counts()
+    assert popular["items"][0]["raw_score"] == counts.iloc[0] > 1
+    for answer in (popular, profile):
+        assert all(-1.0 <= i["score"] <= 1.0 for i in answer["items"]), answer
+    assert popular["items"][0]["score"] == 1.0
 
 
 def test_item_added_by_put_is_recommended_from_matching_history(server):

@@ -314,3 +314,82 @@ def test_an_input_the_engine_rejects_fails_only_its_own_job():
     assert one.vectors[:, 0].tolist() == [1] and two.vectors[:, 0].tolist() == [4, 5]
     assert isinstance(bad, ApiError) and bad.status == 400 and bad.code == "rejected_input"
     assert "tokenizer cannot take" in bad.message
+
+
+# -- token-id input (OpenAI's other form of /v1/embeddings input) ------------------------------
+def test_embedding_input_takes_openais_four_forms_and_refuses_the_rest():
+    from recfeat.serve.embedder import embedding_input
+
+    assert embedding_input("a text") == (["a text"], None)
+    assert embedding_input(["a", "b"]) == (["a", "b"], None)
+    assert embedding_input([101, 2307, 102]) == (None, [[101, 2307, 102]])
+    assert embedding_input([[101, 7], [8]]) == (None, [[101, 7], [8]])
+    refused = [([], "input is an empty list"), ([[101], []], "input.1 is an empty list"),
+               ([101, True], "input.1 must be a token id"), ([[101, 2.0]], "input.0.1"),
+               (["a", 1], "input.1 must be a text"), ([1, "a"], "input.1"),
+               ([None], "input.0"), ([[1], 2], "input.1 must be a list of token ids"),
+               ([True], "input.0"), ([[False]], "input.0.0")]  # fmt: skip
+    for value, fragment in refused:
+        with pytest.raises(ApiError) as info:
+            embedding_input(value)
+        assert info.value.status == 400 and fragment in info.value.message, (value, info.value.message)
+
+
+def _embedder(enc, **kw):
+    from recfeat.serve.embedder import Embedder
+
+    opts = dict(cache_size=0, max_inputs=4, max_chars=50, budget_tokens=1000, window_s=0.0,
+                max_queue=4, timeout_s=10.0)  # fmt: skip
+    return Embedder(enc, None, _Metrics(), **{**opts, **kw})
+
+
+@pytest.mark.parametrize("kind", ["hf", "onnx"])
+def test_token_ids_are_decoded_by_the_served_models_own_tokenizer(tmp_path, kind):
+    model = make_tiny("bert", tmp_path / "tiny")  # MiniLM's tokenizer: 30522 tokens
+    if kind == "onnx":
+        pytest.importorskip("onnxruntime")
+        from recfeat.exporters.pipeline import ExportSpec, run_export
+
+        run_export(ExportSpec(model=str(model)), tmp_path / "onnx")
+        enc = get_registry("encoder").create("onnx", path=str(tmp_path / "onnx"), max_length=16)
+    else:
+        enc = get_registry("encoder").create("hf", model=str(model), max_length=16)
+    embedder = _embedder(enc)
+    embedder.warm_up()
+    ids = enc.tokenize(["Great strings, bright tone!", "A capo"]).ids
+    assert ids[0][0] == 101 and ids[0][-1] == 102  # [CLS] ... [SEP]
+    assert embedder.decode(ids) == ["great strings, bright tone!", "a capo"]
+    for bad in (30522, -1):
+        with pytest.raises(ApiError) as info:
+            embedder.decode([[101, 2307], [101, bad]])
+        assert info.value.status == 400 and info.value.code == "invalid_token_id"
+        assert f"input.1.1: token id {bad}" in info.value.message
+        assert "30522 tokens" in info.value.message
+    with pytest.raises(ApiError, match="--max-inputs") as info:
+        embedder.decode([[101]] * 5)
+    assert info.value.status == 413
+    with pytest.raises(ApiError, match="--max-chars") as info:
+        embedder.decode([[2307] * 51])
+    assert info.value.status == 413
+
+
+def test_an_encoder_without_a_tokenizer_refuses_token_ids():
+    from recfeat.components.encoder import Encoder
+
+    class Hashing(Encoder):
+        name = "hashing"
+
+        @property
+        def dim(self) -> int:
+            return 4
+
+        def encode(self, texts, per_text=False):
+            self.last_stats = {"n_kept": np.ones(len(texts), np.int64),
+                               "n_dropped": np.zeros(len(texts), np.int64)}  # fmt: skip
+            return np.ones((len(texts), 4), np.float32)
+
+    embedder = _embedder(Hashing())
+    embedder.warm_up()
+    with pytest.raises(ApiError, match="has no tokenizer to decode token ids") as info:
+        embedder.decode([[101]])
+    assert info.value.status == 400

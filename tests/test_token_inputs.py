@@ -243,9 +243,9 @@ def test_a_saved_model_keeps_its_token_mix(tmp_path):
     data = RecData("synthetic", inter, rating_scale=(1.0, 5.0))
     bundle = train_model(data, "hybrid-als", {**FAST_TOKENS["hybrid-als"], "token_weight": 0.6},
                          item_features=feats)  # fmt: skip
-    model = bundle["model"]
+    model = bundle.model
     path = save_model(bundle, tmp_path / "m.recfeat")
-    back = load_model(path)["model"]
+    back = load_model(path).model
     users, items = ["u0", "u3"], [f"i{i}" for i in range(80)]
     np.testing.assert_allclose(back.score_items(users, items), model.score_items(users, items))
     np.testing.assert_allclose(back.item_features_.tokens.toarray(), feats.tokens.toarray())

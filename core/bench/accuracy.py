@@ -19,6 +19,7 @@ import numpy as np
 from recfeat.bench.measure import capture_environment, measure
 from recfeat.bench.suite import REFERENCE, flag_drops
 from recfeat.errors import RecfeatError, UsageError
+from recfeat.progress import progress_bar
 from recfeat.selection import backends as sb
 from recfeat.selection import gate
 from recfeat.selection.compare import parity
@@ -68,8 +69,12 @@ def run_accuracy(
         models=models, split=split, split_obj=make_split(rec.interactions, split, seed=seed),
         seed=seed, random_weights=ctx.init == "random",
     )  # fmt: skip
-    for spec in _with_reference(backends):
-        _score_backend(run, spec)
+    specs = _with_reference(backends)
+    with progress_bar(len(specs), "scoring backends", unit="backend") as bar:
+        for spec in specs:
+            bar.describe(f"scoring backends: {spec.name}")
+            _score_backend(run, spec)
+            bar.advance()
     if not run.rows:
         raise RecfeatError("no backend could run: " + "; ".join(
             f"{f['backend']}: {f['error']}" for f in run.failed))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,9 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+TableFn = Callable[[Sequence[str], Sequence[Sequence[str]]], str]
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -94,8 +97,11 @@ def _environment_lines(env: dict[str, Any]) -> list[str]:
     ]
 
 
-def render_markdown(results: dict[str, Any]) -> str:
-    """The human-readable report: headline, environment, one table per workload."""
+def render_markdown(results: dict[str, Any], table: TableFn | None = None) -> str:
+    """The human-readable report: headline, environment, one table per workload.
+    ``table(header, rows) -> str`` lays out each table (default: a markdown table; the CLI
+    passes one fitted to the terminal)."""
+    table = table or _table
     mode = results.get("mode", "throughput")
     title = f"# recfeat bench {mode}: {results.get('encoder')}"
     if results.get("random_weights"):
@@ -110,13 +116,13 @@ def render_markdown(results: dict[str, Any]) -> str:
     if results.get("notes"):
         parts.append("")
     if mode == "accuracy":
-        parts.append(_accuracy_table(results))
+        parts.append(_accuracy_table(results, table))
     else:
-        parts += _summary_sections(results)
+        parts += _summary_sections(results, table)
         for workload in ("fixed", "corpus"):
             rows = [r for r in results.get("rows", []) if r.get("workload") == workload]
             if rows:
-                parts.append(_throughput_table(rows, workload, results))
+                parts.append(_throughput_table(rows, workload, results, table))
                 parts.append("")
     failed = results.get("failed") or []
     if failed:
@@ -153,7 +159,7 @@ def headline_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(best.values(), key=lambda r: -(r.get("seq_per_s") or 0))
 
 
-def _summary_sections(results: dict[str, Any]) -> list[str]:
+def _summary_sections(results: dict[str, Any], table: TableFn = _table) -> list[str]:
     """Targets, ceilings and the one table of every path and peer."""
     parts: list[str] = []
     targets = results.get("targets") or []
@@ -163,7 +169,7 @@ def _summary_sections(results: dict[str, Any]) -> list[str]:
                  "-" if t.get("margin") is None else f"{t['margin'] * 100:+.0f}%", t.get("detail", "")]
                 for t in targets]  # fmt: skip
         parts += ["## Targets (this run)", "",
-                  _table(["target", "goal", "value", "status", "margin", "path"], body), ""]
+                  table(["target", "goal", "value", "status", "margin", "path"], body), ""]
     gemm = results.get("ceilings") or {}
     if gemm.get("kernels"):
         best = gemm.get("ceilings") or {}
@@ -175,7 +181,7 @@ def _summary_sections(results: dict[str, Any]) -> list[str]:
         when = "before and after the paths, the faster counts; " if gemm.get("runs") == 2 else ""
         parts += [f"## GEMM ceilings ({gemm.get('size')}^3, threads {gemm.get('threads') or 'default'}, "
                   f"{when}best of {gemm.get('repeats')})", "",
-                  _table(["precision", "kernel", "GFLOP/s (GOP/s int8)", "each run", ""], body), ""]
+                  table(["precision", "kernel", "GFLOP/s (GOP/s int8)", "each run", ""], body), ""]
     shape = results.get("model_shape") or {}
     if shape.get("gflop_per_128_tokens"):
         parts += [f"Model FLOPs from its config: {shape['gflop_per_128_tokens']:.3f} GFLOP per "
@@ -202,17 +208,17 @@ def _summary_sections(results: dict[str, Any]) -> list[str]:
         quality = next((r.get("quality_peer") for r in rows if r.get("quality_peer")), None)
         fastest = next((r.get("any_peer") for r in rows if r.get("any_peer")), None)
         parts += ["## Every path and peer (corpus where measured, else fixed shape)", "",
-                  _table(header, body), "",
+                  table(header, body), "",
                   f"% of ceiling: useful model FLOP/s (padding excluded) over the GEMM ceiling of "
                   f"the path's precision; corpus/fixed: corpus tokens/s over the same backend's "
                   f"fixed-shape tokens/s; peers compared on the same workload (fastest peer with "
                   f"mean cosine >= 0.999: {quality or '-'}; fastest at any quality: {fastest or '-'}).",
                   ""]  # fmt: skip
-    parts += _gate_section(results.get("gate") or {})
+    parts += _gate_section(results.get("gate") or {}, table)
     return parts
 
 
-def _gate_section(gate: dict[str, Any]) -> list[str]:
+def _gate_section(gate: dict[str, Any], table: TableFn = _table) -> list[str]:
     """Each gated backend's metrics, its drop against the reference and the paired 95%
     interval of that drop (the gate passes a metric when the interval's upper end is within
     max-drop)."""
@@ -229,7 +235,7 @@ def _gate_section(gate: dict[str, Any]) -> list[str]:
                          "pass" if g.get("passes") else "fail"])  # fmt: skip
     notes = "; ".join(gate.get("notes") or [])
     return ["## Downstream gate", "", notes + ".", "",
-            _table(["backend", "metric", "value", "drop vs reference (95% CI)", "backend verdict"], body),
+            table(["backend", "metric", "value", "drop vs reference (95% CI)", "backend verdict"], body),
             "", f"A backend passes when its mean cosine is >= {gate.get('min_cosine')} and, for "
             f"every metric, the upper end of the paired-bootstrap 95% interval of its drop (test "
             f"users or test pairs resampled together for both sides) is within max-drop "
@@ -246,7 +252,8 @@ def _peer_names(rows: Sequence[dict[str, Any]]) -> list[str]:
     return seen
 
 
-def _throughput_table(rows: Sequence[dict[str, Any]], workload: str, results: dict) -> str:
+def _throughput_table(rows: Sequence[dict[str, Any]], workload: str, results: dict,
+                      table: TableFn = _table) -> str:  # fmt: skip
     peers = _peer_names(rows)
     if workload == "fixed":
         heading = "## Fixed shapes (synthetic token ids, model only)"
@@ -283,10 +290,10 @@ def _throughput_table(rows: Sequence[dict[str, Any]], workload: str, results: di
         "the peer's on the same workload; cosine is against the reference backend "
         f"({results.get('reference') or '-'})."
     )
-    return heading + "\n\n" + _table(header, body) + note
+    return heading + "\n\n" + table(header, body) + note
 
 
-def _accuracy_table(results: dict[str, Any]) -> str:
+def _accuracy_table(results: dict[str, Any], table: TableFn = _table) -> str:
     rows = results.get("rows", [])
     metric_names: list[str] = []
     for r in rows:
@@ -311,7 +318,7 @@ def _accuracy_table(results: dict[str, Any]) -> str:
         f"## Accuracy per backend (split {split}, reference {results.get('reference')}, "
         f"max drop {results.get('max_drop', 0) * 100:.2f}%)"
     )
-    return head + "\n\n" + _table(header, body)
+    return head + "\n\n" + table(header, body)
 
 
 # -- plots ---------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from recfeat.encode.hf_models import load_config, local_model_dir
 from recfeat.encode.similarity import cosine_rows  # noqa: F401  (re-exported: bench_suite.cosine_rows)
 from recfeat.errors import OptionError, RecfeatError, UsageError
 from recfeat.plugin.registry import get_registry
+from recfeat.progress import progress_bar
 from recfeat.selection import backends as sb
 from recfeat.selection.compare import parity, relative_drop
 
@@ -158,8 +159,15 @@ def run_throughput(
         corpus_name=corpus_name, repeats=repeats, warmup=warmup, gate=gate,
         random_weights=ctx.init == "random",
     )  # fmt: skip
-    for spec in specs:
-        _run_backend(run, spec)
+    # one unit per grid point and one for the corpus, per backend
+    per_spec = (len(seq_lens) * len(batch_sizes) if fixed else 0) + (texts is not None)
+    with progress_bar(len(specs) * per_spec, "benchmarking", unit="measurement") as bar:
+        run.bar = bar
+        for n, spec in enumerate(specs, 1):
+            bar.describe(f"benchmarking {spec.name}")
+            _run_backend(run, spec)
+            bar.advance(n * per_spec - run.measured)  # what a backend that failed left
+            run.measured = n * per_spec
     if not run.rows:
         reasons = "; ".join(f"{f['backend']}: {f['error']}" for f in run.failed)
         raise RecfeatError(f"no backend could run: {reasons}")
@@ -199,6 +207,13 @@ class _Throughput:
     gate_vectors: dict[str, Any] = dataclasses.field(default_factory=dict)
     token_counts: np.ndarray | None = None
     corpus_info: dict[str, Any] | None = None
+    bar: Any = None  # the progress bar over measurements, set by run_throughput
+    measured: int = 0  # the measurements it counted
+
+    def measured_one(self) -> None:
+        self.measured += 1
+        if self.bar is not None:
+            self.bar.advance()
 
 
 def _failure(spec: sb.BackendSpec, exc: Exception) -> dict[str, str]:
@@ -248,6 +263,7 @@ def _measure_grid(run: _Throughput, spec: sb.BackendSpec, runner) -> None:
                              **m.as_row(), **parity(run.refs.get(key), m.result),
                              "gflops_per_s": batch * ceilings.flops_per_sequence(run.shape, seq)
                              / m.stats.median_s / 1e9})  # fmt: skip
+            run.measured_one()
 
 
 def _measure_corpus(run: _Throughput, spec: sb.BackendSpec, runner) -> None:
@@ -277,6 +293,7 @@ def _measure_corpus(run: _Throughput, spec: sb.BackendSpec, runner) -> None:
                      **parity(run.refs.get("corpus"), m.result),
                      "gflops_per_s": ceilings.corpus_flops(run.shape, run.token_counts)
                      / m.stats.median_s / 1e9})  # fmt: skip
+    run.measured_one()
 
 
 def _throughput_results(run: _Throughput, *, gemm, gate_info, command,

@@ -8,7 +8,9 @@ import sys
 import click
 
 import recfeat.api as api
+import recfeat.progress as progress
 from recfeat.cli.params import gate_interactions_option
+from recfeat.cli.tables import wide_option
 
 
 def _command_line() -> str:
@@ -16,12 +18,28 @@ def _command_line() -> str:
 
 
 def _say(msg: str) -> None:
-    click.echo(f"bench: {msg}", err=True)
+    progress.say(f"bench: {msg}")  # above the bar, not into it
 
 
-def _show(path, results) -> None:
-    """The report's results.md, then what could not run."""
-    click.echo((path / "results.md").read_text())
+def _show(path, results, wide: bool = False) -> None:
+    """The report (results.md's text, its tables and lines fitted to the terminal unless
+    --wide), then what could not run."""
+    import textwrap
+
+    from recfeat.cli import tables
+
+    width = tables.output_width(wide)
+
+    def table(header, rows) -> str:
+        return tables.fit(header, rows, width=width, na={"-"},
+                          hint="--wide or results.md shows all").text()  # fmt: skip
+
+    for line in api.bench_report_text(results, table=table).splitlines():
+        indent = "  " if line.startswith(("- ", "> ")) else ""
+        wrapped = textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False,
+                                break_long_words=False) if width and len(line) > width else [line]  # fmt: skip
+        for part in wrapped:
+            click.echo(part)
     for f in results["failed"]:
         _say(f"could not run {f['backend']}: {f['error']}")
     click.echo(f"report written to {path}")
@@ -44,6 +62,7 @@ _common = [
     click.option("--out", required=True,
                  help="Report folder (results.json, results.md, PNGs)."),
     click.option("--force", is_flag=True, help="Replace an earlier benchmark report in --out."),
+    wide_option,
 ]
 
 
@@ -84,7 +103,7 @@ def bench() -> None:
 @gate_interactions_option("--gate")
 def throughput_cmd(encoder, backends, threads, device, init, max_length, batch_tokens,
                    peer_batch_size, out, force, peers, batch_sizes, seq_lens, data, fmt, limit,
-                   no_fixed, repeats, warmup, ceiling_size, gate, gate_interactions):
+                   no_fixed, repeats, warmup, ceiling_size, gate, gate_interactions, wide):
     """Sequences/s, tokens/s, latency and memory per backend: fixed shapes and a real corpus."""
     path, results = api.bench_throughput_report(
         out, encoder=encoder, backends=backends, peers=peers, threads=threads, device=device,
@@ -94,7 +113,7 @@ def throughput_cmd(encoder, backends, threads, device, init, max_length, batch_t
         ceiling_size=ceiling_size, gate=gate, gate_interactions=gate_interactions, force=force,
         command=_command_line(), say=_say,
     )  # fmt: skip
-    _show(path, results)
+    _show(path, results, wide)
 
 
 @bench.command("accuracy")
@@ -112,7 +131,8 @@ def throughput_cmd(encoder, backends, threads, device, init, max_length, batch_t
 @click.option("--limit", type=int, default=None,
               help="Use a seeded random subset of this many interactions.")
 def accuracy_cmd(data, encoder, backends, threads, device, init, max_length, batch_tokens,
-                 peer_batch_size, out, force, fmt, models, split_kind, max_drop, min_cosine, limit):
+                 peer_batch_size, out, force, wide, fmt, models, split_kind, max_drop, min_cosine,
+                 limit):
     """Per backend: embedding parity to torch fp32 and downstream metrics; Pareto plot; the
     downstream gate's verdict per backend and the fastest that passes (as --backend auto)."""
     path, results = api.bench_accuracy_report(
@@ -121,7 +141,7 @@ def accuracy_cmd(data, encoder, backends, threads, device, init, max_length, bat
         format=fmt, models=models, split=split_kind, max_drop=max_drop, min_cosine=min_cosine,
         limit=limit, force=force, command=_command_line(), say=_say,
     )  # fmt: skip
-    _show(path, results)
+    _show(path, results, wide)
 
 
 @bench.command("backends")

@@ -7,7 +7,7 @@ import click
 
 @click.group("config")
 def config_group() -> None:
-    """Work with pipeline configuration files (TOML)."""
+    """Work with pipeline and experiment configuration files (TOML)."""
 
 
 @config_group.command("validate")
@@ -24,10 +24,17 @@ def validate_command(path: str) -> None:
       tokenizer        tokenize
       token_features   extract
       encoder          extract, export, serve (export: the torch encoder to export)
-      models, metrics  evaluate
+      models, metrics  evaluate ([models.NAME] tables or [[models]]; a model's
+                       options are fixed, [models.NAME.search] lists values to tune)
+      peers            evaluate (a top-level list: implicit, lightfm, cornac)
       exporter         export
       [pipeline]       level (extract); split, k, seed, test_fraction,
-                       relevance_threshold (evaluate)
+                       relevance_threshold, cold_reviews, cold_protocol, candidates,
+                       rank_rating_models, merge_variants, trust_features (evaluate)
+      [data]           path, features, user_features, extract_features, load_split
+                       (evaluate; ${VAR} and ~ are expanded in paths)
+      [tuning]         tune, trials, objective (evaluate)
+      [outputs]        dir, json, markdown, plot, save_split (evaluate)
 
     Precedence: command-line flag > config file > built-in default. A flag naming another
     component than the file (say --encoder other) drops the file's options for it.

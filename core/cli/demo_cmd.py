@@ -47,7 +47,19 @@ def demo_command(data_path, fmt, options, out_dir, cache_dir, no_cache) -> None:
         raise UsageError("--cache DIR and --no-cache contradict each other; pass one")
     settings = api.demo_settings(data=data_path, format=fmt, loader_options=options, out=out_dir,
                                  cache=False if no_cache else cache_dir)  # fmt: skip
-    api.run_demo(settings=settings, echo=click.echo)
+    api.run_demo(settings=settings, echo=click.echo, table=_demo_table)
+
+
+def _demo_table(result) -> str:
+    """The result table with short n/a labels, fitted to the terminal less the demo's
+    indent; the JSON keeps every column and the full reasons."""
+    from recfeat.cli.tables import fit, output_width
+
+    header, rows = result.display_rows(digits=3, short=True)
+    table = fit(header, rows, width=output_width() - 4, hint="the JSON has every column",
+                footer=["n/a: " + e for e in result.na_legend_entries()],
+                **result.table_layout(short=True))  # fmt: skip
+    return table.text()
 
 
 def register(cli: click.Group) -> None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 import recfeat.api as api
+from recfeat.cli.tables import wide_option
 
 EPILOG = """\b
 Protocol (docs/evaluation.md): --features takes item-level features built from item
@@ -24,40 +23,29 @@ reviews (refused).
 \b
 Model options: -O MODEL.KEY=VALUE, repeatable (e.g. -O hybrid.loss=rating -O mf.factors=50).
 \b
---config FILE: [[models]] and [[metrics]] (with their options), [dataset] (format and
-loader options) and [pipeline] split, k, seed, test_fraction, relevance_threshold. A flag
-given on the command line overrides the file; --models replaces the file's model list
-(keeping a listed model's options), -O is applied on top.
+--config FILE: one TOML file holds a whole experiment (examples/experiments/): [data] path,
+features or extract_features; [dataset] format and loader options; [pipeline] split, k,
+seed, test_fraction, relevance_threshold and the protocol flags; the models with their
+options ([models.NAME] or [[models]]) and search spaces ([models.NAME.search]); peers;
+[[metrics]]; [tuning] tune, trials, objective; [outputs] dir, json, markdown, plot,
+save_split. DATA may then be left out. A flag given on the command line overrides the
+file; --models replaces the file's model list (keeping a listed model's options and search
+space); -O is applied on top and FIXES the option: a fixed option is never searched.
 """
 
 
-def print_table(result, *, title: str) -> None:
-    """A rich table on a terminal, plain aligned text otherwise (logs, pipes, tests)."""
-    from recfeat.cli.terminal import clean, rich_text
+def print_table(result, *, title: str, wide: bool = False) -> None:
+    """The model x metric table fitted to the terminal (recfeat.cli.tables: rich on a
+    terminal, plain aligned text for logs, pipes and tests), then the n/a legend."""
+    from recfeat.cli import tables
 
-    shown = result.display_table(short=True)
-    shown.insert(len(shown.columns), "fit s", [f"{result.fit_seconds[m]:.1f}" for m in shown.index])
-    # labels carry -O values and metric names typed by users: nothing raw reaches the terminal
-    shown = shown.map(clean)
-    shown.index = [clean(m) for m in shown.index]
-    shown.columns = [clean(c) for c in shown.columns]
-    if sys.stdout.isatty():
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=rich_text(title))
-        table.add_column("model")
-        for col in shown.columns:
-            table.add_column(rich_text(col), justify="right")
-        for n, model in enumerate(shown.index):
-            table.add_row(rich_text(model), *[rich_text(v) for v in shown.iloc[n]])
-        Console().print(table)
-    else:
-        click.echo(clean(title))
-        click.echo(shown.to_string())
-    legend = result.na_legend()
-    if legend:
-        click.echo(f"n/a: {legend}")
+    header, rows = result.display_rows(short=True)
+    legend = result.na_legend_entries()
+    footer = ["n/a: " + "; ".join(legend)] if legend else []
+    if legend and len(footer[0]) > (tables.output_width(wide) or len(footer[0])):
+        footer = [("n/a: " if n == 0 else "     ") + e for n, e in enumerate(legend)]
+    tables.print_table(header, rows, title=title, wide=wide, footer=footer,
+                       **result.table_layout(short=True))  # fmt: skip
 
 
 def protocol_lines(info) -> list[str]:
@@ -81,7 +69,7 @@ def protocol_lines(info) -> list[str]:
 
 
 @click.command("evaluate", epilog=EPILOG)
-@click.argument("data")
+@click.argument("data", required=False)
 @click.option("--format", "fmt", default=None,
               help="[default: auto] Dataset format (amazon, movielens-100k, movielens, csv, ...).")  # fmt: skip
 @click.option("--features", "features_path", default=None,
@@ -107,14 +95,14 @@ def protocol_lines(info) -> list[str]:
               help="leave-one-out: the old, LEAKY rule (for comparison only) [default: first-reviews].")  # fmt: skip
 @click.option("--candidates", type=click.Choice(["cold", "mixed"]), default=None,
               help="Item-cold: rank cold items only, or among the training items too [default: cold].")  # fmt: skip
-@click.option("--rank-rating-models", is_flag=True,
+@click.option("--rank-rating-models/--no-rank-rating-models", default=None,
               help="Also rank with rating-only models (global-mean, bias, mf, regressors).")  # fmt: skip
-@click.option("--merge-variants", is_flag=True,
+@click.option("--merge-variants/--no-merge-variants", default=None,
               help="Merge items that share a user's identical review (product variants) first.")  # fmt: skip
-@click.option("--trust-features", is_flag=True,
+@click.option("--trust-features/--no-trust-features", default=None,
               help="Accept a features file without provenance metadata (it must not come from reviews).")  # fmt: skip
 @click.option("--config", "config_path", default=None,
-              help="TOML pipeline: models, metrics, dataset, [pipeline] split settings; flags override it.")  # fmt: skip
+              help="TOML experiment: data, split, models and search spaces, peers, tuning, outputs; flags given here override it.")  # fmt: skip
 @click.option("--option", "-O", "model_options", multiple=True, metavar="MODEL.KEY=VALUE",
               help="Model option, repeatable.")  # fmt: skip
 @click.option("--save-split", default=None, help="Write the split's row assignments to this .json.")
@@ -124,16 +112,22 @@ def protocol_lines(info) -> list[str]:
 )
 @click.option("--out", "out_path", default=None, help="Also write the JSON result to this file.")
 @click.option("--plot", "plot_path", default=None, help="Write a bar chart PNG to this file.")
-@click.option("--tune", is_flag=True,
+@click.option("--markdown", "markdown_path", default=None, help="Write a Markdown report to this file.")
+@click.option("--out-dir", default=None,
+              help="Folder for the config's [outputs] (results.json, .md, .png unless named).")  # fmt: skip
+@click.option("--tune/--no-tune", default=None,
               help="Choose each model's options on a validation split carved from the training part, then refit.")  # fmt: skip
 @click.option("--tune-trials", type=int, default=None,
               help="Candidates tried per model with --tune (the given options included) [default: 10].")  # fmt: skip
+@click.option("--tune-objective", default=None, metavar="METRIC",
+              help="Metric --tune maximises (or minimises: rmse, mae) for every model [default: ndcg@k; rmse for rating models].")  # fmt: skip
+@wide_option
 def evaluate_command(
     data, fmt, features_path, user_features_path, models, split, k, seed, test_fraction,
     metrics, relevance_threshold, config_path, model_options, save_split, load_split, as_json, out_path,
     plot_path, peers=None, cold_reviews=None, cold_protocol=None, candidates=None,
-    rank_rating_models=False, merge_variants=False, trust_features=False, tune=False,
-    tune_trials=None,
+    rank_rating_models=None, merge_variants=None, trust_features=None, tune=None,
+    tune_trials=None, wide=False, markdown_path=None, out_dir=None, tune_objective=None,
 ) -> None:  # fmt: skip
     """Train every model in --models on the same split of DATA and measure them with rating
     and full-ranking metrics; ID-only models show n/a where they cannot score cold items."""
@@ -145,26 +139,30 @@ def evaluate_command(
         cold_reviews=cold_reviews, cold_protocol=cold_protocol, candidates=candidates,
         rank_rating_models=rank_rating_models, merge_variants=merge_variants,
         trust_features=trust_features, tune=tune, tune_trials=tune_trials,
-        load_split=load_split,
+        tune_objective=tune_objective, load_split=load_split, out=out_path,
+        markdown=markdown_path, plot=plot_path, save_split=save_split, out_dir=out_dir,
     )  # fmt: skip
-    result = api.evaluate(settings=settings, out=out_path, plot=plot_path, save_split=save_split)
+    result = api.evaluate(settings=settings)
     if as_json:
         click.echo(result.to_json())
         return
-    print_report(result)
-    for path, what in ((out_path, "results"), (plot_path, "chart")):
-        if path:
-            click.echo(f"wrote {what} to {path}")
+    print_report(result, wide=wide)
+    from recfeat.cli.terminal import clean
+
+    for key, what in (("out", "results"), ("markdown", "report"), ("plot", "chart"),
+                      ("save_split", "split")):  # fmt: skip
+        if settings.outputs.get(key):
+            click.echo(clean(f"wrote {what} to {settings.outputs[key]}"))
 
 
-def print_report(result) -> None:
+def print_report(result, *, wide: bool = False) -> None:
     """The table, then one line each: the split, the ranking task, the protocol, notes."""
     from recfeat.cli.terminal import clean
 
     info = result.info
     rep = info["split"]
-    print_table(result, title=f"{info['dataset']} - {rep['split']} split (seed {info['seed']}), "
-                              f"k={info['k']}")  # fmt: skip
+    title = f"{info['dataset']} - {rep['split']} split (seed {info['seed']}), k={info['k']}"
+    print_table(result, title=title, wide=wide)
     click.echo(
         f"split: {rep['train_interactions']} train / {rep['test_interactions']} test interactions; "
         f"{rep['evaluated_test_interactions']} evaluated, {rep['dropped_cold_rows']} dropped "

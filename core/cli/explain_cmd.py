@@ -15,7 +15,15 @@ WIDTH = 80
 
 
 def _fit(text: str, width: int = WIDTH) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."
+    """``text`` cut to ``width`` after a whole list entry (", ") or word, so a number is
+    never cut in half."""
+    if len(text) <= width:
+        return text
+    cut = text[: width - 3]
+    for sep in (", ", " "):
+        if sep in cut.strip():
+            return cut[: cut.rfind(sep)].rstrip(" ,") + "..."
+    return cut + "..."
 
 
 def explanation_lines(expl: dict[str, Any]) -> list[str]:
@@ -26,7 +34,8 @@ def explanation_lines(expl: dict[str, Any]) -> list[str]:
                   "history items):")]  # fmt: skip
     for entry in expl["items"]:
         score = "n/a" if entry["score"] is None else f"{entry['score']:.4f}"
-        lines.append(_fit(f"  {entry['rank']:>3}. {clean(entry['item'])}  {score}"))
+        head, tail = f"  {entry['rank']:>3}. ", f"  {score}"  # the score is never the part cut
+        lines.append(head + _fit(clean(entry["item"]), WIDTH - len(head) - len(tail)) + tail)
         if entry.get("history"):
             cited = ", ".join(f"{clean(h['item'])} {h['contribution']:+.2f}" for h in entry["history"])
             lines.append(_fit(f"       from your history: {cited}"))

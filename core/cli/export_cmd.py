@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 import recfeat.api as api
+import recfeat.progress as progress
 from recfeat.cli.params import gate_interactions_option
+from recfeat.cli.tables import wide_option
 
 HELP = """Export ENCODER (+ pooling, + optional L2 norm) as one ONNX graph, optionally optimise
 and quantise it, and validate every step against PyTorch fp32.
@@ -33,22 +35,18 @@ given on the command line overrides the file.
 """
 
 
-def print_table(rows) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def print_table(rows, *, wide: bool = False) -> None:
+    """The validation table, fitted to the terminal (the last line names the default file,
+    so the file column is the first to go)."""
+    from recfeat.cli.tables import print_table as fitted
 
-    table = Table(title="validation against PyTorch fp32")
-    for col in ("step", "file", "cosine mean", "cosine min", "cosine p1", "max abs diff", "min", "ok"):
-        table.add_column(col, justify="left" if col in ("step", "file") else "right")
-    for v in rows:
-        table.add_row(
-            v.step, v.file, f"{v.cosine_mean:.6f}", f"{v.cosine_min:.6f}", f"{v.cosine_p1:.6f}",
-            f"{v.max_abs_diff:.3g}", f"{v.min_cosine}", "yes" if v.passed else "NO",
-        )  # fmt: skip
-    # Wide enough for the file names; a pipe's default of 80 columns would wrap every row.
-    console = Console()
-    console.width = max(console.width, 140)
-    console.print(table)
+    header = ["step", "file", "cosine mean", "cosine min", "cosine p1", "max abs diff", "min", "ok"]
+    body = [[v.step, v.file, f"{v.cosine_mean:.6f}", f"{v.cosine_min:.6f}", f"{v.cosine_p1:.6f}",
+             f"{v.max_abs_diff:.3g}", f"{v.min_cosine}", "yes" if v.passed else "NO"]
+            for v in rows]  # fmt: skip
+    fitted(header, body, wide=wide, title="validation against PyTorch fp32",
+           align=["left", "left"] + ["right"] * 6, drop_first=("file", "min", "cosine p1"),
+           row_noun="step")  # fmt: skip
 
 
 def register(cli: click.Group) -> None:
@@ -94,11 +92,12 @@ def register(cli: click.Group) -> None:
     @click.option("--max-drop", default="1%", show_default=True,
                   help="--gate: largest relative loss of a downstream metric vs torch fp32.")
     @gate_interactions_option("--gate")
+    @wide_option
     def export_command(encoder_name, init, pooling, normalize, max_length, out, optimize,
                        quantize, preset, per_channel, calibration, calibration_format,
                        calibration_method, calibration_size, min_cosine, auto_exclude,
                        exclude_nodes, backend, config_path, opset, external_data, force, gate_data,
-                       gate_format, max_drop, gate_interactions):  # fmt: skip
+                       gate_format, max_drop, gate_interactions, wide):  # fmt: skip
         settings = api.export_settings(
             config_path, encoder=encoder_name, init=init, pooling=pooling, normalize=normalize,
             max_length=max_length, backend=backend, optimize=optimize, quantize=quantize,
@@ -111,10 +110,10 @@ def register(cli: click.Group) -> None:
         rows = []
         try:
             manifest = api.export(out=out, settings=settings, force=force, on_step=rows.append,
-                                  echo=lambda msg: click.echo(msg, err=True))  # fmt: skip
+                                  echo=progress.say)  # fmt: skip
         finally:
             if rows:
-                print_table(rows)
+                print_table(rows, wide=wide)
         src = manifest["source"]
         label = " (RANDOM weights)" if src["random_init"] else ""
         click.echo(

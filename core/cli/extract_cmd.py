@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+import recfeat.progress as progress
 from recfeat.api import BACKENDS as VOCABULARY_BACKENDS
 from recfeat.api import PRECISIONS
 from recfeat.cli.params import gate_interactions_option
@@ -140,7 +141,7 @@ def extract_command(data, fmt, level, encoder_name, pooling, precision, batch_to
         chunk_size=chunk_size, stream=stream, ray=ray, min_cosine=min_cosine,
         max_drop=max_drop, gate_interactions=gate_interactions,
     )  # fmt: skip
-    say = lambda msg: click.echo(clean(msg), err=True)  # noqa: E731 - names from the data
+    say = lambda msg: progress.say(clean(msg))  # noqa: E731 - names from the data
     result = api.extract_file(out=out, settings=settings, echo=say)
     click.echo(clean(summary_line(result, out)))
 

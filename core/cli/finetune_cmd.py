@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 import recfeat.api as api
+import recfeat.progress as progress
 from recfeat.cli.params import training_split_options
 
 
@@ -60,7 +61,7 @@ def finetune_command(data, fmt, encoder_name, out, split_kind, seed, test_fracti
     an interruption and it resumes from the last checkpoint."""
     from recfeat.cli.terminal import clean, echo
 
-    say = lambda msg: click.echo(clean(msg), err=True)  # noqa: E731 - names from the data
+    say = lambda msg: progress.say(clean(msg))  # noqa: E731 - names from the data
     result = api.finetune(
         data, out=out, encoder=encoder_name, format=fmt, split=split_kind, seed=seed,
         test_fraction=test_fraction, load_split=load_split, pairs=pair_kinds,

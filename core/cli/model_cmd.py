@@ -42,24 +42,28 @@ import recfeat.api as api
     metavar="KEY=VALUE",
     help="Model option, repeatable.",
 )
+@click.option("--load-split", default=None, metavar="FILE",
+              help="Fit on the training part of a split saved with evaluate --save-split "
+              "(checked against DATA), not on every interaction.")  # fmt: skip
 @click.option("--out", "out_path", required=True,
               help="Where to write the fitted model (one file, e.g. model.recfeat).")  # fmt: skip
 def train_command(
-    data, fmt, model_name, features_path, user_features_path, options, out_path
+    data, fmt, model_name, features_path, user_features_path, options, load_split, out_path
 ) -> None:
-    """Fit --model on every interaction of DATA and save it to --out."""
+    """Fit --model on every interaction of DATA (or on a saved split's training part) and
+    save it to --out."""
     from recfeat.cli.terminal import echo
 
     settings = api.train_settings(
         data=data, format=fmt, model=model_name, options=options,
-        item_features=features_path, user_features=user_features_path,
+        item_features=features_path, user_features=user_features_path, load_split=load_split,
     )  # fmt: skip
-    bundle = api.train(settings=settings, out=out_path)
-    header = bundle["header"]
+    trained = api.train(settings=settings, out=out_path)
+    part = f" (the training part of {load_split})" if load_split else ""
     echo(
-        f"trained {model_name} on {header['interactions']} interactions "
-        f"({header['users']} users, {header['items']} items) in {header['fit_seconds']:.1f} s; "
-        f"wrote {Path(out_path)}"
+        f"trained {model_name} on {trained.interactions} interactions{part} "
+        f"({len(trained.user_ids)} users, {len(trained.item_ids)} items) in "
+        f"{trained.fit_seconds:.1f} s; wrote {Path(out_path)}"
     )
 
 

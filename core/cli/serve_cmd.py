@@ -65,12 +65,16 @@ import recfeat.api as api
               help="Texts kept in the in-memory LRU cache (0: off).")
 @click.option("--max-items", type=click.IntRange(min=1), default=1_000_000, show_default=True,
               help="Items the store holds at most, start-up items included (507 above).")
+@click.option("--index", default="auto", show_default=True, metavar="exact|hnsw|auto",
+              help="Top-k search of text-profile recommendations: exact scores every item; "
+              "hnsw is approximate (pip install 'recfeat[ann]'); auto is hnsw from 100,000 "
+              "items when faiss is installed.")
 @click.option("--trust", is_flag=True,
               help="Also open an OLD pickle model file (runs code from it; only your own files).")
 def serve_command(encoder, config_path, backend, precision, device, threads, model, data, fmt,
                   item_features, cleaners, keep_pii, host, port, api_key, max_batch_tokens,
                   batch_window_ms, max_queue, max_inputs, max_chars, max_body_bytes,
-                  request_timeout, body_timeout, cache_size, max_items, trust) -> None:  # fmt: skip
+                  request_timeout, body_timeout, cache_size, max_items, index, trust) -> None:  # fmt: skip
     """Serve embeddings and recommendations over HTTP until SIGTERM / Ctrl-C."""
     settings = api.serve_settings(
         config_path, encoder=encoder, backend=backend, precision=precision, device=device,
@@ -79,7 +83,7 @@ def serve_command(encoder, config_path, backend, precision, device, threads, mod
         max_batch_tokens=max_batch_tokens, batch_window_ms=batch_window_ms,
         max_queue=max_queue, max_inputs=max_inputs, max_chars=max_chars,
         max_body_bytes=max_body_bytes, request_timeout=request_timeout,
-        body_timeout=body_timeout, cache_size=cache_size, max_items=max_items,
+        body_timeout=body_timeout, cache_size=cache_size, max_items=max_items, index=index,
     )  # fmt: skip
     api.serve(settings=settings, echo=lambda line: click.echo(line))
 

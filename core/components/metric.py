@@ -19,6 +19,10 @@ import numpy as np
 from ..errors import DataError
 from .base import Component
 
+# The error metrics' names, where a higher value is worse: for callers that hold a column
+# title rather than a registered metric (the downstream gate, the chart).
+LOWER_IS_BETTER = frozenset({"rmse", "mae"})
+
 
 class Metric(Component):
     kind: ClassVar[str] = "rating"
@@ -33,6 +37,21 @@ class Metric(Component):
 
     def __call__(self, *args, **kwargs) -> float:
         raise NotImplementedError
+
+
+def objective_problem(name: object) -> str | None:
+    """Why ``name`` cannot be what tuning optimises (a registered rating or ranking metric,
+    e.g. ``ndcg@k``, ``recall@k``, ``mrr``, ``rmse``), or None when it can: catalogue
+    metrics describe all lists together, not one model's fit to validation data."""
+    from ..errors import closest
+    from ..plugin.registry import get_registry
+
+    registry = get_registry("metric")
+    usable = [n for n in registry.names() if registry.get(n).kind in ("rating", "ranking")]
+    if isinstance(name, str) and name in usable:
+        return None
+    return (f"objective {name!r} is not a rating or ranking metric.{closest(str(name), usable)} "
+            f"Use one of {', '.join(usable)}")  # fmt: skip
 
 
 class RatingMetric(Metric):

@@ -40,7 +40,8 @@ def rmse_scorer(estimator, X, y=None) -> float:
     return -get_registry("metric").create("rmse")(true, pred)
 
 
-def ranking_scorer(metric: str = "ndcg", k: int = 10, threshold: float | None = None):
+def ranking_scorer(metric: str = "ndcg", k: int = 10,
+                   threshold: float | None = None) -> RankingScorer:  # fmt: skip
     """A scorer ranking all known items per user of ``X``; ``metric`` is a registered
     ranking metric (``ndcg``, ``recall``, ``precision``, ``map``, ``hitrate``, ``mrr``, ...)."""
     from recfeat.data import checks

@@ -7,6 +7,7 @@ import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
 
 from .base import Component
 
@@ -59,18 +60,26 @@ class Tokenizer(Component):
         raise NotImplementedError
 
 
-class TokenFeaturizer(Component):
+class TokenFeaturizer(Component, TransformerMixin, BaseEstimator):
     """Sparse features over a model's own token ids (hashed bag-of-tokens, TF-IDF).
 
-    scikit-learn transformer conventions: ``fit(texts)`` returns self, ``transform(texts)``
-    returns a ``scipy.sparse.csr_matrix`` of float32.
+    scikit-learn transformer conventions, so a featurizer is a Pipeline or ColumnTransformer
+    step: ``fit(X, y=None)`` returns self, ``transform(X)`` takes a list, Series or
+    one-column frame of texts and returns a ``scipy.sparse.csr_matrix`` of float32,
+    ``get_params``/``clone`` work and ``get_feature_names_out()`` names the columns.
+    Subclasses pickle without their loaded tokenizer or network (reloaded on first use).
+    Sparse output has no pandas form: ``set_output(transform="pandas")`` is scikit-learn's
+    error, as for its own sparse vectorizers.
     """
 
-    def fit(self, texts: Sequence[str]):
+    def fit(self, X, y=None):
         return self
 
-    def transform(self, texts: Sequence[str]):
+    def transform(self, X):
         raise NotImplementedError
 
-    def fit_transform(self, texts: Sequence[str]):
-        return self.fit(texts).transform(texts)
+    def __sklearn_is_fitted__(self) -> bool:
+        return True  # stateless unless a subclass says otherwise
+
+    def __repr__(self) -> str:  # Component's repr, not BaseEstimator's pretty printer
+        return Component.__repr__(self)

@@ -18,7 +18,7 @@ import pandas as pd
 
 from recfeat.atomic import atomic_files, write_file
 from recfeat.data import checks
-from recfeat.errors import DataError
+from recfeat.errors import DataError, UsageError
 from recfeat.jsonable import jsonable
 
 VECTOR_COLUMN = "vector"
@@ -428,6 +428,68 @@ def load_features(path: str | Path) -> Features | ReviewVectors:
     tokens, columns = read_token_features(path, len(ids))
     return features_from_table(ids, vectors, {**manifest, "path": str(path)}, where=str(path),
                                tokens=tokens, token_columns=columns)  # fmt: skip
+
+
+#: What a features argument of the Python API may be, for its messages.
+FEATURES_WANTED = ("a feature file path, Features, an extract() result or a DataFrame of an id "
+                   "column and a 'vector' column")  # fmt: skip
+
+
+def frame_level(frame, name: str = "features") -> str:
+    """The level of a DataFrame of features, by its columns (a features file's, as
+    ``pandas.read_parquet`` reads it: ``item`` or ``user`` ids, both for reviews, and a
+    ``vector`` column), or one UsageError naming the columns it needs: cheap, before any work."""
+    columns = [str(c) for c in frame.columns]
+    level = ("review" if {"user", "item"} <= set(columns) else "item" if "item" in columns
+             else "user" if "user" in columns else None)  # fmt: skip
+    if level is None or VECTOR_COLUMN not in columns or len(set(columns)) != len(columns):
+        raise UsageError(
+            f"{name}: a DataFrame of features needs one item (or user; both for reviews) id "
+            f"column and one {VECTOR_COLUMN!r} column of equal-length number lists, got columns "
+            f"{', '.join(columns) or 'none'}; build it as pandas.read_parquet reads a features file"
+        )
+    return level
+
+
+def features_from_frame(frame, name: str = "features") -> Features | ReviewVectors:
+    """A DataFrame of features (see ``frame_level``) as Features or ReviewVectors, through a
+    features file's own checks (numbers, one length, finite, one vector per id). It has no
+    manifest: nothing says which encoder made it, so the checks that compare encoders (a
+    model's later --features, a fine-tuned encoder's lineage) have nothing to compare."""
+    import pyarrow as pa
+
+    level = frame_level(frame, name)
+    table = frame.reset_index(drop=True)
+    where = f"{name} (a DataFrame)"
+    try:
+        column = pa.array(table[VECTOR_COLUMN], from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+        raise DataError(f"{where}: column {VECTOR_COLUMN!r} is not lists of numbers ({exc})") from None
+    manifest = {"level": level}
+    vectors = _vectors(column, where)
+    check_vectors(vectors, manifest, where)
+    ids = table[list(LEVEL_KEYS[level])]
+    check_ids(ids, manifest, where)
+    return features_from_table(ids, vectors, manifest, where=where)
+
+
+def as_features(value: Any, name: str = "features") -> Features | ReviewVectors | None:
+    """A features argument loaded: None or "" (none given) -> None; a feature file path ->
+    ``load_features``; an ``extract()`` result -> its features; a DataFrame ->
+    ``features_from_frame``; Features or ReviewVectors as they are; anything else is one
+    UsageError naming what to pass."""
+    if value is None or (isinstance(value, str) and not value):
+        return None
+    if isinstance(value, (str, Path)) or hasattr(value, "__fspath__"):
+        return load_features(value)
+    if hasattr(value, "to_features"):  # straight from extract()
+        return value.to_features()
+    if checks.is_frame(value):
+        return features_from_frame(value, name)
+    if isinstance(value, (Features, ReviewVectors)):
+        return value
+    raise checks.refuse(name, FEATURES_WANTED, value,
+                        "pass the .parquet file recfeat extract wrote, or recfeat.read_features(path)")  # fmt: skip
 
 
 def features_from_table(ids: pd.DataFrame, vectors: np.ndarray, manifest: dict[str, Any],

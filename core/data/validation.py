@@ -25,6 +25,7 @@ import errno
 import gzip
 import io
 import json
+import math
 import os
 import re
 import stat
@@ -452,7 +453,8 @@ def coerce_ids(values: pd.Series) -> pd.Series:
     import pandas as pd
 
     if pd.api.types.is_float_dtype(values):
-        ok = values.notna() & (values == values.round())
+        # inf equals its own round(); it is no id and cannot become an integer
+        ok = values.notna() & values.abs().lt(float("inf")) & (values == values.round())
         out = values.astype("object")
         out[ok] = values[ok].astype("int64").astype(str)
         return out.where(values.notna(), None)
@@ -468,10 +470,12 @@ MAX_TIMESTAMP = 2.0**63
 
 
 def _not_an_id(values: pd.Series) -> pd.Series:
-    """Ids given as JSON lists/objects (or booleans): a wrong type, not an id."""
+    """Ids given as JSON lists/objects (or booleans), or an infinite number (JSON's
+    ``Infinity``): a wrong type, not an id."""
     if values.dtype != object:
         return values.isna() & False
-    return values.map(lambda v: isinstance(v, (list, dict, tuple, set, bool)))
+    return values.map(lambda v: isinstance(v, (list, dict, tuple, set, bool))
+                      or (isinstance(v, float) and math.isinf(v)))
 
 
 def bad_row_mask(
@@ -508,7 +512,7 @@ def bad_row_mask(
     reason[inf] = "rating is infinite"
     for col, word in (("item", "item"), ("user", "user")):
         wrong = _not_an_id(df[col])
-        reason[wrong] = f"{word} id is a list, object or boolean, not a string or number"
+        reason[wrong] = f"{word} id is a list, object, boolean or infinite number, not a string or finite number"
         missing = ~wrong & (df[col].isna() | (df[col].astype(str).str.strip() == ""))
         reason[missing] = f"{word} id is missing"
         bad |= wrong | missing

@@ -24,7 +24,7 @@ import numpy as np
 from recfeat.components.tokenizer import TokenBatch
 from recfeat.encode.batching import pad_batch, padded_width, plan_batches
 from recfeat.errors import DataError
-from recfeat.progress import progress_bar
+from recfeat.progress import progress_bar, report
 
 #: Statistics every backend reports for one ``encode`` call (manifests sum them).
 STAT_KEYS = ("texts", "tokens", "truncated_texts", "tokens_dropped", "padding_ratio", "batches")
@@ -245,6 +245,7 @@ def encode(
         for rows, feed in batches:
             pending.append((rows, backend.submit(feed)))
             bar.advance(len(rows))
+            report(len(rows))  # the caller's bar, when it counts this call as one step
         backend.collect(pending, out)
     return out, counter.stats()
 

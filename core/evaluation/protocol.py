@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 
 from recfeat.atomic import atomic_path
+from recfeat.components.metric import objective_problem
 from recfeat.data import checks
 from recfeat.data.features import Features, ReviewVectors, check_matches_dataset
 from recfeat.data.recdata import RecData
@@ -91,6 +92,11 @@ NA_SHORT = {
     NA_RATING_MODEL: "rating-only",
 }
 CHUNK_USERS = 128
+#: Short metric titles for a table that must fit a terminal (recfeat.cli.tables names them).
+SHORT_METRIC_NAMES = {"precision": "prec", "recall": "rec", "hitrate": "hit", "coverage": "cov"}
+#: Columns such a table leaves out first: those the others imply (f1 from precision and
+#: recall) or that say least about a model next to ndcg and recall.
+DROP_FIRST = ("f1@", "map@", "mrr", "hitrate@", "precision@", "fit s", "coverage", "mae")
 
 
 # -- features ------------------------------------------------------------------------------
@@ -164,14 +170,33 @@ class EvaluationResult:
                 )
         return out
 
+    def display_rows(self, digits: int = 4, short: bool = False) -> tuple[list[str], list[list[str]]]:
+        """``display_table`` as a header and rows of strings, each row's label first and
+        its fit seconds last (``recfeat.cli.tables`` lays them out)."""
+        shown = self.display_table(digits=digits, short=short)
+        header = ["model", *map(str, shown.columns), "fit s"]
+        rows = [[str(model), *map(str, shown.iloc[n]), f"{self.fit_seconds[model]:.1f}"]
+                for n, model in enumerate(shown.index)]  # fmt: skip
+        return header, rows
+
+    def table_layout(self, short: bool = False) -> dict[str, Any]:
+        """How ``recfeat.cli.tables.fit`` may narrow ``display_rows``: its n/a cells, short
+        metric titles and the columns to leave out first."""
+        na = {"-", *(r for per_model in self.na.values() for r in per_model.values())}
+        if short:
+            na = {NA_SHORT.get(r, "n/a") if r != "-" else r for r in na}
+        return {"na": na, "abbreviations": SHORT_METRIC_NAMES, "drop_first": DROP_FIRST,
+                "row_noun": "model"}  # fmt: skip
+
+    def na_legend_entries(self) -> list[str]:
+        """``short label = reason`` for each short n/a label that appears in this result."""
+        used = {r for per_model in self.na.values() for r in per_model.values()}
+        return [f"{NA_SHORT.get(r, 'n/a')} = {r.removeprefix('n/a (').rstrip(')')}"
+                for r in sorted(used)]  # fmt: skip
+
     def na_legend(self) -> str:
         """One line explaining the short n/a labels that appear in this result."""
-        used = {r for per_model in self.na.values() for r in per_model.values()}
-        parts = [
-            f"{NA_SHORT.get(r, 'n/a')} = {r.removeprefix('n/a (').rstrip(')')}"
-            for r in sorted(used)
-        ]
-        return "; ".join(parts)
+        return "; ".join(self.na_legend_entries())
 
     def to_dict(self) -> dict[str, Any]:
         models = {}
@@ -199,16 +224,46 @@ class EvaluationResult:
         rows = [f"| {m} | " + " | ".join(str(v) for v in shown.loc[m]) + " |" for m in shown.index]
         return "\n".join([header, rule, *rows])
 
+    def report_markdown(self, title: str) -> str:
+        """A Markdown report: ``title``, the table, then the split, relevance, tuning and
+        each model's notes (which say the options tuning searched and the ones held fixed)."""
+        rep = self.info.get("split") or {}
+        lines = [f"# {title}", "", self.to_markdown(), ""]
+        legend = self.na_legend()
+        if legend:
+            lines += [f"n/a: {legend}", ""]
+        if rep:
+            lines.append(f"- split: {rep.get('split')}, {rep.get('train_interactions')} train / "
+                         f"{rep.get('test_interactions')} test interactions")  # fmt: skip
+        lines.append(f"- relevance: {self.info.get('relevance')}")
+        tuning = self.info.get("tuning")
+        if tuning:
+            lines.append(f"- tuning: {tuning['n_trials']} trials per model on a validation "
+                         f"split of the training part; objective {tuning['objective']}")  # fmt: skip
+        lines += [f"- {model}: {note}" for model, notes in self.notes.items() for note in notes]
+        return "\n".join(lines)
+
 
 # -- evaluation ----------------------------------------------------------------------------
+def _model_label(spec) -> str:
+    """A model's row label: its name, with its options when it has any."""
+    name, options = (spec, {}) if isinstance(spec, str) else (spec[0], dict(spec[1]))
+    return name if not options else f"{name}({', '.join(f'{k}={v}' for k, v in options.items())})"
+
+
+def _search_spaces(models) -> dict[str, dict[str, list]]:
+    """label -> the search space a ``(name, options, space)`` spec gives (tuning searches
+    it instead of the model's built-in one)."""
+    return {_model_label(spec): dict(spec[2]) for spec in models
+            if not isinstance(spec, str) and len(spec) == 3 and spec[2]}  # fmt: skip
+
+
 def _model_specs(models) -> list[tuple[str, str, dict[str, Any]]]:
     """(label, registry name, options) per model; labels stay unique."""
     specs, seen = [], set()
     for spec in models:
         name, options = (spec, {}) if isinstance(spec, str) else (spec[0], dict(spec[1]))
-        label = (
-            name if not options else f"{name}({', '.join(f'{k}={v}' for k, v in options.items())})"
-        )
+        label = _model_label(spec)
         if label in seen:
             raise UsageError(f"model {label!r} is listed twice")
         seen.add(label)
@@ -238,6 +293,7 @@ class Protocol:
     trust_features: bool = False
     tune: bool = False
     tune_trials: int | None = None
+    tune_objective: str | None = None  # a metric name; None: NDCG@k, RMSE for rating models
 
     @classmethod
     def of(cls, protocol: Protocol | None = None, **options: Any) -> Protocol:
@@ -275,12 +331,16 @@ def check_protocol(p: Protocol) -> Protocol:
         checks.flag(getattr(p, name), f"--{name.replace('_', '-')}")
     if p.tune_trials is not None:
         check_trials(p.tune_trials)
+    if p.tune_objective is not None and objective_problem(p.tune_objective):
+        raise UsageError(f"--tune-objective: {objective_problem(p.tune_objective)}")
     return p
 
 
 def component_specs(given: Any, name: str, example: str) -> list[Any]:
     """Models or metrics as ``evaluate`` takes them: "a,b", or a list of names and
-    ``(name, options)`` pairs; anything else is one UsageError naming ``name``."""
+    ``(name, options)`` pairs (models also ``(name, options, search space)`` triples: the
+    space tuning searches, option -> values); anything else is one UsageError naming
+    ``name``."""
     if isinstance(given, str):
         return checks.names(given, name, example=example)
     if not isinstance(given, (list, tuple)):
@@ -289,10 +349,11 @@ def component_specs(given: Any, name: str, example: str) -> list[Any]:
     if not given:
         raise checks.refuse(name, "at least one name", given,
                             f"pass e.g. {checks.spelled(name, example)}")  # fmt: skip
+    sizes = (2, 3) if name == "models" else (2,)
     for spec in given:
-        pair = isinstance(spec, (list, tuple)) and len(spec) == 2
+        pair = isinstance(spec, (list, tuple)) and len(spec) in sizes
         if not (isinstance(spec, str) and spec.strip()) and not (
-            pair and isinstance(spec[0], str) and isinstance(spec[1], dict)
+            pair and isinstance(spec[0], str) and all(isinstance(s, dict) for s in spec[1:])
         ):
             raise checks.refuse(f"each of {name}", "a name or a (name, options dict) pair", spec,
                                 f"pass e.g. {checks.spelled(name, example)}")  # fmt: skip
@@ -324,10 +385,14 @@ def evaluate(
     ``progress``: show progress bars (None: when stderr is a terminal)."""
     p = Protocol.of(protocol, **options)
     specs = _check_inputs(data, item_features, user_features, models, p)
-    data, item_features, split_obj = _split_for(data, item_features, split, p)
-    run = _prepare(data, item_features, user_features, split_obj, specs, p)
-    tuner = _tuner(run) if p.tune else None
-    return _evaluate_models(run, specs, tuner, progress)
+    # the bar shows from here: splitting and the leak checks can take a while on big data
+    with progress_bar(len(specs), "evaluating models", enabled=progress, unit="model") as bar:
+        bar.describe("evaluating models: preparing the split")
+        data, item_features, split_obj = _split_for(data, item_features, split, p)
+        run = _prepare(data, item_features, user_features, split_obj, specs, p)
+        run.spaces = _search_spaces(component_specs(models, "models", example="bias,popularity"))
+        tuner = _tuner(run, progress) if p.tune else None
+        return _evaluate_models(run, specs, tuner, bar)
 
 
 def _check_inputs(data, item_features, user_features, models, p: Protocol):
@@ -391,6 +456,7 @@ class _Run:
     task: _RankingTask
     created: dict[str, Any]  # label -> unfitted model
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    spaces: dict[str, dict[str, list]] = dataclasses.field(default_factory=dict)  # label -> given
 
 
 def _prepare(data, item_features, user_features, split: Split, specs, p: Protocol) -> _Run:
@@ -445,31 +511,31 @@ def _describe(run: _Run, feature_info: dict[str, Any], leak_info: dict[str, Any]
     return info
 
 
-def _tuner(run: _Run):
+def _tuner(run: _Run, progress: bool | None):
     """The tuner of ``run`` (it sees ``split.train`` only); fills ``info["tuning"]`` as each
     model is tuned."""
     p = run.protocol
     tuner = Tuner(run.data, run.item_features, run.user_features, run.split, evaluate=evaluate,
                   k=p.k, seed=p.seed, relevance_threshold=run.threshold, n_trials=p.tune_trials,
                   cold_protocol=p.cold_protocol, cold_reviews=p.cold_reviews,
-                  candidates=p.candidates, trust_features=p.trust_features)  # fmt: skip
+                  candidates=p.candidates, trust_features=p.trust_features,
+                  progress=progress, objective=p.tune_objective)  # fmt: skip
     run.info["tuning"] = tuner.summary
     return tuner
 
 
-def _evaluate_models(run: _Run, specs, tuner, progress: bool | None) -> EvaluationResult:
-    """Fit and measure every model in turn; the table, n/a reasons and notes."""
+def _evaluate_models(run: _Run, specs, tuner, bar) -> EvaluationResult:
+    """Fit and measure every model in turn (``bar`` counts them); the table, n/a reasons
+    and notes."""
     from threadpoolctl import threadpool_limits
 
     rows, na, notes, fit_s, options = {}, {}, {}, {}, {}
     units: dict[str, dict[str, Any]] = {}
     # Models here multiply small matrices many times (per user, per batch); multi-threaded
     # BLAS only adds contention for them (5-10x slower measured on 2 cores).
-    with (
-        threadpool_limits(1, "blas"),
-        progress_bar(len(specs), "evaluating models", enabled=progress) as bar,
-    ):
+    with threadpool_limits(1, "blas"):
         for label, name, opts in specs:
+            bar.describe(f"evaluating models: {label}")
             values, na[label], notes[label], fit_s[label], options[label], units[label] = (
                 _fit_and_score(run, label, name, opts, tuner)
             )
@@ -485,11 +551,14 @@ def _fit_and_score(run: _Run, label: str, name: str, opts: dict[str, Any], tuner
     """Fit one model on all of ``split.train`` (with the tuned options when tuning) and
     measure it: ``(values, n/a reasons, notes, fit seconds, options, per-unit scores)``."""
     if tuner is not None:  # refit on all of split.train with the chosen options
-        chosen = tuner.tune(label, name, opts).options
+        chosen = tuner.tune(label, name, opts, run.spaces.get(label)).options
         run.created[label] = get_registry("model").create(name, **chosen)
     model = run.created[label]
     options = {"name": name, **model.get_params()}
     notes: list[str] = [] if tuner is None else [tuner.reports[label].note()]
+    if tuner is None and label in run.spaces:  # said, not silently dropped
+        notes.append(f"search space {run.spaces[label]} not searched: tuning is off "
+                     "(--tune, or tune = true under [tuning])")  # fmt: skip
     na: dict[str, str] = {}
     uses_text = model.uses_text
     if uses_text and run.fit_features is None and run.user_features is None:
@@ -773,38 +842,111 @@ class _RankingTask:
 
 
 # -- chart ---------------------------------------------------------------------------------
+def lower_is_better(metric: str) -> bool:
+    """Whether a smaller ``metric`` (a column title such as ``rmse`` or ``ndcg@10``) is
+    better: the registered metric's ``higher_is_better``, else the error metrics' names."""
+    import re
+
+    from recfeat.components.metric import LOWER_IS_BETTER
+
+    registry = get_registry("metric")
+    base = re.sub(r"@\d+$", "", metric)
+    for name in (metric, f"{base}@k", base):
+        if name in registry:
+            return not registry.get(name).higher_is_better
+    return base.lower() in LOWER_IS_BETTER
+
+
+def reference_lines(result: EvaluationResult, metric: str) -> list[tuple[str, float]]:
+    """The bars a model must clear on ``metric``, as (label, value): chance (the exact
+    expected score of a random ranking where the protocol computed it, else the ``random``
+    model's), "new items first" (item-cold, mixed candidates) and the global mean's RMSE/MAE."""
+    table, ranking = result.table, result.info.get("ranking") or {}
+
+    def row_value(model: str) -> float | None:
+        value = table[metric].get(model) if metric in table else None
+        return None if value is None or pd.isna(value) else float(value)
+
+    out = []
+    chance = ranking.get(f"expected_random_{metric}")
+    if chance is None:
+        chance = row_value("random")
+    if chance is not None:
+        out.append(("chance", float(chance)))
+    new_first = (ranking.get("reference_new_items_first") or {}).get(metric)
+    if new_first is not None:
+        out.append(("new items first", float(new_first)))
+    mean = row_value("global-mean")
+    if mean is not None:
+        out.append(("global mean", mean))
+    return out
+
+
+_LINE_STYLES = {"chance": ("#c0392b", "--"), "new items first": ("#7d3c98", ":"),
+                "global mean": ("#555555", "-.")}  # fmt: skip
+_BAR_COLOURS = {False: ("#3b75af", "#a9c4df"), True: ("#c8701e", "#ecc39c")}  # best, others
+
+
+def result_figure(result: EvaluationResult, metrics=None, title: str | None = None):
+    """The chart of ``plot_result`` as a matplotlib ``Figure``: a grid of panels (at most
+    4 across), one per metric with a value; in each, the models that have one as bars, best
+    on top, and the reference lines (``reference_lines``) dashed. Lower-is-better metrics
+    say so in their title and are drawn in another colour."""
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    table = result.table
+    metrics = [m for m in (metrics or table.columns) if m in table and table[m].notna().any()]
+    if not metrics:
+        raise DataError("nothing to plot: every metric is n/a")
+    n = len(metrics)
+    # at most 4 across; 3 where that leaves fewer empty cells (5, 6, 9 panels)
+    cols = n if n <= 4 else min((4, 3), key=lambda c: (-n % c, -c))
+    rows = -(-n // cols)
+    bars = max(int(table[m].notna().sum()) for m in metrics)
+    panel_h = 0.9 + 0.26 * bars
+    fig = Figure(figsize=(3.9 * cols, panel_h * rows + 0.9), dpi=110, layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    used_lines: dict[str, Line2D] = {}
+    for ax, metric in zip(axes, metrics, strict=False):
+        lower = lower_is_better(metric)
+        values = table[metric].dropna().sort_values(ascending=lower)
+        best, other = _BAR_COLOURS[lower]
+        ypos = np.arange(len(values))
+        ax.barh(ypos, values.to_numpy(), color=[best] + [other] * (len(values) - 1), height=0.7)
+        ax.set_yticks(ypos, labels=list(values.index), fontsize=8)
+        ax.set_ylim(bars - 0.5, -0.5)  # best on top; every panel's bars equally thick
+        refs = reference_lines(result, metric)
+        top = max([float(values.max()), *(v for _, v in refs)])
+        for y, v in zip(ypos, values, strict=True):
+            ax.text(v + top * 0.015, y, f"{v:.3f}", va="center", fontsize=7)
+        for label, value in refs:
+            colour, style = _LINE_STYLES[label]
+            used_lines[label] = ax.axvline(value, color=colour, linestyle=style, linewidth=1.4,
+                                           label=label)  # fmt: skip
+        ax.set_xlim(0, top * 1.2 if top > 0 else 1)
+        ax.tick_params(axis="x", labelsize=7)
+        direction = "lower is better \u2193" if lower else "higher is better \u2191"
+        ax.set_title(f"{metric} ({direction})", fontsize=9, fontweight="bold" if lower else None)
+        missing = [m for m in table.index if pd.isna(table.loc[m, metric])]
+        if missing:
+            ax.set_xlabel("n/a: " + ", ".join(missing), fontsize=7, color="#666666", wrap=True)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    if used_lines:
+        fig.legend(handles=[used_lines[k] for k in _LINE_STYLES if k in used_lines],
+                   loc="outside upper right", ncols=len(used_lines), fontsize=8, frameon=False)  # fmt: skip
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
 def plot_result(
     result: EvaluationResult, path: str | Path, metrics=None, title: str | None = None
 ) -> Path:
-    """Bar chart, one panel per metric; n/a models are labelled, not drawn as zero."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    table = result.table
-    metrics = list(metrics or [c for c in table.columns if table[c].notna().any()])
-    if not metrics:
-        raise DataError("nothing to plot: every metric is n/a")
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics) + 1, 3.8), squeeze=False)
-    for ax, metric in zip(axes[0], metrics, strict=False):
-        values = table[metric]
-        ypos = np.arange(len(values))
-        ax.barh(
-            ypos,
-            values.fillna(0).to_numpy(),
-            color=["#bbbbbb" if pd.isna(v) else "#3b75af" for v in values],
-        )
-        for y, v in zip(ypos, values, strict=False):
-            ax.text(0, y, " n/a" if pd.isna(v) else f" {v:.3f}", va="center", fontsize=7)
-        ax.set_yticks(ypos, labels=list(values.index), fontsize=8)
-        ax.invert_yaxis()
-        ax.set_title(metric, fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    """``result_figure`` written as a PNG to ``path`` (atomically)."""
+    fig = result_figure(result, metrics=metrics, title=title)
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+        fig.savefig(tmp, format="png")
     return path

@@ -11,14 +11,17 @@ Protocol
   rebuilt from the training rows (reviews and review vectors filtered to training pairs;
   item texts and item-level features from texts are not interactions and are kept).
 - The search space is the model class's ``tune_space`` (``RecModel.tune_space``: option ->
-  list of values; empty = nothing to tune). Options the caller set explicitly stay fixed.
-  Candidates: the caller's options as given (the defaults) first, then scikit-learn's
+  list of values; empty = nothing to tune), or the space the caller gives for that model
+  (``[models.NAME.search]`` in a config, a ``(name, options, space)`` model spec), which
+  replaces it. Options the caller set explicitly are FIXED: never searched, and listed as
+  held fixed in the report and its note. Candidates: the caller's options as given (the defaults) first, then scikit-learn's
   ``ParameterGrid`` when the whole grid fits the budget ``n_trials``, else
   ``ParameterSampler`` (``n_trials - 1`` seeded draws without replacement).
 - Each candidate is scored by ``recfeat.evaluation.protocol.evaluate`` itself on the
   validation split (same ranking task, exclusions, ties, relevance threshold, cold-start
   protocol), so there is one metric implementation. Objective: NDCG@k for models that rank
-  (``ranks_items``), RMSE for rating-only models. Ties keep the earlier candidate, so the
+  (``ranks_items``), RMSE for rating-only models, unless ``objective`` names a metric for
+  every model (its ``higher_is_better`` says which way is better). Ties keep the earlier candidate, so the
   defaults win unless something is strictly better.
 - A model whose validation objective is n/a for every candidate (an ID-only model on an
   item-cold validation split) or that declares no space is reported as not tuned and keeps
@@ -34,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from recfeat.errors import DataError, UsageError
+from recfeat.components.metric import objective_problem
+from recfeat.errors import DataError, UsageError, closest
 from recfeat.plugin.registry import get_registry
 from recfeat.progress import progress_bar
 
@@ -92,10 +96,27 @@ def training_view(data, item_features, split):
 
 
 # -- candidates ----------------------------------------------------------------------------
-def search_space(cls, fixed: dict[str, Any]) -> dict[str, list]:
-    """The class's ``tune_space`` without the options the caller fixed."""
-    space = getattr(cls, "tune_space", None) or {}
-    return {k: list(v) for k, v in space.items() if k not in fixed and len(v) > 0}
+def search_space(cls, fixed: dict[str, Any], given: dict[str, list] | None = None) -> dict[str, list]:
+    """What tuning searches: ``given`` (the caller's space, ``[models.NAME.search]``), which
+    replaces the class's ``tune_space``, else the class's space without the options the
+    caller fixed. A given option that is also fixed, or that the model does not take, is a
+    UsageError: a fixed option is never searched."""
+    if not given:
+        space = getattr(cls, "tune_space", None) or {}
+        return {k: list(v) for k, v in space.items() if k not in fixed and len(v) > 0}
+    known = cls._get_param_names()  # scikit-learn's: the constructor's arguments
+    for option, values in given.items():
+        if option not in known:
+            raise UsageError(f"{cls.name}: search space names {option!r}, not an option of the "
+                             f"model.{closest(option, known)} Options: {', '.join(known)}")  # fmt: skip
+        if option in fixed:
+            raise UsageError(f"{cls.name}: {option!r} is both fixed ({option}={fixed[option]!r}) "
+                             "and in the search space; keep one")  # fmt: skip
+        if not isinstance(values, (list, tuple)) or not values:
+            raise UsageError(f"{cls.name}: search space {option!r} must be a non-empty list of "
+                             f"values, got {values!r}")  # fmt: skip
+    return {k: list(v) for k, v in given.items()}
+
 
 
 def candidates(
@@ -132,6 +153,8 @@ class TuneReport:
     objective: str | None = None
     greater_is_better: bool = True
     space: dict[str, list] = dataclasses.field(default_factory=dict)
+    #: "given" (the caller's search space) or "built-in" (the model's ``tune_space``)
+    space_source: str = "built-in"
     fixed: dict[str, Any] = dataclasses.field(default_factory=dict)
     trials: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     validation_score: float | None = None
@@ -145,12 +168,15 @@ class TuneReport:
         return {k: self.options[k] for k in self.space if k in self.options}
 
     def note(self) -> str:
+        held = (f"; held fixed: {', '.join(f'{k}={v}' for k, v in self.fixed.items())}"
+                if self.fixed else "")  # fmt: skip
         if self.status != "tuned":
-            return f"not tuned: {self.reason}"
+            return f"not tuned: {self.reason}{held}"
         chosen = ", ".join(f"{k}={v}" for k, v in self.chosen.items())
         return (
             f"tuned on validation ({self.validation['split']} split of the training part, "
-            f"{len(self.trials)} trials, {self.seconds:.0f} s): {chosen}; validation {self.objective} "
+            f"{len(self.trials)} trials, {self.seconds:.0f} s): searched {chosen} "
+            f"({self.space_source} space){held}; validation {self.objective} "
             f"{self.validation_score:.4f} (as given {_num(self.default_score)})"
         )
 
@@ -175,8 +201,13 @@ class Tuner:
 
     def __init__(self, data, item_features, user_features, split, *, evaluate, k: int,
                  seed: int, relevance_threshold: float | None,
-                 n_trials: int | None = DEFAULT_TRIALS, **evaluate_options: Any):  # fmt: skip
+                 n_trials: int | None = DEFAULT_TRIALS, progress: bool | None = None,
+                 objective: str | None = None, **evaluate_options: Any):  # fmt: skip
+        if objective is not None and objective_problem(objective):
+            raise UsageError(f"--tune-objective: {objective_problem(objective)}")
+        self.objective = objective  # None: NDCG@k for models that rank, RMSE for the others
         self._evaluate_fn = evaluate
+        self.progress = progress  # a bar over each model's trials (None: on a terminal)
         self.n_trials = check_trials(DEFAULT_TRIALS if n_trials is None else n_trials)
         self.k, self.seed, self.threshold = k, seed, relevance_threshold
         self.data, self.item_features = training_view(data, item_features, split)
@@ -188,54 +219,64 @@ class Tuner:
         self.summary: dict[str, Any] = {
             "validation_split": self.split.report,
             "n_trials": self.n_trials,
-            "objective": "NDCG@k for models that rank, RMSE for rating-only models",
+            "objective": (f"{objective} for every model" if objective else
+                          "NDCG@k for models that rank, RMSE for rating-only models"),
             "models": {},
         }
 
-    def tune(self, label: str, name: str, options: dict[str, Any]) -> TuneReport:
-        """Search ``name``'s space around ``options``; the report's ``options`` are the best."""
+    def tune(self, label: str, name: str, options: dict[str, Any],
+             space: dict[str, list] | None = None) -> TuneReport:  # fmt: skip
+        """Search ``name``'s space around ``options`` (fixed: never searched); ``space``
+        replaces the model's built-in one. The report's ``options`` are the best."""
         start = time.perf_counter()
-        report = self._tune(label, name, options)
+        report = self._tune(label, name, options, space)
         report.seconds = round(time.perf_counter() - start, 3)
         self.reports[label] = report
         self.summary["models"][label] = report.to_dict()
         return report
 
-    def _tune(self, label: str, name: str, options: dict[str, Any]) -> TuneReport:
+    def _tune(self, label: str, name: str, options: dict[str, Any],
+              given: dict[str, list] | None) -> TuneReport:  # fmt: skip
         registry = get_registry("model")
         base_model = registry.create(name, **options)
         base = base_model.get_params(deep=False)
-        space = search_space(type(base_model), options)
-        if getattr(self.item_features, "tokens", None) is None:
+        space = search_space(type(base_model), options, given)
+        if not given and getattr(self.item_features, "tokens", None) is None:
             # token features mixed in (token_weight) need features that carry them
             space.pop("token_weight", None)
         ranks = getattr(base_model, "ranks_items", not base_model.predicts_ratings)
-        objective = f"ndcg@{self.k}" if ranks else "rmse"
+        metric = self.objective or ("ndcg@k" if ranks else "rmse")
+        greater = bool(get_registry("metric").get(metric).higher_is_better)
+        objective = metric.replace("@k", f"@{self.k}") if metric.endswith("@k") else metric
         report = TuneReport(
             model=name,
             status="not tuned",
             options=dict(options),
             objective=objective,
-            greater_is_better=bool(ranks),
+            greater_is_better=greater,
             space=space,
+            space_source="given" if given else "built-in",
             fixed=dict(options),
             validation=self.split.report,
         )
         if not space:
             declared = getattr(type(base_model), "tune_space", None)
             report.reason = (
-                "every option in its search space was set explicitly"
+                "every option of its built-in search space was set explicitly, so is fixed; "
+                "give a search space "
+                f"([models.{name}.search] in a config) to search other options"
                 if declared
-                else "the model declares no search space (tune_space is empty)"
+                else "the model declares no search space (tune_space is empty); give one "
+                f"([models.{name}.search] in a config)"
             )
             return report
         cands = candidates(space, base, self.n_trials, self.seed)
-        scores = self._scores(label, name, cands, objective)
+        scores = self._scores(label, name, cands, metric)
         if all(s is None for s in scores):
             report.reason = f"{objective} is n/a on the {self.split.kind} validation split"
             report.trials = [{"options": c, "score": None} for c in cands]
             return report
-        sign = 1.0 if ranks else -1.0
+        sign = 1.0 if greater else -1.0
         best = max(
             range(len(cands)),
             key=lambda n: (-math.inf if scores[n] is None else sign * scores[n], -n),
@@ -247,14 +288,15 @@ class Tuner:
         report.default_score = scores[0]
         return report
 
-    def _scores(self, label, name, cands, objective) -> list[float | None]:
-        """Validation objective per candidate, each by ``protocol.evaluate`` (None: n/a)."""
+    def _scores(self, label, name, cands, metric) -> list[float | None]:
+        """Validation ``metric`` (a registry name) per candidate, each by
+        ``protocol.evaluate`` (None: n/a)."""
         evaluate = self._evaluate_fn
-
-        metric = "ndcg@k" if objective.startswith("ndcg") else "rmse"
         out: list[float | None] = []
-        with progress_bar(len(cands), f"tuning {label} on validation") as bar:
-            for cand in cands:
+        what = f"tuning {label} on validation"
+        with progress_bar(len(cands), what, enabled=self.progress, unit="trial") as bar:
+            for i, cand in enumerate(cands, 1):
+                bar.describe(f"{what}: trial {i}/{len(cands)}")
                 result = self._evaluate(evaluate, name, cand, metric)
                 value = float(result.table.iloc[0, 0])
                 out.append(None if np.isnan(value) else value)

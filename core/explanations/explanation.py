@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from recfeat.explanations.text import (
     user_sentences,
     user_tokens,
 )
+
+if TYPE_CHECKING:
+    from recfeat.training.bundle import TrainedModel
 
 #: history items, sentences and tokens shown per recommended item by default
 TOP_HISTORY, TOP_SENTENCES, TOP_TOKENS = 3, 3, 5
@@ -86,23 +89,24 @@ def item_entries(explains: Sequence[str], items: Sequence[str], scores: Sequence
     return out
 
 
-def explain_bundle(bundle: dict[str, Any], user: str, items: Sequence[str] | None = None, *,
+def explain_bundle(bundle: TrainedModel, user: str, items: Sequence[str] | None = None, *,
                    k: int = 10, reviews=None, interactions=None, extra_features=None,
                    include_seen: bool = False, encoder=None, top: int = TOP_HISTORY,
                    sentences: int = TOP_SENTENCES, tokens: int = TOP_TOKENS) -> dict[str, Any]:  # fmt: skip
     """Explain ``user``'s top ``k`` items (as ``recommend`` ranks them) or the given
-    ``items`` under a trained bundle. ``reviews``: the reviews table whose rows by ``user``
+    ``items`` under a trained model. ``reviews``: the reviews table whose rows by ``user``
     give sentences and tokens; ``interactions``: the training interactions, for a model
     that keeps no per-user history; ``encoder``: encodes sentences (default: the encoder
     named by the model's features manifest)."""
-    from recfeat.training.bundle import recommend
+    from recfeat.training.bundle import check_bundle, recommend
 
-    model = bundle["model"]
+    bundle = check_bundle(bundle)
+    model = bundle.model
     check_explains(model)
     explains = tuple(model.explains)
-    history = user_history(model, user, seen=bundle.get("seen"), interactions=interactions)
-    if user not in bundle.get("seen", {}):  # a fitted model: its history is what was seen
-        bundle = {**bundle, "seen": {**bundle.get("seen", {}), user: history}}
+    history = user_history(model, user, seen=bundle.seen, interactions=interactions)
+    if user not in bundle.seen:  # a fitted model: its history is what was seen
+        bundle = dataclasses.replace(bundle, seen={**bundle.seen, user: history})
     if items is None:
         (ranking,) = recommend(bundle, [user], k, extra_features=extra_features,
                                include_seen=include_seen, snippets={})  # fmt: skip
@@ -120,7 +124,7 @@ def explain_bundle(bundle: dict[str, Any], user: str, items: Sequence[str] | Non
     if "sentences" in explains or "tokens" in explains:
         text = text_side(model, user, reviews, extra_features, encoder, notes)
     return {
-        "user": user, "model": bundle["header"]["model"], "explains": list(explains),
+        "user": user, "model": bundle.name, "explains": list(explains),
         "history_size": len(history), "notes": notes,
         "items": item_entries(explains, items, scores, history=history,
                               contributions=contributions, text=text, top=top,

@@ -279,7 +279,8 @@ def _encode_missing(texts, keys, hit, encoder, cache, out: _Vectors, per_text, s
         bar.advance(stats.cached)
         for rows in pending:
             job = [texts[i] for i in rows]
-            vectors = encoder.encode(job)
+            with bar.step(len(rows)):  # moved per encoded batch by encoders that report them
+                vectors = encoder.encode(job)
             chunk_stats = dict(getattr(encoder, "last_stats", None) or {})
             out.place(rows, vectors)
             st = text_token_stats(encoder, job, chunk_stats)
@@ -292,7 +293,6 @@ def _encode_missing(texts, keys, hit, encoder, cache, out: _Vectors, per_text, s
                     fallback[field] += int(chunk_stats.get(field, 0) or 0)
             stats.encoded += len(rows)
             stats.chunks_encoded += 1
-            bar.advance(len(rows))
     return fallback
 
 

@@ -200,6 +200,7 @@ class _Streamer:
         self.pending: list[tuple[str, bytes, int]] = []  # (text, key, first row) in order
         self.recent: dict[bytes, np.ndarray] = {}
         self.rows = _Rows()
+        self.counted = 0  # rows the bar has counted (row numbers below it)
         self.dim: int | None = None
 
     def add(self, frame, raw_texts) -> None:
@@ -230,10 +231,14 @@ class _Streamer:
         while len(self.pending) >= self.chunk_size or (final and self.pending):
             chunk = self.pending[: self.chunk_size]
             del self.pending[: self.chunk_size]
-            vectors, stats = encode_texts(
-                [t for t, _, _ in chunk], self.encoder, self.cache,
-                chunk_size=self.chunk_size, progress=False, description="encoding reviews",
-            )  # fmt: skip
+            # the rows this chunk completes: the bar moves through them batch by batch
+            done = self.pending[0][2] if self.pending else self.rows.start + self.rows.count
+            with self.bar.step(max(done - self.counted, 0), of=len(chunk)):
+                vectors, stats = encode_texts(
+                    [t for t, _, _ in chunk], self.encoder, self.cache,
+                    chunk_size=self.chunk_size, progress=False, description="encoding reviews",
+                )  # fmt: skip
+            self.counted = max(self.counted, done)
             self.stats.add(stats)
             self.dim = int(vectors.shape[1])
             self.recent.update((k, v) for (_, k, _), v in zip(chunk, vectors, strict=True))
@@ -241,7 +246,8 @@ class _Streamer:
         frame, keys = self.rows.take(upto)
         if frame is not None:
             self.sink(frame, keys, self._vectors(keys))
-            self.bar.advance(len(frame))
+        self.bar.advance(max(upto - self.counted, 0))  # rows of texts known before
+        self.counted = max(self.counted, upto)
         self.recent = {}  # later rows with these texts read them back from the cache
 
     def _vectors(self, keys: list[bytes | None]) -> np.ndarray:

@@ -314,7 +314,7 @@ def fit_trained(kind: str, vectors: np.ndarray, anchor_rows: np.ndarray, positiv
         xs = torch.from_numpy(x)
         a_rows, p_rows = torch.from_numpy(anchor_rows), torch.from_numpy(positive_rows)
         order, at, curve = torch.randperm(len(a_rows), generator=gen), 0, []
-        with progress_bar(steps, f"fitting {kind} adaptor", enabled=progress) as bar:
+        with progress_bar(steps, f"fitting {kind} adaptor", enabled=progress, unit="step") as bar:
             for step in range(1, steps + 1):
                 if at + batch > len(order):
                     order, at = torch.randperm(len(a_rows), generator=gen), 0

@@ -217,7 +217,7 @@ def train(model, pairs_frame, *, checkpoints: Path, resume_from: Path | None, st
         if resume_from is not None and echo:
             echo(f"resuming from {resume_from} (step {resumed_at} of {steps})")
         start = time.perf_counter()
-        with progress_bar(steps, "fine-tuning", enabled=progress) as bar, warnings.catch_warnings():
+        with progress_bar(steps, "fine-tuning", enabled=progress, unit="step") as bar, warnings.catch_warnings():
             # Checkpoints are rotated by step number when mtimes tie, which is what we want.
             warnings.filterwarnings("ignore", message="mtime may not be reliable")
             for callback in _callbacks(bar):

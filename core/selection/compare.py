@@ -9,10 +9,8 @@ import math
 
 import numpy as np
 
+from recfeat.components.metric import LOWER_IS_BETTER
 from recfeat.encode.similarity import cosine_rows
-
-# Metrics where a higher value is worse.
-LOWER_IS_BETTER = {"rmse", "mae"}
 
 
 def relative_drop(reference: float, value: float, metric: str) -> float:

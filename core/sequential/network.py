@@ -175,7 +175,8 @@ def train(shape: NetShape, windows: list[np.ndarray], settings: TrainSettings,
     start = time.perf_counter()
     n_batches = max(1, math.ceil(len(windows) / settings.batch_size))
     net.train()
-    with progress_bar(settings.epochs * n_batches, f"training {label}", enabled=progress) as bar:
+    with progress_bar(settings.epochs * n_batches, f"training {label}", enabled=progress,
+                      unit="batch") as bar:
         for epoch in range(settings.epochs):
             batches = _length_batches(lengths, settings.batch_size, rng)
             total, count = 0.0, 0

@@ -11,6 +11,7 @@ import base64
 import json
 from typing import Any
 
+from recfeat.serve.embedder import embedding_input
 from recfeat.serve.errors import ApiError, error_body, too_large, unavailable
 from recfeat.serve.items import check_item_id
 from recfeat.serve.middleware import Gate
@@ -50,7 +51,7 @@ def build_app(state, lifespan=None):
     # The helpers are built once per app and shared by the route groups: a request pays for
     # no import.
     _add_error_handlers(app, error)
-    _add_embedding_routes(app, state, embedder, encode, reply)
+    _add_embedding_routes(app, state, embedder, encode, require_ready, reply)
     _add_item_routes(app, state, embedder, encode, reply)
     _add_recommend_route(app, state, embedder, encode, require_ready, reply)
     _add_probes(app, state, reply, error, Response)
@@ -93,7 +94,7 @@ def _add_error_handlers(app, error) -> None:
                      "recfeat: report it", "server_error", "internal_error")  # fmt: skip
 
 
-def _add_embedding_routes(app, state, embedder, encode, reply) -> None:
+def _add_embedding_routes(app, state, embedder, encode, require_ready, reply) -> None:
     @app.post("/v1/embeddings")
     async def embeddings(req: EmbeddingsRequest):
         if req.model is not None and req.model not in state.model_names:
@@ -104,7 +105,10 @@ def _add_embedding_routes(app, state, embedder, encode, reply) -> None:
                            f"{req.dimensions}: its vectors have {embedder.dim} values and it was "
                            "not trained to be cut shorter; omit dimensions or send "
                            f"{embedder.dim}", code="unsupported_dimensions")  # fmt: skip
-        texts = [req.input] if isinstance(req.input, str) else req.input
+        texts, ids = embedding_input(req.input)
+        if ids is not None:
+            require_ready()  # the tokenizer that decodes them is set by the warm-up
+            texts = embedder.decode(ids)
         out = await encode(texts)
         if req.encoding_format == "base64":
             rows = [base64.b64encode(v.astype("<f4").tobytes()).decode() for v in out.vectors]
@@ -213,7 +217,7 @@ def _add_probes(app, state, reply, error, Response) -> None:
     async def ready():
         if state.ready and not state.closing:
             return reply({"status": "ready", "model": state.model_label, "backend": state.backend,
-                          "items": len(state.store)})  # fmt: skip
+                          "items": len(state.store), "index": state.index})  # fmt: skip
         why = "shutting down" if state.closing else state.load_error or "loading"
         return error(503, f"not ready: {why}", "server_error", "not_ready")
 

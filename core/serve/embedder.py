@@ -60,6 +60,7 @@ class Embedder:
         )  # fmt: skip
         self._per_text = "per_text" in inspect.signature(encoder.encode).parameters
         self.warmup_ms: float | None = None
+        self.id_tokenizer = None  # set by ``warm_up``: decodes token-id input (``decode``)
 
     @property
     def dim(self) -> int:
@@ -107,6 +108,36 @@ class Embedder:
             for kind, n in totals.items():
                 self.metrics.masked.labels(kind).inc(n)
         return cleaned
+
+    def decode(self, lists: list[list[int]]) -> list[str]:
+        """Texts of token-id lists (OpenAI's other ``input`` form), decoded by the served
+        model's own tokenizer without its special tokens, to be checked and encoded as text.
+        ApiError 413 past the limits, 400 for an id outside the vocabulary or an encoder
+        without a tokenizer."""
+        if len(lists) > self.max_inputs:
+            raise too_large(f"{len(lists)} inputs in one request", self.max_inputs, "--max-inputs")
+        for i, ids in enumerate(lists):
+            # every token but the special ones decodes to a character at least, so a list
+            # longer than --max-chars is refused before decoding it costs anything
+            if len(ids) > self.max_chars:
+                raise too_large(f"input {i} has {len(ids)} token ids", self.max_chars,
+                                "--max-chars")  # fmt: skip
+        tokenizer = self.id_tokenizer
+        name = self.fingerprint.get("encoder", "this encoder")
+        if tokenizer is None:
+            raise ApiError(400, f"the served encoder {name!r} has no tokenizer to decode token "
+                           "ids with; send input as text", code="invalid_input")  # fmt: skip
+        size = len(tokenizer)
+        for i, ids in enumerate(lists):
+            for j, token in enumerate(ids):
+                if not 0 <= token < size:
+                    raise ApiError(
+                        400, f"input.{i}.{j}: token id {token} is not in the vocabulary of "
+                        f"{name!r} ({size} tokens, ids 0 to {size - 1}); token ids are decoded "
+                        "with the served model's own tokenizer, not OpenAI's tiktoken: send "
+                        "ids from that tokenizer, or text", code="invalid_token_id",
+                    )  # fmt: skip
+        return tokenizer.batch_decode(lists, skip_special_tokens=True)
 
     # -- encoding --------------------------------------------------------------------------
     async def embed(self, texts: list[str]) -> Embedded:
@@ -161,6 +192,7 @@ class Embedder:
     def warm_up(self) -> float:
         """Load the model, run both warm-up shapes, then time batch-1 calls: the median in ms."""
         self.encode_now(list(WARM_TEXTS))
+        self.id_tokenizer = _id_tokenizer(self.encoder)
         times = []
         for _ in range(5):
             start = time.perf_counter()
@@ -168,3 +200,66 @@ class Embedder:
             times.append(time.perf_counter() - start)
         self.warmup_ms = sorted(times)[len(times) // 2] * 1000
         return self.warmup_ms
+
+
+def _id_tokenizer(encoder):
+    """A copy of the encoder's Hugging Face tokenizer, for decoding token-id input on the
+    event loop (None when the encoder has none). A copy: a fast tokenizer used from two
+    threads while one sets its truncation fails with "Already borrowed"."""
+    import copy
+
+    tokenizer = getattr(encoder, "tokenizer", None)  # exported encoders
+    if tokenizer is None and hasattr(encoder, "load"):  # Hugging Face encoders
+        tokenizer = getattr(encoder.load(), "tokenizer", None)
+    if tokenizer is None or not hasattr(tokenizer, "batch_decode"):
+        return None
+    return copy.deepcopy(tokenizer)
+
+
+def embedding_input(value) -> tuple[list[str] | None, list[list[int]] | None]:
+    """``(texts, None)`` or ``(None, token-id lists)`` from the ``input`` of /v1/embeddings:
+    a text, a list of texts, one list of token ids (one text) or a list of token-id lists,
+    as the OpenAI API takes it. ApiError 400 for anything else: an empty list, a bool or a
+    float among ids, a mix of forms."""
+    if isinstance(value, str):
+        return [value], None
+    if not value:
+        raise ApiError(400, "input is an empty list; send at least one text or token id",
+                       code="empty_input")  # fmt: skip
+    first = value[0]
+    if isinstance(first, str):
+        for i, text in enumerate(value):
+            if not isinstance(text, str):
+                raise _bad_input(f"input.{i}", "a text (a list of texts holds only strings)", text)
+        return value, None
+    if _is_id(first):
+        _check_ids(value, "input")
+        return None, [value]
+    if isinstance(first, list):
+        for i, ids in enumerate(value):
+            if not isinstance(ids, list):
+                raise _bad_input(f"input.{i}", "a list of token ids", ids)
+            if not ids:
+                raise ApiError(400, f"input.{i} is an empty list of token ids; send at least one "
+                               "id", code="empty_input")  # fmt: skip
+            _check_ids(ids, f"input.{i}")
+        return None, value
+    raise _bad_input("input.0", "a text, a token id (an integer) or a list of token ids", first)
+
+
+def _is_id(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is no token
+
+
+def _check_ids(ids: list, where: str) -> None:
+    for j, token in enumerate(ids):
+        if not _is_id(token):
+            raise _bad_input(f"{where}.{j}", "a token id (an integer)", token)
+
+
+def _bad_input(where: str, wanted: str, value) -> ApiError:
+    from recfeat.data.checks import shown
+
+    return ApiError(400, f"{where} must be {wanted}, got {shown(value)}; input is a text, a list "
+                    "of texts, a list of token ids or a list of token-id lists",
+                    code="invalid_input")  # fmt: skip

@@ -55,11 +55,11 @@ def _model(rec, source, user, ids, scores, history_items, sentences, texts, note
     model = rec.model
     explains = tuple(model.explains)
     if not explains:
-        notes.append(f"model {rec.bundle['header']['model']!r} explains nothing: its scores do "
+        notes.append(f"model {rec.bundle.name!r} explains nothing: its scores do "
                      "not decompose over the user's history")  # fmt: skip
         return item_entries((), ids, scores, history=[], contributions=None, text=None)
     if source == "model":
-        history = [str(i) for i in rec.bundle.get("seen", {}).get(user, ())]
+        history = [str(i) for i in rec.bundle.seen.get(user, ())]
     else:
         history = [str(i) for i in history_items]
     extra = None

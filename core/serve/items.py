@@ -54,6 +54,7 @@ class ItemStore:
         self.added: set[str] = set()  # items stored through the API since start
         self.version = 0  # bumps on every change; derived values key on it
         self._mean: tuple[int, np.ndarray] | None = None
+        self._norms: tuple[int, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -108,6 +109,20 @@ class ItemStore:
             m = self.vectors.mean(axis=0) if len(self.ids) else np.zeros(self.dim, np.float32)
             self._mean = (self.version, m.astype(np.float32))
         return self._mean[1]
+
+    def centred_norms(self) -> np.ndarray:
+        """Each stored vector's length after removing ``mean()`` (float64, recomputed only
+        after a change): cosines against the centred rows then need one float32 product per
+        request instead of a centred float64 copy of the whole store."""
+        if self._norms is None or self._norms[0] != self.version:
+            center = self.mean().astype(np.float64)
+            vectors = self.vectors
+            norms = np.empty(len(vectors), np.float64)
+            for start in range(0, len(vectors), 65536):  # bounded temporaries
+                part = vectors[start : start + 65536].astype(np.float64) - center
+                norms[start : start + 65536] = np.linalg.norm(part, axis=1)
+            self._norms = (self.version, norms)
+        return self._norms[1]
 
     def features(self, ids: list[str]):
         """``recfeat.data.features.Features`` of ``ids``, to hand to a text-aware model."""

@@ -3,11 +3,12 @@
 ``/v1/embeddings`` (OpenAI's answer to an unrecognised argument), a 422 on recfeat's own
 routes. The embeddings body knows every field of OpenAI's request: ``user`` is accepted and
 unused, ``dimensions`` is refused unless it is the model's own (MiniLM is not
-Matryoshka-trained: a cut vector is a different, worse model)."""
+Matryoshka-trained: a cut vector is a different, worse model). ``input`` takes OpenAI's four
+forms, token ids included (decoded with the served model's own tokenizer)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,7 +18,9 @@ MAX_K = 10_000
 class EmbeddingsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    input: str | list[str]
+    #: a text, texts, token ids or token-id lists (``recfeat.serve.embedder.embedding_input``
+    #: checks the list's items: its messages name the position and the forms)
+    input: str | list[Any]
     model: str | None = None
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, ge=1)

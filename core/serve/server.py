@@ -56,10 +56,13 @@ def build_state(settings: ServeSettings, *, encoder: str = "minilm", backend: st
     Raises RecfeatError for options or files that cannot work."""
     from recfeat.extraction.stages import make_cleaner
     from recfeat.serve.embedder import Embedder
+    from recfeat.serve.index import check_index_kind, require_faiss
     from recfeat.serve.items import ItemStore, vector_manifest
     from recfeat.serve.recommender import Recommender
 
     check_installed()
+    if check_index_kind(settings.index) == "hnsw":
+        require_faiss("recfeat serve --index hnsw")
     if engine is None:
         options: dict[str, Any] = {}
         if device:
@@ -113,11 +116,30 @@ def build_state(settings: ServeSettings, *, encoder: str = "minilm", backend: st
         note = rec.check_encoder()
         if note:
             print(f"recfeat serve: note: {note}", file=sys.stderr, flush=True)
-        what = f"{len(store)} items" + (f", model {bundle['header']['model']}" if bundle else "")
+        what = f"{len(store)} items" + (f", model {bundle.name}" if bundle else "")
         return (f"backend {state.backend}, precision {state.precision}, device {state.device}, "
-                f"warm-up {warm_ms:.1f} ms per single text; {what}")  # fmt: skip
+                f"warm-up {warm_ms:.1f} ms per single text; {what}; {_build_index(state)}")  # fmt: skip
 
     return state, load
+
+
+def _build_index(state: ServeState) -> str:
+    """Build the text-profile search that ``--index`` resolves to for the loaded items;
+    returns what the start-up line says about it."""
+    from recfeat.serve.index import AUTO_MIN_ITEMS, StoreIndex, resolve_index_kind
+
+    store, asked = state.store, state.settings.index
+    state.index = resolve_index_kind(asked, len(store))
+    if state.index == "exact":
+        if asked == "auto" and len(store) >= AUTO_MIN_ITEMS:
+            print(f"recfeat serve: note: {len(store)} items are searched exactly; install "
+                  "faiss (pip install 'recfeat[ann]') for an approximate index",
+                  file=sys.stderr, flush=True)  # fmt: skip
+        return "index exact"
+    start = time.perf_counter()
+    state.recommender.index = index = StoreIndex(store)
+    params = ", ".join(f"{k} {v}" for k, v in index.index.params.items())
+    return f"index {state.index} ({params}) built in {time.perf_counter() - start:.1f} s"
 
 
 def item_texts(dataset, where: str) -> dict[str, str]:

@@ -23,6 +23,7 @@ class ServeSettings:
     body_timeout: float = 10.0
     cache_size: int = 10000
     max_items: int = 1_000_000
+    index: str = "auto"  # text-profile search: exact, hnsw or auto (recfeat.serve.index)
 
 
 @dataclasses.dataclass
@@ -41,3 +42,4 @@ class ServeState:
     closing: bool = False
     in_flight: int = 0
     load_error: str | None = None
+    index: str = "exact"  # the text-profile search in use, once loaded

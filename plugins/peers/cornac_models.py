@@ -59,15 +59,21 @@ class _CornacPeer(FactorPeer):
 
 class CornacBPR(_CornacPeer):
     """cornac's BPR as in cornac's README MovieLens 100K experiment (k=10, 200 epochs,
-    learning rate 0.001, lambda 0.01, item bias); unseen users get the item biases."""
+    learning rate 0.001, lambda 0.01, item bias); unseen users get the item biases.
+
+    ``tune_space``: factors x step size at the README's 200 epochs and lambda, 9 points, so
+    the benchmark's 10 trials try every one (the README's configuration among them).
+    Against 9 seeded draws from the earlier 36-point space (epochs and lambda too), on the
+    seed-0 random splits with rated >= 4 relevant, its choice scores validation NDCG@10
+    0.214 vs 0.210 (test 0.337 vs 0.344) on MovieLens 100k and 0.079 vs 0.077 (test 0.097
+    vs 0.091) on Musical Instruments.
+    """
 
     name = "cornac-bpr"
     cornac_model = "BPR"
     tune_space: ClassVar[dict[str, list]] = {
         "k": [10, 50, 100],
-        "max_iter": [200, 500],
         "learning_rate": [0.001, 0.01, 0.05],
-        "lambda_reg": [0.001, 0.01],
     }
 
     def __init__(

@@ -31,15 +31,24 @@ from .base import FactorPeer
 
 class LightFMWarp(FactorPeer):
     """LightFM with the WARP loss as in LightFM's quickstart (``LightFM(loss='warp')``,
-    30 epochs); unseen users get the item biases."""
+    30 epochs); unseen users get the item biases.
+
+    ``tune_space``: components x epochs, 9 points, so the benchmark's 10 trials try every
+    one; it holds the quickstart (10 x 30) and the size and length of LightFM's own
+    MovieLens WARP example (examples/movielens/warp_loss.ipynb: 32 components, 70 epochs,
+    whose curve peaks near 10). Under adagrad the step size and the epochs trade off, so
+    the epochs alone cover how far training goes: on validation data carved from the
+    training parts of the seed-0 random splits, this grid's best beats that of 9 seeded
+    draws from the earlier 54-point space (learning rate and item_alpha too): NDCG@10 0.245
+    vs 0.243 on MovieLens 100k (every held-out relevant), 0.069 vs 0.061 on Musical
+    Instruments (rated >= 4).
+    """
 
     name = "lightfm-warp"
     library = "lightfm"
     tune_space: ClassVar[dict[str, list]] = {
         "no_components": [10, 32, 64],
-        "learning_rate": [0.01, 0.05, 0.1],
-        "epochs": [10, 30, 60],
-        "item_alpha": [0.0, 1e-6],
+        "epochs": [10, 30, 70],
     }
 
     def __init__(
