@@ -77,12 +77,7 @@ class Embedder:
         if not texts:
             raise ApiError(400, "input is an empty list; send at least one text",
                            code="empty_input")  # fmt: skip
-        if len(texts) > self.max_inputs:
-            raise too_large(f"{len(texts)} inputs in one request", self.max_inputs, "--max-inputs")
-        for i, text in enumerate(texts):
-            if len(text) > self.max_chars:
-                raise too_large(f"input {i} has {len(text)} characters", self.max_chars,
-                                "--max-chars")  # fmt: skip
+        self._check_sizes([len(text) for text in texts], "characters")
         cleaned = self.clean(texts)
         for i, text in enumerate(cleaned):
             if not text.strip():
@@ -91,6 +86,15 @@ class Embedder:
             if not text.isascii():
                 check_text(text, f"input {i}")
         return cleaned
+
+    def _check_sizes(self, sizes: list[int], unit: str) -> None:
+        """ApiError 413 for more inputs than --max-inputs or one longer than --max-chars
+        (``sizes``: each input's length in ``unit``)."""
+        if len(sizes) > self.max_inputs:
+            raise too_large(f"{len(sizes)} inputs in one request", self.max_inputs, "--max-inputs")
+        for i, n in enumerate(sizes):
+            if n > self.max_chars:
+                raise too_large(f"input {i} has {n} {unit}", self.max_chars, "--max-chars")
 
     def clean(self, texts: list[str]) -> list[str]:
         """``texts`` through the cleaner chain; what its masking cleaners replaced is counted
@@ -114,14 +118,9 @@ class Embedder:
         model's own tokenizer without its special tokens, to be checked and encoded as text.
         ApiError 413 past the limits, 400 for an id outside the vocabulary or an encoder
         without a tokenizer."""
-        if len(lists) > self.max_inputs:
-            raise too_large(f"{len(lists)} inputs in one request", self.max_inputs, "--max-inputs")
-        for i, ids in enumerate(lists):
-            # every token but the special ones decodes to a character at least, so a list
-            # longer than --max-chars is refused before decoding it costs anything
-            if len(ids) > self.max_chars:
-                raise too_large(f"input {i} has {len(ids)} token ids", self.max_chars,
-                                "--max-chars")  # fmt: skip
+        # every token but the special ones decodes to a character at least, so a list
+        # longer than --max-chars is refused before decoding it costs anything
+        self._check_sizes([len(ids) for ids in lists], "token ids")
         tokenizer = self.id_tokenizer
         name = self.fingerprint.get("encoder", "this encoder")
         if tokenizer is None:
