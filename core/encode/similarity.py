@@ -44,3 +44,9 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["cosine_rows"]
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """``x`` scaled to unit length along its last axis (a zero row stays zero): serve's
+    text-profile ranking, its approximate index and its explanations normalise alike."""
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from recfeat.encode.similarity import unit_rows
 from recfeat.errors import RecfeatError
 from recfeat.explanations.explanation import TextSide, item_entries, lookup_tokens, token_side
 from recfeat.explanations.text import UserSentences, user_tokens
@@ -110,7 +111,7 @@ def _text_profile(rec, ids, scores, history_items, history_vectors, sentences):
     profile = every.mean(axis=0)
     norm = max(float(np.linalg.norm(profile)), 1e-12)
     item_vecs, item_found = store.lookup(ids)
-    unit = _unit(item_vecs.astype(np.float64) - center)
+    unit = unit_rows(item_vecs.astype(np.float64) - center)
     item_rows = hvecs[np.asarray(found, dtype=bool)].astype(np.float64) - center if history else \
         np.zeros((0, store.dim))  # fmt: skip
     contributions = item_rows @ unit.T / (len(every) * norm)
@@ -124,7 +125,3 @@ def _store_side(rec, sentences: UserSentences | None) -> TextSide:
     store = rec.store
     return TextSide(sentences=sentences, vectors=lambda items: store.lookup(items),
                     center=store.mean() if len(store) else None)  # fmt: skip
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

@@ -178,27 +178,27 @@ class StoreIndex:
     """
 
     def __init__(self, store, **params: Any):
-        from recfeat.serve.recommender import _unit  # the exact path's own normalisation
+        from recfeat.encode.similarity import unit_rows  # the exact path's own normalisation
 
         self.store = store
         self.center = store.mean().astype(np.float64)
         rows = np.empty_like(store.vectors)
         for start in range(0, len(rows), 65536):  # in float64 a part at a time, as exact does
             part = store.vectors[start : start + 65536].astype(np.float64)
-            rows[start : start + 65536] = _unit(part - self.center)
+            rows[start : start + 65536] = unit_rows(part - self.center)
         self.index = HNSWIndex(rows, **params)
         self.kind = self.index.kind
 
     def candidates(self, history_mean: np.ndarray, k: int, exclude_rows) -> np.ndarray | None:
         """Row numbers of the store to score for a profile whose uncentred mean vector is
         ``history_mean``; ``exclude_rows`` are never returned."""
-        from recfeat.serve.recommender import _unit
+        from recfeat.encode.similarity import unit_rows
 
         store = self.store
         changed = np.fromiter((store.index[i] for i in store.added if i in store.index),
                               np.int64)  # fmt: skip
         exclude = np.unique(np.asarray(list(exclude_rows), dtype=np.int64))
-        query = _unit(np.asarray(history_mean, np.float64) - self.center).astype(np.float32)
+        query = unit_rows(np.asarray(history_mean, np.float64) - self.center).astype(np.float32)
         ids, _ = self.index.search(query, k, exclude=np.concatenate([exclude, changed]))
         found = ids[0][ids[0] >= 0]
         fresh = np.setdiff1d(changed, exclude)

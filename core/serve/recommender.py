@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from recfeat.data.checks import shown
+from recfeat.encode.similarity import unit_rows
 from recfeat.errors import RecfeatError
 from recfeat.serve.errors import ApiError
 from recfeat.serve.items import ItemStore
@@ -244,7 +245,7 @@ class Recommender:
     def _by_text(self, history: np.ndarray, k: int, exclude: set[str]) -> list[dict[str, Any]]:
         center = self.store.mean().astype(np.float64)
         mean = history.astype(np.float64).mean(axis=0)
-        profile = _unit(mean - center)
+        profile = unit_rows(mean - center)
         excluded = [self.store.index[i] for i in exclude if i in self.store.index]
         # The approximate index only narrows which rows are scored (None: all of them), so
         # the scores are the exact path's.
@@ -262,7 +263,3 @@ class Recommender:
         best = np.argpartition(-scores, take - 1)[:take] if take else np.zeros(0, np.int64)
         best = best[np.argsort(-scores[best], kind="stable")]
         return [{"item": ids[j], "score": float(scores[j])} for j in best]
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
