@@ -130,7 +130,7 @@ def main() -> int:
         ("PyTorch bf16 (autocast)", torch_run("bf16")),
         ("ORT fp32 (model.onnx)", ort_run(dyn / "model.onnx")),
         ("ORT optimized O2", ort_run(dyn / "model_O2.onnx")),
-        ("ORT dynamic int8 (O2, avx512_vnni)", ort_run(dyn / exports["dyn"]["default_file"])),
+        ("ORT dynamic int8 (plain graph, sensitive MatMuls float)", ort_run(dyn / exports["dyn"]["default_file"])),
         ("ORT static int8 QDQ", ort_run(static / exports["static"]["default_file"])),
         ("OpenVINO fp32", ov_run(ov / "openvino_model.xml", "fp32")),
         ("OpenVINO bf16", ov_run(ov / "openvino_model.xml", "bf16")),

@@ -140,15 +140,21 @@ def server_model(choice: str) -> str:
     return "minilm" if choice.startswith("torch-") else str(export_folder(choice))
 
 
-def offline(choice: str, batch_texts: list[str], one_texts: list[str], repeats: int) -> dict:
-    """Batch throughput (one encode call over ``batch_texts``) and batch-1 latency."""
+def offline_encoder(choice: str, warm: list[str]):
+    """The encoder the server runs for ``choice``, loaded here and warmed on ``warm``."""
     import recfeat
-    from recfeat.bench.measure import percentile
 
     backend, precision = choice.split("-", 1)
     precision = precision.split("-", 1)[0]
     enc = recfeat.encoder(server_model(choice), backend=backend, precision=precision)
-    enc.encode(batch_texts[:64])  # load + warm the shapes
+    enc.encode(warm)  # load + warm the shapes
+    return enc
+
+
+def offline(enc, batch_texts: list[str], one_texts: list[str], repeats: int) -> dict:
+    """Batch throughput (one encode call over ``batch_texts``) and batch-1 latency."""
+    from recfeat.bench.measure import percentile
+
     walls = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -197,7 +203,40 @@ def batching_delta(before: dict[str, float], after: dict[str, float]) -> dict | 
     return {"engine_calls": int(calls),
             "mean_texts_per_call": round(delta("recfeat_batch_size_sum") / calls, 2),
             "mean_requests_per_call": round(delta("recfeat_batch_requests_sum") / calls, 2),
-            "cache_hits": int(delta("recfeat_cache_hits_total"))}  # fmt: skip
+            "cache_hits": int(delta("recfeat_cache_hits_total")),
+            # seconds the encode thread held a batcher group (tokenising + the model)
+            "engine_s": round(delta("recfeat_inference_seconds_sum")
+                              + delta("recfeat_tokenize_seconds_sum"), 3)}  # fmt: skip
+
+
+def merge_runs(runs: list) -> object:
+    """One LoadRun of the parts of an interleaved level, laid end to end: each part's samples
+    and RSS times are shifted back by the time spent offline before it, so span-based
+    figures (texts/s) count served time only."""
+    import dataclasses
+
+    samples, rss, shift, prev_end, rss_t0 = [], [], 0.0, None, 0.0
+    for run in runs:
+        if not run.samples:
+            continue
+        start = min(x.start for x in run.samples)
+        if prev_end is not None:
+            shift += start - prev_end
+        samples += [dataclasses.replace(x, start=x.start - shift, end=x.end - shift)
+                    for x in run.samples]  # fmt: skip
+        answered = len(samples) - len(run.samples)
+        rss += [(rss_t0 + t, answered + done, b) for t, done, b in run.rss]
+        prev_end = max(x.end for x in run.samples)
+        rss_t0 += prev_end - start
+    first = runs[0]
+    return dataclasses.replace(
+        first, max_requests=sum(r.max_requests for r in runs),
+        samples=sorted(samples, key=lambda x: x.start), rss=rss,
+        client_cpu_s=sum(r.client_cpu_s for r in runs),
+        server_cpu_s=(None if any(r.server_cpu_s is None for r in runs)
+                      else sum(r.server_cpu_s for r in runs)),
+        stopped_by="time" if any(r.stopped_by == "time" for r in runs) else "count",
+    )  # fmt: skip
 
 
 def vectors_of(port: int, path: str, texts: list[str], model: str):
@@ -261,8 +300,13 @@ def trace(rss, limit: int = 400) -> list[list[float]]:
 
 
 def measure_server(spec, warm: list[str], level_texts: list[list[str]], conc: list[int],
-                   args, soak: list[str] | None) -> dict:  # fmt: skip
-    """Start ``spec``, run warm-up, every level and the soak, stop it; a dict for the report."""
+                   args, soak: list[str] | None, interleave=None) -> dict:  # fmt: skip
+    """Start ``spec``, run warm-up, every level and the soak, stop it; a dict for the report.
+
+    ``interleave``: ``(encoder, texts)`` to cut each level into ``args.interleave`` parts
+    with an offline ``encode()`` of the next 1/``args.interleave`` of ``texts`` (one call) in
+    this process before each part, so the served and the offline figures of a level see the
+    same load on a shared machine; the level then reports both and their ratio."""
     out = {"name": spec.name, "kind": spec.kind, "config": spec.config,
            "backend": spec.config.get("choice")}  # fmt: skip
     log(f"starting {spec.name}: {' '.join(spec.argv)}")
@@ -289,14 +333,21 @@ def measure_server(spec, warm: list[str], level_texts: list[list[str]], conc: li
         out["levels"] = []
         for c, texts in zip(conc, level_texts, strict=True):
             before = scrape(srv.port) if spec.kind == "recfeat" else {}
-            result = run(texts, c, len(texts), args.time_limit)
+            if interleave is None:
+                result = run(texts, c, len(texts), args.time_limit)
+                off = None
+            else:
+                result, off = interleaved(run, texts, c, args, *interleave)
             row = rep.summarize(result)
             if spec.kind == "recfeat":
                 row["batching"] = batching_delta(before, scrape(srv.port))
+            if off is not None:
+                row["offline_interleaved"] = off
             out["levels"].append(row)
             log(f"{spec.name} c={c}: {row['ok']}/{row['requests']} ok, {row['texts_per_s']} "
                 f"texts/s, p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, statuses "
-                f"{row['statuses']}, client CPU {row['client_cpu_pct']}%")  # fmt: skip
+                f"{row['statuses']}, client CPU {row['client_cpu_pct']}%"
+                + (f"; offline between the parts {off['texts_per_s']} texts/s" if off else ""))  # fmt: skip
         if soak:
             log(f"{spec.name}: soak of {len(soak)} requests at concurrency {args.soak_concurrency}")
             result = run(soak, args.soak_concurrency, len(soak), args.soak_time_limit)
@@ -315,6 +366,32 @@ def measure_server(spec, warm: list[str], level_texts: list[list[str]], conc: li
         out["output_tail"] = srv.output[-15:]
         out["log"] = save_log(spec.name, srv.output)
     return out
+
+
+def interleaved(run, texts: list[str], concurrency: int, args, enc, offline_texts: list[str]):
+    """A level in ``args.interleave`` parts, each after an offline encode() of the next slice
+    of ``offline_texts``: (the merged LoadRun, the offline figures)."""
+    parts = max(1, min(args.interleave, len(texts)))
+    cut = [round(i * len(texts) / parts) for i in range(parts + 1)]
+    step = max(1, len(offline_texts) // parts)
+    runs, walls, done = [], [], 0
+    start_time = time.perf_counter()
+    for k in range(parts):
+        chunk = offline_texts[(k * step) % len(offline_texts):][:step]
+        started = time.perf_counter()
+        enc.encode(chunk)
+        walls.append(time.perf_counter() - started)
+        done += len(chunk)
+        left = args.time_limit - (time.perf_counter() - start_time)
+        part = texts[cut[k] : cut[k + 1]]
+        runs.append(run(part, min(concurrency, len(part)), len(part), max(left, 1.0)))
+        if runs[-1].stopped_by == "time":
+            break
+    merged = merge_runs(runs)
+    merged.concurrency = concurrency
+    return merged, {"parts": len(runs), "texts": done, "texts_per_call": step,
+                    "wall_s": round(sum(walls), 3),
+                    "texts_per_s": round(done / sum(walls), 2)}  # fmt: skip
 
 
 def save_log(name: str, lines: list[str]) -> str:
@@ -397,6 +474,10 @@ def main(argv=None) -> int:
     ap.add_argument("--soak-concurrency", type=int, default=64)
     ap.add_argument("--soak-time-limit", type=float, default=480.0)
     ap.add_argument("--offline-repeats", type=int, default=1)
+    ap.add_argument("--interleave", type=int, default=4,
+                    help="cut each recfeat level into this many parts, each after an offline "
+                    "encode() of 1/N of the concurrency-64 texts, for load-matched served vs "
+                    "offline ratios (0: offline only once, before the servers)")  # fmt: skip
     ap.add_argument("--batch1", type=int, default=100, help="texts timed one at a time offline")
     ap.add_argument("--peer-batch-size", type=int, default=32,
                     help="infinity --batch-size (its default)")
@@ -445,18 +526,20 @@ def main(argv=None) -> int:
                      "warmup_requests": args.warmup, "soak": args.soak,
                      "soak_concurrency": args.soak_concurrency,
                      "soak_time_limit_s": args.soak_time_limit, "model": MODEL_ID,
-                     "serve_args": args.serve_arg},  # fmt: skip
+                     "serve_args": args.serve_arg, "interleave": args.interleave},  # fmt: skip
         "notes": list(args.note),
         "peer_setup": list(servers.PEER_SETUP) if peers else [],
         "offline": {},
         "servers": [],
     }
 
+    encoders = {}
     for choice in choices:
         log(f"offline {choice}: encode() of {len(top_slice)} texts, batch-1 over {args.batch1}")
         try:
-            results["offline"][choice] = offline(choice, top_slice, one_slice[: args.batch1],
-                                                 args.offline_repeats)  # fmt: skip
+            encoders[choice] = offline_encoder(choice, top_slice[:64])
+            results["offline"][choice] = offline(encoders[choice], top_slice,
+                                                 one_slice[: args.batch1], args.offline_repeats)  # fmt: skip
         except Exception as exc:  # a backend that cannot load here is reported, not fatal
             results["offline"][choice] = {"error": f"{type(exc).__name__}: {exc}"}
         log(f"offline {choice}: {results['offline'][choice]}")
@@ -473,7 +556,8 @@ def main(argv=None) -> int:
                                        "reason": f"{type(exc).__name__}: {exc}"})  # fmt: skip
             continue
         spec = servers.recfeat_spec(choice, model, CACHE, args.serve_arg)
-        results["servers"].append(measure_server(spec, warm, level_texts, conc, args, soak))
+        pair = (encoders[choice], top_slice) if args.interleave > 0 and choice in encoders else None
+        results["servers"].append(measure_server(spec, warm, level_texts, conc, args, soak, pair))
         write_outputs(Path(args.out), {**results, "wall_s": time.perf_counter() - wall0,
                                        "load_end": round(os.getloadavg()[0], 2)})  # fmt: skip
     for spec in peer_specs(peers, args):

@@ -24,7 +24,7 @@ _LAZY = {
     **dict.fromkeys(
         ("load_dataset", "encoder", "model", "extract", "extract_file", "make_split", "evaluate", "read_features",
          "train", "save_model", "load_model", "recommend", "export", "verify_export",
-         "bench_throughput", "choose_backend", "finetune", "adapt", "explain", "explain_eval",
+         "bench_throughput", "choose_backend", "finetune", "distill", "adapt", "explain", "explain_eval",
          # the rest of the Python API, each the function behind one command
          "extract_settings", "evaluate_settings", "train_settings", "recommend_settings",
          "demo_settings", "run_demo", "export_settings", "bench_throughput_report",

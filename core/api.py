@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # the types of the return annotations; the modules load on fi
     from recfeat.extraction.pipeline import FeatureResult
     from recfeat.extraction.results import FileResult
     from recfeat.finetuning.adapt import AdaptResult
+    from recfeat.finetuning.distill import DistillResult
     from recfeat.finetuning.run import FinetuneResult
     from recfeat.selection.auto_backend import Choice
     from recfeat.settings import (
@@ -330,7 +331,8 @@ def extract_file(path: str | Path | None = None, out: str | Path | None = None,
                                 settings.level, make_cleaner(settings.cleaners),
                                 say=echo or (lambda msg: None), min_cosine=settings.min_cosine,
                                 max_drop=settings.max_drop,
-                                gate_interactions=settings.gate_interactions)  # fmt: skip
+                                gate_interactions=settings.gate_interactions,
+                                students=settings.students)  # fmt: skip
     extra = {} if settings.batch_rows is None else {"batch_rows": settings.batch_rows}
     return extract_to(
         settings.data, out, settings.level, model, settings.cleaners, fmt=settings.format,
@@ -958,8 +960,10 @@ def serve(encoder: str | None = None, *, config=None, settings=None, echo=print,
 
 def bench_throughput_report(out: str | Path, **options: Any) -> tuple[Path, dict[str, Any]]:
     """``recfeat bench throughput``: ``(report folder, results)``. Options are the command's
-    flags (``encoder``, ``backends``: None for the device's defaults ``DEFAULT_CPU_BACKENDS``
-    / ``DEFAULT_GPU_BACKENDS``, ``peers``, ``device``, ``data``, ``gate``, ``force``...), all
+    flags (``encoder``, ``backends``: None for every recfeat path of the device that can run
+    here, ``DEFAULT_CPU_BACKENDS`` / ``DEFAULT_GPU_BACKENDS``: the installed ones, on the CPU
+    bf16 only with bf16 units and openvino-int8 only with ``data`` to calibrate on;
+    ``peers``, ``device``, ``data``, ``gate``, ``force``...), all
     checked before any work; see ``recfeat.bench.runs.throughput_report``."""
     from recfeat.bench.runs import throughput_report
 
@@ -1311,6 +1315,50 @@ def finetune(data=None, out: str | Path | None = None, encoder: str | None = Non
         loaded = load_dataset(loaded, format=settings.format)
     path = str(settings.data) if isinstance(settings.data, (str, Path)) else None
     return run_finetune(loaded, settings, out, data_path=path, progress=progress, echo=echo)
+
+
+def distill(data=None, out: str | Path | None = None, encoder: str | None = None, *,
+            settings=None, progress: bool | None = None, echo=None,
+            **options: Any) -> DistillResult:  # fmt: skip
+    """Distil ``encoder``, the teacher (default ``minilm``; a registry name, Hugging Face folder or hub id)
+    into a student with fewer of its layers (``layers``, default half), trained to reproduce
+    its vectors on texts from the TRAINING part of a split of ``data`` (a RecData or a
+    dataset path; default split item-cold), and write the student folder ``out``: a Hugging
+    Face model folder that ``encoder(out)``, ``extract``, ``export``, ``serve`` and
+    ``--backend auto --student`` take, with ``distill.json`` (teacher, layers kept, texts,
+    steps, loss curve, fidelity on held-out training texts and, with ``gate`` (default on),
+    the downstream gate's verdict against the teacher on the split's test side),
+    ``split.json``, ``lineage.json`` and ``loss.png``. Exactly what ``recfeat distill`` does:
+    ``settings`` (``recfeat.finetuning.distill.distill_settings``) or keyword arguments named
+    as the command's flags (``layers``, ``max_texts``, ``max_steps``, ``batch_size``,
+    ``max_length``, ``learning_rate``, ``split``, ``seed``, ``load_split``, ``gate``,
+    ``max_drop``, ``restart``, ``force``...). Run again with the same arguments after a kill,
+    it resumes from the last checkpoint. Returns a ``DistillResult`` (``.out``,
+    ``.manifest``, ``.split``); docs/distill.md walks through it."""
+    import inspect
+
+    from recfeat.errors import UsageError
+    from recfeat.finetuning.distill import DistillSettings, distill_settings, run_distill
+    from recfeat.outputs_guard import guard_outputs
+
+    if settings is None:
+        known = set(inspect.signature(distill_settings).parameters) - {"data", "encoder"}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise UsageError(f"distill: unknown option(s) {', '.join(unknown)}; use "
+                             f"{', '.join(sorted(known))}")  # fmt: skip
+        settings = distill_settings(data=data, encoder=encoder, **options)
+    elif data is not None or encoder is not None or options:
+        raise UsageError("distill: give settings, or data and keyword arguments, not both")
+    _check_settings(settings, DistillSettings, "distill", "finetuning.distill.distill_settings")
+    if out is None:
+        raise UsageError("distill: give out, the folder to write the student to")
+    guard_outputs({"--out": out, "--checkpoint-dir": settings.checkpoints_for(out)}, settings.inputs)
+    loaded = settings.data
+    if isinstance(loaded, (str, Path)):
+        loaded = load_dataset(loaded, format=settings.format)
+    path = str(settings.data) if isinstance(settings.data, (str, Path)) else None
+    return run_distill(loaded, settings, out, data_path=path, progress=progress, echo=echo)
 
 
 def adapt(features: str | Path | None = None, data=None, kind: str | None = None, *,

@@ -250,6 +250,7 @@ class ExtractSettings:
     min_cosine: float = 0.99
     max_drop: float = 0.01
     gate_interactions: int | None = None
+    students: tuple[str, ...] = ()  # --backend auto: distilled students as candidates
     inputs: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def make_encoder(self):
@@ -272,7 +273,7 @@ def extract_settings(
     cache: Any = None, chunk_size: int | None = None, batch_rows: int | None = None,
     stream: bool | None = None, ray: bool | dict[str, Any] | None = None,
     min_cosine: float | None = None, max_drop: float | str | None = None,
-    gate_interactions: int | None = None,
+    gate_interactions: int | None = None, students: Sequence[str | Path] | None = None,
 ) -> ExtractSettings:  # fmt: skip
     """Defaults < ``config`` (``[dataset]``, ``cleaners``, ``[encoder]``, ``token_features``,
     ``[pipeline] level``) < these arguments (None: not given). ``loader_options``: a dict, or
@@ -296,6 +297,8 @@ def extract_settings(
                           min_cosine=min_cosine, gate_interactions=gate_interactions,
                           cleaners=cleaners, train=train)  # fmt: skip
     inputs = _extract_inputs(config, encoder, cache)
+    students = _students(students, backend)
+    inputs.update({f"--student {s}": s for s in students})
     if out is not None and not ray:
         # before anything is read: a malformed file that --out would overwrite is refused
         # as an input, not parsed
@@ -335,12 +338,27 @@ def extract_settings(
         stream=stream, ray=_ray(ray),
         min_cosine=0.99 if min_cosine is None else float(min_cosine),
         max_drop=0.01 if max_drop is None else parse_drop(max_drop),
-        gate_interactions=gate_interactions, inputs=inputs,
+        gate_interactions=gate_interactions, students=students, inputs=inputs,
     )  # fmt: skip
     from recfeat.extraction.manifest import check_request
 
     check_request(values.level, values.aggregate, values.user_from, values.chunk_size)
     return values
+
+
+def _students(students: Any, backend: str | None) -> tuple[str, ...]:
+    """``--student`` folders: paths, only with ``--backend auto`` (they are its candidates)."""
+    if students is None:
+        return ()
+    if isinstance(students, (str, Path)):
+        students = [students]
+    if not isinstance(students, (list, tuple)) or not all(isinstance(s, (str, Path)) for s in students):
+        raise checks.refuse("--student", "a student folder or a list of them", students,
+                            "pass the folder recfeat distill wrote")  # fmt: skip
+    if students and backend != "auto":
+        raise UsageError("--student makes a distilled student a candidate of --backend auto; "
+                         "add --backend auto, or pass the student as --encoder")  # fmt: skip
+    return tuple(str(s) for s in students)
 
 
 def _check_extract_values(*, encoder, backend, pooling, precision, device, level, aggregate,

@@ -30,7 +30,7 @@ class OnnxExporter(Exporter):
         calibration_method: str = "minmax",
         calibration_size: int = 128,
         min_cosine: float | None = None,
-        auto_exclude: bool = False,
+        auto_exclude: bool | None = None,  # None: on for dynamic-int8
         exclude_nodes: tuple[str, ...] = (),
         opset: int | None = None,
         external_data: bool | None = None,

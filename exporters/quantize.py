@@ -382,7 +382,49 @@ def convert_fp16(src: str | Path, dst: str | Path, *, exclude: Sequence[str] = (
     return {"mode": "fp16", "keep_io_types": True, "excluded_nodes": list(exclude)}
 
 
+def reuse_previous(
+    quantize: Callable[[Sequence[str]], dict[str, Any]], dst: Path
+) -> Callable[[Sequence[str]], dict[str, Any]]:
+    """``quantize`` (writes ``dst`` for a list of nodes to keep in float, returns settings)
+    with the previous trial's file kept aside (``previous_file(dst)``), so that going back to
+    it -- ``quantize_until_valid`` after a rejected re-quantisation -- is a rename, not
+    another quantisation (seconds per MiniLM-sized graph)."""
+    import os
+
+    aside = previous_file(dst)
+    keys: dict[str, tuple[str, ...] | None] = {"dst": None, "aside": None}
+    settings_of: dict[tuple[str, ...], dict[str, Any]] = {}
+
+    def wrapped(exclude: Sequence[str]) -> dict[str, Any]:
+        key = tuple(exclude)
+        if key == keys["aside"] and aside.exists():
+            os.replace(aside, dst)
+            keys["dst"], keys["aside"] = key, None
+            return dict(settings_of[key])
+        if keys["dst"] is not None and dst.exists():
+            os.replace(dst, aside)
+            keys["aside"] = keys["dst"]
+        settings_of[key] = quantize(exclude)
+        keys["dst"] = key
+        return dict(settings_of[key])
+
+    return wrapped
+
+
+def previous_file(dst: Path) -> Path:
+    """Where ``reuse_previous`` keeps the previous trial of ``dst`` (scratch: remove it)."""
+    return dst.with_name(f".{dst.stem}.previous{dst.suffix}")
+
+
 # -- auto-exclude ------------------------------------------------------------------------------
+# An auto-excluded node goes back to int8 only when the validation mean stays this far above
+# the threshold: a file that lands exactly on the gate on a few dozen validation texts would
+# miss it on the next user's texts. MiniLM, avx2 preset, built-in texts (issue 26,
+# benchmarks/results/export_int8_default.md): the FFN down-projections in float 0.99248,
+# layer 5's back in int8 0.99234 (kept), layer 4's too 0.99185 (< 0.992: stop).
+REQUANTISE_MARGIN = 0.002
+
+
 def quantize_until_valid(
     quantize: Callable[[Sequence[str]], dict[str, Any]],
     validate: Callable[[], Any],
@@ -391,6 +433,7 @@ def quantize_until_valid(
     auto_exclude: bool,
     exclude: Sequence[str] = (),
     on_attempt: Callable[[Any], None] | None = None,
+    requantise_margin: float | None = None,
 ):
     """Quantise and validate; with ``auto_exclude``, keep the most sensitive node roles in
     float until the threshold holds.
@@ -402,59 +445,120 @@ def quantize_until_valid(
     most (6 roles for a BERT layer); ONNX static calibration runs once (its ranges are
     cached), NNCF (OpenVINO) calibrates again per attempt.
 
+    With ``requantise_margin`` the nodes the search left in float are then put back into
+    int8 one at a time, last layer first (``nodes`` is in graph order), while the mean
+    stays >= threshold + margin: a whole role is coarser than needed (in MiniLM the early
+    layers' FFN down-projections are the sensitive ones, so the first miss ends it). One
+    quantisation per node tried, plus one to write the kept set again after the miss
+    (``reuse_previous`` makes that a rename).
+
     ``quantize(exclude)`` writes the file and returns its settings; ``validate()`` returns a
     StepValidation (not raising). Every attempt is logged in the returned settings'
-    ``attempts`` and handed to ``on_attempt(validation)``, failures included, so the table
-    explains an auto-exclude search or a failed threshold (its step names the nodes left in
-    float). Returns (settings, validation). Raises ValidationFailedError with the last
-    figures when nothing passes.
+    ``attempts`` (what was tried, nodes in float, mean cosine) and handed to
+    ``on_attempt(validation)``, failures included, so the table explains an auto-exclude
+    search or a failed threshold (its step names the nodes left in float). The settings
+    say why each node stayed in float (``excluded_why``) and, with ``auto_exclude``, what
+    the search measured (``exclusion``). Returns (settings, validation). Raises
+    ValidationFailedError with the last figures when nothing passes.
     """
     from .validate import failure_message
 
     base_excluded = list(exclude)
     attempts: list[dict[str, Any]] = []
+    why = {n: "asked for (--exclude-node)" for n in base_excluded}
 
-    def attempt(excluded: list[str]):
+    def attempt(excluded: list[str], trial: str):
         settings = quantize(excluded)
         result = validate()
-        attempts.append({"excluded_nodes": len(excluded), "cosine_mean": result.cosine_mean})
+        attempts.append({"trial": trial, "excluded_nodes": len(excluded),
+                         "cosine_mean": result.cosine_mean, "passed": bool(result.passed)})  # fmt: skip
         if excluded:
             result.step = f"{result.step} ({len(excluded)} nodes float)"
         if on_attempt:
             on_attempt(result)
         return settings, result
 
-    settings, result = attempt(base_excluded)
+    settings, result = attempt(base_excluded, "int8" + (" (--exclude-node in float)" if base_excluded else ""))
     excluded = base_excluded
+    search: dict[str, Any] | None = None
+    if auto_exclude:
+        search = {"min_cosine": result.min_cosine, "int8_cosine_mean": result.cosine_mean}
     if not result.passed and auto_exclude:
-        roles = {
-            role: [n for n in members if n not in base_excluded]
-            for role, members in role_groups(nodes).items()
-        }
-        roles = {r: m for r, m in sorted(roles.items(), key=lambda kv: role_priority(kv[0])) if m}
-        base_cos = result.cosine_mean
-        gains = {}
-        for role, members in roles.items():
-            settings, result = attempt(base_excluded + members)
-            if result.passed:  # leaving this one role in float is enough
-                break
-            gains[role] = result.cosine_mean - base_cos
-        else:
-            excluded = list(base_excluded)
-            for role in sorted(gains, key=gains.get, reverse=True):
-                excluded = excluded + roles[role]
-                settings, result = attempt(excluded)
-                if result.passed:
-                    break
-        if result.passed:
-            excluded = list(settings.get("excluded_nodes", excluded))
+        settings, result, excluded = _exclude_roles(attempt, nodes, base_excluded, settings, result,
+                                                     why)  # fmt: skip
+        if result.passed and requantise_margin is not None:
+            auto = [n for n in reversed(nodes) if n in excluded and n not in base_excluded]
+            settings, result, excluded, search["requantise"] = _requantise(
+                attempt, auto, excluded, settings, result, requantise_margin, why
+            )  # fmt: skip
     if not result.passed:
         extra = (
             f" (auto-exclude left {len(excluded)} of {len(nodes)} nodes in float and still missed)"
             if auto_exclude
             else ""
         )
-        raise ValidationFailedError(failure_message(result) + extra)
-    settings["auto_excluded"] = bool(auto_exclude) and len(settings.get("excluded_nodes", ())) > len(base_excluded)
+        raise ValidationFailedError(failure_message(result, auto_exclude=auto_exclude) + extra)
+    settings["excluded_nodes"] = list(excluded)
+    settings["auto_excluded"] = bool(auto_exclude) and len(excluded) > len(base_excluded)
+    settings["excluded_why"] = {n: why[n] for n in excluded}
+    if search is not None:
+        settings["exclusion"] = search
     settings["attempts"] = attempts
     return settings, result
+
+
+def _exclude_roles(attempt, nodes, base_excluded, settings, result, why):
+    """The role search of ``quantize_until_valid``: (settings, validation, excluded)."""
+    roles = {
+        role: [n for n in members if n not in base_excluded]
+        for role, members in role_groups(nodes).items()
+    }
+    roles = {r: m for r, m in sorted(roles.items(), key=lambda kv: role_priority(kv[0])) if m}
+    base_cos, threshold = result.cosine_mean, result.min_cosine
+    missed = f"int8 mean cosine {base_cos:.5f} < {threshold}"
+    gains: dict[str, float] = {}
+    alone: dict[str, float] = {}
+    for role, members in roles.items():
+        settings, result = attempt(base_excluded + members, f"role {role} in float")
+        if result.passed:  # leaving this one role in float is enough
+            for n in members:
+                why[n] = f"{missed}; with role {role} in float {result.cosine_mean:.5f}"
+            return settings, result, base_excluded + members
+        gains[role] = result.cosine_mean - base_cos
+        alone[role] = result.cosine_mean
+    excluded = list(base_excluded)
+    for role in sorted(gains, key=gains.get, reverse=True):
+        excluded = excluded + roles[role]
+        for n in roles[role]:
+            why[n] = f"{missed}; role {role} in float alone {alone[role]:.5f}, kept greedily by gain"
+        settings, result = attempt(excluded, f"+ role {role} in float")
+        if result.passed:
+            break
+    return settings, result, excluded
+
+
+def _requantise(attempt, order, excluded, settings, result, margin, why):
+    """Put ``order``'s nodes back into int8 one at a time while the mean stays >= threshold +
+    ``margin``; the first node that misses ends it (earlier layers are the more sensitive
+    ones). Returns (settings, validation, excluded, what was measured)."""
+    floor = result.min_cosine + margin
+    report: dict[str, Any] = {"margin": margin, "floor": floor, "requantised": []}
+    if result.cosine_mean < floor:
+        # Every node put back adds error; with no headroom above the floor none can stay.
+        report["skipped"] = f"mean {result.cosine_mean:.5f} with the search's nodes in float < {floor:.4f}"
+        return settings, result, excluded, report
+    for i, node in enumerate(order):
+        trial = [n for n in excluded if n != node]
+        s, r = attempt(trial, f"re-quantise {node}")
+        if r.passed and r.cosine_mean >= floor:
+            excluded, settings, result = trial, s, r
+            report["requantised"].append({"node": node, "cosine_mean": r.cosine_mean})
+            continue
+        why[node] += f"; in int8 again: {r.cosine_mean:.5f} < {floor:.4f} (threshold + margin)"
+        for rest in order[i + 1 :]:
+            why[rest] += f"; not tried in int8: re-quantising {node} already missed {floor:.4f}"
+        report["stopped_at"] = node
+        # the file on disk is the rejected trial: write the kept set again
+        settings, result = attempt(excluded, "kept set, written again")
+        break
+    return settings, result, excluded, report

@@ -16,6 +16,13 @@ from recfeat.machine import has_bf16
 from .runtime_onnx import ExportedEncoder
 
 PRECISIONS = ("bf16", "fp32", "int8")
+#: Token budget of one batch. Batches are cut from texts sorted by length and padded to
+#: their longest, so a large budget spans a wide range of lengths: at 16384 (the ONNX
+#: Runtime default) 500 Musical Instruments reviews made 5 batches with 21% padding, 1.27x
+#: the model FLOPs of the texts alone, and too few batches to keep every THROUGHPUT stream
+#: busy; plain OpenVINO (32 texts a batch) paid 1.07x and ran faster. At 2048: 28 batches,
+#: 4% padding, 1.04x (benchmarks/bench_openvino_gap.py, benchmarks/results/openvino_gap.md).
+BATCH_TOKENS = 2048
 
 
 class OpenVinoEncoder(ExportedEncoder):
@@ -35,7 +42,7 @@ class OpenVinoEncoder(ExportedEncoder):
         normalize: bool | None = None,
         max_length: int | None = None,
         threads: int | None = None,
-        batch_tokens: int = 16384,
+        batch_tokens: int = BATCH_TOKENS,
         max_batch_size: int = 256,
         verify: bool = True,
         mode: str = "throughput",

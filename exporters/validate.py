@@ -120,12 +120,14 @@ def check_step(
     return result
 
 
-def failure_message(v: StepValidation) -> str:
+def failure_message(v: StepValidation, *, auto_exclude: bool = False) -> str:
+    """The one-line failure of a step, with what to try (``--auto-exclude`` unless it ran)."""
+    fixes = "lower --min-cosine or try another --quantize / --preset" if auto_exclude else (
+        "lower --min-cosine, try --auto-exclude or another --quantize / --preset")
     return (
         f"validation failed at step {v.step!r} ({v.file}): mean cosine {v.cosine_mean:.8f} < "
         f"--min-cosine {v.min_cosine} (min {v.cosine_min:.8f}, p1 {v.cosine_p1:.8f}, max abs "
-        f"diff {v.max_abs_diff:.3g}, {v.n_texts} texts); lower --min-cosine, try --auto-exclude "
-        "or another --quantize / --preset"
+        f"diff {v.max_abs_diff:.3g}, {v.n_texts} texts); {fixes}"
     )
 
 

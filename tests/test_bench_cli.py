@@ -90,6 +90,82 @@ def test_existing_out_folder_is_refused_before_any_work(tmp_path):
     assert (out / "notes.txt").read_text() == "keep me"
 
 
+# -- the default backends: every recfeat path that can run here ------------------------------
+def test_default_backends_are_every_recfeat_path_but_the_slow_static_int8(monkeypatch):
+    """As the peers default to every installed peer, the recfeat paths default to every one
+    installed for the device (OpenVINO, its fastest, among them), the calibrated
+    onnx-int8-static left out (slow to export and to run); the same paths --backend auto
+    chooses among."""
+    import recfeat.machine
+    from recfeat.bench import backends as bb
+    from recfeat.bench.runs import DEFAULT_CPU_BACKENDS, default_backends
+    from recfeat.selection import backends as sb
+    from recfeat.selection.auto_backend import DEFAULT_CANDIDATES
+
+    monkeypatch.setattr(recfeat.machine, "has_bf16", lambda: True)
+    cpu_paths = [s.name for s in sb.BACKENDS.values() if "cpu" in s.devices]
+    assert set(DEFAULT_CPU_BACKENDS.split(",")) == set(cpu_paths) - {"onnx-int8-static"}
+    assert set(DEFAULT_CPU_BACKENDS.split(",")) == set(DEFAULT_CANDIDATES)
+    got = default_backends("cpu").split(",")
+    assert got == [n for n in DEFAULT_CPU_BACKENDS.split(",") if bb.BACKENDS[n].available]
+    if bb.BACKENDS["openvino-int8"].available:
+        assert {"openvino-fp32", "openvino-bf16", "openvino-int8"} <= set(got)
+    assert default_backends("cuda:1") == "torch-fp32,torch-bf16,torch-fp16"
+
+
+def test_default_backends_leave_out_what_this_machine_or_run_cannot_do(monkeypatch):
+    """bf16 only where the CPU has bf16 units (elsewhere torch emulates it and OpenVINO runs
+    f32), openvino-int8 only with a corpus to calibrate on, and only installed paths."""
+    import recfeat.machine
+    from recfeat.bench import backends as bb
+    from recfeat.bench.runs import DEFAULT_CPU_BACKENDS, default_backends
+    from recfeat.selection import backends as sb
+
+    monkeypatch.setattr(recfeat.machine, "has_bf16", lambda: False)
+    got = default_backends("cpu").split(",")
+    assert "torch-bf16" not in got and "openvino-bf16" not in got and "torch-fp32" in got
+    assert default_backends("cuda").split(",") == ["torch-fp32", "torch-bf16", "torch-fp16"]
+    monkeypatch.setattr(recfeat.machine, "has_bf16", lambda: True)
+    assert "openvino-int8" not in default_backends("cpu", corpus=False).split(",")
+    assert "torch-bf16" in default_backends("cpu", corpus=False).split(",")
+    spec = bb.BACKENDS["onnx-fp32"]
+    monkeypatch.setitem(bb.BACKENDS, "onnx-fp32",
+                        sb.BackendSpec(**{**spec.__dict__, "modules": ("no_such_module_xyz",)}))
+    got = default_backends("cpu").split(",")
+    assert "onnx-fp32" not in got and len(got) < len(DEFAULT_CPU_BACKENDS.split(","))
+
+
+def test_throughput_without_backends_runs_the_defaults(tmp_path, monkeypatch):
+    """No --backends: the run gets default_backends (no corpus, so no calibrated path)."""
+    import recfeat
+    import recfeat.machine
+    from recfeat.bench import suite as bench_suite
+    from recfeat.bench.runs import default_backends
+
+    class Captured(Exception):
+        pass
+
+    def capture(**kwargs):
+        raise Captured([s.name for s in kwargs["backends"]])
+
+    monkeypatch.setattr(recfeat.machine, "has_bf16", lambda: True)
+    monkeypatch.setattr(bench_suite, "run_throughput", capture)
+    with pytest.raises(Captured) as got:
+        recfeat.bench_throughput_report(tmp_path / "o", peers="none")
+    assert got.value.args[0] == default_backends("cpu", corpus=False).split(",")
+    assert "openvino-int8" not in got.value.args[0]
+
+
+def test_help_names_the_default_backends():
+    from recfeat.bench.runs import DEFAULT_CPU_BACKENDS
+
+    res = CliRunner().invoke(cli, ["bench", "throughput", "--help"], terminal_width=400,
+                             max_content_width=400)  # no line breaks inside the names
+    assert res.exit_code == 0
+    assert "openvino-bf16" in res.output and "onnx-int8-static" in res.output
+    assert DEFAULT_CPU_BACKENDS.split(",")[-1] in res.output
+
+
 def test_backends_listing():
     res = run("backends")
     assert res.exit_code == 0

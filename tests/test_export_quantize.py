@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import pytest
 from _export_helpers import make_tiny
 
@@ -60,7 +59,7 @@ def test_dynamic_int8_settings_in_manifest(tiny_bert, tmp_path, per_channel):
         per_channel=per_channel,
     )  # fmt: skip
     step = manifest["steps"][-1]
-    assert step["file"] == "model_O2_qint8_avx2.onnx"
+    assert step["file"] == "model_qint8_avx2.onnx"  # the plain graph, not --optimize's
     assert step["settings"]["per_channel"] is per_channel and step["settings"]["reduce_range"]
     assert 0.99 <= step["validation"]["cosine_mean"] <= 1.0
     assert manifest["default_file"] == step["file"]
@@ -92,7 +91,7 @@ def test_calibration_too_small(tiny_bert, tmp_path):
 def test_forced_accuracy_drop_fails_with_figures_and_writes_nothing(tiny_bert, tmp_path):
     out = tmp_path / "q"
     with pytest.raises(ValidationFailedError) as err:
-        _export(tiny_bert, out, quantize="dynamic-int8", min_cosine=1.0)
+        _export(tiny_bert, out, quantize="dynamic-int8", min_cosine=1.0, auto_exclude=False)
     msg = str(err.value)
     assert "step 'quantize dynamic-int8'" in msg
     assert re.search(r"mean cosine 0\.9\d{7} < --min-cosine 1\.0 \(min 0\.9\d{7}", msg)
@@ -154,24 +153,21 @@ def test_auto_exclude_measures_sensitivity_and_excludes_greedily():
 
 def test_auto_exclude_on_a_real_graph(tiny_bert, tmp_path):
     """A threshold plain int8 cannot meet but float nodes can: auto-exclude finds it."""
-    from recfeat.exporters.quantize import PRESETS, quantizable_nodes, quantize_dynamic_int8
+    from recfeat.exporters.quantize import quantizable_nodes
 
-    base = tmp_path / "base"
-    _export(tiny_bert, base)
-    plain = tmp_path / "plain.onnx"
-    quantize_dynamic_int8(base / "model.onnx", plain, PRESETS["avx512_vnni"])
-    from recfeat.exporters.validate import compare, onnx_outputs
-
-    rng = np.random.default_rng(0)
-    ids = rng.integers(1000, 20000, (4, 16)).astype(np.int64)
-    batch = [{"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}]
-    cos = compare(onnx_outputs(base / "model.onnx", batch), onnx_outputs(plain, batch))["cosine_mean"]
+    # plain int8's figure on the exporter's own validation sample, with this CPU's preset
+    plain = _export(tiny_bert, tmp_path / "plain", quantize="dynamic-int8", min_cosine=0.5,
+                    auto_exclude=False)["steps"][-1]  # fmt: skip
+    assert plain["settings"]["excluded_nodes"] == [] and "exclusion" not in plain["settings"]
+    cos = plain["validation"]["cosine_mean"]
     threshold = 1.0 - (1.0 - cos) / 3  # a third of plain int8's error
     manifest = _export(tiny_bert, tmp_path / "auto", quantize="dynamic-int8", min_cosine=threshold, auto_exclude=True)
     step = manifest["steps"][-1]
     assert step["validation"]["passed"] and step["settings"]["auto_excluded"]
+    assert step["settings"]["exclusion"]["int8_cosine_mean"] == pytest.approx(cos)
     excluded = step["settings"]["excluded_nodes"]
-    assert 0 < len(excluded) < len(quantizable_nodes(base / "model.onnx"))
+    assert 0 < len(excluded) < len(quantizable_nodes(tmp_path / "auto" / "model.onnx"))
+    assert set(step["settings"]["excluded_why"]) == set(excluded)
 
 
 def _clear_optimum_caches():
@@ -224,3 +220,73 @@ def test_optimum_settings_equal_the_fallbacks(monkeypatch):
         monkeypatch.undo()
         _clear_optimum_caches()
     assert without == with_optimum
+
+
+def test_requantise_puts_nodes_back_last_layer_first_while_the_margin_holds():
+    """After the role search (the FFN down-projection of every layer in float), nodes go
+    back to int8 one at a time, last layer first, while mean >= threshold + margin; the
+    first miss ends it and the kept set is written again; the manifest says why each
+    remaining node stayed in float."""
+    from recfeat.exporters.quantize import quantize_until_valid
+
+    layers = range(4)
+    nodes = [f"/l.{i}/{r}/MatMul" for i in layers for r in ("attention/dense", "output/dense")]
+    # layer 1's FFN output hurts most; layer 0's alone would fit, but the miss at 1 ends it
+    damage = {f"/l.{i}/output/dense/MatMul": d for i, d in zip(layers, (0.0005, 0.009, 0.001, 0.0006), strict=True)}
+    state = {"written": []}
+
+    def quantize(exclude):
+        state["written"].append(list(exclude))
+        return {"excluded_nodes": list(exclude)}
+
+    def validate():
+        quantized = [n for n in nodes if n not in state["written"][-1]]
+        return _Validation(1.0 - 0.0001 - sum(damage.get(n, 0.0) for n in quantized))
+
+    settings, result = quantize_until_valid(quantize, validate, nodes, auto_exclude=True,
+                                            requantise_margin=0.002)  # fmt: skip
+    ffn = [f"/l.{i}/output/dense/MatMul" for i in layers]
+    # plain int8 0.9888; FFN role in float 0.9999; layer 3 back 0.9993, layer 2 back 0.9983,
+    # layer 1 back 0.9893 < 0.992: stop, layers 0-1 stay in float
+    assert settings["excluded_nodes"] == ffn[:2]
+    assert [t["trial"] for t in settings["attempts"]] == [
+        "int8", "role /l.*/output/dense/MatMul in float", *(f"re-quantise {n}" for n in ffn[:0:-1]),
+        "kept set, written again"]  # fmt: skip
+    assert state["written"][-1] == ffn[:2] and result.passed  # the file on disk is the kept set
+    assert result.cosine_mean == pytest.approx(0.9983)
+    assert list(settings["excluded_why"]) == ffn[:2]
+    assert "int8 mean cosine 0.98880 < 0.99" in settings["excluded_why"][ffn[1]]
+    assert "in int8 again: 0.98930 < 0.9920" in settings["excluded_why"][ffn[1]]
+    assert "not tried in int8" in settings["excluded_why"][ffn[0]]
+    requantise = settings["exclusion"]["requantise"]
+    assert [r["node"] for r in requantise["requantised"]] == ffn[:1:-1]
+    assert requantise["stopped_at"] == ffn[1]
+
+    # --exclude-node's nodes are never put back; no headroom above the floor: no trials
+    settings, _ = quantize_until_valid(quantize, validate, nodes, auto_exclude=True,
+                                       exclude=[nodes[0]], requantise_margin=0.02)  # fmt: skip
+    assert settings["excluded_why"][nodes[0]] == "asked for (--exclude-node)"
+    assert "skipped" in settings["exclusion"]["requantise"]
+    assert not any(t["trial"].startswith("re-quantise") for t in settings["attempts"])
+
+
+def test_reuse_previous_goes_back_by_rename(tmp_path):
+    from recfeat.exporters.quantize import previous_file, reuse_previous
+
+    dst = tmp_path / "m.onnx"
+    calls = []
+
+    def quantize(exclude):
+        calls.append(list(exclude))
+        dst.write_text(",".join(exclude))
+        return {"excluded_nodes": list(exclude)}
+
+    wrapped = reuse_previous(quantize, dst)
+    wrapped(["a", "b"])
+    wrapped(["a"])
+    assert dst.read_text() == "a" and previous_file(dst).read_text() == "a,b"
+    assert wrapped(["a", "b"]) == {"excluded_nodes": ["a", "b"]}  # back: no quantisation
+    assert calls == [["a", "b"], ["a"]] and dst.read_text() == "a,b"
+    assert not previous_file(dst).exists()
+    wrapped([])
+    assert calls[-1] == [] and dst.read_text() == ""

@@ -248,7 +248,7 @@ def test_export_table_fits_80_columns_and_names_the_left_out_columns(capsys):
     from recfeat.cli.export_cmd import print_table
     from recfeat.exporters.validate import StepValidation
 
-    rows = [StepValidation(step="quantize dynamic-int8", file="model_O2_qint8_avx512_vnni.onnx",
+    rows = [StepValidation(step="quantize dynamic-int8", file="model_qint8_avx512_vnni.onnx",
                            precision="int8", n_texts=64, min_cosine=0.99, passed=False,
                            cosine_mean=0.987654, cosine_min=0.912345, cosine_p1=0.934567,
                            max_abs_diff=0.0123)]  # fmt: skip
@@ -258,7 +258,7 @@ def test_export_table_fits_80_columns_and_names_the_left_out_columns(capsys):
     assert "0.987654" in out and "0.912345" in out and "NO" in out
     assert "2 columns left out to fit 80 columns (file, min): --wide shows all" in out
     print_table(rows, wide=True)
-    assert "model_O2_qint8_avx512_vnni.onnx" in capsys.readouterr().out
+    assert "model_qint8_avx512_vnni.onnx" in capsys.readouterr().out
 
 
 def test_explain_line_cuts_a_long_item_id_never_the_score():

@@ -16,16 +16,41 @@ from typing import Any
 
 from recfeat.errors import UsageError
 
-DEFAULT_CPU_BACKENDS = "torch-fp32,torch-bf16,onnx-fp32,onnx-int8"
+# Every recfeat path for the device (the paths ``--backend auto`` chooses among), as the
+# peers default to every peer: a run shows recfeat's best next to theirs. onnx-int8-static
+# is left out (name it in --backends): its calibrated export with sensitive layers searched
+# cost ~7 min on 2 loaded cores, and its unfused QDQ graph ran at 0.24x openvino-bf16 (Xeon,
+# interleaved, 2026-12-01).
+DEFAULT_CPU_BACKENDS = ("torch-fp32,torch-bf16,onnx-fp32,onnx-fp32-o2,onnx-int8,"
+                        "openvino-fp32,openvino-bf16,openvino-int8")  # fmt: skip
 DEFAULT_GPU_BACKENDS = "torch-fp32,torch-bf16,torch-fp16"
 
 
-def default_backends(device: str) -> str:
-    """The installed ones of the default backends for ``device`` (cpu, cuda, cuda:N)."""
+def default_backends(device: str, *, corpus: bool = True) -> str:
+    """The default backends for ``device`` (cpu, cuda, cuda:N) that can run here: installed;
+    on the CPU, the bf16 ones only where it has bf16 units (without them torch emulates bf16,
+    slower than fp32, and OpenVINO runs its bf16 hint as f32: a copy of openvino-fp32); the
+    ones calibrated on the corpus (openvino-int8) only with one (``corpus``)."""
     from recfeat.bench.backends import BACKENDS
+    from recfeat.machine import has_bf16
 
-    wanted = DEFAULT_GPU_BACKENDS if device.startswith("cuda") else DEFAULT_CPU_BACKENDS
-    return ",".join(n for n in wanted.split(",") if BACKENDS[n].available)
+    if device.startswith("cuda"):
+        wanted = DEFAULT_GPU_BACKENDS.split(",")
+    else:
+        bf16 = has_bf16()
+        wanted = [n for n in DEFAULT_CPU_BACKENDS.split(",")
+                  if (bf16 or BACKENDS[n].precision != "bf16")
+                  and (corpus or not _calibrated(n))]  # fmt: skip
+    return ",".join(n for n in wanted if BACKENDS[n].available)
+
+
+def _calibrated(name: str) -> bool:
+    """Whether recfeat path ``name`` is exported with static int8 calibrated on the corpus
+    (without texts to calibrate on it cannot be built)."""
+    from recfeat.selection.backends import EXPORT_FOLDERS, EXPORT_VARIANTS
+
+    folder = EXPORT_VARIANTS.get(name, (None,))[0]
+    return EXPORT_FOLDERS.get(folder, {}).get("quantize") == "static-int8"
 
 
 def backend_table() -> list[Any]:
@@ -69,7 +94,8 @@ def throughput_report(
     say: Callable[[str], None] | None = None,
 ) -> tuple[Path, dict[str, Any]]:  # fmt: skip
     """``(report folder, results)``: sequences/s, tokens/s, latency and memory of recfeat's
-    ``backends`` (None: the defaults for ``device``) and ``peers`` (None: every peer for the
+    ``backends`` (None: every recfeat path for ``device`` that can run here, see
+    ``default_backends``; openvino-int8 with ``data``) and ``peers`` (None: every peer for the
     device, those not installed listed in the report; "none" or []: none) on the fixed
     ``batch_sizes`` x ``seq_lens`` grid (``fixed``) and on ``data``'s texts, scored on the
     downstream gate with ``gate`` (and ``data``); written to ``out`` (an earlier report
@@ -83,7 +109,8 @@ def throughput_report(
 
     say = say or (lambda msg: None)
     _check_out(out, force, {"--data": data, "--encoder": encoder}, device)
-    specs = bb.parse_backends(backends or default_backends(device), kind=sb.RECFEAT, device=device)
+    specs = bb.parse_backends(backends or default_backends(device, corpus=bool(data)),
+                              kind=sb.RECFEAT, device=device)  # fmt: skip
     not_installed: list[dict[str, str]] = []
     if peers is None:
         peer_specs, not_installed = bb.default_peers(device)

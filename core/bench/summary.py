@@ -21,11 +21,12 @@ GATE_COSINE = 0.99
 #: The fixed shape the issue's targets name (batch x tokens).
 TARGET_SHAPE = (32, 128)
 
-# (id, what, goal): issue 12's CPU targets, each judged in ``evaluate_targets``.
+# (id, what, goal): the CPU targets (issue 12's, with issue 26's 1.5x at any quality),
+# each judged in ``evaluate_targets``.
 TARGETS = (
     ("corpus_vs_quality_peer", "real corpus: recfeat's fastest gated path / fastest peer with "
      f"mean cosine >= {PEER_QUALITY_COSINE}", 2.0),
-    ("corpus_vs_any_peer", "real corpus: recfeat's fastest gated path / fastest peer at any quality", 1.3),
+    ("corpus_vs_any_peer", "real corpus: recfeat's fastest gated path / fastest peer at any quality", 1.5),
     ("int8_fraction", f"fixed {TARGET_SHAPE[0]} x {TARGET_SHAPE[1]}: recfeat int8 path, fraction "
      "of the int8 ceiling (mean cosine >= 0.995 on the real corpus)", 0.60),
     ("overlap_ratio", "real corpus tokens/s / the same backend's fixed-shape tokens/s "

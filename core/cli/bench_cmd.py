@@ -48,8 +48,11 @@ def _show(path, results, wide: bool = False) -> None:
 _common = [
     click.option("--encoder", default="minilm", show_default=True, help="Encoder name."),
     click.option("--backends", default=None,
-                 help=f"Comma-separated recfeat backends [default: {api.DEFAULT_CPU_BACKENDS} on "
-                      f"CPU, {api.DEFAULT_GPU_BACKENDS} on CUDA]."),
+                 help=f"Comma-separated recfeat backends [default: every recfeat path that can "
+                      f"run here: {api.DEFAULT_CPU_BACKENDS} on CPU (bf16 ones where the CPU has "
+                      f"bf16 units, openvino-int8 with a corpus to calibrate on; onnx-int8-static "
+                      f"only when named: slow), {api.DEFAULT_GPU_BACKENDS} on CUDA; the installed "
+                      f"ones]."),
     click.option("--threads", type=int, default=None, help="Threads for every backend."),
     click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N."),
     click.option("--init", type=click.Choice(["pretrained", "random"]), default="pretrained",

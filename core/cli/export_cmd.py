@@ -14,7 +14,7 @@ and quantise it, and validate every step against PyTorch fp32.
 
 \b
 The folder --out holds model.onnx (+ suffixed variants such as model_O2.onnx or
-model_O2_qint8_avx512_vnni.onnx), the tokenizer files and manifest.json (source weights
+model_qint8_avx512_vnni.onnx), the tokenizer files and manifest.json (source weights
 hash, family, pooling, opset, versions, quantisation settings, validation figures and the
 sha256 of every file). It is built aside and moved into place only when every step passes.
 
@@ -22,7 +22,11 @@ sha256 of every file). It is built aside and moved into place only when every st
 Validation texts come from --calibration (stratified by length), else a built-in varied
 set. A step below --min-cosine (default 0.9999 fp32, 0.99 int8) fails with the figures;
 --auto-exclude keeps the most sensitive MatMul roles in float (ONNX nodes_to_exclude, NNCF
-IgnoredScope for --backend openvino) until it holds. Quality-preserving int8 on a CPU:
+IgnoredScope for --backend openvino) until it holds. It is on by default for dynamic-int8
+(--no-auto-exclude: fail instead), which quantises the plain graph (model.onnx) even with
+--optimize and then puts the excluded MatMuls back into int8 one at a time, last layer
+first, while the mean cosine stays 0.002 above the gate; the manifest records which nodes
+stayed in float and why. Quality-preserving int8 on a CPU:
 --backend openvino --quantize static-int8 --calibration DATA --min-cosine 0.995 --auto-exclude
 (NNCF, calibrated on DATA; float parts in bf16 where the CPU has bf16 units).
 Use the result with `recfeat extract --encoder DIR` (its manifest names the backend).
@@ -74,7 +78,9 @@ def register(cli: click.Group) -> None:
     @click.option("--calibration-size", type=int, default=None, help="Calibration texts [default: 128].")
     @click.option("--min-cosine", type=float, default=None,
                   help="Fail below this mean cosine (default 0.9999 fp32, 0.999 fp16/bf16, 0.99 int8).")
-    @click.option("--auto-exclude", is_flag=True, default=None, help="Keep the most sensitive nodes in float until --min-cosine holds.")
+    @click.option("--auto-exclude/--no-auto-exclude", default=None,
+                  help="Keep the most sensitive nodes in float until --min-cosine holds "
+                       "[default: on for dynamic-int8, off otherwise].")
     @click.option("--exclude-node", "exclude_nodes", multiple=True, help="Node name to keep in float (repeatable).")
     @click.option("--backend", type=click.Choice(["onnx", "openvino"]), default=None,
                   help="Backend the export runs on [default: the config's, else onnx].")

@@ -67,6 +67,10 @@ re-run encodes only new or changed texts, and a killed run resumes where it stop
 @click.option("--min-cosine", type=float, default=0.99,
               show_default=True, help="--backend auto: floor of the mean cosine to torch fp32.")  # fmt: skip
 @gate_interactions_option("--backend auto")
+@click.option("--student", "students", multiple=True,
+              help="--backend auto: a student folder from `recfeat distill` (repeatable); its "
+                   "torch, int8 and bf16 paths become candidates, judged by the same downstream "
+                   "gate on the split it was distilled on.")  # fmt: skip
 @click.option("--cache", "cache_dir", default=None,
               help="Vector cache folder [default: $RECFEAT_CACHE_DIR or ~/.cache/recfeat].")  # fmt: skip
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the vector cache.")
@@ -116,7 +120,7 @@ re-run encodes only new or changed texts, and a killed run resumes where it stop
 )  # fmt: skip
 def extract_command(data, fmt, level, encoder_name, pooling, precision, batch_tokens, max_length,
                     cleaners, keep_pii, config_path, backend, max_drop, min_cosine, gate_interactions,
-                    cache_dir, no_cache, aggregate, user_from, train_path, token_features,
+                    students, cache_dir, no_cache, aggregate, user_from, train_path, token_features,
                     skip_bad_rows, encoding, options, chunk_size, use_ray, ray_address, actors,
                     gpus_per_actor, cpus_per_actor, batch_rows, stream, out) -> None:  # fmt: skip
     """Turn the texts of DATA (a file or folder; 'sample' for the SYNTHETIC sample) into
@@ -139,7 +143,7 @@ def extract_command(data, fmt, level, encoder_name, pooling, precision, batch_to
         cleaners=cleaners, keep_pii=keep_pii, token_features=token_features,
         aggregate=aggregate, user_from=user_from, train=train_path, cache=False if no_cache else cache_dir,
         chunk_size=chunk_size, stream=stream, ray=ray, min_cosine=min_cosine,
-        max_drop=max_drop, gate_interactions=gate_interactions,
+        max_drop=max_drop, gate_interactions=gate_interactions, students=list(students) or None,
     )  # fmt: skip
     say = lambda msg: progress.say(clean(msg))  # noqa: E731 - names from the data
     result = api.extract_file(out=out, settings=settings, echo=say)

@@ -29,6 +29,7 @@ BUILTIN_COMMAND_MODULES = (
     "recfeat.cli.serve_cmd",
     "recfeat.cli.adapt_cmd",
     "recfeat.cli.finetune_cmd",
+    "recfeat.cli.distill_cmd",
 )
 
 

@@ -42,15 +42,15 @@ def gate_interactions_option(flag: str):
     )  # fmt: skip
 
 
-def training_split_options(what: str, load_help: str):
+def training_split_options(what: str, load_help: str, default_split: str = "random"):
     """``--split``, ``--seed``, ``--test-fraction`` and ``--load-split``: the split whose
     TRAINING part ``what`` reads, made as ``evaluate`` makes it; one spelling for
     ``finetune`` and ``adapt`` (their library functions check the values)."""
     options = (
         click.option("--split", "split_kind", type=click.Choice(api.SPLITS), default=None,
-                     help=f"Split whose TRAINING part {what}, as evaluate makes it [default: random]."),
+                     help=f"Split whose TRAINING part {what}, as evaluate makes it [default: {default_split}]."),
         click.option("--seed", type=click.IntRange(min=0), default=None,
-                     help="Seed of the split, the pair sample and training [default: 0]."),
+                     help="Seed of the split, the training sample and training [default: 0]."),
         click.option("--test-fraction", type=OpenFraction(), default=None,
                      help="Share held out by the split [default: 0.2]."),
         click.option("--load-split", default=None, help=load_help),

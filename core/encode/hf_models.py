@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -331,16 +332,113 @@ def describe_model(model: str, init: str = "pretrained") -> ModelInfo:
             random_init=True,
         )
     folder = local_model_dir(model)
-    config = load_config(str(folder))
+    family, hidden_size, pooling = config_facts(folder)
     return ModelInfo(
         source=str(folder),
         weights_sha256=weights_sha256(folder),
-        family=config.model_type,
-        default_pooling=default_pooling_for(config),
-        hidden_size=int(config.hidden_size),
+        family=family,
+        default_pooling=pooling,
+        hidden_size=hidden_size,
         random_init=False,
         normalizes=declares_normalize(folder),
     )
+
+
+# -- memos: what a model folder's files say, kept by their content ---------------------------
+# A fully cached ``recfeat extract`` needs the model's fingerprint (weights hash, family,
+# default pooling) but none of its vectors: reading these from small memo files under
+# ``cache_root()`` keeps it from hashing 90 MB of weights and from importing transformers
+# (which imports torch: most of such a run's time). The memos are files on disk, so
+# untrusted: anything unreadable, oversized or malformed is computed again and rewritten.
+_MEMO_MAX_BYTES = 4096
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_FAMILY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
+#: Bumped when what a config memo holds, or how it is derived, changes.
+CONFIG_MEMO_FORMAT = 1
+
+
+def _read_memo(path: Path) -> str | None:
+    """The text of a memo file, or None when it is missing, unreadable, too big or not ASCII."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(_MEMO_MAX_BYTES + 1)
+        if len(data) > _MEMO_MAX_BYTES:
+            return None
+        return data.decode("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _write_memo(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text(path, text)
+    except OSError:  # a read-only or full cache folder only costs speed
+        pass
+
+
+def _config_memo(folder: Path) -> tuple[Path | None, bytes | None]:
+    """(memo file, config.json bytes) for ``folder``: the memo is keyed by the file's
+    content and the transformers version that reads it, which is all AutoConfig's answer
+    depends on. (None, ...) when either cannot be read: then there is no memo."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        data = (folder / "config.json").read_bytes()
+    except OSError:
+        return None, None
+    try:
+        version = package_version("transformers")  # its metadata: transformers not imported
+    except PackageNotFoundError:
+        return None, data
+    digest = hashlib.sha256(f"config/{CONFIG_MEMO_FORMAT};transformers={version}\0".encode())
+    digest.update(data)
+    return cache_root() / "configs" / f"{digest.hexdigest()}.json", data
+
+
+def _parse_config_memo(text: str | None) -> tuple[str, int, str] | None:
+    if not text:
+        return None
+    try:
+        memo = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(memo, dict):
+        return None
+    family, width, pooling = memo.get("family"), memo.get("hidden_size"), memo.get("default_pooling")
+    if not (isinstance(family, str) and _FAMILY_NAME.fullmatch(family)):
+        return None
+    if isinstance(width, bool) or not isinstance(width, int) or not 0 < width < 1 << 20:
+        return None
+    if pooling not in ("mean", "last-token"):  # the only values default_pooling_for gives
+        return None
+    return family, width, pooling
+
+
+def config_facts(folder: str | Path) -> tuple[str, int, str]:
+    """``(family, hidden size, default pooling)`` of the model in ``folder`` exactly as
+    transformers' AutoConfig reads its config.json (:func:`load_config`), memoised under
+    ``cache_root()/configs`` so that later calls import neither transformers nor torch."""
+    folder = Path(folder)
+    memo, data = _config_memo(folder)
+    if memo is not None:
+        facts = _parse_config_memo(_read_memo(memo))
+        if facts is not None:
+            return facts
+    config = load_config(str(folder))
+    facts = (str(config.model_type), int(config.hidden_size), default_pooling_for(config))
+    text = json.dumps(dict(zip(("family", "hidden_size", "default_pooling"), facts, strict=True)))
+    # memoised only when a later read would accept it, and only when config.json did not
+    # change while transformers read it (the key is the content read before)
+    if memo is not None and _parse_config_memo(text) == facts:
+        try:
+            unchanged = (folder / "config.json").read_bytes() == data
+        except OSError:
+            unchanged = False
+        if unchanged:
+            _write_memo(memo, text)
+    return facts
 
 
 def _build_random(shape: str, corpus: Sequence[str] | None, attn: str) -> LoadedModel:
@@ -470,20 +568,13 @@ def _file_sha256(path: Path) -> str:
     if key in _HASH_MEMO:
         return _HASH_MEMO[key]
     memo_file = cache_root() / "hashes" / (hashlib.sha1(json.dumps(key).encode()).hexdigest() + ".txt")
-    try:
-        value = memo_file.read_text().strip()
-    except OSError:
-        value = ""
-    if len(value) != 64:
+    value = _read_memo(memo_file)
+    if value is None or not _SHA256_HEX.fullmatch(value):  # missing or damaged: hash again
         digest = hashlib.sha256()
         with open(real, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 22), b""):
                 digest.update(chunk)
         value = digest.hexdigest()
-        try:
-            memo_file.parent.mkdir(parents=True, exist_ok=True)
-            write_text(memo_file, value)
-        except OSError:  # a read-only cache only costs speed
-            pass
+        _write_memo(memo_file, value)
     _HASH_MEMO[key] = value
     return value

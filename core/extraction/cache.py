@@ -9,6 +9,14 @@ them and a re-run encodes only new or changed texts.
 Beside each vector the cache keeps its text's token statistics (tokens kept, tokens dropped
 by truncation), so a cached or resumed run reports the same truncation counts as a fresh one.
 
+A run whose texts are all cached builds no model: the fingerprint comes from the model
+folder's files (``recfeat.encode.hf_models.describe_model``: the weights hash and what
+transformers reads from config.json, each memoised by content in ``hashes/`` and
+``configs/`` of ``$RECFEAT_CACHE_DIR``, whatever ``--cache`` says), and the encoder loads
+its weights on its first ``encode``, which only a miss calls. Such a run imports neither
+torch nor transformers (tests/test_cached_startup.py; benchmarks/bench_cache.py measures
+the start-up).
+
 The file lives in ``$RECFEAT_CACHE_DIR`` (default ``~/.cache/recfeat``) as ``vectors.sqlite``,
 or in the folder given by ``--cache DIR``. SQLite in WAL mode makes each ``put_many`` one
 durable transaction: a run killed with SIGKILL keeps every chunk it committed and loses none

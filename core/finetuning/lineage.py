@@ -26,6 +26,7 @@ from recfeat.errors import DataError
 LINEAGE_FILE = "lineage.json"
 SPLIT_FILE = "split.json"
 MANIFEST_FILE = "finetune.json"  # not manifest.json: that name marks an export folder
+DISTILL_MANIFEST_FILE = "distill.json"  # a ``recfeat distill`` student's (same lineage block)
 LINEAGE_FORMAT = "recfeat-finetune-lineage"
 LINEAGE_VERSION = 1
 
@@ -82,9 +83,11 @@ def read_lineage(folder: str | Path) -> Lineage | None:
     or ``finetune.json``'s, is a DataError: it was edited, and a check against it proves nothing."""
     folder = Path(folder).expanduser()
     path, manifest_path = folder / LINEAGE_FILE, folder / MANIFEST_FILE
+    if (folder / DISTILL_MANIFEST_FILE).is_file() and not manifest_path.is_file():
+        manifest_path = folder / DISTILL_MANIFEST_FILE  # a distilled student: the same check
     if not manifest_path.is_file() and not path.is_file():
         return None
-    fix = f"fine-tune again to rebuild {folder}"
+    fix = f"train again to rebuild {folder}"
     try:
         payload = json.loads(path.read_text())
         manifest = json.loads(manifest_path.read_text())

@@ -81,7 +81,7 @@ def _present(texts: pd.Series) -> np.ndarray:
     return texts.fillna("").astype(str).str.strip().ne("").to_numpy()
 
 
-def _training_reviews(data: RecData, train: pd.DataFrame) -> pd.DataFrame:
+def training_reviews(data: RecData, train: pd.DataFrame) -> pd.DataFrame:
     """Reviews of training interactions only: one per (user, item) (the latest when a pair
     repeats, ties by table order), with text; columns user, item, text, order."""
     if data.reviews is None or len(data.reviews) == 0:
@@ -101,7 +101,7 @@ def _training_reviews(data: RecData, train: pd.DataFrame) -> pd.DataFrame:
     return rev.sort_values("order", kind="stable")[["user", "item", "text", "order"]].reset_index(drop=True)
 
 
-def _training_item_texts(data: RecData, train: pd.DataFrame) -> pd.Series:
+def training_item_texts(data: RecData, train: pd.DataFrame) -> pd.Series:
     """item -> text for items that have a training interaction and a non-empty text (the
     last row when an item repeats): a cold item's text is never in it."""
     if data.items is None or len(data.items) == 0:
@@ -187,8 +187,8 @@ def build_pairs(data: RecData, train: pd.DataFrame, *, kinds: Sequence[str] | No
     # training table may): the first occurrence keeps its place in the history.
     train = train.drop_duplicates(["user", "item"], keep="first").reset_index(drop=True)
     rng = np.random.default_rng(seed)
-    reviews = _training_reviews(data, train)
-    item_texts = _training_item_texts(data, train)
+    reviews = training_reviews(data, train)
+    item_texts = training_item_texts(data, train)
     built: dict[str, pd.DataFrame] = {}
     source = None
     for kind in PAIR_KINDS:

@@ -25,7 +25,14 @@ from recfeat.evaluation.splits import Split, load_split, make_split, save_split
 from .lineage import LINEAGE_FILE, MANIFEST_FILE, SPLIT_FILE, lineage_payload
 from .pairs import Pairs, build_pairs
 from .settings import FinetuneSettings
-from .trainer import build_model, clear_checkpoints, planned_steps, prepare_checkpoints, train
+from .trainer import (
+    build_model,
+    clear_checkpoints,
+    contrastive,
+    planned_steps,
+    prepare_checkpoints,
+    train,
+)
 
 MANIFEST_FORMAT = "recfeat-finetune"
 MANIFEST_VERSION = 1
@@ -89,7 +96,7 @@ def _sha(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}
@@ -101,7 +108,8 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def plot_loss(curve: list[tuple[int, float]], path: str | Path, title: str) -> Path:
+def plot_loss(curve: list[tuple[int, float]], path: str | Path, title: str, *,
+              ylabel: str = "in-batch contrastive loss") -> Path:
     """The loss curve as a PNG, written atomically."""
     import matplotlib
 
@@ -113,7 +121,7 @@ def plot_loss(curve: list[tuple[int, float]], path: str | Path, title: str) -> P
         steps, losses = zip(*curve, strict=True)
         ax.plot(steps, losses, color="#3b75af", linewidth=1.2)
     ax.set_xlabel("step")
-    ax.set_ylabel("in-batch contrastive loss")
+    ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -150,10 +158,12 @@ def run_finetune(data: RecData, settings: FinetuneSettings, out: str | Path, *,
     resume = prepare_checkpoints(checkpoints, key, restart=settings.restart)
     model = build_model(base.folder, base.pooling, settings.max_length)
     started = time.time()
-    result = train(model, pairs.frame, checkpoints=checkpoints,
+    columns = {"anchor": [str(t) for t in pairs.frame["anchor"]],
+               "positive": [str(t) for t in pairs.frame["positive"]]}  # fmt: skip
+    result = train(model, columns, loss=contrastive(settings.scale), checkpoints=checkpoints,
                    resume_from=resume[0] if resume else None, steps=steps,
                    batch_size=settings.batch_size, learning_rate=settings.learning_rate,
-                   warmup_ratio=settings.warmup_ratio, scale=settings.scale, seed=settings.seed,
+                   warmup_ratio=settings.warmup_ratio, seed=settings.seed,
                    checkpoint_every=settings.checkpoint_every, progress=progress, echo=echo)  # fmt: skip
     lineage = lineage_payload(pairs.rows, pairs.items, data_fp)
     manifest = {
@@ -180,7 +190,7 @@ def run_finetune(data: RecData, settings: FinetuneSettings, out: str | Path, *,
                      "scale": settings.scale, "seed": settings.seed,
                      "checkpoint_every": settings.checkpoint_every,
                      "resumed_from_step": result.resumed_from,
-                     "seconds_this_process": round(result.seconds, 2), "versions": _versions()},  # fmt: skip
+                     "seconds_this_process": round(result.seconds, 2), "versions": versions()},  # fmt: skip
         "loss_curve": [[s, round(v, 6)] for s, v in result.loss_curve],
         "loss_plot": LOSS_PLOT,
         "lineage": {"file": LINEAGE_FILE, "digest": lineage["digest"], "rows": len(lineage["rows"]),

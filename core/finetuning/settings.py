@@ -127,6 +127,23 @@ def _check(flag: str, value: Any, low: float, *, high: float | None = None,
         raise OptionError(f"{flag} must be {where}, got {value!r}")
 
 
+def parse_cap(flag: str, value: int | str | None, default: int | None) -> int | None:
+    """A "at most this many" setting: a whole number, or "all" / 0 for no cap (None);
+    None: ``default``. Shared by fine-tuning's --max-pairs and distillation's --max-texts."""
+    if isinstance(value, str):
+        if value.strip().lower() in ("all", "none", "0"):
+            value = 0
+        else:
+            try:
+                value = int(value)
+            except ValueError:
+                raise OptionError(f"{flag} must be a whole number or 'all', got {value!r}") from None
+    if value is None:
+        return default
+    _check(flag, value, 0, integer=True)
+    return value or None
+
+
 def finetune_settings(
     *, data: Any = None, encoder: str | None = None, format: str | None = None,
     split: str | None = None, seed: int | None = None, test_fraction: float | None = None,
@@ -167,19 +184,7 @@ def finetune_settings(
     _check("--test-fraction", chosen["test_fraction"], 0, high=1, open_low=True)
     if chosen["test_fraction"] >= 1:
         raise OptionError(f"--test-fraction must be below 1, got {chosen['test_fraction']!r}")
-    if isinstance(max_pairs, str):
-        if max_pairs.strip().lower() in ("all", "none", "0"):
-            max_pairs = 0
-        else:
-            try:
-                max_pairs = int(max_pairs)
-            except ValueError:
-                raise OptionError(f"--max-pairs must be a whole number or 'all', got {max_pairs!r}") from None
-    if max_pairs is None:
-        cap = base.max_pairs
-    else:
-        _check("--max-pairs", max_pairs, 0, integer=True)
-        cap = max_pairs or None
+    cap = parse_cap("--max-pairs", max_pairs, base.max_pairs)
     for flag, key, low in (("--pairs-per-item", "pairs_per_item", 1), ("--steps", "max_steps", 1),
                            ("--batch-size", "batch_size", 2), ("--max-length", "max_length", 8),
                            ("--checkpoint-every", "checkpoint_every", 1)):  # fmt: skip

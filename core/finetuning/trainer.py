@@ -23,7 +23,7 @@ import dataclasses
 import json
 import math
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +148,7 @@ def clear_checkpoints(folder: Path) -> None:
 
 
 # -- the run -----------------------------------------------------------------------------------
-def _callbacks(bar):
+def _callbacks(bar, label: str):
     from transformers import TrainerCallback
 
     class Progress(TrainerCallback):
@@ -163,18 +163,34 @@ def _callbacks(bar):
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "loss" in logs:
-                bar.describe(f"fine-tuning (loss {logs['loss']:.4f})")
+                bar.describe(f"{label} (loss {logs['loss']:.4f})")
 
     return [Progress()]
 
 
-def train(model, pairs_frame, *, checkpoints: Path, resume_from: Path | None, steps: int,
-          batch_size: int, learning_rate: float, warmup_ratio: float, scale: float, seed: int,
-          checkpoint_every: int, progress: bool | None = None,
+def contrastive(scale: float) -> Callable[[Any], Any]:
+    """``MultipleNegativesRankingLoss`` at ``scale`` for (anchor, positive) columns:
+    fine-tuning's loss. Batches hold no text twice (a repeat would be a false negative)."""
+
+    def build(model):
+        from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+        return MultipleNegativesRankingLoss(model, scale=scale)
+
+    build.no_duplicates = True  # type: ignore[attr-defined]
+    return build
+
+
+def train(model, columns: Mapping[str, Sequence[Any]], *, loss: Callable[[Any], Any],
+          checkpoints: Path, resume_from: Path | None, steps: int, batch_size: int,
+          learning_rate: float, warmup_ratio: float, seed: int, checkpoint_every: int,
+          label: str = "fine-tuning", progress: bool | None = None,
           echo: Callable[[str], None] | None = None) -> TrainResult:  # fmt: skip
-    """Train ``model`` on the (anchor, positive) columns of ``pairs_frame`` for ``steps``
-    optimizer steps, writing a checkpoint every ``checkpoint_every`` steps (and at the end)
-    into ``checkpoints``; ``resume_from``: a checkpoint of the same run to continue."""
+    """Train ``model`` on the dataset ``columns`` (name -> values, in the order the loss
+    reads them: fine-tuning's anchor/positive texts, distillation's text/label) with the
+    loss ``loss(model)`` builds, for ``steps`` optimizer steps, writing a checkpoint every
+    ``checkpoint_every`` steps (and at the end) into ``checkpoints``; ``resume_from``: a
+    checkpoint of the same run to continue. ``label`` names the progress bar."""
     import time
     import warnings
 
@@ -186,15 +202,15 @@ def train(model, pairs_frame, *, checkpoints: Path, resume_from: Path | None, st
         SentenceTransformerTrainingArguments,
     )
     from sentence_transformers.base.sampler import BatchSamplers
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from transformers.trainer_callback import PrinterCallback
 
-    dataset = datasets.Dataset.from_dict({"anchor": [str(t) for t in pairs_frame["anchor"]],
-                                          "positive": [str(t) for t in pairs_frame["positive"]]})  # fmt: skip
+    dataset = datasets.Dataset.from_dict({name: list(values) for name, values in columns.items()})
+    sampler = (BatchSamplers.NO_DUPLICATES if getattr(loss, "no_duplicates", False)
+               else BatchSamplers.BATCH_SAMPLER)  # fmt: skip
     args = SentenceTransformerTrainingArguments(
         output_dir=str(checkpoints), max_steps=steps, per_device_train_batch_size=batch_size,
         learning_rate=learning_rate, warmup_ratio=warmup_ratio, seed=seed, data_seed=seed,
-        batch_sampler=BatchSamplers.NO_DUPLICATES, save_strategy="steps",
+        batch_sampler=sampler, save_strategy="steps",
         save_steps=checkpoint_every, save_total_limit=2,  # the last two: one is always whole
         logging_steps=max(1, steps // 100), report_to="none", disable_tqdm=True,
         dataloader_num_workers=0, use_cpu=True,  # build_model puts the model on the CPU
@@ -210,17 +226,17 @@ def train(model, pairs_frame, *, checkpoints: Path, resume_from: Path | None, st
     datasets.utils.logging.disable_progress_bar()  # its map bars would cut through ours
     try:
         trainer = Trainer(model=model, args=args, train_dataset=dataset,
-                          loss=MultipleNegativesRankingLoss(model, scale=scale))  # fmt: skip
+                          loss=loss(model))  # fmt: skip
         trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout
         # read now: the trainer's rotation may delete this checkpoint once newer ones exist
         resumed_at = (_whole(resume_from) or 0) if resume_from is not None else 0
         if resume_from is not None and echo:
             echo(f"resuming from {resume_from} (step {resumed_at} of {steps})")
         start = time.perf_counter()
-        with progress_bar(steps, "fine-tuning", enabled=progress, unit="step") as bar, warnings.catch_warnings():
+        with progress_bar(steps, label, enabled=progress, unit="step") as bar, warnings.catch_warnings():
             # Checkpoints are rotated by step number when mtimes tie, which is what we want.
             warnings.filterwarnings("ignore", message="mtime may not be reliable")
-            for callback in _callbacks(bar):
+            for callback in _callbacks(bar, label):
                 trainer.add_callback(callback)
             trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         seconds = time.perf_counter() - start

@@ -26,6 +26,7 @@ from typing import Any
 from recfeat.atomic import write_text
 from recfeat.encode.hf_models import cache_root
 from recfeat.errors import OptionError, RecfeatError, UsageError
+from recfeat.finetuning.distill import STUDENT_MIN_COSINE
 from recfeat.jsonable import jsonable
 from recfeat.machine import check_cuda
 from recfeat.plugin.registry import get_registry
@@ -40,6 +41,9 @@ from recfeat.selection.timing import cpu_identity, gpu_name, time_calls
 DEFAULT_CANDIDATES = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-fp32-o2", "onnx-int8",
                       "openvino-bf16", "openvino-fp32", "openvino-int8")
 GPU_CANDIDATES = ("torch-fp32", "torch-bf16", "torch-fp16")
+# How a distilled student (``--student DIR``) runs as a candidate: each of these backends
+# built from the student's folder, named ``student:BACKEND`` (``NAME:BACKEND`` with several).
+STUDENT_BACKENDS = ("torch-fp32", "onnx-int8", "openvino-bf16", "openvino-int8")
 REFERENCE = "torch-fp32"
 SAMPLE_SIZE = 256
 # With a gate the timing sample is larger: OpenVINO's THROUGHPUT streams need several
@@ -125,6 +129,7 @@ def choose_backend(
     refresh: bool = False,
     clock: Callable[[], float] = time.perf_counter,
     say: Callable[[str], None] | None = None,
+    students: Sequence[str | Path] = (),
 ) -> Choice:
     """Benchmark the available ``candidates`` and keep the fastest one whose mean cosine to
     torch fp32 is at least ``min_cosine`` and, with an active ``gate``, whose downstream
@@ -134,7 +139,9 @@ def choose_backend(
     ``sample_texts_``, or of the gate's texts with a gate; then the gate scores the reference
     and the candidates fastest first until one passes (those slower are not gated: they
     could not be chosen). Unavailable candidates (missing packages, wrong device) are
-    skipped with the reason in ``table``.
+    skipped with the reason in ``table``. ``students``: folders ``recfeat distill`` wrote
+    from this encoder; each adds ``STUDENT_BACKENDS`` as candidates judged by the same
+    gate, with the student's cosine floor (``student_backends``).
     ``backends``, ``fingerprint`` and ``clock`` exist for tests.
     """
     gt.check_settings(min_cosine, max_drop)
@@ -144,6 +151,9 @@ def choose_backend(
     _fall_back_to_cpu(ctx, say)
     backends = dict(bb.BACKENDS if backends is None else backends)
     candidates = _candidate_names(candidates, ctx.device, backends)
+    extra, student_ids = student_backends(encoder_name, students, backends, ctx)
+    backends.update(extra)
+    candidates += [name for name in extra if name not in candidates]
     scored = gate is not None and gate.active
     # Speed is timed on a sample spanning the lengths; with a gate, of the gate's own texts.
     texts = (sample_texts(list(gate.texts), GATED_SAMPLE_SIZE) if scored
@@ -154,6 +164,8 @@ def choose_backend(
         ctx.calibration_texts = [t for t in sample_texts(list(sample_texts_) or texts, 512)]
     if fingerprint is None:
         fingerprint = _model_fingerprint(encoder_name, ctx)
+    if student_ids:
+        fingerprint = {**fingerprint, "students": student_ids}
     gate_id = gate.fingerprint if gate is not None else None
     key = _cache_key(fingerprint, ctx.device, candidates, min_cosine, max_drop, gate_id)
     path = _cache_path(cache_dir)
@@ -163,6 +175,9 @@ def choose_backend(
 
     table = _time_candidates(candidates, texts, backends, ctx, repeats=repeats, clock=clock,
                              say=say, scored=scored)  # fmt: skip
+    for row in table:
+        if row["backend"] in extra:
+            row["min_cosine"] = STUDENT_MIN_COSINE
     if scored:
         _gate_fastest_first(table, gate, backends, ctx, min_cosine, max_drop, say)
     best = _judge(table, min_cosine, max_drop)
@@ -176,6 +191,70 @@ def choose_backend(
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, json.dumps(jsonable(cache), indent=2) + "\n")
     return Choice(backend=best["backend"], reason=reason, table=table, cached=False, key=key)
+
+
+def student_backends(teacher: str, students: Sequence[str | Path],
+                     backends: Mapping[str, bb.BackendSpec],
+                     ctx: bb.BuildContext) -> tuple[dict[str, bb.BackendSpec], dict[str, str]]:  # fmt: skip
+    """For each student folder, ``STUDENT_BACKENDS`` built from it: ``{name: spec}`` and
+    ``{student folder: weights sha256}`` (part of the cached choice's key). A folder that is
+    not a ``recfeat distill`` student, or one distilled from other weights than
+    ``teacher``'s, is refused: its gate would compare it with the wrong reference."""
+    from recfeat.encode.hf_models import describe_model
+    from recfeat.finetuning.distill import read_distill_manifest
+
+    if not students:
+        return {}, {}
+    teacher_sha = describe_model(ctx.model or bb.encoder_class_defaults(teacher)["model"], ctx.init).weights_sha256
+    specs: dict[str, bb.BackendSpec] = {}
+    ids: dict[str, str] = {}
+    labels = [Path(str(s)).expanduser().name or "student" for s in students]
+    for folder, label in zip(students, labels, strict=True):
+        folder = Path(str(folder)).expanduser()
+        manifest = read_distill_manifest(folder)
+        if manifest is None:
+            raise UsageError(f"--student {folder} is not a student recfeat distill wrote (no "
+                             "distill.json); distill one with: recfeat distill DATA --out DIR")  # fmt: skip
+        if manifest["teacher"]["weights_sha256"] != teacher_sha:
+            raise UsageError(f"--student {folder} was distilled from other weights than "
+                             f"--encoder {teacher}; pass the encoder it was distilled from "
+                             f"({manifest['teacher'].get('name')})")  # fmt: skip
+        prefix = "student" if len(students) == 1 else label
+        ids[str(folder)] = describe_model(str(folder)).weights_sha256
+        for backend in STUDENT_BACKENDS:
+            base = backends.get(backend)
+            if base is None:
+                continue
+            specs[f"{prefix}:{backend}"] = _on_model(base, f"{prefix}:{backend}", str(folder))
+    return specs, ids
+
+
+def _on_model(spec: bb.BackendSpec, name: str, model: str) -> bb.BackendSpec:
+    """``spec`` built from the encoder ``model`` instead of the context's."""
+
+    def factory(_spec: bb.BackendSpec, ctx: bb.BuildContext):
+        # the teacher's registry encoder (its pooling, normalisation, lengths) on the student's weights
+        return spec.factory(spec, dataclasses.replace(ctx, model=model))
+
+    return dataclasses.replace(spec, name=name, description=f"{spec.description} (distilled student)",
+                               factory=factory)  # fmt: skip
+
+
+def student_split(students: Sequence[str | Path], interactions) -> Any:
+    """The split the students' texts came from (their ``split.json``), over
+    ``interactions``: the gate must test on what they never saw. Students with different
+    splits are refused."""
+    from recfeat.evaluation.splits import load_split
+    from recfeat.finetuning.lineage import SPLIT_FILE
+
+    found = None
+    for folder in students:
+        split = load_split(Path(str(folder)).expanduser() / SPLIT_FILE, interactions)
+        if found is not None and list(found.test_rows) != list(split.test_rows):
+            raise UsageError("the --student folders were distilled on different splits; gate "
+                             "them one run at a time")  # fmt: skip
+        found = split
+    return found
 
 
 def _fall_back_to_cpu(ctx: bb.BuildContext, say: Callable[[str], None]) -> None:
@@ -341,7 +420,8 @@ def format_table(choice: Choice) -> str:
     """A plain-text table of the measurements behind a choice (for the CLI): speed, mean
     cosine, each gated metric and the verdict (why a candidate was rejected)."""
     metrics = list(dict.fromkeys(m for r in choice.table for m in (r.get("metrics") or {})))
-    head = f"{'backend':<18}{'seq/s':>9}{'cos mean':>10}" + "".join(f"{m:>18}" for m in metrics)
+    w = max([18, *(len(r["backend"]) + 2 for r in choice.table)])  # student:... names are longer
+    head = f"{'backend':<{w}}{'seq/s':>9}{'cos mean':>10}" + "".join(f"{m:>18}" for m in metrics)
     lines = [head + "  verdict"]
     for r in choice.table:
         verdict = r.get("verdict") or ("chosen" if r["backend"] == choice.backend else "")
@@ -350,17 +430,19 @@ def format_table(choice: Choice) -> str:
                 f"{(r.get('metrics') or {}).get(m, float('nan')):>18.4f}" for m in metrics
             )
             cos = f"{r['cosine_mean']:>10.5f}" if "cosine_mean" in r else f"{'-':>10}"
-            lines.append(f"{r['backend']:<18}{r['seq_per_s']:>9.1f}{cos}{values}  {verdict}")
+            lines.append(f"{r['backend']:<{w}}{r['seq_per_s']:>9.1f}{cos}{values}  {verdict}")
         else:
-            lines.append(f"{r['backend']:<18}{'-':>9}{'-':>10}{'':>{18 * len(metrics)}}  "
+            lines.append(f"{r['backend']:<{w}}{'-':>9}{'-':>10}{'':>{18 * len(metrics)}}  "
                          f"skipped: {r.get('skipped')}")  # fmt: skip
     return "\n".join(lines)
 
 
-def encoder_for_choice(choice: Choice | str, ctx: bb.BuildContext) -> Any:
-    """Build the encoder that ``choice`` names, with ``ctx``'s options (for ``extract``)."""
+def encoder_for_choice(choice: Choice | str, ctx: bb.BuildContext,
+                       backends: Mapping[str, bb.BackendSpec] | None = None) -> Any:  # fmt: skip
+    """Build the encoder that ``choice`` names, with ``ctx``'s options (for ``extract``);
+    ``backends``: where to find it (a student's candidates are not in the global table)."""
     name = choice.backend if isinstance(choice, Choice) else choice
-    spec = bb.get_backend(name)
+    spec = bb.get_backend(name, None if backends is None else dict(backends))
     runner = spec.build(ctx)
     encoder = getattr(runner, "encoder", None)
     if encoder is None:
@@ -372,28 +454,34 @@ def auto_encoder(name: str, options: dict[str, Any], dataset, level: str, cleane
                  say: Callable[[str], None] | None = None, *,
                  min_cosine: float = gt.DEFAULT_MIN_COSINE,
                  max_drop: float = gt.DEFAULT_MAX_DROP,
-                 gate_interactions: int | None = None):  # fmt: skip
+                 gate_interactions: int | None = None,
+                 students: Sequence[str | Path] = ()):  # fmt: skip
     """``--backend auto`` for a dataset: measure the candidate backends on a sample of the
     texts ``level`` would encode (cleaned), judge them on the dataset's own task (the
     downstream gate, ``recfeat.selection.gate``), say the table and the choice, and return the
-    encoder of the fastest backend that passes."""
+    encoder of the fastest backend that passes. ``students``: distilled students of ``name``
+    (``recfeat distill`` folders) whose backends are candidates too; the gate then uses
+    their split, whose test side they never saw."""
     table = dataset.texts("item" if level == "item" and dataset.items is not None else "review")
     if table is None:
         table = dataset.texts("item")
     if table is None or not len(table):
         raise UsageError("--backend auto needs texts in DATA to measure on; pass --backend torch")
     texts = [t for t in cleaner.clean(table["text"].astype(str).tolist()) if t.strip()]
-    gate = gt.task_gate(dataset, level=level, clean=cleaner.clean, limit=gate_interactions)
+    split = student_split(students, dataset.interactions) if students else None
+    gate = gt.task_gate(dataset, level=level, clean=cleaner.clean, limit=gate_interactions,
+                        split=split)  # fmt: skip
     ctx = bb.BuildContext(
         encoder=name, max_length=options.get("max_length"), batch_tokens=options.get("batch_tokens"),
-        calibration_texts=sample_texts(texts, 512),
+        calibration_texts=sample_texts(texts, 512), model=options.get("model"),
     )  # fmt: skip
     if say is not None:
         for note in gate.notes:
             say(f"backend auto: {note}")
     choice = choose_backend(name, sample_texts(texts), ctx=ctx, say=say, gate=gate,
-                            min_cosine=min_cosine, max_drop=max_drop)  # fmt: skip
+                            min_cosine=min_cosine, max_drop=max_drop, students=students)  # fmt: skip
     if say is not None:
         say(format_table(choice))
         say(choice.summary())
-    return encoder_for_choice(choice, ctx)
+    extra, _ = student_backends(name, students, bb.BACKENDS, ctx)
+    return encoder_for_choice(choice, ctx, {**bb.BACKENDS, **extra})

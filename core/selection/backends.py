@@ -47,10 +47,13 @@ class BuildContext:
     calibration_texts: Sequence[str] | None = None  # static int8 calibration (user corpus)
     peer_batch_size: int = 32  # sentence-transformers' default batch size
     compile: bool = False  # torch.compile the torch backends' model
+    # A model folder or hub id the encoder runs instead of its own (a distilled student)
+    model: str | None = None
 
     def encoder_options(self, **extra: Any) -> dict[str, Any]:
         """Options of a torch encoder built for this run."""
-        return {"device": self.device, "init": self.init, **extra, **self.run_options()}
+        model = {} if self.model is None else {"model": self.model}
+        return {"device": self.device, "init": self.init, **model, **extra, **self.run_options()}
 
     def run_options(self) -> dict[str, Any]:
         """threads / max_length / batch_tokens where set: shared by every recfeat backend."""
@@ -173,7 +176,7 @@ def _feed(input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.nda
 # -- recfeat ONNX Runtime / OpenVINO (artifacts from recfeat's own exporter) ---------------
 def weights_key(ctx: BuildContext) -> str:
     enc = encoder_class_defaults(ctx.encoder)
-    info = describe_model(enc["model"], ctx.init)
+    info = describe_model(ctx.model or enc["model"], ctx.init)
     key = f"{info.weights_sha256}|{enc.get('pooling')}|{enc.get('normalize')}|{ctx.max_length}"
     return hashlib.sha256(key.encode()).hexdigest()[:20]
 
@@ -210,13 +213,19 @@ EXPORT_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+EXPORT_LAYOUT = 2  # 2: dynamic int8 of the plain graph with sensitive layers in float (issue 26)
+
+
 def _folder_key(folder_name: str, ctx: BuildContext) -> str:
     """A calibrated (static int8) folder depends on its options and on the corpus it was
     calibrated on, so another corpus gets its own folder; the others on the weights only."""
     options = EXPORT_FOLDERS[folder_name]
     if options.get("quantize") != "static-int8":
-        return folder_name
-    payload = repr(sorted(options.items())) + "\x1f" + "\x1f".join(ctx.calibration_texts or ())
+        # the layout's version: a folder an older recfeat exported (int8 of the O2 graph,
+        # no sensitive layers kept in float) is not reused once the export changed
+        return f"{folder_name}-v{EXPORT_LAYOUT}"
+    payload = (f"v{EXPORT_LAYOUT}" + repr(sorted(options.items())) + "\x1f"
+               + "\x1f".join(ctx.calibration_texts or ()))  # fmt: skip
     return f"{folder_name}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
 
 
@@ -304,7 +313,7 @@ BACKENDS: dict[str, BackendSpec] = {
               "pip install 'recfeat[onnx]'", ExportedRunner, devices=("cpu",)),
         _ours("onnx-fp32-o2", "recfeat ONNX export, transformer-optimised (O2)", ONNX_MODULES,
               "pip install 'recfeat[onnx]'", ExportedRunner, devices=("cpu",)),
-        _ours("onnx-int8", "recfeat ONNX export, optimised + dynamic int8", ONNX_MODULES,
+        _ours("onnx-int8", "recfeat ONNX export, dynamic int8 of the plain graph", ONNX_MODULES,
               "pip install 'recfeat[onnx]'", ExportedRunner, devices=("cpu",)),
         _ours("onnx-int8-static", "recfeat ONNX export, static int8 QDQ calibrated on the corpus",
               ONNX_MODULES, "pip install 'recfeat[onnx]'", ExportedRunner, devices=("cpu",)),

@@ -146,28 +146,34 @@ def task_gate(
     clean: Callable[[list[str]], list[str]] | None = None,
     limit: int | None = None,
     seed: int = 0,
+    split=None,
 ) -> TaskGate:
     """The gate for ``data`` (a RecData): a seeded sample of ``limit`` interactions, its
     item-cold split, and a scorer of vectors of the sample's texts. ``clean`` is applied to
-    the texts as extraction would. Where the task cannot be measured the gate is inactive
-    (cosine only) and its notes say why."""
+    the texts as extraction would. ``split``: a split of all of ``data`` to use instead of
+    the sample's (a distilled student's, whose test side it never saw). Where the task
+    cannot be measured the gate is inactive (cosine only) and its notes say why."""
     from recfeat.evaluation.splits import make_split
 
     limit = GATE_INTERACTIONS if limit is None else limit  # None: the default size, not all
-    rec = subset(data, limit, seed)
+    rec = data if split is not None else subset(data, limit, seed)
     texts, to_features = texts_and_builder(rec, level)
     if clean is not None:
         texts = list(clean(texts))
     digest = hashlib.sha256("\x1f".join(texts).encode()).hexdigest()[:16]
     base = {"dataset": rec.name, "texts_sha256": digest, "n_texts": len(texts),
             "limit": limit, "seed": seed, "split": GATE_SPLIT}  # fmt: skip
+    if split is not None:
+        base.update(limit=None, split=split.kind,
+                    test_rows_sha256=hashlib.sha256(np.asarray(split.test_rows, dtype=np.int64).tobytes()).hexdigest()[:16])  # fmt: skip
     notes: list[str] = []
     models = dict(GATE_MODELS)
     if not has_ratings(rec):
         models.pop("ridge")
         notes.append("the data has no ratings: RMSE (ridge) is not gated")
     try:
-        split = make_split(rec.interactions, GATE_SPLIT, seed=seed)
+        if split is None:
+            split = make_split(rec.interactions, GATE_SPLIT, seed=seed)
         if split.test.empty or split.train.empty:
             raise DataError("empty side")
     except (DataError, UsageError, ValueError) as exc:
@@ -226,8 +232,9 @@ def relative_drop(reference: float | None, value: float | None, metric: str) -> 
 def judge(rows: Sequence[dict[str, Any]], reference: str, *, min_cosine: float,
           max_drop: float) -> None:  # fmt: skip
     """Set ``passes``, ``why`` (reasons it fails) and ``drops`` on every measured row (one
-    with ``seq_per_s``): mean cosine >= ``min_cosine`` and every metric in ``metrics``
-    within ``max_drop`` of the ``reference`` row's."""
+    with ``seq_per_s``): mean cosine >= ``min_cosine`` (or the row's own ``min_cosine``: a
+    distilled student, a different model, is judged on the metrics) and every metric in
+    ``metrics`` within ``max_drop`` of the ``reference`` row's."""
     ref = next((r for r in rows if r["backend"] == reference), None)
     ref_metrics = (ref or {}).get("metrics") or {}
     for row in rows:
@@ -235,8 +242,9 @@ def judge(rows: Sequence[dict[str, Any]], reference: str, *, min_cosine: float,
             continue
         why: list[str] = []
         cos = row.get("cosine_mean")
-        if cos is None or not cos >= min_cosine:
-            why.append(f"mean cosine {cos if cos is None else format(cos, '.5f')} < {min_cosine} (floor)")
+        floor = row.get("min_cosine", min_cosine)  # a distilled student's own floor
+        if cos is None or not cos >= floor:
+            why.append(f"mean cosine {cos if cos is None else format(cos, '.5f')} < {floor} (floor)")
         drops, intervals = {}, {}
         for metric, value in (row.get("metrics") or {}).items():
             ref_value = ref_metrics.get(metric)

@@ -22,6 +22,14 @@ from recfeat.serve.errors import ApiError, check_text, too_large
 
 # A short and a longer text: warm-up runs both shapes before the first request.
 WARM_TEXTS = ("warm up", "a longer warm-up text so that a second batch shape is compiled " * 4)
+#: What one more engine batch costs on the CPU, in padded tokens, until the server has
+#: timed its own calls (``BatchCost``): what ``length_groups`` weighs against the padding a
+#: split saves. MiniLM fp32 on 2 quiet AMD EPYC cores: one text alone took 19.1 ms (mean)
+#: against 13.4 ms a text in one call of 1,500 (~0.12 ms a padded token), ~48 tokens' time.
+BATCH_COST_TOKENS = 48
+#: At most this many length classes are planned over (a long ``max_length`` is bucketed
+#: coarser), so planning stays ~1 ms however many texts a call holds.
+LENGTH_CLASSES = 64
 
 
 @dataclasses.dataclass
@@ -59,6 +67,9 @@ class Embedder:
             executor=self.executor,
         )  # fmt: skip
         self._per_text = "per_text" in inspect.signature(encoder.encode).parameters
+        self._plan_resolved = False
+        self._plan = None  # the encoder's BatchPlan when calls are grouped by length
+        self.batch_cost = BatchCost()  # learned from the engine calls (encode thread only)
         self.warmup_ms: float | None = None
         self.id_tokenizer = None  # set by ``warm_up``: decodes token-id input (``decode``)
 
@@ -167,13 +178,78 @@ class Embedder:
         return Embedded(vectors, kept, dropped)
 
     def encode_now(self, texts: list[str]) -> GroupResult:
-        """One engine call for ``texts`` (on the encode thread), with per-text token counts."""
+        """The vectors of one batcher group (on the encode thread), with per-text token
+        counts: repeats are encoded once, and on the CPU the texts go to the engine in
+        groups of similar length (``length_groups``), one engine call per group."""
         unique = list(dict.fromkeys(texts))  # concurrent requests often repeat a text
+        groups, tok_s = self._length_groups(unique)
+        if len(groups) == 1:
+            vectors, kept, dropped, seconds = self._encode_unique(unique)
+        else:
+            vectors = np.empty((len(unique), self.dim), dtype=np.float32)
+            kept = np.empty(len(unique), dtype=np.int64)
+            dropped = np.empty(len(unique), dtype=np.int64)
+            seconds = 0.0
+            for rows in groups:
+                part = self._encode_unique([unique[i] for i in rows])
+                vectors[rows], kept[rows], dropped[rows] = part[:3]
+                seconds += part[3]
+        tok_s += seconds
+        if len(unique) != len(texts):
+            row = {t: j for j, t in enumerate(unique)}
+            idx = np.fromiter((row[t] for t in texts), dtype=np.int64, count=len(texts))
+            vectors, kept, dropped = vectors[idx], kept[idx], dropped[idx]
+        return GroupResult(np.asarray(vectors, dtype=np.float32), kept, dropped, tok_s)
+
+    def _length_groups(self, texts: list[str]) -> tuple[list[np.ndarray], float]:
+        """Rows of ``texts`` per engine call, and the seconds spent tokenising to plan them.
+
+        Why: the engine pads each batch to its longest text, and the texts of concurrent
+        requests are a random mix of lengths. In one call of 60 review texts its budget cut
+        still padded 1.45 tokens per real one, 8 texts in one batch 2.2, against 1.08 for
+        the same texts offline in one call of 1,500 (benchmarks/results/serve.md); on a CPU
+        the cost of a batch is nearly proportional to its padded tokens, so that padding was
+        the served-vs-offline gap. One call per group of similar length brings it back to
+        ~1.1 for an engine call's fixed cost. Only on the CPU: a GPU pads almost for free
+        and gains from fewer, fuller batches; encoders that batch by exact length
+        (``uniform``) or have no token plan keep one call."""
+        plan = self._group_plan()
+        if plan is None or len(texts) < 2:
+            return [np.arange(len(texts))], 0.0
+        start = time.perf_counter()
+        lengths = np.asarray(self.encoder.tokenize(texts).lengths)
+        seconds = time.perf_counter() - start
+        return length_groups(lengths, pad_multiple=plan.pad_multiple, cap=plan.max_length,
+                             budget_tokens=plan.batch_tokens, max_rows=plan.max_batch_size,
+                             batch_cost=self.batch_cost.tokens), seconds  # fmt: skip
+
+    def _group_plan(self):
+        """The encoder's batch plan when its engine runs on the CPU, else None (decided once,
+        on the encode thread: which device an ONNX Runtime session got is known only once
+        it is open)."""
+        if not self._plan_resolved:
+            plan = getattr(self.encoder, "plan", None)
+            open_backend = getattr(self.encoder, "open_backend", None)
+            if (plan is not None and not getattr(plan, "uniform", False)
+                    and hasattr(self.encoder, "tokenize") and open_backend is not None):  # fmt: skip
+                on_cpu = str(getattr(open_backend(), "device", "cpu")) == "cpu"
+                self._plan = plan if on_cpu else None
+            self._plan_resolved = True
+        return self._plan
+
+    def _encode_unique(self, unique: list[str]):
+        """``(vectors, kept, dropped, tokenize seconds)`` of one engine call."""
         if self._per_text:
+            start = time.perf_counter()
             vectors = self.encoder.encode(unique, per_text=True)
+            seconds = time.perf_counter() - start
             stats = self.encoder.last_stats
             kept, dropped = np.asarray(stats["n_kept"]), np.asarray(stats["n_dropped"])
             tok_s = float(stats.get("tokenize_seconds", 0.0))
+            if self._plan is not None and "batches" in stats:  # grouping by length: time it
+                ratio = min(float(stats.get("padding_ratio", 0.0)), 0.99)
+                self.batch_cost.observe(int(stats["batches"]), stats["tokens"] / (1 - ratio),
+                                        seconds)  # fmt: skip
         else:  # an encoder without per-text statistics: ask its tokenizer (a second pass)
             start = time.perf_counter()
             batch = self.encoder.tokenize(unique)
@@ -182,11 +258,7 @@ class Embedder:
             vectors = self.encoder.encode(unique)
         if self.adaptor is not None:
             vectors = self.adaptor.transform(np.asarray(vectors, dtype=np.float32))
-        if len(unique) != len(texts):
-            row = {t: j for j, t in enumerate(unique)}
-            idx = np.fromiter((row[t] for t in texts), dtype=np.int64, count=len(texts))
-            vectors, kept, dropped = vectors[idx], kept[idx], dropped[idx]
-        return GroupResult(np.asarray(vectors, dtype=np.float32), kept, dropped, tok_s)
+        return vectors, np.asarray(kept, dtype=np.int64), np.asarray(dropped, dtype=np.int64), tok_s
 
     def warm_up(self) -> float:
         """Load the model, run both warm-up shapes, then time batch-1 calls: the median in ms."""
@@ -199,6 +271,83 @@ class Embedder:
             times.append(time.perf_counter() - start)
         self.warmup_ms = sorted(times)[len(times) // 2] * 1000
         return self.warmup_ms
+
+
+class BatchCost:
+    """The fixed cost of one engine batch in padded tokens, learned from the server's own
+    calls: ``seconds ~ a * batches + b * padded tokens`` fitted by least squares with
+    exponential forgetting, ``a / b`` (``BATCH_COST_TOKENS`` until the fit is sound).
+
+    Why learned: it is not a constant of the model. On a quiet machine a batch costs ~50
+    tokens' time; on 2 cores shared with other busy processes (load average 6-10) the fit
+    gave 600-800, as each of a batch's parallel regions waits for both threads to be
+    scheduled: small batches then cost more than the padding they save, and the plan goes
+    back to few large calls by itself."""
+
+    def __init__(self, decay: float = 0.99, low: float = 4.0, high: float = 4096.0,
+                 fixed: float | None = None) -> None:  # fmt: skip
+        self.decay, self.low, self.high = decay, low, high
+        self.fixed = fixed  # a cost that is not learned (tests, or a pinned plan)
+        self._sums = np.zeros(5)  # batches^2, batches*padded, padded^2, batches*s, padded*s
+        self.observed = 0
+
+    def observe(self, batches: int, padded: float, seconds: float) -> None:
+        if self.fixed is not None or batches < 1 or padded <= 0 or not seconds > 0:
+            return
+        x1, x2 = float(batches), float(padded)
+        self._sums = self.decay * self._sums + (x1 * x1, x1 * x2, x2 * x2, x1 * seconds,
+                                                x2 * seconds)  # fmt: skip
+        self.observed += 1
+
+    @property
+    def tokens(self) -> float:
+        if self.fixed is not None:
+            return float(self.fixed)
+        s11, s12, s22, s1y, s2y = self._sums
+        det = s11 * s22 - s12 * s12
+        if self.observed < 8 or det <= 1e-9 * s11 * s22:  # too few, or all calls alike
+            return float(BATCH_COST_TOKENS)
+        a = (s22 * s1y - s12 * s2y) / det
+        b = (s11 * s2y - s12 * s1y) / det
+        if b <= 0:
+            return self.high
+        return float(min(max(a / b, self.low), self.high))
+
+
+def length_groups(lengths, *, pad_multiple: int = 1, cap: int | None = None, budget_tokens: int,
+                  max_rows: int, batch_cost: int = BATCH_COST_TOKENS) -> list[np.ndarray]:  # fmt: skip
+    """Row indices of ``lengths`` (tokens per text) cut into engine calls of similar length,
+    longest first, every row in exactly one: the cut that makes padded tokens plus
+    ``batch_cost`` per batch least, batches as the engine cuts them (at most
+    ``budget_tokens`` padded tokens and ``max_rows`` rows, widths rounded up to
+    ``pad_multiple`` but not past ``cap``). Exact over length classes (a dynamic programme
+    over at most ``LENGTH_CLASSES`` contiguous classes, widest first); texts of one class
+    always share a call."""
+    lengths = np.maximum(np.asarray(lengths, dtype=np.int64).reshape(-1), 1)
+    if lengths.size < 2:
+        return [np.arange(lengths.size)]
+    step = max(int(pad_multiple), -(-int(lengths.max()) // LENGTH_CLASSES), 1)
+    widths = -(-lengths // step) * step
+    if cap is not None:  # never padded past the position limit (lengths are within it)
+        widths = np.minimum(widths, np.maximum(int(cap), lengths))
+    classes, counts = np.unique(widths, return_counts=True)
+    classes, counts = classes[::-1].tolist(), counts[::-1].tolist()  # widest first
+    ends = np.cumsum([0, *counts]).tolist()
+    best, start = [0.0] + [float("inf")] * len(classes), [0] * (len(classes) + 1)
+    for b in range(1, len(classes) + 1):
+        for a in range(b):  # one call for classes a..b-1, padded to class a's width
+            width, rows = classes[a], ends[b] - ends[a]
+            per_batch = max(1, min(int(max_rows), int(budget_tokens) // width))
+            cost = best[a] + rows * width + -(-rows // per_batch) * batch_cost
+            if cost < best[b]:
+                best[b], start[b] = cost, a
+    order = np.argsort(-widths, kind="stable")
+    groups, b = [], len(classes)
+    while b > 0:
+        a = start[b]
+        groups.append(order[ends[a] : ends[b]])
+        b = a
+    return groups[::-1]
 
 
 def _id_tokenizer(encoder):
