@@ -225,14 +225,10 @@ def _layer_list(model) -> tuple[Any, str, str]:
                      "use a BERT, DistilBERT, GPT-2 or similar teacher")  # fmt: skip
 
 
-def teacher_depth(model) -> int:
-    owner, attr, _ = _layer_list(model)
-    return len(getattr(owner, attr))
-
-
-def build_student(base_folder: str, pooling: str, max_length: int, keep: list[int]):
-    """A SentenceTransformer of the teacher's transformer with only layers ``keep``, its
-    pooling and L2 normalisation: the teacher's own weights, fewer layers."""
+def build_student(base_folder: str, pooling: str, max_length: int, keep: list[int] | int | None):
+    """A SentenceTransformer of the teacher's transformer with only the layers ``keep`` (a
+    list of indices, or how many: ``kept_layers``), its pooling and L2 normalisation: the
+    teacher's own weights, fewer layers. ``model.distilled_from`` is (teacher depth, kept)."""
     import torch
 
     from .trainer import build_model
@@ -241,6 +237,8 @@ def build_student(base_folder: str, pooling: str, max_length: int, keep: list[in
     body = model[0].auto_model
     owner, attr, field = _layer_list(body)
     layers = getattr(owner, attr)
+    if not isinstance(keep, list):
+        keep = kept_layers(len(layers), keep)
     kept = torch.nn.ModuleList([layers[i] for i in keep])
     for position, layer in enumerate(kept):
         # attention modules index the key/value cache by their layer number (GPT-2 uses one
@@ -250,6 +248,7 @@ def build_student(base_folder: str, pooling: str, max_length: int, keep: list[in
                 module.layer_idx = position
     setattr(owner, attr, kept)
     setattr(body.config, field, len(keep))
+    model.distilled_from = (len(layers), keep)
     return model
 
 
@@ -394,11 +393,8 @@ def run_distill(data: RecData, settings: DistillSettings, out: str | Path, *,
            "texts_sha256": texts_sha, "steps": steps, **settings.training_key()}  # fmt: skip
     checkpoints = settings.checkpoints_for(out)
     resume = prepare_checkpoints(checkpoints, key, restart=settings.restart)
-    from .trainer import build_model
-
-    depth = teacher_depth(build_model(base.folder, base.pooling, settings.max_length)[0].auto_model)
-    keep = kept_layers(depth, settings.layers)
-    student = build_student(base.folder, base.pooling, settings.max_length, keep)
+    student = build_student(base.folder, base.pooling, settings.max_length, settings.layers)
+    depth, keep = student.distilled_from
     columns = {"text": train_texts, "label": [row.tolist() for row in targets[held:]]}
     started = time.time()
     result = train(student, columns, loss=_mse, checkpoints=checkpoints,
