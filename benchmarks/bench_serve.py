@@ -140,13 +140,14 @@ def server_model(choice: str) -> str:
     return "minilm" if choice.startswith("torch-") else str(export_folder(choice))
 
 
-def offline_encoder(choice: str, warm: list[str]):
+def offline_encoder(choice: str, warm: list[str], threads: int | None = None):
     """The encoder the server runs for ``choice``, loaded here and warmed on ``warm``."""
     import recfeat
 
     backend, precision = choice.split("-", 1)
     precision = precision.split("-", 1)[0]
-    enc = recfeat.encoder(server_model(choice), backend=backend, precision=precision)
+    enc = recfeat.encoder(server_model(choice), backend=backend, precision=precision,
+                          **({"threads": threads} if threads else {}))  # fmt: skip
     enc.encode(warm)  # load + warm the shapes
     return enc
 
@@ -474,6 +475,8 @@ def main(argv=None) -> int:
     ap.add_argument("--soak-concurrency", type=int, default=64)
     ap.add_argument("--soak-time-limit", type=float, default=480.0)
     ap.add_argument("--offline-repeats", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="encoder threads, offline and served alike (default: the backend's own)")
     ap.add_argument("--interleave", type=int, default=4,
                     help="cut each recfeat level into this many parts, each after an offline "
                     "encode() of 1/N of the concurrency-64 texts, for load-matched served vs "
@@ -526,7 +529,8 @@ def main(argv=None) -> int:
                      "warmup_requests": args.warmup, "soak": args.soak,
                      "soak_concurrency": args.soak_concurrency,
                      "soak_time_limit_s": args.soak_time_limit, "model": MODEL_ID,
-                     "serve_args": args.serve_arg, "interleave": args.interleave},  # fmt: skip
+                     "serve_args": args.serve_arg, "interleave": args.interleave,
+                     "threads": args.threads},  # fmt: skip
         "notes": list(args.note),
         "peer_setup": list(servers.PEER_SETUP) if peers else [],
         "offline": {},
@@ -537,7 +541,7 @@ def main(argv=None) -> int:
     for choice in choices:
         log(f"offline {choice}: encode() of {len(top_slice)} texts, batch-1 over {args.batch1}")
         try:
-            encoders[choice] = offline_encoder(choice, top_slice[:64])
+            encoders[choice] = offline_encoder(choice, top_slice[:64], args.threads)
             results["offline"][choice] = offline(encoders[choice], top_slice,
                                                  one_slice[: args.batch1], args.offline_repeats)  # fmt: skip
         except Exception as exc:  # a backend that cannot load here is reported, not fatal
@@ -555,7 +559,8 @@ def main(argv=None) -> int:
                                        "backend": choice, "status": "failed to start",
                                        "reason": f"{type(exc).__name__}: {exc}"})  # fmt: skip
             continue
-        spec = servers.recfeat_spec(choice, model, CACHE, args.serve_arg)
+        extra = [*args.serve_arg, *([f"--threads={args.threads}"] if args.threads else [])]
+        spec = servers.recfeat_spec(choice, model, CACHE, extra)
         pair = (encoders[choice], top_slice) if args.interleave > 0 and choice in encoders else None
         results["servers"].append(measure_server(spec, warm, level_texts, conc, args, soak, pair))
         write_outputs(Path(args.out), {**results, "wall_s": time.perf_counter() - wall0,

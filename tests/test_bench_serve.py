@@ -160,11 +160,13 @@ def test_prometheus_deltas_give_texts_per_engine_call():
                                      "recfeat_batch_size_sum 10\nrecfeat_batch_requests_sum 10\n")  # fmt: skip
     after = bench_serve.prom_values('recfeat_batch_size_count 14\nrecfeat_batch_size_sum 210\n'
                                     'recfeat_batch_requests_sum 170\nrecfeat_cache_hits_total 3\n'
+                                    'recfeat_inference_seconds_sum 1.5\nrecfeat_tokenize_seconds_sum 0.25\n'
                                     'recfeat_requests_total{route="/v1/embeddings",status="200"} 9\n')  # fmt: skip
     assert after['recfeat_requests_total{route="/v1/embeddings",status="200"}'] == 9.0
     delta = bench_serve.batching_delta(before, after)
+    # engine_s: the encode thread's busy seconds, tokenising included
     assert delta == {"engine_calls": 4, "mean_texts_per_call": 50.0,
-                     "mean_requests_per_call": 40.0, "cache_hits": 3}  # fmt: skip
+                     "mean_requests_per_call": 40.0, "cache_hits": 3, "engine_s": 1.75}  # fmt: skip
     assert bench_serve.batching_delta(after, after) is None
 
 

@@ -10,7 +10,7 @@
    interleaved round by round in this one process (timings on a shared machine are only
    comparable side by side).
 
-    python benchmarks/serve/groups.py [--texts 1500] [--rounds 0] [--timed-texts 240]
+    python benchmarks/serve/groups.py [--texts 1500] [--rounds 0] [--timed-texts 240] [--threads N]
         [--out benchmarks/results/serve_groups]
 """
 
@@ -61,13 +61,13 @@ def padding(lengths, plan, size: int, cost: float) -> dict:
                               "calls": len(split)}}  # fmt: skip
 
 
-def timing(texts: list[str], rounds: int) -> dict:
+def timing(texts: list[str], rounds: int, threads: int | None) -> dict:
     """texts/s of one call per group vs length groups (learned cost), and offline."""
     import recfeat
     from recfeat.serve.embedder import Embedder
     from recfeat.serve.metrics import Metrics
 
-    enc = recfeat.encoder("minilm")
+    enc = recfeat.encoder("minilm", **({"threads": threads} if threads else {}))
     emb = Embedder(enc, None, Metrics(), cache_size=0, max_inputs=256, max_chars=10**6,
                    budget_tokens=8192, window_s=0.0, max_queue=8, timeout_s=60.0)  # fmt: skip
     emb.warm_up()
@@ -97,8 +97,8 @@ def timing(texts: list[str], rounds: int) -> dict:
         print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in rows.items())
               + f"; learned batch cost {costs[-1]} tokens; load {os.getloadavg()[0]:.1f}",
               file=sys.stderr, flush=True)  # fmt: skip
-    return {"rounds": rounds, "texts": len(texts), "texts_per_s": rows,
-            "learned_batch_cost_tokens": costs}
+    return {"rounds": rounds, "texts": len(texts), "threads": threads or "torch's default",
+            "texts_per_s": rows, "learned_batch_cost_tokens": costs}
 
 
 def markdown(result: dict) -> str:
@@ -121,7 +121,7 @@ def markdown(result: dict) -> str:
     t = result.get("timing")
     if t:
         lines += ["", f"## Timing ({t['rounds']} rounds interleaved, {t['texts']} texts, MiniLM "
-                  "torch fp32)", "", "| run | texts/s per round | median |", "|---|---|---|"]  # fmt: skip
+                  f"torch fp32, threads: {t.get('threads')})", "", "| run | texts/s per round | median |", "|---|---|---|"]  # fmt: skip
         for name, values in t["texts_per_s"].items():
             med = sorted(values)[len(values) // 2]
             lines.append(f"| {name} | {', '.join(f'{v:.1f}' for v in values)} | {med:.1f} |")
@@ -136,6 +136,8 @@ def main(argv=None) -> int:
                                                          str(REPO.parent / "shared" / "data")))  # fmt: skip
     ap.add_argument("--texts", type=int, default=1500, help="texts of the concurrency-64 slice")
     ap.add_argument("--rounds", type=int, default=0, help="timed rounds (0: padding only)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads for the timed encoder (default: torch's own)")
     ap.add_argument("--timed-texts", type=int, default=240,
                     help="the first N of those texts are timed (a round encodes them 6 times)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "serve_groups"))
@@ -172,7 +174,7 @@ def main(argv=None) -> int:
                     for size in (*GROUPS, len(top))],
     }  # fmt: skip
     if args.rounds:
-        result["timing"] = timing(top[: args.timed_texts], args.rounds)
+        result["timing"] = timing(top[: args.timed_texts], args.rounds, args.threads)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text(out.with_suffix(".json"), json.dumps(result, indent=1) + "\n")
