@@ -168,12 +168,21 @@ def measure_ceilings(
     A kernel that fails (runtime missing, op unsupported) is listed with its error."""
     import importlib.util
 
+    from recfeat.machine import has_bf16
+
     say = progress or (lambda msg: None)
     flops = 2.0 * size**3
     measured, failed = [], []
+    bf16_units = has_bf16()
     for precision, runtime, label, module, build in kernels:
         if importlib.util.find_spec(module) is None:
             failed.append({"kernel": label, "error": f"{module} is not installed"})
+            continue
+        if precision == "bf16" and not bf16_units:
+            # emulated bf16 at 4096^3 takes minutes on such a CPU (AVX2-only EPYC) and bounds
+            # nothing: OpenVINO runs its bf16 hint in f32 there, torch converts in software
+            failed.append({"kernel": label, "error": "this CPU has no bf16 units (avx512_bf16 "
+                           "or AMX): an emulated GEMM is no ceiling"})  # fmt: skip
             continue
         say(f"ceiling: {label} at {size}^3")
         try:
