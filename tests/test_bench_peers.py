@@ -230,9 +230,15 @@ def test_ceilings_measured_twice_count_each_kernels_faster_run():
 
 
 def test_every_installed_gemm_kernel_builds_and_runs():
+    from recfeat.machine import has_bf16
+
     res = ceilings.measure_ceilings(size=64, repeats=1)
-    assert res["failed"] == [f for f in res["failed"] if "not installed" in f["error"]], res["failed"]
-    assert {"fp32", "bf16", "int8"} <= set(res["ceilings"])
+    # only a missing runtime, or (on a CPU without bf16 units) the bf16 kernels, are skipped
+    allowed = [f for f in res["failed"] if "not installed" in f["error"]
+               or (not has_bf16() and "no bf16 units" in f["error"])]  # fmt: skip
+    assert res["failed"] == allowed, res["failed"]
+    assert {"fp32", "int8"} <= set(res["ceilings"])
+    assert ("bf16" in res["ceilings"]) == has_bf16()
 
 
 # -- fractions, ratios and targets on injected rows ----------------------------------------
