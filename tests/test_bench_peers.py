@@ -9,6 +9,7 @@ import functools
 import importlib.util
 import json
 import os
+import time
 import zlib
 
 import numpy as np
@@ -188,6 +189,23 @@ def test_model_shape_reads_the_ffn_size_from_the_config():
     shape = bench_suite.model_shape("minilm", "pretrained")
     assert (shape["hidden"], shape["layers"], shape["intermediate"]) == (384, 6, 1536)
     assert shape["gflop_per_128_tokens"] == pytest.approx(2.869, abs=1e-3)
+
+
+def test_a_kernel_too_slow_to_bound_anything_is_probed_small_and_not_run_at_full_size():
+    sizes: dict[str, list[int]] = {"slow": [], "fast": []}
+
+    def kernel(name, seconds_at_probe):
+        def build(n, t):
+            sizes[name].append(n)
+            return lambda: time.sleep(seconds_at_probe * (n / ceilings.PROBE_SIZE) ** 3)
+        return build
+
+    kernels = [("int8", "a", "slow", "numpy", kernel("slow", 0.2)),  # ~13 s at 4x the probe
+               ("fp32", "b", "fast", "numpy", kernel("fast", 0.0001))]  # fmt: skip
+    res = ceilings.measure_ceilings(size=4 * ceilings.PROBE_SIZE, repeats=1, kernels=kernels)
+    assert sizes == {"slow": [ceilings.PROBE_SIZE], "fast": [ceilings.PROBE_SIZE, 4 * ceilings.PROBE_SIZE]}
+    assert [k["kernel"] for k in res["kernels"]] == ["fast"]
+    assert "too slow on this CPU" in {f["kernel"]: f["error"] for f in res["failed"]}["slow"]
 
 
 def test_ceilings_take_the_fastest_kernel_and_list_failures():

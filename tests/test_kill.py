@@ -1,7 +1,8 @@
 """SIGKILL at several points, then resume: the result is the file an uninterrupted run writes.
 
 Real processes on real data: ``recfeat extract`` over 300 Musical Instruments reviews
-(review level, chunks of 50, bf16, max_length 32 to keep it quick) is killed three times:
+(review level, chunks of 50, bf16 on CPUs with bf16 units else fp32, max_length 32 to keep
+it quick) is killed three times:
 during start-up (before any chunk is committed), right after the first committed chunk, and
 two chunks later; then run to the end. Its Parquet file and manifest must equal, byte for
 byte, those of one uninterrupted run into a separate cache, and no temporary file may be
@@ -26,8 +27,12 @@ from pathlib import Path
 
 import pytest
 
+from recfeat.machine import has_bf16
+
 N_REVIEWS = 300
 CHUNK = 50
+# bf16 is quick only on CPUs with bf16 units (AVX-512 BF16, AMX); elsewhere torch emulates it
+QUICK_PRECISION = "bf16" if has_bf16() else "fp32"
 CLI = "from recfeat.cli.main import cli; cli(prog_name='recfeat')"
 CACHE_FILE = "vectors.sqlite"
 
@@ -65,7 +70,7 @@ def env(tmp_path):
 
 def extract_args(data: Path, cache: Path, out: Path) -> list[str]:
     return recfeat("extract", str(data), "--format", "amazon", "--level", "review", "--max-length", "32",
-                   "--precision", "bf16", "--chunk-size", str(CHUNK), "--cache", str(cache), "--out", str(out))  # fmt: skip
+                   "--precision", QUICK_PRECISION, "--chunk-size", str(CHUNK), "--cache", str(cache), "--out", str(out))  # fmt: skip
 
 
 def kill_when(proc: subprocess.Popen, ready, what: str, limit: float = 300) -> bool:

@@ -157,6 +157,40 @@ def test_batcher_keeps_groups_under_the_token_budget():
     assert all(4 * len(c) <= 10 for c in calls)
 
 
+def test_calls_are_cut_to_the_time_budget_so_a_small_request_waits_one_short_call():
+    """A slow engine (2 ms a token): after one timed call the budget falls from 10,000 to
+    what the engine does in call_seconds (0.1 s: 50 tokens), so a one-text request sent
+    during a 2,000-token request waits for one short call, not for all of it."""
+    calls: list[list[str]] = []
+    engine = _echo_group(calls)
+
+    def slow(texts):
+        time.sleep(0.002 * 10 * len(texts))
+        return engine(texts)
+
+    async def main():
+        b = _batcher(slow, budget_tokens=10_000, estimate=lambda t: 10, call_seconds=0.1)
+        assert b.call_budget == 10_000  # nothing timed yet
+        b.observe(0.002 * 300, 300)  # the warm-up's timed call
+        assert b.call_budget == 512  # the floor: never below MIN_CALL_TOKENS
+        b.observe(0.002 * 300, 100)  # too few tokens to time the engine: ignored
+        b.start()
+        big = asyncio.create_task(b.submit([f"big {i}" for i in range(200)]))
+        await asyncio.sleep(0.05)
+        small = await b.submit(["small 7"])
+        await big
+        await b.drain()
+        return small
+
+    small = asyncio.run(main())
+    assert small.vectors[:, 0].tolist() == [7.0]
+    assert all(10 * len(c) <= 512 for c in calls)  # every call within the timed budget
+    assert len(calls) >= 4
+    # the small text rode in the call right after the one in progress
+    where = next(k for k, c in enumerate(calls) if "small 7" in c)
+    assert where <= 2, [len(c) for c in calls]
+
+
 def test_full_queue_is_refused_with_429_and_retry_after():
     release = threading.Event()
 

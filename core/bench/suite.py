@@ -147,10 +147,10 @@ def run_throughput(
     ctx = ctx or sb.BuildContext(encoder=encoder)
     say = progress or (lambda msg: None)
     shape = model_shape(encoder, ctx.init)
+    if fixed:  # before the ceilings: a refused grid costs nothing (minutes on slow CPUs)
+        check_grid(shape, batch_sizes, seq_lens, device=ctx.device)
     gemm = (ceilings.measure_ceilings(threads=ctx.threads, size=ceiling_size, progress=say)
             if ceiling_size and ctx.device == "cpu" else None)  # fmt: skip
-    if fixed:
-        check_grid(shape, batch_sizes, seq_lens, device=ctx.device)
     specs = _order([*backends, *peers])
     run = _Throughput(
         encoder=encoder, ctx=ctx, shape=shape, say=say, device=ctx.device,

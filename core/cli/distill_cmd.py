@@ -73,7 +73,7 @@ def distill_command(data, fmt, encoder_name, out, split_kind, seed, test_fractio
     m = result.manifest
     fid = m["fidelity"]["held_out_training_texts"]
     fid_text = (f"; mean cosine to the teacher {fid['cosine_mean']:.4f} on {fid['texts']} held-out "
-                "training texts") if fid else ""  # fmt: skip
+                f"training texts at {fid.get('max_length', '?')} tokens") if fid else ""  # fmt: skip
     resumed = m["training"]["resumed_from_step"]
     echo(f"distilled {m['teacher']['name']} ({m['teacher']['layers']} layers) into "
          f"{m['student']['layers']} layers (teacher layers {m['student']['kept_teacher_layers']}) "

@@ -45,7 +45,8 @@ import recfeat.api as api
               help="Require 'Authorization: Bearer KEY' on every route but /health and /ready "
               "[default: env RECFEAT_API_KEY; unset: no key].")
 @click.option("--max-batch-tokens", type=click.IntRange(min=1), default=8192, show_default=True,
-              help="Token budget of one micro-batch (one engine call).")
+              help="Token budget of one micro-batch (one engine call); a call is also cut at "
+                   "about 1 s of engine time, learned from the server's own calls.")
 @click.option("--batch-window-ms", type=click.FloatRange(min=0), default=5.0, show_default=True,
               help="Longest wait for more requests to join a batch.")
 @click.option("--max-queue", type=click.IntRange(min=1), default=256, show_default=True,

@@ -21,12 +21,13 @@ from typing import Any
 
 import pandas as pd
 
+# the file names, defined once below the trainers and --backend auto (which reads students)
+from recfeat.data.model_folders import DISTILL_MANIFEST_FILE as DISTILL_MANIFEST_FILE
+from recfeat.data.model_folders import FINETUNE_MANIFEST_FILE as MANIFEST_FILE
+from recfeat.data.model_folders import LINEAGE_FILE as LINEAGE_FILE
+from recfeat.data.model_folders import SPLIT_FILE as SPLIT_FILE
 from recfeat.errors import DataError
 
-LINEAGE_FILE = "lineage.json"
-SPLIT_FILE = "split.json"
-MANIFEST_FILE = "finetune.json"  # not manifest.json: that name marks an export folder
-DISTILL_MANIFEST_FILE = "distill.json"  # a ``recfeat distill`` student's (same lineage block)
 LINEAGE_FORMAT = "recfeat-finetune-lineage"
 LINEAGE_VERSION = 1
 

@@ -26,7 +26,6 @@ from typing import Any
 from recfeat.atomic import write_text
 from recfeat.encode.hf_models import cache_root
 from recfeat.errors import OptionError, RecfeatError, UsageError
-from recfeat.finetuning.distill import STUDENT_MIN_COSINE
 from recfeat.jsonable import jsonable
 from recfeat.machine import check_cuda
 from recfeat.plugin.registry import get_registry
@@ -177,7 +176,7 @@ def choose_backend(
                              say=say, scored=scored)  # fmt: skip
     for row in table:
         if row["backend"] in extra:
-            row["min_cosine"] = STUDENT_MIN_COSINE
+            row["min_cosine"] = gt.STUDENT_MIN_COSINE
     if scored:
         _gate_fastest_first(table, gate, backends, ctx, min_cosine, max_drop, say)
     best = _judge(table, min_cosine, max_drop)
@@ -200,8 +199,8 @@ def student_backends(teacher: str, students: Sequence[str | Path],
     ``{student folder: weights sha256}`` (part of the cached choice's key). A folder that is
     not a ``recfeat distill`` student, or one distilled from other weights than
     ``teacher``'s, is refused: its gate would compare it with the wrong reference."""
+    from recfeat.data.model_folders import read_distill_manifest
     from recfeat.encode.hf_models import describe_model
-    from recfeat.finetuning.distill import read_distill_manifest
 
     if not students:
         return {}, {}
@@ -244,8 +243,8 @@ def student_split(students: Sequence[str | Path], interactions) -> Any:
     """The split the students' texts came from (their ``split.json``), over
     ``interactions``: the gate must test on what they never saw. Students with different
     splits are refused."""
+    from recfeat.data.model_folders import SPLIT_FILE
     from recfeat.evaluation.splits import load_split
-    from recfeat.finetuning.lineage import SPLIT_FILE
 
     found = None
     for folder in students:

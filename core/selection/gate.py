@@ -34,6 +34,9 @@ from recfeat.plugin.registry import get_registry
 from recfeat.selection import compare
 
 DEFAULT_MIN_COSINE = 0.99
+# A distilled student is a different model: its vectors are judged by the downstream gate,
+# and this floor only refuses one that does not follow the teacher at all.
+STUDENT_MIN_COSINE = 0.9
 DEFAULT_MAX_DROP = 0.01
 # model -> the metric it is gated on (what the model is for: ranking cold items, ratings).
 GATE_MODELS = {"content": "ndcg@10", "ridge": "rmse"}

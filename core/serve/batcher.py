@@ -15,6 +15,13 @@ them all, so under load batches form on their own. The ``window`` is only spent 
 previous call merged several requests (their callers are likely to send again within a few
 milliseconds) and stops as soon as as many are waiting; a lone caller never waits.
 
+Calls of bounded time: the token budget of a call is also capped at what the engine does in
+``call_seconds`` (1 s), from the seconds per token of its own recent calls. A one-text
+request waits for the call in progress and then its own, so this bounds its wait behind a
+big one on any machine: 8,192 tokens of 256-token texts took ~6 s a call on 2 AVX2-only
+cores, and a one-text request waited 12 s. On a GPU or fast cores the cap is above the
+budget and changes nothing; ~1 s of work per call amortises a call's fixed cost.
+
 Limits: at most ``max_queue`` jobs wait (``QueueFull`` -> 429). A job whose caller stops
 waiting (no answer within ``timeout_s`` -> 503, or the client disconnected and its handler
 was cancelled) leaves the queue at once: its texts not yet sent are never encoded, and it no
@@ -37,6 +44,14 @@ import numpy as np
 
 from recfeat.errors import RecfeatError
 from recfeat.serve.errors import ApiError, queue_full, unavailable
+
+#: Seconds of engine work one call may hold (see "Calls of bounded time" above).
+CALL_SECONDS = 1.0
+#: Calls with fewer estimated tokens than this do not time the engine: their fixed cost
+#: would pass for a per-token cost and shrink the budget for nothing.
+TIMED_TOKENS = 256
+#: The time cap never cuts a call below this many tokens (any one text still goes alone).
+MIN_CALL_TOKENS = 512
 
 
 @dataclasses.dataclass(eq=False)  # identity: a job is found in the queue by ``is``
@@ -64,7 +79,7 @@ class GroupResult:
 class MicroBatcher:
     def __init__(self, run_group: Callable[[list[str]], GroupResult], *, estimate: Callable[[str], int],
                  budget_tokens: int, window_s: float, max_queue: int, timeout_s: float,
-                 metrics, executor) -> None:  # fmt: skip
+                 metrics, executor, call_seconds: float = CALL_SECONDS) -> None:  # fmt: skip
         self.run_group = run_group
         self.estimate = estimate
         self.budget_tokens = max(int(budget_tokens), 1)
@@ -81,6 +96,8 @@ class MicroBatcher:
         self._stopping = False
         self._last_group = 1  # requests merged into the previous engine call
         self._group_seconds = 0.05  # running mean of an engine call, for Retry-After
+        self.call_seconds = float(call_seconds)
+        self._token_seconds: float | None = None  # engine seconds per estimated token
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -136,9 +153,27 @@ class MicroBatcher:
         finally:
             self._forget(job)  # answered: a no-op; given up: its unsent texts leave the queue
 
+    def observe(self, seconds: float, tokens: int) -> None:
+        """Time one engine call of ``tokens`` estimated tokens (the embedder's warm-up seeds
+        it; every call of ``TIMED_TOKENS`` or more updates it)."""
+        if tokens < TIMED_TOKENS or not seconds > 0:
+            return
+        rate = seconds / tokens
+        old = self._token_seconds
+        self._token_seconds = rate if old is None else 0.7 * old + 0.3 * rate
+
+    @property
+    def call_budget(self) -> int:
+        """Estimated tokens of the next call: ``budget_tokens``, or fewer when the engine
+        would take longer than ``call_seconds`` over them."""
+        if self._token_seconds is None or self.call_seconds <= 0:
+            return self.budget_tokens
+        timed = int(self.call_seconds / self._token_seconds)
+        return max(min(self.budget_tokens, timed), min(MIN_CALL_TOKENS, self.budget_tokens))
+
     def retry_after(self) -> int:
         """Seconds until the queue has likely drained: engine calls left x mean call time."""
-        calls = math.ceil(self._pending / self.budget_tokens)
+        calls = math.ceil(self._pending / self.call_budget)
         return max(1, round(calls * self._group_seconds + 0.5))
 
     def _forget(self, job: Job) -> None:
@@ -171,7 +206,7 @@ class MicroBatcher:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.window_s
-        while (len(self._jobs) < self._last_group and self._pending < self.budget_tokens
+        while (len(self._jobs) < self._last_group and self._pending < self.call_budget
                and not self._closing):  # fmt: skip
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -188,7 +223,7 @@ class MicroBatcher:
         alone when its job's turn comes first."""
         order = list(self._jobs)
         counts = [0] * len(order)
-        left = self.budget_tokens
+        left = self.call_budget
         live = range(len(order))
         while live and left > 0:  # each round takes a text or drops a job: O(texts + jobs)
             still = []
@@ -229,6 +264,7 @@ class MicroBatcher:
             return
         seconds = time.perf_counter() - started
         self._group_seconds = 0.8 * self._group_seconds + 0.2 * seconds
+        self.observe(seconds, sum(sum(job.costs[first:end]) for job, first, end in parts))
         self._last_group = len(parts)
         m = self.metrics
         m.batch_size.observe(len(texts))
