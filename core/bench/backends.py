@@ -20,7 +20,7 @@ import numpy as np
 
 from recfeat.atomic import atomic_dir
 from recfeat.encode.hf_models import load_config, load_transformer, local_model_dir
-from recfeat.errors import UsageError
+from recfeat.errors import RecfeatError, UsageError
 from recfeat.machine import check_cuda, int8_preset
 from recfeat.selection import backends as sb
 from recfeat.selection.backends import (
@@ -166,8 +166,11 @@ def st_onnx_file(folder: Path, variant: str) -> str:
         SentenceTransformer(str(folder), device="cpu", backend="onnx").save_pretrained(str(folder))
     if variant == "plain":
         return "onnx/model.onnx"
-    name = f"model_{variant}.onnx" if variant == "O3" else f"model_qint8_{int8_preset()}.onnx"
-    if not (onnx_dir / name).exists():
+    # sentence-transformers names a quantised file by its weight type: qint8 for the
+    # AVX-512 presets, quint8 for "avx2" (unsigned weights, the preset without VNNI)
+    names = ([f"model_{variant}.onnx"] if variant == "O3" else
+             [f"model_{kind}_{int8_preset()}.onnx" for kind in ("qint8", "quint8")])  # fmt: skip
+    if not any((onnx_dir / n).exists() for n in names):
         import sentence_transformers as st
 
         base = SentenceTransformer(str(folder), device="cpu", backend="onnx")
@@ -175,7 +178,10 @@ def st_onnx_file(folder: Path, variant: str) -> str:
             st.export_optimized_onnx_model(base, "O3", str(folder))
         else:
             st.export_dynamic_quantized_onnx_model(base, int8_preset(), str(folder))
-    return f"onnx/{name}"
+    found = [n for n in names if (onnx_dir / n).exists()]
+    if not found:
+        raise RecfeatError(f"sentence-transformers wrote none of {names} in {onnx_dir}")
+    return f"onnx/{found[0]}"
 
 
 def st_openvino_file(folder: Path, precision: str, ctx: BuildContext) -> str:
