@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["tokens", "explain", "pii", "sequential", "finetune", "hardening_issue21_ab", "bounded_input", "attack_compare", "refactor_issue20", "refactor_issue20_rerun", "refactor", "encode", "gemm_paths", "cache", "memory", "models", "honest", "independent_als", "export", "throughput", "throughput_int8", "serve", "ann", "ray", "accuracy", "gpu"]
+ORDER = ["issue26", "distill", "throughput_int8_avx2", "export_int8_default", "openvino_gap", "tokens", "explain", "pii", "sequential", "finetune", "hardening_issue21_ab", "bounded_input", "attack_compare", "refactor_issue20", "refactor_issue20_rerun", "refactor", "encode", "gemm_paths", "cache", "memory", "models", "honest", "independent_als", "export", "throughput", "throughput_int8", "serve", "ann", "ray", "accuracy", "gpu"]
 
 # a report's relative link (a plot, a sibling report) points into results/; RESULTS.md sits
 # one folder up, so the link gains that folder (links with a scheme or an anchor only stay)
@@ -21,10 +21,11 @@ HEADER = """# Measured results
 
 Every figure below was produced by a script in `benchmarks/`; each section gives the exact
 command, the machine and the date. Speeds are ratios measured side by side in one process,
-medians over repeats. The machines are shared 2-core AMD EPYC VMs (AVX-512 bf16 + VNNI, no
-AMX), 24 GiB, and the CPU varies between machines of this kind (some also have avx_vnni and
-run some kernels twice as fast), so compare figures within one section's run, never across
-sections or dates. Rows that use random-weight model shapes say so. Regenerate this file with
+medians over repeats. The machines are shared 2-core AMD EPYC VMs, 24 GiB, and the CPU
+varies between machines of this kind: most earlier sections ran on AVX-512 bf16 + VNNI (no
+AMX; some also avx_vnni, which runs some kernels twice as fast), the issue-26 sections on an
+AVX2-only EPYC (no AVX-512, VNNI, bf16 or AMX). Each section names its CPU: compare figures
+within one section's run, never across sections or dates. Rows that use random-weight model shapes say so. Regenerate this file with
 `python benchmarks/collect_results.py`.
 
 """
