@@ -107,11 +107,10 @@ def throughput_section(texts: list[str], student: Path, rounds: int, threads: in
     # variants are left out (one OpenVINO model too many crashed the process; a latency
     # hint is a serving setting, not a batch one), as are bf16 peers on a CPU without bf16
     # units, where torch and OpenVINO emulate or ignore it.
-    for spec in peers:
-        if spec.name.endswith("-latency") or ("bf16" in spec.name and not has_bf16()):
-            missing.append({"backend": spec.name, "reason": "left out of the interleaved "
-                            "rounds (latency variant, or bf16 without bf16 units)"})  # fmt: skip
-    peers = [s for s in peers if not s.name.endswith("-latency") and not ("bf16" in s.name and not has_bf16())]
+    left_out = [s for s in peers if s.name.endswith("-latency") or ("bf16" in s.name and not has_bf16())]
+    missing += [{"backend": s.name, "reason": "left out of the interleaved rounds (latency "
+                 "variant, or bf16 without bf16 units)"} for s in left_out]  # fmt: skip
+    peers = [s for s in peers if s not in left_out]
     paths += [(s.name, s, "peer") for s in peers]
     runners, rows = {}, {}
     for name, spec, kind in paths:
